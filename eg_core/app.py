@@ -1,0 +1,285 @@
+"""``eg-gateway``: configuration (traitlets: CLI, config file, ``EG_*`` env) and the web server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import ssl
+import sys
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_core.application import JupyterApp
+from jupyter_core.paths import jupyter_path
+from tornado import httpserver, web
+from traitlets import Bool, Float, Int, List, Set, Unicode, default, validate
+
+from . import __version__
+from ._calling import acall
+from .handlers import NotFoundHandler, api_routes
+from .kernels import KernelRegistry
+from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
+from .plugins import describe, get_plugin_manager, resource_managers
+from .ports import PortRange
+from .sessions import SessionManager
+from .websocket import websocket_route
+
+
+def env_default(*names: str):
+    """Tag a trait with the environment variables (Enterprise Gateway's names) it defaults from."""
+    return {"env": names}
+
+
+class Gateway(JupyterApp):
+    """The eg kernel gateway."""
+
+    name = "eg-gateway"
+    version = __version__
+    description = "eg: a pluggable Jupyter kernel gateway serving Enterprise Gateway's API."
+    examples = "eg-gateway --port 8888\neg-gateway plugins\neg-gateway --help-all"
+
+    aliases = {
+        "ip": "Gateway.ip",
+        "port": "Gateway.port",
+        "port-retries": "Gateway.port_retries",
+        "base-url": "Gateway.base_url",
+        "keyfile": "Gateway.keyfile",
+        "certfile": "Gateway.certfile",
+        "client-ca": "Gateway.client_ca",
+        "log-level": "Application.log_level",
+        "config": "JupyterApp.config_file",
+    }
+    flags = {
+        "no-auth": ({"Gateway": {"no_auth": True}}, "Serve without a token (logged loudly)."),
+        "list-plugins": ({"Gateway": {"list_plugins": True}}, "Print the plugins found and exit."),
+        "debug": ({"Application": {"log_level": "DEBUG"}}, "Log at DEBUG level."),
+    }
+
+    ip = Unicode("127.0.0.1", config=True, help="Address to listen on.").tag(**env_default("EG_IP", "KG_IP"))
+    port = Int(8888, config=True, help="Port to listen on.").tag(**env_default("EG_PORT", "KG_PORT"))
+    port_retries = Int(0, config=True, help="How many following ports to try when the port is busy.").tag(
+        **env_default("EG_PORT_RETRIES", "KG_PORT_RETRIES")
+    )
+    base_url = Unicode("/", config=True, help="URL prefix of every route.").tag(**env_default("EG_BASE_URL", "KG_BASE_URL"))
+    auth_token = Unicode(
+        "", config=True, help="Token clients must send. When empty (and no_auth is off) one is generated and printed."
+    ).tag(**env_default("EG_AUTH_TOKEN", "KG_AUTH_TOKEN"))
+    no_auth = Bool(False, config=True, help="Serve without token authentication.").tag(**env_default("EG_NO_AUTH"))
+    list_plugins = Bool(False, config=True, help="Print the plugins found and exit.")
+    allow_origin = Unicode("", config=True, help="Access-Control-Allow-Origin; '*' allows any origin.").tag(
+        **env_default("EG_ALLOW_ORIGIN", "KG_ALLOW_ORIGIN")
+    )
+    allow_credentials = Unicode("", config=True, help="Access-Control-Allow-Credentials.").tag(
+        **env_default("EG_ALLOW_CREDENTIALS", "KG_ALLOW_CREDENTIALS")
+    )
+    allow_headers = Unicode("", config=True, help="Access-Control-Allow-Headers.").tag(
+        **env_default("EG_ALLOW_HEADERS", "KG_ALLOW_HEADERS")
+    )
+    allow_methods = Unicode("", config=True, help="Access-Control-Allow-Methods.").tag(
+        **env_default("EG_ALLOW_METHODS", "KG_ALLOW_METHODS")
+    )
+    expose_headers = Unicode("", config=True, help="Access-Control-Expose-Headers.").tag(
+        **env_default("EG_EXPOSE_HEADERS", "KG_EXPOSE_HEADERS")
+    )
+    max_age = Unicode("", config=True, help="Access-Control-Max-Age.").tag(**env_default("EG_MAX_AGE", "KG_MAX_AGE"))
+    trust_xheaders = Bool(False, config=True, help="Trust X-Real-Ip / X-Scheme from a proxy.").tag(
+        **env_default("EG_TRUST_XHEADERS", "KG_TRUST_XHEADERS")
+    )
+    certfile = Unicode("", config=True, help="TLS certificate file.").tag(**env_default("EG_CERTFILE", "KG_CERTFILE"))
+    keyfile = Unicode("", config=True, help="TLS private key file.").tag(**env_default("EG_KEYFILE", "KG_KEYFILE"))
+    client_ca = Unicode("", config=True, help="CA file: require client certificates signed by it.").tag(
+        **env_default("EG_CLIENT_CA", "KG_CLIENT_CA")
+    )
+    list_kernels = Bool(True, config=True, help="Allow GET /api/kernels and GET /api/sessions.").tag(
+        **env_default("EG_LIST_KERNELS", "KG_LIST_KERNELS")
+    )
+    default_kernel_name = Unicode("python3", config=True, help="Kernelspec used when a request names none.").tag(
+        **env_default("EG_DEFAULT_KERNEL_NAME", "KG_DEFAULT_KERNEL_NAME")
+    )
+    kernel_spec_dirs = List(Unicode(), config=True, help="Directories searched for kernelspecs before the usual Jupyter ones.")
+    allowed_kernelspecs = Set(Unicode(), config=True, help="When set, only these kernelspecs are served.").tag(
+        **env_default("EG_ALLOWED_KERNELS")
+    )
+    launch_timeout = Float(60.0, config=True, help="Seconds a kernel launch may take; a request's KERNEL_LAUNCH_TIMEOUT may only lower it.").tag(
+        **env_default("EG_KERNEL_LAUNCH_TIMEOUT")
+    )
+    client_envs = List(Unicode(), config=True, help="Names besides KERNEL_* a request's env may pass to a kernel ('*': any).").tag(
+        **env_default("EG_CLIENT_ENVS", "EG_ENV_WHITELIST")
+    )
+    inherited_envs = List(Unicode(), config=True, help="Names copied from the gateway's environment into every kernel's.").tag(
+        **env_default("EG_INHERITED_ENVS", "EG_ENV_PROCESS_WHITELIST")
+    )
+    port_range = Unicode("0..0", config=True, help="Ports kernels may use, 'lower..upper' ('0..0': any).").tag(
+        **env_default("EG_PORT_RANGE")
+    )
+    buffer_offline_messages = Bool(True, config=True, help="Buffer a disconnected session's messages for its reconnection.")
+    ws_ping_interval = Float(30.0, config=True, help="Seconds between websocket pings (0: none).").tag(
+        **env_default("EG_WS_PING_INTERVAL_SECS")
+    )
+    autorestart = Bool(True, config=True, help="Restart a kernel that died unexpectedly.")
+    restart_limit = Int(5, config=True, help="How many times a kernel is restarted automatically.")
+    shutdown_kernels_on_exit = Bool(True, config=True, help="Shut kernels down when the gateway stops.")
+    disabled_plugins = List(Unicode(), config=True, help="Plugins (by name) not to load.").tag(**env_default("EG_DISABLED_PLUGINS"))
+
+    @default("log_format")
+    def _log_format_default(self) -> str:
+        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
+
+    @validate("base_url")
+    def _valid_base_url(self, proposal: dict) -> str:
+        return "/" + proposal["value"].strip("/") + "/" if proposal["value"].strip("/") else "/"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._apply_env_defaults()
+
+    def _apply_env_defaults(self) -> None:
+        for name, trait in self.traits(config=True).items():
+            for env in trait.metadata.get("env", ()):
+                if env in os.environ:
+                    raw = os.environ[env]
+                    if isinstance(trait, (List, Set)):
+                        value: Any = [v.strip() for v in raw.split(",") if v.strip()]
+                    elif isinstance(trait, Bool):
+                        value = raw.strip().lower() in ("1", "true", "yes", "on")
+                    else:
+                        value = trait.from_string(raw)
+                    setattr(self, name, value)
+                    break
+
+    def cors_headers(self) -> dict[str, str]:
+        values = {
+            "Access-Control-Allow-Origin": self.allow_origin,
+            "Access-Control-Allow-Credentials": self.allow_credentials,
+            "Access-Control-Allow-Headers": self.allow_headers,
+            "Access-Control-Allow-Methods": self.allow_methods,
+            "Access-Control-Expose-Headers": self.expose_headers,
+            "Access-Control-Max-Age": self.max_age,
+        }
+        return {k: v for k, v in values.items() if v}
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def initialize(self, argv: list[str] | None = None) -> None:
+        self.pm = get_plugin_manager(self._disabled_from_env())
+        self.classes = [Gateway, *self._plugin_configurables()]
+        super().initialize(argv)
+        if self.disabled_plugins:
+            self.pm = get_plugin_manager(self.disabled_plugins)
+        eg_log = logging.getLogger("eg")
+        eg_log.setLevel(self.log_level)
+        eg_log.propagate = False
+        eg_log.handlers = list(self.log.handlers)
+        if self.list_plugins:
+            return
+        PortRange.parse(self.port_range)
+        for cls in self._plugin_configurables():
+            cls.instance(parent=self) if hasattr(cls, "instance") else cls(parent=self)
+        ksm = KernelSpecManager(parent=self)
+        ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *jupyter_path("kernels")]
+        if self.allowed_kernelspecs:
+            ksm.allowed_kernelspecs = set(self.allowed_kernelspecs)
+        self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log)
+        self.kernels = KernelRegistry(self, self.catalog, self.pm)
+        self.sessions = SessionManager(self.kernels)
+
+    def _disabled_from_env(self) -> list[str]:
+        return [n for n in os.environ.get("EG_DISABLED_PLUGINS", "").split(",") if n]
+
+    def _plugin_configurables(self) -> list[type]:
+        return [cls for classes in self.pm.hook.eg_configurables() for cls in classes]
+
+    def make_web_app(self) -> web.Application:
+        routes = [*api_routes(), websocket_route()]
+        for extra in self.pm.hook.eg_web_handlers():
+            routes.extend(extra)
+        prefixed = [(self.base_url + route[0], *route[1:]) for route in routes]
+        return web.Application(
+            prefixed,
+            default_handler_class=NotFoundHandler,
+            eg_gateway=self,
+            websocket_ping_interval=self.ws_ping_interval or None,
+            websocket_max_message_size=256 * 1024 * 1024,
+        )
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.certfile:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.certfile, self.keyfile or None)
+        if self.client_ca:
+            context.load_verify_locations(self.client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def _listen(self, server: httpserver.HTTPServer) -> int:
+        for port in range(self.port, self.port + self.port_retries + 1):
+            try:
+                server.listen(port, self.ip)
+                return port
+            except OSError as exc:
+                self.log.warning("Port %s is not available: %s", port, exc.strerror)
+        raise SystemExit(f"eg-gateway: no free port in {self.port}..{self.port + self.port_retries}")
+
+    def _settle_auth(self) -> None:
+        if self.no_auth:
+            self.auth_token = ""
+            self.log.warning("Authentication is DISABLED (no_auth): anyone who can reach %s:%s can run code.", self.ip, self.port)
+        elif not self.auth_token:
+            self.auth_token = secrets.token_urlsafe(32)
+            print(
+                f"eg-gateway: no auth_token configured; generated one for this run:\n    {self.auth_token}\n"
+                "Clients send it as 'Authorization: token <token>' (jupyter server: --GatewayClient.auth_token=...).\n"
+                "Set EG_AUTH_TOKEN (or Gateway.auth_token) to choose one, or --no-auth to disable auth.",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    async def serve(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop kernels (per ``shutdown_kernels_on_exit``)."""
+        self._settle_auth()
+        await acall(self.pm.hook.eg_startup, gateway=self)
+        server = httpserver.HTTPServer(self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context())
+        port = self._listen(server)
+        scheme = "https" if self.certfile else "http"
+        self.log.info(
+            "eg %s serving on %s://%s:%s%s with resource managers: %s",
+            __version__, scheme, self.ip, port, self.base_url, ", ".join(sorted(resource_managers(self.pm))),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        self.log.info("Stopping: %d kernel(s) running", len(self.kernels.kernels))
+        server.stop()
+        if self.shutdown_kernels_on_exit:
+            await self.kernels.shutdown_all()
+        await acall(self.pm.hook.eg_shutdown, gateway=self)
+        self.kernels.close()
+
+    def start(self) -> None:
+        if self.list_plugins:
+            print_plugins(self.pm)
+            return
+        asyncio.run(self.serve())
+
+
+def print_plugins(pm: Any) -> None:
+    for row in describe(pm):
+        kind = "resource manager" if row["resource_manager"] else "plugin"
+        print(f"{row['name']}  ({kind}; {row['package']})")
+        for hook in row["hooks"]:
+            print(f"    {hook}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["plugins"]:
+        argv = ["--list-plugins", *argv[1:]]
+    app = Gateway()
+    app.initialize(argv)
+    app.start()

@@ -1,0 +1,64 @@
+"""The ``local`` resource manager: kernels as processes on the gateway's host.
+
+A builtin plugin written exactly as a third-party one: thin hook implementations that delegate
+to :mod:`eg_core.builtin._local_process`.
+"""
+
+from __future__ import annotations
+
+from .. import hookimpl
+from ..provisioner import provisioner_for
+from . import _local_process as process
+
+LocalProvisioner = provisioner_for("local")
+
+
+@hookimpl
+async def eg_launch_process(kernel, cmd):
+    await process.start(kernel, cmd)
+
+
+@hookimpl
+def eg_confirm_startup(kernel):
+    """Nothing to wait for: the core's kernel_info phase proves the kernel is up, and an early
+    exit is seen through ``eg_wait``."""
+
+
+@hookimpl
+def eg_connection_info(kernel):
+    return kernel.connection_info
+
+
+@hookimpl
+def eg_poll(kernel):
+    return process.poll(kernel)
+
+
+@hookimpl
+async def eg_wait(kernel):
+    return await process.wait(kernel)
+
+
+@hookimpl
+def eg_send_signal(kernel, signum):
+    process.signal_group(kernel, signum)
+
+
+@hookimpl
+def eg_kill(kernel):
+    process.kill(kernel)
+
+
+@hookimpl
+def eg_cleanup(kernel, restart):
+    process.cleanup(kernel, restart)
+
+
+@hookimpl
+def eg_describe_exit(kernel):
+    return process.output_tail(kernel)
+
+
+@hookimpl
+def eg_load_process_info(kernel, info):
+    process.adopt(kernel, info)

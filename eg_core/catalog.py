@@ -1,0 +1,164 @@
+"""Kernelspecs: where they are found, which resource manager runs each, and their API models.
+
+A kernelspec names its resource manager in one of three ways:
+
+- jupyter_client's ``metadata.kernel_provisioner.provisioner_name``: ``eg-<name>`` (ours), or a
+  gateway_provisioners name (``distributed-provisioner``, ``docker-provisioner``...);
+- Enterprise Gateway's ``metadata.process_proxy.class_name``;
+- neither: a plain local kernelspec, run by ``local``.
+
+A kernelspec whose resource manager is not installed is not listed; asking for it by name gives
+a 404 that names the package to install.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+from .errors import NotFound
+
+PROVISIONER_NAMES = {
+    "local-provisioner": "local",
+    "distributed-provisioner": "ssh",
+    "docker-provisioner": "docker",
+    "docker-swarm-provisioner": "docker",
+    "kubernetes-provisioner": "k8s",
+    "yarn-provisioner": "yarn",
+}
+PROCESS_PROXY_CLASSES = {
+    "LocalProcessProxy": "local",
+    "DistributedProcessProxy": "ssh",
+    "DockerProcessProxy": "docker",
+    "DockerSwarmProcessProxy": "docker",
+    "KubernetesProcessProxy": "k8s",
+    "CustomResourceProcessProxy": "k8s",
+    "SparkOperatorProcessProxy": "k8s",
+    "YarnClusterProcessProxy": "yarn",
+}
+RESOURCE_FILES = ("kernel.js", "kernel.css", "logo-svg.svg")
+
+
+def packaged_kernelspecs_dir() -> str:
+    """The ``kernelspecs/`` shipped with eg-core (the checkout's directory in an editable install)."""
+    import eg_core.kernelspecs as packaged
+
+    return str(Path(packaged.__file__).parent)
+
+
+def resource_manager_of(spec: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The resource-manager name a kernelspec asks for (``None`` if it names none of ours) and
+    that resource manager's settings from the kernelspec."""
+    metadata = spec.get("metadata") or {}
+    provisioner = metadata.get("kernel_provisioner")
+    if isinstance(provisioner, dict) and provisioner.get("provisioner_name"):
+        name = str(provisioner["provisioner_name"])
+        config = dict(provisioner.get("config") or {})
+        if name.startswith("eg-"):
+            return name[3:], config
+        return PROVISIONER_NAMES.get(name), config
+    proxy = metadata.get("process_proxy")
+    if isinstance(proxy, dict) and proxy.get("class_name"):
+        class_name = str(proxy["class_name"]).rsplit(".", 1)[-1]
+        return PROCESS_PROXY_CLASSES.get(class_name), dict(proxy.get("config") or {})
+    return "local", {}
+
+
+def _asked_for(spec: dict[str, Any]) -> str:
+    metadata = spec.get("metadata") or {}
+    provisioner = metadata.get("kernel_provisioner") or {}
+    proxy = metadata.get("process_proxy") or {}
+    return str(provisioner.get("provisioner_name") or proxy.get("class_name") or "?")
+
+
+@dataclass
+class KernelSpecEntry:
+    """One kernelspec as the gateway sees it."""
+
+    name: str
+    spec: KernelSpec
+    resource_manager: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resource_dir(self) -> str:
+        return self.spec.resource_dir
+
+    def model(self, base_url: str) -> dict[str, Any]:
+        """The API model ``{name, spec, resources}``; resources are ``<base>kernelspecs/<name>/<file>``."""
+        resources = {}
+        try:
+            files = os.listdir(self.resource_dir)
+        except OSError:
+            files = []
+        for fname in files:
+            stem = fname.rsplit(".", 1)[0]
+            if fname in RESOURCE_FILES or (stem.startswith("logo-") and fname.endswith(".png")):
+                resources[stem if stem.startswith("logo-") else fname] = f"{base_url}kernelspecs/{self.name}/{fname}"
+        return {"name": self.name, "spec": self.spec.to_dict(), "resources": resources}
+
+
+class KernelSpecCatalog:
+    """The kernelspecs this gateway can run, read from disk with a cache keyed on file mtimes."""
+
+    def __init__(self, ksm: KernelSpecManager, resource_managers: set[str], log: Any):
+        self.ksm = ksm
+        self.resource_managers = resource_managers
+        self.log = log
+        self._cache: dict[str, tuple[int, KernelSpecEntry]] = {}
+
+    def _load(self, name: str, resource_dir: str) -> KernelSpecEntry | None:
+        path = os.path.join(resource_dir, "kernel.json")
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            return None
+        cached = self._cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            spec = KernelSpec.from_resource_dir(resource_dir)
+        except Exception as exc:
+            self.log.warning("Skipping kernelspec %s: %s", path, exc)
+            return None
+        rm, config = resource_manager_of(spec.to_dict())
+        entry = KernelSpecEntry(name=name, spec=spec, resource_manager=rm, config=config)
+        self._cache[path] = (mtime, entry)
+        return entry
+
+    def _all(self) -> dict[str, KernelSpecEntry]:
+        entries = {}
+        for name, resource_dir in self.ksm.find_kernel_specs().items():
+            entry = self._load(name, resource_dir)
+            if entry is not None:
+                entries[name] = entry
+        return entries
+
+    def available(self) -> dict[str, KernelSpecEntry]:
+        """The kernelspecs whose resource manager is installed."""
+        return {n: e for n, e in self._all().items() if e.resource_manager in self.resource_managers}
+
+    def get(self, name: str) -> KernelSpecEntry:
+        """One kernelspec by name; :class:`NotFound` says whether it is unknown or which package
+        would make it available."""
+        found = self.ksm.find_kernel_specs()
+        resource_dir = found.get(name) or found.get(name.lower())
+        entry = self._load(name.lower(), resource_dir) if resource_dir else None
+        if entry is None:
+            raise NotFound(f"Kernel spec {name!r} not found")
+        if entry.resource_manager is None:
+            raise NotFound(
+                f"Kernel spec {name!r} asks for {_asked_for(entry.spec.to_dict())!r}, which no eg resource manager provides"
+            )
+        if entry.resource_manager not in self.resource_managers:
+            rm = entry.resource_manager
+            raise NotFound(
+                f"Kernel spec {name!r} needs the {rm!r} resource manager, which is not installed or is disabled: "
+                f"install the eg-{rm} package (pip install eg-{rm}) and restart the gateway",
+                reason="Resource Manager Not Installed",
+            )
+        return entry

@@ -1,0 +1,81 @@
+"""The per-kernel context object passed to every hook."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class _KernelLog(logging.LoggerAdapter):
+    def process(self, msg, kwargs):
+        return f"[kernel {self.extra['kernel_id']}] {msg}", kwargs
+
+
+@dataclass
+class KernelContext:
+    """Everything a plugin may know or record about one kernel.
+
+    Plugins keep no per-kernel state on themselves: they read and write this object instead.
+
+    - ``kernel_id``, ``kernel_name``: the kernel and its kernelspec name.
+    - ``resource_manager``: the name of the plugin that runs this kernel (``local``, ``ssh``, ...).
+    - ``spec``: the kernelspec (``argv``, ``env``, ``display_name``, ``language``, ``metadata``...).
+    - ``config``: the resource manager's settings from the kernelspec (its provisioner ``config``
+      or Enterprise Gateway's ``metadata.process_proxy.config``).
+    - ``env``: the environment for the kernel: kernelspec env, inherited and allowed request
+      values, and ``KERNEL_*`` values set by the core. It holds no gateway secrets.
+    - ``user``: the user the kernel runs for (``KERNEL_USERNAME`` or the authenticated principal).
+    - ``cwd``: the requested working directory, if any.
+    - ``launch_timeout``: seconds the whole launch may take.
+    - ``connection_info``: ip, transport, the five ports, key and signature scheme, once known.
+    - ``state``: JSON-able facts a resource manager records (pid, host, container id, app id...);
+      it is what gets persisted, and what ``eg_restore`` gets back after a gateway restart.
+    - ``handles``: live objects (process handles, SSH connections) for this process only; never
+      persisted.
+    - ``restarting``: True while the kernel is being restarted (the launch is a relaunch).
+    """
+
+    kernel_id: str
+    kernel_name: str
+    resource_manager: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    user: str = ""
+    cwd: str | None = None
+    launch_timeout: float = 60.0
+    connection_info: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    handles: dict[str, Any] = field(default_factory=dict, repr=False)
+    restarting: bool = False
+
+    @property
+    def log(self) -> logging.LoggerAdapter:
+        """A logger whose lines start with the kernel id."""
+        return _KernelLog(logging.getLogger("eg"), {"kernel_id": self.kernel_id})
+
+    def to_json(self) -> dict[str, Any]:
+        """The persistable part of the context (no handles)."""
+        info = dict(self.connection_info)
+        if isinstance(info.get("key"), bytes):
+            info["key"] = info["key"].decode()
+        return {
+            "kernel_id": self.kernel_id,
+            "kernel_name": self.kernel_name,
+            "resource_manager": self.resource_manager,
+            "spec": self.spec,
+            "config": self.config,
+            "env": self.env,
+            "user": self.user,
+            "cwd": self.cwd,
+            "launch_timeout": self.launch_timeout,
+            "connection_info": info,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "KernelContext":
+        """Rebuild a context saved by :meth:`to_json`."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "handles"}
+        return cls(**fields)

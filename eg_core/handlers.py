@@ -1,0 +1,256 @@
+"""The REST API (Enterprise Gateway's): handlers, token auth, CORS and JSON errors."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import mimetypes
+import os
+import sys
+from typing import Any
+from urllib.parse import urlparse
+
+from tornado import web
+
+from . import __version__
+from .errors import BadRequest, EGError, NotFound
+
+API_DIR = os.path.join(os.path.dirname(__file__), "api")
+
+
+class AuthMixin:
+    """Token auth and origin checks shared by REST and websocket handlers."""
+
+    @property
+    def gateway(self) -> Any:
+        return self.settings["eg_gateway"]
+
+    def check_token(self) -> None:
+        """Accept ``?token=``, ``Authorization: token <t>`` or ``Bearer <t>``; 401 otherwise
+        (only when a token is configured)."""
+        token = self.gateway.auth_token
+        if not token:
+            return
+        supplied = self.get_query_argument("token", None)
+        if supplied is None:
+            scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() in ("token", "bearer"):
+                supplied = value.strip()
+        if not supplied or not hmac.compare_digest(supplied.encode(), token.encode()):
+            raise EGError(
+                "a valid token is required: send 'Authorization: token <token>' or '?token=<token>'",
+                status=401,
+                reason="Unauthorized",
+            )
+
+    def origin_allowed(self, origin: str) -> bool:
+        allowed = self.gateway.allow_origin
+        if allowed == "*" or origin == allowed:
+            return True
+        return urlparse(origin).netloc.lower() == self.request.host.lower()
+
+
+class APIHandler(AuthMixin, web.RequestHandler):
+    """Base of every REST handler: JSON in and out, ``{"reason","message"}`` on errors."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        for header, value in self.gateway.cors_headers().items():
+            self.set_header(header, value)
+
+    def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return
+        self.check_token()
+        origin = self.request.headers.get("Origin")
+        if origin and not self.origin_allowed(origin):
+            raise EGError(
+                f"cross-origin request from {origin} is not allowed; set allow_origin to permit it",
+                status=403,
+                reason="Forbidden",
+            )
+
+    def options(self, *args: Any) -> None:
+        self.set_status(204)
+        self.finish()
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object; an empty body is ``{}``."""
+        if not self.request.body:
+            return {}
+        try:
+            body = json.loads(self.request.body)
+        except ValueError as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
+
+    def write_json(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(obj))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, EGError) and not self._finished:
+            if e.status >= 500:
+                self.gateway.log.warning("%s %s: %s", self.request.method, self.request.path, e.message)
+            self.send_error(e.status, reason=_header_safe(e.reason), exc_info=sys.exc_info())
+            return
+        super()._handle_request_exception(e)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        self.set_header("Content-Type", "application/json")
+        if isinstance(exc, EGError):
+            body = {"reason": exc.reason, "message": exc.message}
+        elif isinstance(exc, web.HTTPError):
+            body = {"reason": exc.reason or self._reason, "message": exc.log_message or ""}
+        else:
+            body = {"reason": self._reason, "message": "internal error; see the gateway log" if status_code >= 500 else ""}
+        self.finish(json.dumps(body))
+
+
+def _header_safe(text: str) -> str:
+    return "".join(c for c in text if 32 <= ord(c) < 127)[:200]
+
+
+class NotFoundHandler(APIHandler):
+    def prepare(self) -> None:
+        super().prepare()
+        raise NotFound(f"no such resource: {self.request.path}")
+
+
+class APIVersionHandler(APIHandler):
+    def get(self) -> None:
+        self.write_json({"version": __version__, "gateway_version": __version__, "gateway": "eg"})
+
+
+class SwaggerHandler(APIHandler):
+    def get(self, ext: str) -> None:
+        with open(os.path.join(API_DIR, "swagger.json")) as f:
+            text = f.read()
+        if ext == "yaml":
+            import yaml
+
+            self.set_header("Content-Type", "text/x-yaml")
+            self.finish(yaml.safe_dump(json.loads(text), sort_keys=False))
+        else:
+            self.finish(text)
+
+
+class KernelSpecsHandler(APIHandler):
+    def get(self) -> None:
+        catalog = self.gateway.catalog
+        user = self.get_query_argument("user", "")
+        if "/" in user:  # Jupyter Server joins "?user=<u>" before the kernelspec name
+            return KernelSpecHandler.get(self, user.split("/", 1)[1])
+        specs = {name: entry.model(self.gateway.base_url) for name, entry in catalog.available().items()}
+        self.write_json({"default": self.gateway.default_kernel_name, "kernelspecs": specs})
+
+
+class KernelSpecHandler(APIHandler):
+    def get(self, name: str) -> None:
+        entry = self.gateway.catalog.get(web.escape.url_unescape(name))
+        self.write_json(entry.model(self.gateway.base_url))
+
+
+class KernelSpecResourceHandler(APIHandler):
+    """``/kernelspecs/{name}/{file}``: logos and kernel.js from the kernelspec's directory."""
+
+    def get(self, name: str, path: str, include_body: bool = True) -> None:
+        entry = self.gateway.catalog.get(web.escape.url_unescape(name))
+        root = os.path.realpath(entry.resource_dir)
+        full = os.path.realpath(os.path.join(root, path))
+        if not full.startswith(root + os.sep) or not os.path.isfile(full):
+            raise NotFound(f"kernelspec {name!r} has no resource {path!r}")
+        self.set_header("Content-Type", mimetypes.guess_type(full)[0] or "application/octet-stream")
+        with open(full, "rb") as f:
+            data = f.read()
+        self.set_header("Content-Length", str(len(data)))
+        self.finish(data if include_body else None)
+
+    def head(self, name: str, path: str) -> None:
+        self.get(name, path, include_body=False)
+
+
+class KernelsHandler(APIHandler):
+    def get(self) -> None:
+        if not self.gateway.list_kernels:
+            raise EGError("listing kernels is disabled (list_kernels=False)", status=403, reason="Forbidden")
+        self.write_json(self.gateway.kernels.models())
+
+    async def post(self) -> None:
+        body = self.json_body()
+        name = body.get("name")
+        if name is not None and not isinstance(name, str):
+            raise BadRequest("'name' must be a kernelspec name (a string) or null")
+        path = body.get("path")
+        if path is not None and not isinstance(path, str):
+            raise BadRequest("'path' must be a string")
+        kernel = await self.gateway.kernels.start(name, body.get("env"), path)
+        self.set_header("Location", f"{self.gateway.base_url}api/kernels/{kernel.kernel_id}")
+        self.write_json(kernel.model(), status=201)
+
+
+class KernelHandler(APIHandler):
+    def get(self, kernel_id: str) -> None:
+        self.write_json(self.gateway.kernels.get(kernel_id).model())
+
+    async def delete(self, kernel_id: str) -> None:
+        await self.gateway.kernels.get(kernel_id).shutdown()
+        self.set_status(204)
+        self.finish()
+
+
+class KernelActionHandler(APIHandler):
+    async def post(self, kernel_id: str, action: str) -> None:
+        kernel = self.gateway.kernels.get(kernel_id)
+        self.json_body()
+        if action == "interrupt":
+            await kernel.interrupt()
+            self.set_status(204)
+            self.finish()
+        else:
+            await kernel.restart()
+            self.write_json(kernel.model())
+
+
+class SessionsHandler(APIHandler):
+    def get(self) -> None:
+        if not self.gateway.list_kernels:
+            raise EGError("listing sessions is disabled (list_kernels=False)", status=403, reason="Forbidden")
+        self.write_json(self.gateway.sessions.list())
+
+    async def post(self) -> None:
+        model, created = await self.gateway.sessions.create(self.json_body())
+        self.set_header("Location", f"{self.gateway.base_url}api/sessions/{model['id']}")
+        self.write_json(model, status=201 if created else 200)
+
+
+class SessionHandler(APIHandler):
+    def get(self, session_id: str) -> None:
+        self.write_json(self.gateway.sessions.get(session_id))
+
+    async def patch(self, session_id: str) -> None:
+        self.write_json(await self.gateway.sessions.update(session_id, self.json_body()))
+
+    async def delete(self, session_id: str) -> None:
+        await self.gateway.sessions.delete(session_id)
+        self.set_status(204)
+        self.finish()
+
+
+def api_routes() -> list[tuple]:
+    """The REST routes, relative to base_url (the websocket route is added by the app)."""
+    return [
+        (r"api/?", APIVersionHandler),
+        (r"api/swagger\.(json|yaml)", SwaggerHandler),
+        (r"api/kernelspecs/?", KernelSpecsHandler),
+        (r"api/kernelspecs/([^/]+)/?", KernelSpecHandler),
+        (r"kernelspecs/([^/]+)/(.+)", KernelSpecResourceHandler),
+        (r"api/kernels/?", KernelsHandler),
+        (r"api/kernels/([^/]+)/?", KernelHandler),
+        (r"api/kernels/([^/]+)/(interrupt|restart)/?", KernelActionHandler),
+        (r"api/sessions/?", SessionsHandler),
+        (r"api/sessions/([^/]+)/?", SessionHandler),
+    ]

@@ -1,0 +1,293 @@
+"""Every hook of eg, in one place.
+
+There are two kinds of hooks:
+
+- **Resource-manager hooks** (``eg_launch_process`` ... ``eg_load_process_info``): exactly one
+  plugin takes part, the resource manager that the kernel's kernelspec names. The core selects it
+  per kernel with ``PluginManager.subset_hook_caller`` (see :mod:`eg_core.plugins`), so an
+  implementation never checks whether a kernel is "its own". They are ``firstresult`` hooks.
+- **Observer hooks** (``eg_before_launch``, ``eg_after_launch``, ``eg_kernel_event``) and
+  **registration hooks** (``eg_configurables``, ``eg_web_handlers``, ``eg_startup``,
+  ``eg_shutdown``): every registered plugin takes part.
+
+Any implementation may be ``async def`` unless its docstring says "sync only": the core awaits
+results through :mod:`eg_core._calling`. Do not use ``wrapper=True`` on hooks that may be async.
+
+The launch sequence, in the order the code runs it, is the docstring of
+:func:`eg_core.launch.launch_sequence`; restart runs ``eg_kill``/``eg_cleanup(restart=True)``
+and then the same launch sequence again with ``kernel.restarting`` set.
+
+Every hook receives ``kernel``, a :class:`eg_core.KernelContext`; implementations may accept
+only the arguments they use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+NAME = "eg"
+hookspec = pluggy.HookspecMarker(NAME)
+
+if TYPE_CHECKING:
+    from .context import KernelContext
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource-manager hooks: the kernelspec's resource manager only (firstresult).
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def eg_launch_process(kernel: KernelContext, cmd: list[str]) -> None:
+    """Start the kernel: a process, an SSH command, a container, a pod, an application.
+
+    Called by the launch sequence after ``eg_before_launch``; ``cmd`` is the kernelspec's argv
+    with its templates filled (``{connection_file}``, ``{kernel_id}``, ``{response_address}``,
+    ``{public_key}``, ``{port_range}``...). ``kernel.env`` is the kernel's environment. When it
+    uses a connection file written by the core, ``kernel.connection_info`` is already set.
+
+    Record what later hooks need in ``kernel.state`` (JSON-able) and ``kernel.handles`` (live
+    objects). Raise :class:`eg_core.BadRequest` for invalid settings before creating anything, or
+    :class:`eg_core.LaunchFailed` when the launch fails.
+
+    Participants: the resource manager only. May be async. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_confirm_startup(kernel: KernelContext) -> None:
+    """Wait until the launched kernel runs and its connection info is known.
+
+    Called right after ``eg_launch_process``; the core bounds it by ``kernel.launch_timeout``
+    (a timeout fails the launch in phase ``confirm_startup``). Wait on events (a launcher
+    callback, a watch) rather than sleeping in a loop. Raise :class:`eg_core.LaunchFailed` with
+    the remote error as soon as the kernel is known to have failed.
+
+    Participants: the resource manager only. May be async. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_connection_info(kernel: KernelContext) -> dict[str, Any]:
+    """Return the running kernel's connection info.
+
+    Called after ``eg_confirm_startup``. The dict has ``ip``, ``transport``, ``shell_port``,
+    ``iopub_port``, ``stdin_port``, ``hb_port``, ``control_port``, ``key`` and
+    ``signature_scheme``, with an ``ip`` this gateway can reach.
+
+    Participants: the resource manager only. May be async. Returns the dict.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_poll(kernel: KernelContext) -> int | None:
+    """Tell whether the kernel still runs.
+
+    Called when the core needs the kernel's liveness (model requests, shutdown).
+
+    Participants: the resource manager only. May be async. Returns ``None`` while the kernel
+    runs, else an exit status (an int; use 0 when unknown).
+    """
+
+
+@hookspec(firstresult=True)
+def eg_wait(kernel: KernelContext) -> int | None:
+    """Wait until the kernel has ended, without polling where an event exists.
+
+    Called by the core's kernel watcher right after launch, and during shutdown. Optional: a
+    resource manager without it is watched by calling ``eg_poll`` at a slow interval.
+
+    Participants: the resource manager only. May be async. Returns the exit status.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_send_signal(kernel: KernelContext, signum: int) -> None:
+    """Send signal ``signum`` to the kernel (SIGINT for an interrupt in ``signal`` mode).
+
+    Called on ``POST /api/kernels/{id}/interrupt`` when the kernelspec's ``interrupt_mode`` is
+    ``signal``, and by jupyter_client's shutdown sequence.
+
+    Participants: the resource manager only. May be async. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_terminate(kernel: KernelContext, restart: bool) -> None:
+    """Ask the kernel to stop (SIGTERM-like), when it did not exit after a shutdown request.
+
+    Optional: without it the core sends SIGTERM through ``eg_send_signal``.
+
+    Participants: the resource manager only. May be async. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_kill(kernel: KernelContext, restart: bool) -> None:
+    """Stop the kernel now (SIGKILL, delete the container or pod, kill the application).
+
+    Called on shutdown when the kernel outlives its shutdown wait, on a forced restart, and when
+    a launch fails after ``eg_launch_process`` (``restart`` False).
+
+    Participants: the resource manager only. May be async. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_cleanup(kernel: KernelContext, restart: bool) -> None:
+    """Release everything the kernel held (files, connections, host slots, containers).
+
+    Called once the kernel has ended: after every shutdown, before a relaunch (``restart``
+    True), and after a failed launch. It must be safe to call when launch never completed.
+
+    Participants: the resource manager only. May be async. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_describe_exit(kernel: KernelContext) -> str | None:
+    """Say why the kernel ended: its last output lines, the container's logs, the remote stderr.
+
+    Called when a kernel ends unexpectedly, during launch (the text goes into the launch error)
+    or later (into the ``died`` event). Optional.
+
+    Participants: the resource manager only. May be async. Returns text or ``None``.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_save_process_info(kernel: KernelContext) -> dict[str, Any]:
+    """Return what must be saved to re-attach to this kernel from another gateway process.
+
+    Called when the kernel's session is persisted (after launch and restart). Optional: the
+    default saves ``kernel.state``.
+
+    Participants: the resource manager only. May be async. Returns a JSON-able dict.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None:
+    """Re-attach to a running kernel from saved ``info`` (the result of ``eg_save_process_info``).
+
+    Called when a gateway adopts a kernel launched by an earlier gateway process. Re-open what
+    ``kernel.handles`` needs. Optional: the default sets ``kernel.state = info``.
+
+    Participants: the resource manager only. May be async. Returns nothing.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Observer hooks: every plugin.
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def eg_before_launch(kernel: KernelContext) -> dict[str, str] | None:
+    """Decide whether a kernel may launch, and add to its environment.
+
+    Called for every launch and relaunch (``kernel.restarting``), before ``eg_launch_process``.
+    Raise :class:`eg_core.LaunchRefused` (403, or ``status=429``) to refuse, with a reason.
+
+    Participants: every plugin, in registration order reversed (LIFO). May be async. Returns a
+    dict of environment variables to add to ``kernel.env``, or ``None``.
+    """
+
+
+@hookspec
+def eg_after_launch(kernel: KernelContext) -> None:
+    """Observe a kernel that has launched and answered ``kernel_info``.
+
+    Participants: every plugin. May be async. Returns nothing; errors are logged, not raised.
+    """
+
+
+@hookspec
+def eg_kernel_event(kernel: KernelContext, event: str, details: dict[str, Any]) -> None:
+    """Observe a kernel lifecycle event.
+
+    ``event`` is one of ``requested``, ``launched``, ``launch_failed``, ``connected``,
+    ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``, ``shut_down``.
+    ``details`` carries the event's facts (phase durations for ``launched``, the phase and error
+    for ``launch_failed``, the exit status for ``died``...).
+
+    Participants: every plugin. May be async. Returns nothing; errors are logged, not raised.
+    """
+
+
+@hookspec
+def eg_launch_substitutions(kernel: KernelContext) -> dict[str, str] | None:
+    """Offer values for ``{name}`` templates in the kernelspec's argv.
+
+    Called before ``eg_launch_process``. The core provides ``connection_file``, ``kernel_id``,
+    ``port_range``, ``response_address`` and ``public_key``; later plugins may add or override.
+
+    Participants: every plugin. Sync only. Returns a dict or ``None``.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration hooks: every plugin, once per gateway process.
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def eg_configurables() -> list[type]:
+    """Return the traitlets ``Configurable`` classes this plugin reads its settings from.
+
+    Called once when the gateway starts; those classes get the gateway's config (file, CLI) and
+    appear in ``eg-gateway --help-all``.
+
+    Participants: every plugin. Sync only. Returns a list of classes.
+    """
+
+
+@hookspec
+def eg_web_handlers() -> list[tuple]:
+    """Return extra tornado routes ``(pattern, HandlerClass[, kwargs])``, rooted at base_url.
+
+    Called once when the web application is built. Token auth applies when the handler derives
+    from :class:`eg_core.handlers.APIHandler`.
+
+    Participants: every plugin. Sync only. Returns a list.
+    """
+
+
+@hookspec
+def eg_startup(gateway: Any) -> None:
+    """Start plugin services (listeners, reconcilers) once the gateway is configured.
+
+    Called before the gateway accepts requests. ``gateway`` is the :class:`eg_core.app.Gateway`.
+
+    Participants: every plugin. May be async. Returns nothing.
+    """
+
+
+@hookspec
+def eg_shutdown(gateway: Any) -> None:
+    """Stop plugin services; called once when the gateway stops, after its kernels are handled.
+
+    Participants: every plugin. May be async. Returns nothing.
+    """
+
+
+RESOURCE_MANAGER_HOOKS = (
+    "eg_launch_process",
+    "eg_confirm_startup",
+    "eg_connection_info",
+    "eg_poll",
+    "eg_wait",
+    "eg_send_signal",
+    "eg_terminate",
+    "eg_kill",
+    "eg_cleanup",
+    "eg_describe_exit",
+    "eg_save_process_info",
+    "eg_load_process_info",
+)
+
+__all__ = ["NAME", "hookspec", "RESOURCE_MANAGER_HOOKS"] + [
+    name for name in dir() if name.startswith("eg_")
+]

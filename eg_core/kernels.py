@@ -1,0 +1,317 @@
+"""The running kernels: start, watch, interrupt, restart, shut down, and their API models.
+
+Each kernel is driven by a jupyter_client ``AsyncKernelManager`` whose provisioner calls the
+kernel's resource-manager hooks (:mod:`eg_core.provisioner`), and bridged to websocket clients
+by a :class:`eg_core.channels.KernelBridge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+import zmq.asyncio
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.paths import jupyter_runtime_dir
+
+from ._calling import acall
+from .channels import KernelBridge, status_parts
+from .context import KernelContext
+from .env import kernel_env, request_user, validate_request_env
+from .errors import BadRequest, EGError, LaunchFailed, NotFound
+from .catalog import KernelSpecCatalog
+from .launch import Deadline, abort_launch, run_phase
+from .provisioner import HookProvisioner
+
+log = logging.getLogger("eg")
+TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class EGKernelManager(AsyncKernelManager):
+    """jupyter_client's kernel manager, waiting on the provisioner instead of polling."""
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        if self.has_kernel:
+            await self.provisioner.wait()
+
+
+class ManagedKernel:
+    """One kernel: its context, kernel manager, bridge, state and watcher."""
+
+    def __init__(self, registry: "KernelRegistry", kernel: KernelContext, km: EGKernelManager):
+        self.registry = registry
+        self.kernel = kernel
+        self.km = km
+        self.bridge = KernelBridge(kernel.kernel_id, registry.zmq_context, self._on_iopub, registry.settings.buffer_offline_messages)
+        self.execution_state = "starting"
+        self.lock = asyncio.Lock()
+        self.restart_count = 0
+        self.stopping = False
+        self.restarting = False
+        self._watcher: asyncio.Task | None = None
+
+    @property
+    def kernel_id(self) -> str:
+        return self.kernel.kernel_id
+
+    def model(self) -> dict[str, Any]:
+        return {
+            "id": self.kernel_id,
+            "name": self.kernel.kernel_name,
+            "last_activity": self.bridge.last_activity.strftime(TIMESTAMP),
+            "execution_state": self.execution_state,
+            "connections": self.bridge.connections,
+        }
+
+    def _on_iopub(self, header: dict[str, Any], parts: list[bytes]) -> None:
+        if header.get("msg_type") == "status" and not self.restarting:
+            try:
+                self.execution_state = json.loads(parts[3]).get("execution_state", self.execution_state)
+            except ValueError:
+                pass
+
+    def _tell_clients(self, state: str) -> None:
+        self.bridge.publish(status_parts(f"eg-{self.kernel_id}", state), None)
+
+    # -- launch ----------------------------------------------------------------------------
+
+    async def connect(self, deadline: Deadline, timings: dict[str, float]) -> None:
+        """Phase ``kernel_info``: connect the bridge and wait for the kernel to answer, failing
+        at once if the kernel process ends first."""
+        info = self.km.get_connection_info()
+        if self.bridge.info:
+            self.bridge.reconnect(info)
+        else:
+            self.bridge.connect(info)
+        ready = asyncio.ensure_future(self.bridge.wait_ready())
+        ended = asyncio.ensure_future(self.km.provisioner.wait())
+        try:
+            await run_phase("kernel_info", deadline, asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED), timings)
+            if not ready.done():
+                raise LaunchFailed("kernel_info", f"the kernel exited (status {ended.result()}) before answering kernel_info")
+            ready.result()
+        finally:
+            ready.cancel()
+            ended.cancel()
+        self.execution_state = "idle"
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        """Wait for the kernel to end; when nobody asked it to, report it dead and auto-restart."""
+        try:
+            status = await self.km.provisioner.wait()
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            log.warning("[kernel %s] watching it failed: %s", self.kernel_id, exc)
+            return
+        if self.stopping or self.restarting:
+            return
+        self.execution_state = "dead"
+        self._tell_clients("dead")
+        why = await self.km.provisioner.describe_exit()
+        log.warning("[kernel %s] died with status %s", self.kernel_id, status)
+        await self.registry.emit(self.kernel, "died", {"status": status, "reason": why})
+        settings = self.registry.settings
+        if settings.autorestart and self.restart_count < settings.restart_limit:
+            self.restart_count += 1
+            log.info("[kernel %s] auto-restart %d of %d", self.kernel_id, self.restart_count, settings.restart_limit)
+            try:
+                await self.restart(now=True)
+            except EGError as exc:
+                log.error("[kernel %s] auto-restart failed: %s", self.kernel_id, exc.message)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def interrupt(self) -> None:
+        async with self.lock:
+            await self.km.interrupt_kernel()
+        await self.registry.emit(self.kernel, "interrupted", {})
+
+    async def restart(self, now: bool = False) -> None:
+        """Restart in place: same kernel id, same websockets; clients see ``restarting``."""
+        async with self.lock:
+            if self.stopping:
+                raise NotFound(f"Kernel does not exist: {self.kernel_id}")
+            start = time.monotonic()
+            self.restarting = self.kernel.restarting = True
+            self.execution_state = "restarting"
+            self._tell_clients("restarting")
+            if self._watcher:
+                self._watcher.cancel()
+            try:
+                self.kernel.launch_timeout = self.registry.settings.launch_timeout
+                await self.km.restart_kernel(now=now)
+                await self.connect(self.km.provisioner.deadline, self.km.provisioner.timings)
+            except BaseException as exc:
+                self.execution_state = "dead"
+                self._tell_clients("dead")
+                if not isinstance(exc, EGError):
+                    exc = LaunchFailed("restart", f"{type(exc).__name__}: {exc}")
+                await abort_launch(self.kernel, self.km.provisioner.hooks, exc)
+                raise exc
+            finally:
+                self.restarting = self.kernel.restarting = False
+        duration = time.monotonic() - start
+        log.info("[kernel %s] restarted in %.3fs", self.kernel_id, duration)
+        await self.registry.emit(self.kernel, "restarted", {"duration": round(duration, 4), "phases": dict(self.km.provisioner.timings)})
+
+    async def shutdown(self, now: bool = False) -> None:
+        async with self.lock:
+            if self.stopping:
+                return
+            self.stopping = True
+            if self._watcher:
+                self._watcher.cancel()
+            start = time.monotonic()
+            try:
+                await self.km.shutdown_kernel(now=now)
+            finally:
+                self.bridge.close()
+                self.registry.kernels.pop(self.kernel_id, None)
+        log.info("[kernel %s] shut down in %.3fs", self.kernel_id, time.monotonic() - start)
+        await self.registry.emit(self.kernel, "shut_down", {})
+
+
+class KernelRegistry:
+    """All kernels of this gateway."""
+
+    def __init__(self, settings: Any, catalog: KernelSpecCatalog, pm: Any):
+        self.settings = settings
+        self.catalog = catalog
+        self.pm = pm
+        self.kernels: dict[str, ManagedKernel] = {}
+        self.pending: set[str] = set()
+        self.zmq_context = zmq.asyncio.Context()
+        self.runtime_dir = jupyter_runtime_dir()
+        os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
+
+    def get(self, kernel_id: str) -> ManagedKernel:
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None:
+            raise NotFound(f"Kernel does not exist: {kernel_id}")
+        return kernel
+
+    def models(self) -> list[dict[str, Any]]:
+        return [k.model() for k in list(self.kernels.values())]
+
+    async def emit(self, kernel: KernelContext, event: str, details: dict[str, Any]) -> None:
+        """Tell every plugin about a lifecycle event; an observer's error is logged only."""
+        try:
+            await acall(self.pm.hook.eg_kernel_event, kernel=kernel, event=event, details=details)
+        except Exception as exc:
+            log.warning("[kernel %s] an eg_kernel_event observer failed on %r: %s", kernel.kernel_id, event, exc)
+
+    def _kernel_id(self, env: dict[str, str]) -> str:
+        requested = env.get("KERNEL_ID")
+        if not requested:
+            return str(uuid.uuid4())
+        try:
+            kernel_id = str(uuid.UUID(requested))
+        except ValueError:
+            raise BadRequest("KERNEL_ID must be a UUID such as 1b7a6d4e-6f5a-4c47-9a0e-2f8a1c9b3d21") from None
+        if kernel_id in self.kernels or kernel_id in self.pending:
+            raise EGError(f"a kernel with id {kernel_id} already exists", status=409, reason="Conflict")
+        return kernel_id
+
+    def _launch_timeout(self, env: dict[str, str]) -> float:
+        limit = float(self.settings.launch_timeout)
+        value = env.get("KERNEL_LAUNCH_TIMEOUT")
+        if value is None:
+            return limit
+        try:
+            requested = float(value)
+        except ValueError:
+            raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be a number of seconds") from None
+        if requested <= 0:
+            raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be positive")
+        return min(requested, limit)
+
+    async def start(self, name: str | None, env: Any = None, path: str | None = None) -> ManagedKernel:
+        """Start a kernel of kernelspec ``name`` (the default when None) with the request's env."""
+        entry = self.catalog.get(name or self.settings.default_kernel_name)
+        request_env = validate_request_env(env)
+        kernel_id = self._kernel_id(request_env)
+        user = request_user(request_env)
+        spec = entry.spec.to_dict()
+        kernel = KernelContext(
+            kernel_id=kernel_id,
+            kernel_name=entry.name,
+            resource_manager=entry.resource_manager,
+            spec=spec,
+            config=dict(entry.config),
+            env=kernel_env(
+                request_env=request_env,
+                spec=spec,
+                gateway_env=dict(os.environ),
+                inherited_envs=self.settings.inherited_envs,
+                client_envs=self.settings.client_envs,
+                kernel_id=kernel_id,
+                user=user,
+            ),
+            user=user,
+            cwd=request_env.get("KERNEL_WORKING_DIR") or path or None,
+            launch_timeout=self._launch_timeout(request_env),
+        )
+        self.pending.add(kernel_id)
+        try:
+            await self.emit(kernel, "requested", {})
+            return await self._launch(entry, kernel)
+        finally:
+            self.pending.discard(kernel_id)
+
+    async def _launch(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
+        start = time.monotonic()
+        km = EGKernelManager(kernel_name=entry.name, context=self.zmq_context, log=log)
+        km._kernel_spec = entry.spec
+        km.kernel_id = kernel.kernel_id
+        km.connection_file = os.path.join(self.runtime_dir, f"eg-kernel-{kernel.kernel_id}.json")
+        km.eg_kernel = kernel
+        km.eg_plugin_manager = self.pm
+        km.eg_port_range = self.settings.port_range
+        km.provisioner = HookProvisioner(kernel_id=kernel.kernel_id, kernel_spec=entry.spec, parent=km)
+        managed = ManagedKernel(self, kernel, km)
+        try:
+            try:
+                await km.start_kernel(kernel_id=kernel.kernel_id)
+            except EGError:
+                raise
+            except Exception as exc:
+                raise LaunchFailed("launch_process", f"{type(exc).__name__}: {exc}") from exc
+            try:
+                await managed.connect(km.provisioner.deadline, km.provisioner.timings)
+            except BaseException as exc:
+                managed.bridge.close()
+                await abort_launch(kernel, km.provisioner.hooks, exc)
+                km.cleanup_connection_file()
+                raise
+        except EGError as exc:
+            log.warning("[kernel %s] launch failed: %s", kernel.kernel_id, exc.message)
+            await self.emit(kernel, "launch_failed", {"phase": getattr(exc, "phase", None), "error": exc.message})
+            raise
+        self.kernels[kernel.kernel_id] = managed
+        duration = time.monotonic() - start
+        timings = dict(km.provisioner.timings)
+        log.info(
+            "[kernel %s] launched %s on %s in %.3fs (%s)",
+            kernel.kernel_id, kernel.kernel_name, kernel.resource_manager, duration,
+            ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()),
+        )
+        try:
+            await acall(self.pm.hook.eg_after_launch, kernel=kernel)
+        except Exception as exc:
+            log.warning("[kernel %s] an eg_after_launch observer failed: %s", kernel.kernel_id, exc)
+        await self.emit(kernel, "launched", {"duration": round(duration, 4), "phases": timings})
+        return managed
+
+    async def shutdown_all(self) -> None:
+        await asyncio.gather(*(k.shutdown() for k in list(self.kernels.values())), return_exceptions=True)
+
+    def close(self) -> None:
+        self.zmq_context.destroy(linger=0)
+

@@ -1,0 +1,112 @@
+"""The kernel launch sequence.
+
+The driver is :func:`launch_sequence`; :class:`eg_core.provisioner.HookProvisioner` runs it from
+jupyter_client's ``launch_kernel`` and :mod:`eg_core.kernels` finishes it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncio
+
+from ._calling import acall, acall_first, implemented
+from .context import KernelContext
+from .errors import EGError, LaunchFailed
+
+
+class Deadline:
+    """The time left of one launch; each phase runs in what remains."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(self.end - time.monotonic(), 0.0)
+
+
+async def run_phase(phase: str, deadline: Deadline, awaitable: Any, timings: dict[str, float]):
+    """Await one phase within the deadline; a timeout or an unexpected error fails ``phase``."""
+    start = time.monotonic()
+    try:
+        return await asyncio.wait_for(awaitable, timeout=deadline.left())
+    except asyncio.TimeoutError:
+        raise LaunchFailed(
+            phase, f"no answer within the launch timeout of {deadline.seconds:g}s", timeout=True
+        ) from None
+    except EGError:
+        raise
+    except Exception as exc:
+        raise LaunchFailed(phase, f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        timings[phase] = round(time.monotonic() - start, 4)
+
+
+async def before_launch(pm, kernel: KernelContext) -> None:
+    """Step 1 (phase ``before_launch``): every plugin's ``eg_before_launch``; env additions go
+    into ``kernel.env``; a :class:`LaunchRefused` propagates as is."""
+    for extra in await acall(pm.hook.eg_before_launch, kernel=kernel):
+        kernel.env.update({str(k): str(v) for k, v in extra.items()})
+
+
+async def launch_sequence(
+    kernel: KernelContext, hooks: Any, cmd: list[str], deadline: Deadline, timings: dict[str, float]
+) -> dict[str, Any]:
+    """Launch a kernel through its resource manager and return its connection info.
+
+    The whole sequence, in the order the code runs it (``hooks`` reaches the kernel's resource
+    manager only; ``pm.hook`` reaches every plugin):
+
+    1. ``pm.hook.eg_before_launch(kernel)``   policies refuse or add env  (:func:`before_launch`,
+       run by ``HookProvisioner.pre_launch``, which then writes the connection file when the
+       argv uses one and fills the argv templates with ``eg_launch_substitutions``)
+    2. ``hooks.eg_launch_process(kernel, cmd)``  start the process / container / app
+    3. ``hooks.eg_confirm_startup(kernel)``      wait for the resource manager and launcher
+    4. ``hooks.eg_connection_info(kernel)``      where the kernel listens
+    5. (``eg_core.kernels``) connect to the kernel and wait for ``kernel_info_reply``,
+       phase ``kernel_info``, while ``hooks.eg_wait`` watches for an early exit
+    6. ``pm.hook.eg_after_launch(kernel)`` and ``pm.hook.eg_kernel_event(kernel, "launched")``
+
+    All phases share one deadline, ``kernel.launch_timeout``. When any phase from 2 on fails,
+    ``hooks.eg_kill`` and ``hooks.eg_cleanup`` run before :class:`LaunchFailed` (naming the
+    phase, with ``hooks.eg_describe_exit``'s text) propagates, so nothing is left behind.
+    """
+    try:
+        await run_phase(
+            "launch_process",
+            deadline,
+            acall_first(hooks.eg_launch_process, kernel=kernel, cmd=cmd),
+            timings,
+        )
+        await run_phase(
+            "confirm_startup", deadline, acall_first(hooks.eg_confirm_startup, kernel=kernel), timings
+        )
+        info = await run_phase(
+            "connection_info", deadline, acall_first(hooks.eg_connection_info, kernel=kernel), timings
+        )
+        if not info:
+            raise LaunchFailed("connection_info", f"resource manager '{kernel.resource_manager}' returned none")
+        return info
+    except BaseException as exc:
+        await abort_launch(kernel, hooks, exc)
+        raise
+
+
+async def abort_launch(kernel: KernelContext, hooks: Any, exc: BaseException) -> None:
+    """Remove whatever a failed launch created, and add the resource manager's account of the
+    exit to a :class:`LaunchFailed` message."""
+    if isinstance(exc, LaunchFailed) and implemented(hooks.eg_describe_exit):
+        try:
+            why = await asyncio.wait_for(acall_first(hooks.eg_describe_exit, kernel=kernel), 10)
+        except Exception:  # the account is a courtesy; the launch error is what matters
+            why = None
+        if why:
+            exc.message = f"{exc.message}\n{why}"
+            exc.args = (exc.message,)
+    for hook in (hooks.eg_kill, hooks.eg_cleanup):
+        try:
+            await asyncio.wait_for(acall_first(hook, kernel=kernel, restart=False), 30)
+        except Exception as err:
+            kernel.log.warning("%s after a failed launch raised %s", hook.name, err)

@@ -1,0 +1,115 @@
+"""The plugin manager: builtin plugins, then every plugin of the ``eg.plugins`` entry-point group.
+
+A plugin that implements any resource-manager hook is a *resource manager*; its name (the
+entry-point name, or the builtin's registered name) is what kernelspecs refer to. For each kernel
+the core calls the resource-manager hooks through :func:`resource_manager_hooks`, a relay that
+leaves out every other resource manager, so exactly one takes part.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from functools import lru_cache
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .hookspecs import NAME, RESOURCE_MANAGER_HOOKS
+
+ENTRY_POINT_GROUP = "eg.plugins"
+BUILTIN_PLUGINS = {"local": "eg_core.builtin.local"}
+
+
+def get_plugin_manager(
+    disabled: Iterable[str] = (), *, load_entrypoints: bool = True
+) -> pluggy.PluginManager:
+    """Build a plugin manager: builtins first, then entry points; ``disabled`` names are blocked.
+
+    ``EG_DISABLED_PLUGINS`` (a comma list) adds to ``disabled``; ``EG_TRACE_PLUGINS=1`` logs
+    every hook call.
+    """
+    pm = pluggy.PluginManager(NAME)
+    pm.add_hookspecs(hookspecs)
+    blocked = set(disabled) | {n for n in os.environ.get("EG_DISABLED_PLUGINS", "").split(",") if n}
+    for name in blocked:
+        pm.set_blocked(name)
+    for name, module in BUILTIN_PLUGINS.items():
+        if not pm.is_blocked(name):
+            pm.register(importlib.import_module(module), name=name)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    pm.check_pending()
+    if os.environ.get("EG_TRACE_PLUGINS"):
+        import logging
+
+        trace_log = logging.getLogger("eg.plugins")
+        pm.trace.root.setwriter(trace_log.debug)
+        pm.enable_tracing()
+    return pm
+
+
+@lru_cache(maxsize=1)
+def shared_plugin_manager() -> pluggy.PluginManager:
+    """The plugin manager for jupyter_client applications that use our provisioners directly."""
+    return get_plugin_manager()
+
+
+def is_resource_manager(plugin: Any) -> bool:
+    return any(callable(getattr(plugin, hook, None)) for hook in RESOURCE_MANAGER_HOOKS)
+
+
+def resource_managers(pm: pluggy.PluginManager) -> dict[str, Any]:
+    """The registered resource-manager plugins by name."""
+    return {
+        name: plugin
+        for name, plugin in pm.list_name_plugin()
+        if plugin is not None and is_resource_manager(plugin)
+    }
+
+
+class ResourceManagerHooks:
+    """Hook relay for one resource manager: ``hooks.eg_poll(kernel=k)`` reaches only that plugin
+    (plus non-resource-manager plugins, which implement no resource-manager hook)."""
+
+    def __init__(self, pm: pluggy.PluginManager, name: str):
+        self.name = name
+        others = [p for n, p in resource_managers(pm).items() if n != name]
+        self._pm = pm
+        self._others = others
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, hook: str):
+        if hook.startswith("_"):
+            raise AttributeError(hook)
+        caller = self._cache.get(hook)
+        if caller is None:
+            caller = self._pm.subset_hook_caller(hook, remove_plugins=self._others)
+            self._cache[hook] = caller
+        return caller
+
+
+def resource_manager_hooks(pm: pluggy.PluginManager, name: str) -> ResourceManagerHooks:
+    """The relay for resource manager ``name`` (build one per kernel; it is cheap)."""
+    return ResourceManagerHooks(pm, name)
+
+
+def describe(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
+    """What ``eg-gateway plugins`` prints: each plugin, its distribution and its hooks."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        rows.append(
+            {
+                "name": name,
+                "package": f"{dist.project_name} {dist.version}" if dist else "eg-core (builtin)",
+                "resource_manager": is_resource_manager(plugin),
+                "hooks": hooks,
+            }
+        )
+    return rows

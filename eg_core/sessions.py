@@ -1,0 +1,105 @@
+"""``/api/sessions``: notebook paths bound to kernels, kept in memory (Enterprise Gateway's model)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .errors import BadRequest, NotFound
+from .kernels import KernelRegistry
+
+
+class SessionManager:
+    def __init__(self, kernels: KernelRegistry):
+        self.kernels = kernels
+        self.sessions: dict[str, dict[str, Any]] = {}
+
+    def _model(self, session: dict[str, Any]) -> dict[str, Any] | None:
+        kernel = self.kernels.kernels.get(session["kernel_id"])
+        if kernel is None:  # its kernel was shut down or culled: the session goes too
+            self.sessions.pop(session["id"], None)
+            return None
+        return {
+            "id": session["id"],
+            "path": session["path"],
+            "name": session["name"],
+            "type": session["type"],
+            "kernel": kernel.model(),
+            "notebook": {"path": session["path"], "name": session["name"]},
+        }
+
+    def list(self) -> list[dict[str, Any]]:
+        return [m for s in list(self.sessions.values()) if (m := self._model(s)) is not None]
+
+    def get(self, session_id: str) -> dict[str, Any]:
+        session = self.sessions.get(session_id)
+        model = self._model(session) if session else None
+        if model is None:
+            raise NotFound(f"Session does not exist: {session_id}")
+        return model
+
+    async def create(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create a session (and its kernel) or return the existing one for the path.
+        Returns ``(model, created)``."""
+        path, kind, name = _path_type_name(body)
+        for session in list(self.sessions.values()):
+            if session["path"] == path and (model := self._model(session)) is not None:
+                return model, False
+        kernel_spec = body.get("kernel") or {}
+        if not isinstance(kernel_spec, dict):
+            raise BadRequest("'kernel' must be an object like {\"name\": \"python3\"}")
+        kernel_id = kernel_spec.get("id")
+        if kernel_id:
+            kernel = self.kernels.get(str(kernel_id))
+        else:
+            kernel_name = kernel_spec.get("name")
+            if kernel_name is not None and not isinstance(kernel_name, str):
+                raise BadRequest("'kernel.name' must be a string")
+            kernel = await self.kernels.start(kernel_name, kernel_spec.get("env"))
+        session = {"id": str(uuid.uuid4()), "path": path, "name": name, "type": kind, "kernel_id": kernel.kernel_id}
+        self.sessions[session["id"]] = session
+        return self._model(session), True
+
+    async def update(self, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        if session_id not in self.sessions:
+            raise NotFound(f"Session does not exist: {session_id}")
+        session = self.sessions[session_id]
+        for key in ("path", "name", "type"):
+            if key in body:
+                if not isinstance(body[key], str):
+                    raise BadRequest(f"'{key}' must be a string")
+                session[key] = body[key]
+        if isinstance(body.get("notebook"), dict) and isinstance(body["notebook"].get("path"), str):
+            session["path"] = body["notebook"]["path"]
+        kernel = body.get("kernel")
+        if isinstance(kernel, dict) and kernel.get("id") and kernel["id"] != session["kernel_id"]:
+            session["kernel_id"] = self.kernels.get(str(kernel["id"])).kernel_id
+        elif isinstance(kernel, dict) and kernel.get("name"):
+            started = await self.kernels.start(str(kernel["name"]))
+            old = self.kernels.kernels.get(session["kernel_id"])
+            session["kernel_id"] = started.kernel_id
+            if old is not None:
+                await old.shutdown()
+        return self.get(session_id)
+
+    async def delete(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            raise NotFound(f"Session does not exist: {session_id}")
+        kernel = self.kernels.kernels.get(session["kernel_id"])
+        if kernel is not None:
+            await kernel.shutdown()
+
+
+def _path_type_name(body: dict[str, Any]) -> tuple[str, str, str]:
+    notebook = body.get("notebook") if isinstance(body.get("notebook"), dict) else {}
+    path = body.get("path", notebook.get("path"))
+    if not isinstance(path, str) or not path:
+        raise BadRequest("a session needs 'path' (a string), e.g. {\"path\": \"nb.ipynb\", \"type\": \"notebook\", \"kernel\": {\"name\": \"python3\"}}")
+    kind = body.get("type", "notebook" if notebook else None)
+    if not isinstance(kind, str) or not kind:
+        raise BadRequest("a session needs 'type' (a string such as 'notebook' or 'console')")
+    name = body.get("name", notebook.get("name", ""))
+    if not isinstance(name, str):
+        raise BadRequest("'name' must be a string")
+    return path, kind, name

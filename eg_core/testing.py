@@ -1,0 +1,218 @@
+"""Test harness for eg and its plugins: a real eg-gateway process, REST and websocket clients
+speaking both protocols. Use it with ``pytest_plugins = ["eg_core.testing"]`` in a conftest.
+
+Needs the ``test`` extra (httpx, websockets, pytest-asyncio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from eg_core.wsproto import V1, from_legacy, from_v1, to_v1
+
+TOKEN = "test-token-" + uuid.uuid4().hex[:8]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GatewayProcess:
+    """An ``eg-gateway`` subprocess on a free port."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict | None = None, token: str | None = TOKEN, kernel_spec_dirs: list[str] = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.token = token
+        self.log_path = tmp / f"gateway-{self.port}.log"
+        cmd = [sys.executable, "-m", "eg_core", f"--port={self.port}", f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
+        cmd.append(f"--Gateway.auth_token={token}" if token else "--no-auth")
+        full_env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"gateway did not listen: {self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"token {self.token}"} if self.token else {}
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=90)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def kernel_spec_dirs() -> list[str]:
+    """Extra kernelspec directories for the gateways of a test module (override in a conftest)."""
+    return []
+
+
+@pytest.fixture
+def gateway_factory(tmp_path, kernel_spec_dirs):
+    started: list[GatewayProcess] = []
+
+    def start(*args: str, **kwargs) -> GatewayProcess:
+        kwargs.setdefault("kernel_spec_dirs", kernel_spec_dirs)
+        gw = GatewayProcess(tmp_path, *args, **kwargs)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, kernel_spec_dirs):
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), kernel_spec_dirs=kernel_spec_dirs)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+async def http(gateway):
+    async with gateway.client() as client:
+        yield client
+
+
+def new_msg(msg_type: str, content: dict, session: str, channel: str = "shell") -> dict:
+    return {
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "msg_type": msg_type,
+            "username": "test",
+            "session": session,
+            "date": "2026-01-01T00:00:00.000000Z",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": content,
+        "channel": channel,
+        "buffers": [],
+    }
+
+
+class KernelSocket:
+    """A websocket client of one kernel, in the legacy or the v1 protocol."""
+
+    def __init__(self, ws, protocol: str | None, session_id: str):
+        self.ws = ws
+        self.v1 = protocol == V1
+        self.session = session_id
+
+    @classmethod
+    async def connect(cls, gateway, kernel_id: str, *, v1: bool = False, session_id: str | None = None, headers=None):
+        session_id = session_id or uuid.uuid4().hex
+        ws = await websockets.connect(
+            f"{gateway.ws_url}/api/kernels/{kernel_id}/channels?session_id={session_id}",
+            additional_headers=gateway.headers if headers is None else headers,
+            subprotocols=[V1] if v1 else None,
+            max_size=None,
+        )
+        return cls(ws, ws.subprotocol, session_id)
+
+    async def send(self, msg: dict) -> None:
+        if self.v1:
+            parts = [json.dumps(msg[k]).encode() for k in ("header", "parent_header", "metadata", "content")]
+            await self.ws.send(to_v1(msg["channel"], parts + list(msg.get("buffers", []))))
+        else:
+            await self.ws.send(json.dumps(msg))
+
+    async def recv(self, timeout: float = 30) -> dict:
+        frame = await asyncio.wait_for(self.ws.recv(), timeout)
+        if self.v1:
+            channel, parts = from_v1(frame)
+            msg = {k: json.loads(p) for k, p in zip(("header", "parent_header", "metadata", "content"), parts)}
+            msg["channel"], msg["buffers"] = channel, parts[4:]
+            return msg
+        if isinstance(frame, bytes):
+            channel, parts = from_legacy(frame)
+            msg = {k: json.loads(p) for k, p in zip(("header", "parent_header", "metadata", "content"), parts)}
+            msg["channel"], msg["buffers"] = channel, parts[4:]
+            return msg
+        return json.loads(frame)
+
+    async def request(self, msg_type: str, content: dict, channel: str = "shell") -> str:
+        msg = new_msg(msg_type, content, self.session, channel)
+        await self.send(msg)
+        return msg["header"]["msg_id"]
+
+    async def execute(self, code: str, timeout: float = 60, stdin_reply: str | None = None) -> dict:
+        """Run code; return the reply, stdout text, results and errors of that request."""
+        msg_id = await self.request("execute_request", {"code": code, "silent": False, "allow_stdin": stdin_reply is not None})
+        out = {"stdout": "", "results": [], "errors": [], "reply": None, "idle": False}
+        deadline = time.monotonic() + timeout
+        while not (out["reply"] and out["idle"]):
+            msg = await self.recv(timeout=max(deadline - time.monotonic(), 0.1))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = msg["header"]["msg_type"]
+            if kind == "stream" and msg["content"].get("name") == "stdout":
+                out["stdout"] += msg["content"]["text"]
+            elif kind in ("execute_result", "display_data"):
+                out["results"].append(msg["content"]["data"])
+            elif kind == "error":
+                out["errors"].append(msg["content"]["ename"])
+            elif kind == "execute_reply":
+                out["reply"] = msg["content"]
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                out["idle"] = True
+            elif kind == "input_request":
+                reply = new_msg("input_reply", {"value": stdin_reply}, self.session, "stdin")
+                reply["parent_header"] = msg["header"]
+                await self.send(reply)
+        return out
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@pytest.fixture
+async def kernel(http):
+    """A fresh python3 kernel, shut down after the test."""
+    r = await http.post("/api/kernels", json={"name": "python3"})
+    assert r.status_code == 201, r.text
+    model = r.json()
+    yield model
+    await http.delete(f"/api/kernels/{model['id']}")
