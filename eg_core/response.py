@@ -164,6 +164,12 @@ class ResponseListener(LoggingConfigurable):
         self._server = await asyncio.start_server(self._handle_connection, host=self.bind_ip, port=int(port))
         self._port = self._server.sockets[0].getsockname()[1]
         self.log.info("Response listener on %s:%s, advertised as %s", self.bind_ip, self._port, self.address)
+        if self.response_address.rpartition(":")[0].strip("[]") in ("0.0.0.0", "::"):
+            self.log.warning(
+                "response_address %s is a wildcard that launchers cannot call back; set it to an "
+                "address of this host that kernel hosts can reach (bind_ip may stay 0.0.0.0)",
+                self.response_address,
+            )
 
     async def stop(self) -> None:
         """Stop listening, drop open connections and cancel every pending waiter."""

@@ -420,3 +420,43 @@ def test_seal_and_open_round_trip_for_large_info():
     info = {"kernel_id": "k", "blob": "x" * 5000}
     opened = launcher.open_connection_info(keys, json.loads(launcher.seal_connection_info(keys, "k", info)))
     assert opened.info == info and opened.kernel_id == "k"
+
+
+# -- gateway-side odds and ends ----------------------------------------------------------------------
+
+
+async def test_comm_client_speaks_to_enterprise_gateway_launchers():
+    """EG's launchers read plain JSON until EOF, act, and close without answering."""
+    received = []
+
+    async def eg_listener(reader, writer):
+        received.append(json.loads(await reader.read()))
+        writer.close()
+
+    server = await asyncio.start_server(eg_listener, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    assert await launcher_comm.send_request("127.0.0.1", port, {"signum": 2}, None) is None
+    assert await launcher_comm.is_alive("127.0.0.1", port, None) is True
+    assert await launcher_comm.shutdown("127.0.0.1", port, None) is True
+    assert received == [{"signum": 2}, {"signum": 0}, {"shutdown": 1}]
+    server.close()
+    await server.wait_closed()
+    assert await launcher_comm.is_alive("127.0.0.1", port, None) is False
+    assert await launcher_comm.shutdown("127.0.0.1", port, None) is False
+
+
+def test_listener_address_comes_from_enterprise_gateway_env(monkeypatch):
+    for name in ("EG_RESPONSE_ADDRESS", "EG_RESPONSE_IP", "EG_RESPONSE_PORT", "EG_RESPONSE_BIND_IP",
+                 "EG_RESPONSE_ADDR_ANY"):
+        monkeypatch.delenv(name, raising=False)
+    assert ResponseListener().response_address == "127.0.0.1:8877"
+    monkeypatch.setenv("EG_RESPONSE_IP", "10.1.2.3")
+    monkeypatch.setenv("EG_RESPONSE_PORT", "9999")
+    listener = ResponseListener()
+    assert (listener.response_address, listener.bind_ip) == ("10.1.2.3:9999", "10.1.2.3")
+    monkeypatch.setenv("EG_RESPONSE_ADDR_ANY", "true")
+    assert ResponseListener().bind_ip == "0.0.0.0"
+    monkeypatch.setenv("EG_RESPONSE_ADDRESS", "gw.example:7000")
+    monkeypatch.setenv("EG_RESPONSE_BIND_IP", "10.9.9.9")
+    listener = ResponseListener()
+    assert (listener.response_address, listener.bind_ip) == ("gw.example:7000", "10.9.9.9")

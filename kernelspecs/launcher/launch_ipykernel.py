@@ -18,7 +18,7 @@ with the per-kernel secret in the environment variable ``EG_LAUNCH_KEY`` (or a f
 
 It needs only the standard library and ipykernel (in the kernel's Python), so it can be copied to
 any host or image. Enterprise Gateway's arguments, including the deprecated
-``--RemoteProcessProxy.*`` forms, are accepted. POSIX only.
+``--RemoteProcessProxy.*`` forms, are accepted. POSIX only; Python 3.8 or later.
 
 The gateway imports this module as ``eg_core.kernelspecs.launcher.launch_ipykernel`` for the
 protocol functions below, so the key derivation, encryption and MACs live in one place. Importing
