@@ -17,13 +17,14 @@ from jupyter_core.paths import jupyter_path
 from tornado import httpserver, web
 from traitlets import Bool, Float, Int, List, Set, Unicode, default, validate
 
-from . import __version__
+from . import __version__, remote
 from ._calling import acall
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import describe, get_plugin_manager, resource_managers
 from .ports import PortRange
+from .response import ResponseListener
 from .sessions import SessionManager
 from .websocket import websocket_route
 
@@ -165,7 +166,7 @@ class Gateway(JupyterApp):
 
     def initialize(self, argv: list[str] | None = None) -> None:
         self.pm = get_plugin_manager(self._disabled_from_env())
-        self.classes = [Gateway, *self._plugin_configurables()]
+        self.classes = [Gateway, ResponseListener, *self._plugin_configurables()]
         super().initialize(argv)
         if self.disabled_plugins:
             self.pm = get_plugin_manager(self.disabled_plugins)
@@ -241,6 +242,9 @@ class Gateway(JupyterApp):
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then stop kernels (per ``shutdown_kernels_on_exit``)."""
         self._settle_auth()
+        if set(resource_managers(self.pm)) - {"local"}:
+            listener = await remote.start_listener(parent=self)
+            self.log.info("Remote kernels call back to the response address %s (ResponseListener.response_address)", listener.address)
         await acall(self.pm.hook.eg_startup, gateway=self)
         server = httpserver.HTTPServer(self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context())
         port = self._listen(server)
@@ -259,6 +263,7 @@ class Gateway(JupyterApp):
         if self.shutdown_kernels_on_exit:
             await self.kernels.shutdown_all()
         await acall(self.pm.hook.eg_shutdown, gateway=self)
+        await remote.stop_listener()
         self.kernels.close()
 
     def start(self) -> None:
@@ -266,6 +271,11 @@ class Gateway(JupyterApp):
             print_plugins(self.pm)
             return
         asyncio.run(self.serve())
+
+
+for _trait in Gateway.class_traits(config=True).values():
+    if _trait.metadata.get("env"):
+        _trait.help += f" Environment: {', '.join(_trait.metadata['env'])}."
 
 
 def print_plugins(pm: Any) -> None:

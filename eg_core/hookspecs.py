@@ -116,9 +116,10 @@ def eg_send_signal(kernel: KernelContext, signum: int) -> None:
 
 @hookspec(firstresult=True)
 def eg_terminate(kernel: KernelContext, restart: bool) -> None:
-    """Ask the kernel to stop (SIGTERM-like), when it did not exit after a shutdown request.
+    """Ask the kernel to stop (SIGTERM-like).
 
-    Optional: without it the core sends SIGTERM through ``eg_send_signal``.
+    Called during shutdown when the kernel did not exit within half the shutdown wait after its
+    shutdown request. Optional: without it the core sends SIGTERM through ``eg_send_signal``.
 
     Participants: the resource manager only. May be async. Returns nothing.
     """
@@ -200,6 +201,8 @@ def eg_before_launch(kernel: KernelContext) -> dict[str, str] | None:
 def eg_after_launch(kernel: KernelContext) -> None:
     """Observe a kernel that has launched and answered ``kernel_info``.
 
+    Called once per launch, after the last launch phase and before the ``launched`` event.
+
     Participants: every plugin. May be async. Returns nothing; errors are logged, not raised.
     """
 
@@ -211,7 +214,7 @@ def eg_kernel_event(kernel: KernelContext, event: str, details: dict[str, Any]) 
     ``event`` is one of ``requested``, ``launched``, ``launch_failed``, ``connected``,
     ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``, ``shut_down``.
     ``details`` carries the event's facts (phase durations for ``launched``, the phase and error
-    for ``launch_failed``, the exit status for ``died``...).
+    for ``launch_failed``, the exit status for ``died``...). Called when the event happens.
 
     Participants: every plugin. May be async. Returns nothing; errors are logged, not raised.
     """
@@ -267,7 +270,9 @@ def eg_startup(gateway: Any) -> None:
 
 @hookspec
 def eg_shutdown(gateway: Any) -> None:
-    """Stop plugin services; called once when the gateway stops, after its kernels are handled.
+    """Stop plugin services.
+
+    Called once when the gateway stops, after its kernels are handled.
 
     Participants: every plugin. May be async. Returns nothing.
     """

@@ -17,6 +17,7 @@ from typing import Any
 
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
+from . import remote
 from ._calling import acall_first, implemented
 from .context import KernelContext
 from .env import substitute
@@ -78,6 +79,9 @@ class HookProvisioner(KernelProvisionerBase):
             "port_range": str(self._port_range() or "0..0"),
             "connection_file": os.path.realpath(km.connection_file) if km.connection_file else "",
         }
+        if any("{response_address}" in arg or "{public_key}" in arg for arg in argv):
+            await remote.start_listener()
+        namespace.update(remote.substitutions())
         for extra in self.pm.hook.eg_launch_substitutions(kernel=kernel):
             namespace.update(extra)
         if argv and argv[0] in ("python", f"python{sys.version_info[0]}") and kernel.resource_manager == "local":

@@ -121,8 +121,10 @@ def output_tail(kernel: KernelContext) -> str | None:
         f.seek(max(f.tell() - TAIL_BYTES, 0))
         tail = f.read().decode(errors="replace").strip()
     status = poll(kernel)
-    head = f"kernel process exited with status {status}" if status is not None else "kernel output"
-    return f"{head}; last output:\n{tail}" if tail else head
+    head = f"kernel process exited with status {status}" if status is not None else "the kernel process is running"
+    if not tail:
+        return head if status is not None else None
+    return f"{head}; its last output:\n{tail}"
 
 
 def adopt(kernel: KernelContext, info: dict) -> None:

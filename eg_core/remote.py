@@ -1,0 +1,160 @@
+"""What remote resource managers (SSH, Docker, Kubernetes, YARN) call: the response address,
+the launcher's callback, and the launcher's comm port.
+
+A remote kernel is started by the launcher (``kernelspecs/launcher/launch_ipykernel.py``), which
+calls back to the gateway's response address with the kernel's connection info, then listens on
+a comm port for signals and shutdown. A resource manager uses it like this::
+
+    @hookimpl
+    async def eg_launch_process(kernel, cmd):
+        launch_key = await remote.expect_callback(kernel)   # before anything starts
+        ... start cmd remotely, giving it EG_LAUNCH_KEY=launch_key (not on a command line) ...
+
+    @hookimpl
+    async def eg_confirm_startup(kernel):
+        await remote.wait_for_callback(kernel, host=<address the gateway dials>, exited=<awaitable>)
+
+    @hookimpl
+    async def eg_send_signal(kernel, signum):
+        await remote.signal(kernel, signum)
+
+The kernelspec's argv gets ``{response_address}``, ``{public_key}``, ``{port_range}`` and
+``{kernel_id}`` filled by the core. Enterprise Gateway launchers (payload version 1) work too:
+call ``expect_callback(kernel, legacy=True)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable
+
+from . import launcher_comm
+from .context import KernelContext
+from .errors import LaunchFailed
+from .response import ResponseListener
+
+_listener: ResponseListener | None = None
+_starting: asyncio.Lock | None = None
+
+
+async def start_listener(parent: Any = None) -> ResponseListener:
+    """The process's response listener, started on first use (the gateway starts it at startup
+    when a remote resource manager is installed, with its config as ``parent``)."""
+    global _listener, _starting
+    if _listener is not None:
+        return _listener
+    if _starting is None:
+        _starting = asyncio.Lock()
+    async with _starting:
+        if _listener is None:
+            listener = ResponseListener(parent=parent)
+            await listener.start()
+            _listener = listener
+    return _listener
+
+
+async def stop_listener() -> None:
+    global _listener
+    if _listener is not None:
+        await _listener.stop()
+        _listener = None
+
+
+def substitutions() -> dict[str, str]:
+    """``{response_address}`` and ``{public_key}`` for kernelspec argv, once the listener runs."""
+    if _listener is None:
+        return {}
+    return {"response_address": _listener.address, "public_key": _listener.public_key}
+
+
+async def expect_callback(kernel: KernelContext, *, legacy: bool = False) -> str | None:
+    """Register the kernel with the response listener; call it before the launcher can start.
+
+    Returns the launch key the launcher needs in its environment as ``EG_LAUNCH_KEY`` (deliver
+    it through the environment or stdin, never on a command line), or ``None`` with ``legacy``
+    (Enterprise Gateway's launchers, which encrypt with ``{public_key}`` instead).
+    """
+    listener = await start_listener()
+    key = None if legacy else listener.new_launch_key()
+    kernel.handles["callback"] = listener.expect(kernel.kernel_id, key)
+    kernel.state["launch_key"] = key
+    return key
+
+
+async def wait_for_callback(
+    kernel: KernelContext, *, host: str | None = None, exited: Awaitable[Any] | None = None
+) -> dict[str, Any]:
+    """Wait for the launcher's connection info and store it in the kernel's context.
+
+    ``host`` replaces the ``ip`` the launcher reported (the address this gateway dials).
+    ``exited`` (e.g. the remote command or the container ending) fails the launch as soon as it
+    completes first; its result (text) goes into the error. Returns the connection info.
+    """
+    future: asyncio.Future = kernel.handles["callback"]
+    waiters = {asyncio.ensure_future(future)}
+    exit_task = asyncio.ensure_future(exited) if exited is not None else None
+    if exit_task:
+        waiters.add(exit_task)
+    try:
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if exit_task:
+            exit_task.cancel()
+    if not future.done():
+        why = exit_task.result() if exit_task in done and not exit_task.cancelled() and exit_task.exception() is None else None
+        raise LaunchFailed("confirm_startup", f"the kernel launcher ended before calling back{': ' + str(why) if why else ''}")
+    info = dict(future.result())
+    comm_ip = host or info.get("ip")
+    kernel.state.update(
+        comm_ip=comm_ip,
+        comm_port=info.pop("comm_port", 0),
+        remote_pid=info.pop("pid", None),
+        remote_pgid=info.pop("pgid", None),
+    )
+    info.pop("kernel_id", None)
+    if host:
+        info["ip"] = host
+    kernel.connection_info = info
+    return info
+
+
+def diagnose(kernel: KernelContext) -> str:
+    """What the response listener saw of this kernel's launcher (for launch errors)."""
+    return _listener.diagnose(kernel.kernel_id) if _listener else "the response listener is not running"
+
+
+def forget(kernel: KernelContext) -> None:
+    """Stop waiting for this kernel's callback (after a failed launch or at cleanup)."""
+    kernel.handles.pop("callback", None)
+    if _listener is not None:
+        _listener.forget(kernel.kernel_id)
+
+
+def _comm(kernel: KernelContext) -> tuple[str, int, str | None]:
+    return kernel.state.get("comm_ip") or "", int(kernel.state.get("comm_port") or 0), kernel.state.get("launch_key")
+
+
+def has_comm_port(kernel: KernelContext) -> bool:
+    return bool(_comm(kernel)[1])
+
+
+async def signal(kernel: KernelContext, signum: int) -> None:
+    """Send ``signum`` to the kernel through its launcher's comm port."""
+    host, port, key = _comm(kernel)
+    await launcher_comm.signal(host, port, signum, key)
+
+
+async def shutdown_launcher(kernel: KernelContext) -> None:
+    """Ask the launcher to stop the kernel and exit; a launcher already gone is fine."""
+    host, port, key = _comm(kernel)
+    if port:
+        try:
+            await launcher_comm.shutdown(host, port, key)
+        except (OSError, asyncio.TimeoutError):
+            pass
+
+
+async def is_alive(kernel: KernelContext) -> bool:
+    """Whether the launcher answers on its comm port (refused means the kernel is gone)."""
+    host, port, key = _comm(kernel)
+    return bool(port) and await launcher_comm.is_alive(host, port, key)
