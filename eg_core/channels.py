@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 import uuid
 from datetime import datetime, timezone
 from hashlib import sha256
@@ -134,16 +135,16 @@ class SessionChannels:
 class KernelBridge:
     """The ZMQ connections of one kernel, shared by its websocket clients."""
 
-    def __init__(self, kernel_id: str, context: zmq.asyncio.Context, on_iopub: Callable[[dict, list[bytes]], None], buffer_offline: bool = True):
+    def __init__(self, kernel_id: str, context: zmq.asyncio.Context, on_status: Callable[[str], None], buffer_offline: bool = True):
         self.kernel_id = kernel_id
         self.context = context
-        self.on_iopub = on_iopub
+        self.on_status = on_status
         self.buffer_offline = buffer_offline
         self.sessions: dict[str, SessionChannels] = {}
         self.parked: SessionChannels | None = None
         self.info: dict[str, Any] = {}
         self.signer = Signer(b"")
-        self.last_activity = datetime.now(timezone.utc)
+        self.last_activity = time.time()
         self._iopub: zmq.asyncio.Socket | None = None
         self._probe: zmq.asyncio.Socket | None = None
         self._tasks: list[asyncio.Task] = []
@@ -209,7 +210,7 @@ class KernelBridge:
     # -- kernel-level reading ------------------------------------------------------------------
 
     def touch(self) -> None:
-        self.last_activity = datetime.now(timezone.utc)
+        self.last_activity = time.time()
 
     async def _read_iopub(self) -> None:
         sock = self._iopub
@@ -221,13 +222,16 @@ class KernelBridge:
             parts = _split(frames)
             if parts is None:
                 continue
-            try:
-                header = json.loads(parts[0])
-            except ValueError:
-                continue
             self._iopub_seen.set()
             self.touch()
-            self.on_iopub(header, parts)
+            header = None
+            if b'"status"' in parts[0]:  # parse only headers that may be status messages
+                try:
+                    header = json.loads(parts[0])
+                    if header.get("msg_type") == "status":
+                        self.on_status(json.loads(parts[3]).get("execution_state", ""))
+                except (ValueError, AttributeError):
+                    continue
             self.publish(parts, header)
 
     def publish(self, parts: list[bytes], header: dict | None) -> None:

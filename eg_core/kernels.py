@@ -8,11 +8,11 @@ by a :class:`eg_core.channels.KernelBridge`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 import zmq.asyncio
@@ -47,7 +47,7 @@ class ManagedKernel:
         self.registry = registry
         self.kernel = kernel
         self.km = km
-        self.bridge = KernelBridge(kernel.kernel_id, registry.zmq_context, self._on_iopub, registry.settings.buffer_offline_messages)
+        self.bridge = KernelBridge(kernel.kernel_id, registry.zmq_context, self._on_status, registry.settings.buffer_offline_messages)
         self.execution_state = "starting"
         self.lock = asyncio.Lock()
         self.restart_count = 0
@@ -63,17 +63,14 @@ class ManagedKernel:
         return {
             "id": self.kernel_id,
             "name": self.kernel.kernel_name,
-            "last_activity": self.bridge.last_activity.strftime(TIMESTAMP),
+            "last_activity": datetime.fromtimestamp(self.bridge.last_activity, timezone.utc).strftime(TIMESTAMP),
             "execution_state": self.execution_state,
             "connections": self.bridge.connections,
         }
 
-    def _on_iopub(self, header: dict[str, Any], parts: list[bytes]) -> None:
-        if header.get("msg_type") == "status" and not self.restarting:
-            try:
-                self.execution_state = json.loads(parts[3]).get("execution_state", self.execution_state)
-            except ValueError:
-                pass
+    def _on_status(self, state: str) -> None:
+        if state and not self.restarting:
+            self.execution_state = state
 
     def _tell_clients(self, state: str) -> None:
         self.bridge.publish(status_parts(f"eg-{self.kernel_id}", state), None)

@@ -35,11 +35,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import padding as symmetric_padding
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from traitlets import Float, Integer, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
@@ -140,7 +135,7 @@ class ResponseListener(LoggingConfigurable):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self._server: asyncio.AbstractServer | None = None
-        self._private_key: rsa.RSAPrivateKey | None = None
+        self._private_key: Any = None
         self._public_key_b64: str | None = None
         self._port: int | None = None
         self._waiters: dict[str, _Waiter] = {}
@@ -155,6 +150,11 @@ class ResponseListener(LoggingConfigurable):
 
         Called once at gateway startup. Raises OSError when the address cannot be bound.
         """
+        # cryptography is imported here, not at module level: a gateway without remote kernels
+        # never loads it (it costs ~7 MiB of RSS).
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         self._private_key = await asyncio.to_thread(rsa.generate_private_key, 65537, RSA_KEY_BITS)
         der = self._private_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -342,6 +342,10 @@ class ResponseListener(LoggingConfigurable):
 
     def _decrypt_v1(self, key_b64: Any, conn_info_b64: Any) -> dict:
         """Enterprise Gateway's version-1 decryption; raises ValueError on any failure. Runs in a thread."""
+        from cryptography.hazmat.primitives import padding as symmetric_padding
+        from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         try:
             aes_key = self._private_key.decrypt(base64.b64decode(key_b64, validate=True), rsa_padding.PKCS1v15())
             decryptor = Cipher(algorithms.AES(aes_key), modes.ECB()).decryptor()
