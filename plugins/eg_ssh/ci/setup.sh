@@ -1,0 +1,53 @@
+#!/bin/sh
+# Root-made setup for the eg-ssh tests and benchmark. Idempotent; the main .ci/run calls it.
+#
+#   - openssh-server (the tests start their own sshd with a temporary config; nothing else runs)
+#   - /run/sshd, sshd's privilege-separation directory
+#   - test users egtest and egtest2 (home dirs, bash, password field '*' so that sshd with
+#     UsePAM=no does not treat them as locked accounts; their authorized keys live in the tests'
+#     own sshd directory, so nothing is written into their homes)
+#   - a world-readable kernel venv built from /usr/bin/python3 with ipykernel, at
+#     $EG_SSH_TEST_VENV (default /opt/eg-ssh-test/venv): the test users cannot reach the
+#     gateway's own Python (root's pyenv lives under /root, mode 700)
+set -eu
+
+VENV=${EG_SSH_TEST_VENV:-/opt/eg-ssh-test/venv}
+USERS=${EG_SSH_TEST_USERS:-"egtest egtest2"}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "eg-ssh setup: must run as root (it installs packages and creates users)" >&2
+    exit 1
+fi
+
+need_apt=""
+[ -x /usr/sbin/sshd ] || need_apt="$need_apt openssh-server"
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt="$need_apt python3-venv"
+if [ -n "$need_apt" ]; then
+    echo "eg-ssh setup: installing$need_apt"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $need_apt
+fi
+
+mkdir -p /run/sshd
+chmod 755 /run/sshd
+
+for user in $USERS; do
+    if ! id "$user" >/dev/null 2>&1; then
+        echo "eg-ssh setup: creating user $user"
+        useradd -m -s /bin/bash "$user"
+    fi
+    # A new account's password field is '!' (locked): sshd with UsePAM=no refuses even key logins.
+    usermod -p '*' "$user"
+done
+
+if ! "$VENV/bin/python" -c 'import ipykernel' >/dev/null 2>&1; then
+    echo "eg-ssh setup: building the kernel venv $VENV"
+    mkdir -p "$(dirname "$VENV")"
+    /usr/bin/python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check ipykernel
+fi
+chmod -R a+rX "$(dirname "$VENV")"
+
+echo "eg-ssh setup: done (sshd $(/usr/sbin/sshd -V 2>&1 | head -1 || true); venv $VENV)"

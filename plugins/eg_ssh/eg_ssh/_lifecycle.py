@@ -1,0 +1,224 @@
+"""The life of an SSH kernel, one function per resource-manager hook (called from :mod:`eg_ssh.plugin`).
+
+``kernel.state`` (persisted) holds ``host`` (the configured entry), ``ip`` (the address the
+gateway dials), ``ssh_port``, ``user``, ``pgid`` (the launcher's process group), ``log`` (the
+remote log path) and what :mod:`eg_core.remote` records (``comm_ip``, ``comm_port``,
+``launch_key``...). ``kernel.handles["ssh_process"]`` is the live :class:`RemoteProcess` while
+this gateway process holds the launcher's channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from eg_core import KernelContext, LaunchFailed, remote
+
+from . import _remote
+from ._hosts import hosts
+from ._remote import RemoteProcess
+from ._settings import SSHResourceManager, Settings, remote_user, resolve, split_host
+from ._ssh import HostUnreachable, LoginRejected, SessionRefused, Target, pool
+
+_LIVENESS_INTERVAL = 5.0
+_KILL_WAIT = 10.0
+
+
+def _process(kernel: KernelContext) -> RemoteProcess | None:
+    return kernel.handles.get("ssh_process")
+
+
+def _target(kernel: KernelContext, settings: Settings | None = None) -> Target:
+    """The SSH target of a launched kernel, from its state (also after adoption)."""
+    s = settings or resolve(kernel)
+    host, _ = split_host(kernel.state["host"], s.port)
+    return Target(
+        host, int(kernel.state["ssh_port"]), kernel.state["user"], s.client_keys, s.known_hosts,
+        s.connect_timeout, s.keepalive_interval,
+    )
+
+
+async def launch(kernel: KernelContext, cmd: list[str]) -> None:
+    """Pick a host, start the launcher there; see ``eg_launch_process``."""
+    settings = resolve(kernel)
+    user = remote_user(kernel, settings)
+    candidates = hosts.candidates(
+        settings.hosts, settings.algorithm, kernel.env.get("KERNEL_REMOTE_HOST"),
+        kernel.state.get("host") if kernel.restarting else None,
+    )
+    argv, launcher_args = _remote.prepare_argv(cmd, settings.remote_python, settings.replace_eg_launcher)
+    launch_key = await remote.expect_callback(kernel, legacy=not launcher_args)
+    env = dict(kernel.env)
+    if launch_key:
+        env["EG_LAUNCH_KEY"] = launch_key
+    log = _remote.log_path(settings.log_dir, kernel.kernel_id)
+    kernel.handles.pop("ssh_process", None)
+    kernel.handles.pop("exit_reported", None)
+    failures = []
+    for entry in candidates:
+        host, port = split_host(entry, settings.port)
+        target = Target(host, port, user, settings.client_keys, settings.known_hosts,
+                        settings.connect_timeout, settings.keepalive_interval)
+        start = time.monotonic()
+        try:
+            conn, process = await _start_on(kernel, target, settings, argv, launcher_args, env, log)
+        except HostUnreachable as exc:
+            hosts.mark_down(entry, str(exc), settings.down_host_retry_interval)
+            failures.append(f"{entry}: {exc}")
+            kernel.log.warning("ssh: skipping host %s: %s", entry, exc)
+            continue
+        except LoginRejected as exc:
+            raise LaunchFailed("launch_process", str(exc)) from None
+        hosts.mark_up(entry)
+        hosts.assign(entry, kernel.kernel_id)
+        kernel.state.update(host=entry, ip=conn.peer_ip, ssh_port=port, user=user, pgid=process.pid, log=log)
+        kernel.log.info(
+            "ssh: launcher pid %s started on %s in %.3fs", process.pid, target, time.monotonic() - start
+        )
+        return
+    raise LaunchFailed("launch_process", "no remote host could be reached: " + "; ".join(failures))
+
+
+async def _start_on(kernel, target, settings, argv, launcher_args, env, log):
+    """Start the launcher on ``target``; when sshd refuses another session on a pooled
+    connection (MaxSessions), retry on another connection."""
+    for attempt in range(3):
+        conn = await pool.acquire(target, settings.max_sessions, settings.idle_timeout)
+        try:
+            return conn, await _remote.start(
+                kernel, conn, argv, launcher_args, settings.launcher_dir, settings.remote_python,
+                env, log, settings.keep_logs,
+            )
+        except SessionRefused as exc:
+            kernel.log.info("ssh: %s; using another connection", exc)
+            if attempt == 2:
+                raise
+
+
+async def confirm(kernel: KernelContext) -> None:
+    """Wait for the launcher's callback, failing as soon as it ends; see ``eg_confirm_startup``."""
+    process = _process(kernel)
+    try:
+        await remote.wait_for_callback(kernel, host=kernel.state["ip"], exited=process.wait() if process else None)
+    except LaunchFailed:
+        kernel.handles["exit_reported"] = True
+        raise
+
+
+async def poll(kernel: KernelContext) -> int | None:
+    """``None`` while the kernel runs: its launcher's channel is open, or (without a channel)
+    its comm port answers; see ``eg_poll``."""
+    process = _process(kernel)
+    if process is not None and (process.running or process.definitive):
+        return None if process.running else process.status()
+    if not remote.has_comm_port(kernel):
+        return process.status() if process is not None else 0
+    try:
+        return None if await remote.is_alive(kernel) else 0
+    except Exception as exc:  # noqa: BLE001 - a network error tells nothing about the kernel
+        kernel.log.debug("ssh: liveness check failed: %s", exc)
+        return None
+
+
+async def wait(kernel: KernelContext) -> int:
+    """Wait for the launcher's end: the channel's end when this gateway holds it, else (after
+    adoption, or when the SSH connection was lost) the comm port's liveness."""
+    process = _process(kernel)
+    if process is not None:
+        await process.wait()
+        if process.definitive or not remote.has_comm_port(kernel):
+            return process.status()
+        kernel.log.warning("ssh: lost the SSH channel of the launcher on %s; watching its comm port", process.conn.target)
+    while (status := await poll(kernel)) is None:
+        await asyncio.sleep(_LIVENESS_INTERVAL)
+    return status
+
+
+async def send_signal(kernel: KernelContext, signum: int) -> None:
+    """Through the launcher's comm port; over SSH (``kill``) when it has none or does not answer."""
+    if remote.has_comm_port(kernel):
+        try:
+            await remote.signal(kernel, signum)
+            return
+        except ConnectionRefusedError:
+            return  # the launcher is gone, and the kernel with it
+        except Exception as exc:  # noqa: BLE001 - fall back to SSH
+            kernel.log.warning("ssh: comm port signal failed (%s); signalling over SSH", exc)
+    pgid = kernel.state.get("pgid")
+    if pgid and "host" in kernel.state:
+        await _remote.kill_group(_target(kernel), pgid, signum)
+
+
+async def terminate(kernel: KernelContext) -> None:
+    if remote.has_comm_port(kernel):
+        await remote.shutdown_launcher(kernel)
+    else:
+        await send_signal(kernel, signal.SIGTERM)
+
+
+async def kill(kernel: KernelContext) -> None:
+    """SIGKILL the launcher's process group and wait (bounded) for its channel to end, so that
+    nothing of the kernel is left on the host when this returns."""
+    process = _process(kernel)
+    if process is not None and not process.running:
+        return
+    if "pgid" not in kernel.state:
+        return
+    try:
+        await send_signal(kernel, signal.SIGKILL)
+    except (HostUnreachable, LoginRejected, OSError) as exc:
+        kernel.log.warning("ssh: cannot kill the launcher on %s: %s", kernel.state.get("host"), exc)
+        return
+    if process is not None:
+        try:
+            await asyncio.wait_for(process.wait(), _KILL_WAIT)
+        except asyncio.TimeoutError:
+            kernel.log.warning("ssh: the launcher on %s outlived SIGKILL for %gs", kernel.state.get("host"), _KILL_WAIT)
+
+
+def cleanup(kernel: KernelContext) -> None:
+    """Release the host slot and the callback registration; drop the channel handle."""
+    hosts.release(kernel.kernel_id)
+    remote.forget(kernel)
+    process = kernel.handles.pop("ssh_process", None)
+    if process is not None:
+        process.close()
+
+
+async def describe_exit(kernel: KernelContext) -> str | None:
+    """Why the kernel ended or never called back, for the launch error or the ``died`` event."""
+    process = _process(kernel)
+    if process is not None and not process.running:
+        return None if kernel.handles.get("exit_reported") else process.describe()
+    if "host" not in kernel.state:
+        return None
+    where = f"{kernel.state.get('user')}@{kernel.state['host']}"
+    if remote.has_comm_port(kernel):
+        head = f"the kernel on {where} stopped answering"
+    else:
+        head = (
+            f"the remote process (pid {kernel.state.get('pgid')}) on {where} started but has not called "
+            f"back; {remote.diagnose(kernel)}"
+        )
+    try:
+        output = await _remote.read_log(_target(kernel), kernel.state["log"])
+    except Exception as exc:  # noqa: BLE001 - the account is a courtesy
+        output = f"(cannot read it: {exc})"
+    return f"{head}. Its log {kernel.state['log']} on that host ends with:\n{output}" if output else head
+
+
+def adopt(kernel: KernelContext, info: dict) -> None:
+    """Re-attach to a kernel launched by an earlier gateway process (no channel: comm port only)."""
+    kernel.state = dict(info)
+    kernel.handles.pop("ssh_process", None)
+    if "host" in kernel.state:
+        hosts.assign(kernel.state["host"], kernel.kernel_id)
+
+
+async def shutdown() -> None:
+    await pool.close_all()
+
+
+def configurables() -> list[type]:
+    return [SSHResourceManager]

@@ -1,0 +1,87 @@
+"""The ``ssh`` resource manager's hooks: thin delegations to :mod:`eg_ssh._lifecycle`.
+
+Every kernel runs under eg's launcher on a remote host, started over a pooled asyncssh
+connection by a small bootstrap that gets the kernel's environment over stdin (never on a
+command line). The launcher calls back to the gateway's response address; signals and shutdown
+go through its comm port, with SSH ``kill`` as the fallback.
+"""
+
+from __future__ import annotations
+
+from eg_core import hookimpl
+from eg_core.provisioner import provisioner_for
+
+from . import _lifecycle as kernels
+
+SSHProvisioner = provisioner_for("ssh")
+
+
+@hookimpl
+def eg_configurables():
+    """Called once at gateway startup: the settings class, configured from the gateway's config."""
+    return kernels.configurables()
+
+
+@hookimpl
+async def eg_launch_process(kernel, cmd):
+    """Called once per (re)launch: choose a host, start the launcher there."""
+    await kernels.launch(kernel, cmd)
+
+
+@hookimpl
+async def eg_confirm_startup(kernel):
+    """Called after the launch: wait for the launcher's callback, or its early end."""
+    await kernels.confirm(kernel)
+
+
+@hookimpl
+def eg_connection_info(kernel):
+    """Called after the callback: the launcher's ports, with the host's address as ip."""
+    return kernel.connection_info
+
+
+@hookimpl
+async def eg_poll(kernel):
+    return await kernels.poll(kernel)
+
+
+@hookimpl
+async def eg_wait(kernel):
+    return await kernels.wait(kernel)
+
+
+@hookimpl
+async def eg_send_signal(kernel, signum):
+    await kernels.send_signal(kernel, signum)
+
+
+@hookimpl
+async def eg_terminate(kernel):
+    await kernels.terminate(kernel)
+
+
+@hookimpl
+async def eg_kill(kernel):
+    await kernels.kill(kernel)
+
+
+@hookimpl
+def eg_cleanup(kernel):
+    kernels.cleanup(kernel)
+
+
+@hookimpl
+async def eg_describe_exit(kernel):
+    return await kernels.describe_exit(kernel)
+
+
+@hookimpl
+def eg_load_process_info(kernel, info):
+    kernels.adopt(kernel, info)
+
+
+@hookimpl
+async def eg_shutdown():
+    """Called once when the gateway stops: close the SSH connections (launchers keep running
+    when the gateway does not shut its kernels down)."""
+    await kernels.shutdown()
