@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# A private Docker engine and the eg kernel image, for eg-docker's tests and benchmark.
+#
+#   plugins/eg_docker/ci/setup.sh              start (or reuse) dockerd, build (or reuse) the image
+#   plugins/eg_docker/ci/setup.sh --swarm      the same, and make the engine a one-node swarm
+#   plugins/eg_docker/ci/setup.sh --teardown   stop dockerd, unmount what it leaves, remove its dirs
+#
+# Idempotent. On stdout it prints only shell assignments (progress goes to stderr):
+#   DOCKER_HOST=unix:///tmp/eg-docker/docker.sock
+#   EG_DOCKER_IMAGE=eg/kernel-py:local
+#   EG_DOCKER_SWARM=active|inactive|unavailable: <reason>
+#
+# Environment:
+#   EG_DOCKER_RUN    the engine's run directory: data root, exec root, socket, log (/tmp/eg-docker)
+#   EG_DOCKER_CACHE  kept across runs: the debootstrap rootfs tarball and the saved kernel image,
+#                    keyed by a hash of their inputs (/var/cache/eg-docker)
+#
+# The engine runs as infra.md §2 says: overlay2, no iptables, no default bridge; kernels use host
+# networking. No registry is reachable, so images come from a debootstrap rootfs and `docker build`
+# (pip reaches PyPI with the host CA bundle copied into the build).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+RUN="${EG_DOCKER_RUN:-/tmp/eg-docker}"
+CACHE="${EG_DOCKER_CACHE:-/var/cache/eg-docker}"
+SOCK="$RUN/docker.sock"
+export DOCKER_HOST="unix://$SOCK"
+IMAGE_REPO="eg/kernel-py"
+IMAGE="$IMAGE_REPO:local"
+SUITE=bookworm
+MIRROR="${EG_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+INCLUDE="python3,python3-venv,ca-certificates"
+
+say() { echo "eg-docker setup: $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+dk() { docker "$@"; }
+
+docker_alive() { [ -S "$SOCK" ] && timeout 10 docker version >/dev/null 2>&1; }
+
+# --- teardown ---------------------------------------------------------------------------------
+
+teardown() {
+    if [ -f "$RUN/dockerd.pid" ]; then
+        pid="$(cat "$RUN/dockerd.pid")"
+        if kill -0 "$pid" 2>/dev/null; then
+            say "stopping dockerd (pid $pid)"
+            # Containers first, so nothing holds mounts when the daemon exits.
+            ids="$(timeout 20 docker ps -aq 2>/dev/null || true)"
+            [ -n "$ids" ] && timeout 60 docker rm -f $ids >/dev/null 2>&1 || true
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+            kill -0 "$pid" 2>/dev/null && { say "dockerd ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; sleep 1; }
+        fi
+    fi
+    # infra.md §2: the exec root's netns/default (nsfs) and the data root's bind mount stay
+    # mounted after dockerd stops; unmount everything under the run dir, deepest first.
+    if [ -d "$RUN" ]; then
+        awk -v run="$RUN" '$2 == run || index($2, run "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r mnt; do
+            umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || say "cannot unmount $mnt"
+        done
+        rm -rf "$RUN"
+    fi
+    say "torn down"
+}
+
+# --- install ----------------------------------------------------------------------------------
+
+install_packages() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q >&2
+        apt-get install -y -q "${missing[@]}" >&2
+    fi
+    command -v docker >/dev/null || die "no docker client after installing docker.io"
+}
+
+# --- the engine -------------------------------------------------------------------------------
+
+start_dockerd() {
+    if docker_alive; then
+        say "reusing dockerd at $DOCKER_HOST"
+        return
+    fi
+    mkdir -p "$RUN/data" "$RUN/exec"
+    say "starting dockerd (data root $RUN/data)"
+    # setsid: the daemon must outlive this script and the test session that ran it.
+    setsid dockerd \
+        --data-root "$RUN/data" --exec-root "$RUN/exec" --pidfile "$RUN/dockerd.pid" \
+        -H "unix://$SOCK" --storage-driver=overlay2 \
+        --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
+        --userland-proxy=false \
+        >"$RUN/dockerd.log" 2>&1 </dev/null 9>&- &
+    local pid=$!
+    for _ in $(seq 1 150); do
+        docker_alive && { say "dockerd is up (pid $pid)"; return; }
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    tail -n 30 "$RUN/dockerd.log" >&2 || true
+    die "dockerd did not answer on $SOCK within 30s (its log is above and in $RUN/dockerd.log)"
+}
+
+# --- the image --------------------------------------------------------------------------------
+
+hash_of() { sha256sum | cut -c1-16; }
+
+base_image() {
+    # The debootstrap rootfs, kept as a tarball in the cache; imported as eg/debian-base:<hash>.
+    local key tarball tag
+    key="$(printf '%s %s %s minbase' "$SUITE" "$INCLUDE" "$MIRROR" | hash_of)"
+    tarball="$CACHE/rootfs-$SUITE-$key.tar"
+    tag="eg/debian-base:$key"
+    if dk image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return; fi
+    if [ ! -s "$tarball" ]; then
+        local root="$CACHE/rootfs-$SUITE-$key.tmp"
+        rm -rf "$root"; mkdir -p "$root"
+        say "debootstrap $SUITE (about a minute, once per machine)"
+        debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$root" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
+            || { tail -n 20 "$CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap.log)"; }
+        cp /etc/resolv.conf "$root/etc/resolv.conf"
+        tar -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
+        rm -rf "$root"
+    fi
+    say "importing the rootfs as $tag"
+    dk import "$tarball" "$tag" >/dev/null
+    echo "$tag"
+}
+
+build_image() {
+    local ctx key saved base
+    ctx="$(mktemp -d)"
+    trap 'rm -rf "$ctx"' RETURN
+    cp "$HERE/../image/Dockerfile" "$HERE/../image/bootstrap-kernel.sh" "$ctx/"
+    cp "$REPO/kernelspecs/launcher/launch_ipykernel.py" "$ctx/"
+    key="$( (cd "$ctx" && cat Dockerfile bootstrap-kernel.sh launch_ipykernel.py; echo "$SUITE $INCLUDE") | hash_of)"
+    local tag="$IMAGE_REPO:$key"
+    saved="$CACHE/kernel-py-$key.tar"
+    if ! dk image inspect "$tag" >/dev/null 2>&1; then
+        if [ -s "$saved" ]; then
+            say "loading the cached kernel image $tag"
+            dk load -i "$saved" >/dev/null
+        else
+            base="$(base_image)"
+            cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
+            say "building $tag"
+            DOCKER_BUILDKIT=0 dk build -q --network host --build-arg "BASE=$base" -t "$tag" "$ctx" >&2 \
+                || die "docker build of the kernel image failed"
+            say "saving $tag to $saved"
+            dk save -o "$saved.part" "$tag" && mv "$saved.part" "$saved"
+            # Older saved images of other inputs are of no further use.
+            find "$CACHE" -maxdepth 1 -name 'kernel-py-*.tar' ! -name "kernel-py-$key.tar" -delete
+        fi
+    fi
+    dk tag "$tag" "$IMAGE"
+    say "kernel image $IMAGE = $tag"
+}
+
+# --- swarm ------------------------------------------------------------------------------------
+
+swarm_state() { dk info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo unknown; }
+
+drop_swarm_networks() {
+    # Kernels use host networking, so the routing mesh is not needed; its ingress network and
+    # docker_gwbridge would put private-range addresses on this machine. Remove both.
+    echo y | dk network rm ingress >/dev/null 2>&1 || true
+    for _ in $(seq 1 50); do
+        dk network inspect docker_gwbridge >/dev/null 2>&1 || break
+        dk network rm docker_gwbridge >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+}
+
+init_swarm() {
+    local state out
+    state="$(swarm_state)"
+    if [ "$state" = active ]; then echo "EG_DOCKER_SWARM=active"; return; fi
+    if out="$(dk swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 2>&1)"; then
+        say "swarm initialized"
+        drop_swarm_networks
+        echo "EG_DOCKER_SWARM=active"
+    else
+        say "swarm init failed: $out"
+        echo "EG_DOCKER_SWARM=unavailable: $(echo "$out" | tr '\n' ' ')"
+    fi
+}
+
+# --- main -------------------------------------------------------------------------------------
+
+case "${1:-}" in
+    --teardown) teardown; exit 0 ;;
+    ""|--swarm) ;;
+    *) die "usage: $0 [--swarm|--teardown]" ;;
+esac
+
+[ "$(id -u)" = 0 ] || die "must run as root (dockerd, debootstrap)"
+mkdir -p "$RUN" "$CACHE"
+exec 9>"$RUN.lock"
+flock 9
+install_packages
+start_dockerd
+build_image
+echo "DOCKER_HOST=$DOCKER_HOST"
+echo "EG_DOCKER_IMAGE=$IMAGE"
+if [ "${1:-}" = --swarm ]; then init_swarm; else echo "EG_DOCKER_SWARM=$(swarm_state)"; fi

@@ -1,0 +1,573 @@
+"""What a kernel's container (or Swarm service) looks like, and the checks on it.
+
+Settings come in three layers, lowest first:
+
+1. the gateway's :class:`DockerSettings` (traitlets: ``--DockerSettings.*``, config file, and
+   Enterprise Gateway's ``EG_*`` variables);
+2. the kernelspec's resource-manager ``config`` (``image_name``, ``network``, ``volumes``...);
+3. the request's ``KERNEL_*`` values, only for the settings the operator lets requests set
+   (``request_overrides``; ``KERNEL_IMAGE`` only for images matching ``allowed_images``).
+
+:func:`resolve` is called from ``eg_launch_process`` before anything is created: every value is
+checked there, so a bad one fails the request with 400 (malformed) or 403 (not allowed) and
+nothing is left to clean up.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from traitlets import Bool, Float, Integer, List, Unicode, default, validate
+from traitlets.config import SingletonConfigurable
+
+from eg_core import BadRequest, KernelContext, LaunchRefused
+
+# Labels every kernel container/service carries (Enterprise Gateway's, plus ours).
+LABEL_KERNEL_ID = "kernel_id"
+LABEL_APP = "app"
+LABEL_COMPONENT = "component"
+APP = "enterprise-gateway"
+COMPONENT = "kernel"
+LABEL_GATEWAY = "eg.gateway"
+LABEL_KERNEL_NAME = "eg.kernel_name"
+LABEL_USER = "eg.user"
+RESERVED_LABELS = {LABEL_KERNEL_ID, LABEL_APP, LABEL_COMPONENT}
+RESERVED_PREFIX = "eg."
+
+MAX_ID = 2**32 - 1
+MIN_MEMORY = 6 * 1024 * 1024  # the engine's own minimum
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*\Z", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_GPU_UUID = re.compile(r"(GPU|MIG)-[A-Za-z0-9-]+\Z")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}\Z")
+
+# setting name -> the request variable that overrides it
+REQUEST_VARIABLES = {
+    "image": "KERNEL_IMAGE",
+    "network": "KERNEL_NETWORK",
+    "uid": "KERNEL_UID",
+    "gid": "KERNEL_GID",
+    "working_dir": "KERNEL_WORKING_DIR",
+    "volumes": "KERNEL_VOLUMES",
+    "cpus": "KERNEL_CPUS",
+    "memory": "KERNEL_MEMORY",
+    "gpus": "KERNEL_GPUS",
+    "labels": "KERNEL_LABELS",
+}
+
+
+def _env_list(name: str, fallback: str) -> list[str]:
+    return [v.strip() for v in os.environ.get(name, fallback).split(",") if v.strip()]
+
+
+def _env_bool(name: str, fallback: bool) -> bool:
+    value = os.environ.get(name)
+    return fallback if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+class DockerSettings(SingletonConfigurable):
+    """Gateway-wide defaults of the ``docker`` resource manager (kernelspecs may override them)."""
+
+    docker_host = Unicode(
+        config=True, help="The Docker engine: unix:///path or tcp://host:port. Env: DOCKER_HOST.",
+    )
+
+    @default("docker_host")
+    def _default_docker_host(self) -> str:
+        return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    image_name = Unicode(
+        config=True, help="Image for kernelspecs that name none (Enterprise Gateway's EG_KERNEL_IMAGE).",
+    )
+
+    @default("image_name")
+    def _default_image(self) -> str:
+        return os.environ.get("EG_KERNEL_IMAGE", "")
+
+    mode = Unicode(
+        config=True, help="'container' (docker run) or 'swarm' (a Swarm service per kernel). "
+        "Kernelspecs of Enterprise Gateway's DockerSwarmProcessProxy always use 'swarm'. Env: EG_DOCKER_MODE.",
+    )
+
+    @default("mode")
+    def _default_mode(self) -> str:
+        return os.environ.get("EG_DOCKER_MODE", "container")
+
+    network = Unicode(
+        config=True, help="Network of kernel containers: 'host' or a named network. Env: EG_DOCKER_NETWORK.",
+    )
+
+    @default("network")
+    def _default_network(self) -> str:
+        return os.environ.get("EG_DOCKER_NETWORK", "host")
+
+    kernel_host = Unicode(
+        "", config=True,
+        help="Address the gateway dials to reach host-networked kernels. Default: the Docker "
+        "host's address (127.0.0.1 for a unix socket).",
+    )
+    kernel_bind_ip = Unicode(
+        "", config=True,
+        help="Address kernels bind inside their container. Default: 127.0.0.1 for host-networked "
+        "kernels on a local engine, else 0.0.0.0.",
+    )
+    prohibited_uids = List(
+        Integer(), config=True, help="UIDs kernels may not run as (403). Env: EG_PROHIBITED_UIDS.",
+    )
+
+    @default("prohibited_uids")
+    def _default_prohibited_uids(self) -> list[int]:
+        return _int_list("EG_PROHIBITED_UIDS")
+
+    prohibited_gids = List(
+        Integer(), config=True, help="GIDs kernels may not run as (403). Env: EG_PROHIBITED_GIDS.",
+    )
+
+    @default("prohibited_gids")
+    def _default_prohibited_gids(self) -> list[int]:
+        return _int_list("EG_PROHIBITED_GIDS")
+
+    default_uid = Unicode(config=True, help="UID when neither kernelspec nor request sets one. Env: EG_DEFAULT_KERNEL_UID.")
+
+    @default("default_uid")
+    def _default_default_uid(self) -> str:
+        return os.environ.get("EG_DEFAULT_KERNEL_UID", "1000")
+
+    default_gid = Unicode(config=True, help="GID when neither kernelspec nor request sets one. Env: EG_DEFAULT_KERNEL_GID.")
+
+    @default("default_gid")
+    def _default_default_gid(self) -> str:
+        return os.environ.get("EG_DEFAULT_KERNEL_GID", "100")
+
+    mirror_working_dirs = Bool(
+        config=True, help="Let requests set the container's working dir (KERNEL_WORKING_DIR). Env: EG_MIRROR_WORKING_DIRS.",
+    )
+
+    @default("mirror_working_dirs")
+    def _default_mirror(self) -> bool:
+        return _env_bool("EG_MIRROR_WORKING_DIRS", False)
+
+    request_overrides = List(
+        Unicode(), ["uid", "gid", "cpus", "memory", "gpus"], config=True,
+        help=f"Settings a request may set with KERNEL_* values ({', '.join(sorted(REQUEST_VARIABLES))}). "
+        "'image' also needs allowed_images.",
+    )
+    allowed_images = List(
+        Unicode(), config=True,
+        help="Patterns (fnmatch) of images a request may ask for with KERNEL_IMAGE; empty: only the configured image.",
+    )
+    max_cpus = Float(0.0, config=True, help="Most CPUs a request may ask for (0: no limit beyond the engine's).")
+    max_memory = Unicode("", config=True, help="Most memory a request may ask for, e.g. '8g' (empty: no limit).")
+    pull_policy = Unicode(
+        "missing", config=True, help="'missing' (pull when the engine lacks the image), 'never' or 'always'.",
+    )
+    init = Bool(True, config=True, help="Run docker-init (tini) as PID 1, so signals and zombies are handled.")
+    remove_containers = Bool(
+        config=True, help="Remove a kernel's container when it shuts down (else it stays, stopped). Env: EG_REMOVE_CONTAINER.",
+    )
+
+    @default("remove_containers")
+    def _default_remove(self) -> bool:
+        return _env_bool("EG_REMOVE_CONTAINER", True)
+
+    gateway_id = Unicode(
+        "eg", config=True,
+        help="Value of the eg.gateway label on this gateway's kernels; gateways sharing an engine "
+        "need different ids, so orphan checks see only their own kernels.",
+    )
+    orphans_at_startup = Unicode(
+        "log", config=True,
+        help="What to do at startup with kernel containers of this gateway_id that it does not "
+        "know: 'log', 'remove' or 'ignore'.",
+    )
+    log_tail_lines = Integer(25, config=True, help="Container log lines quoted when a kernel fails or dies.")
+    task_poll_interval = Float(0.25, config=True, help="Seconds between Swarm task state checks (tasks have no wait endpoint).")
+
+    @validate("mode")
+    def _check_mode(self, proposal):
+        return _check_choice("mode", proposal["value"], ("container", "swarm"))
+
+    @validate("pull_policy")
+    def _check_pull(self, proposal):
+        return _check_choice("pull_policy", proposal["value"], ("missing", "never", "always"))
+
+    @validate("orphans_at_startup")
+    def _check_orphans(self, proposal):
+        return _check_choice("orphans_at_startup", proposal["value"], ("log", "remove", "ignore"))
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _int_list(env: str) -> list[int]:
+    values = _env_list(env, "0")
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise ValueError(f"{env} must be a comma list of integers, not {os.environ.get(env)!r}") from None
+
+
+def settings() -> DockerSettings:
+    """The gateway's settings (defaults from the environment outside a gateway)."""
+    return DockerSettings.instance()
+
+
+@dataclass(frozen=True)
+class KernelContainer:
+    """The checked settings of one kernel's container or service."""
+
+    mode: str
+    docker_host: str
+    image: str
+    name: str
+    network: str
+    uid: int
+    gid: int
+    working_dir: str | None
+    mounts: list[dict[str, Any]]
+    cpus: float | None
+    memory: int | None
+    gpus: dict[str, Any] | None
+    labels: dict[str, str]
+    host: str
+    bind_ip: str
+    pull_policy: str
+    init: bool
+    remove: bool
+    log_tail_lines: int
+    legacy_launcher: bool
+    bootstrap: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Layers:
+    """Looks a setting up in request (if allowed), kernelspec config, then gateway defaults."""
+
+    def __init__(self, kernel: KernelContext, gateway: DockerSettings):
+        self.kernel = kernel
+        self.config = kernel.config
+        self.gateway = gateway
+        self.spec_env = {k: str(v) for k, v in (kernel.spec.get("env") or {}).items()}
+        allowed = self.config.get("request_overrides", gateway.request_overrides)
+        if isinstance(allowed, str):
+            allowed = [a.strip() for a in allowed.split(",") if a.strip()]
+        self.allowed = set(allowed)
+        if _truthy(self.config.get("mirror_working_dirs", gateway.mirror_working_dirs)):
+            self.allowed.add("working_dir")
+
+    def requested(self, setting: str) -> str | None:
+        """The request's value for ``setting``; None when the request did not set it.
+
+        A value equal to the kernelspec's own ``env`` entry is the operator's, not the request's.
+        """
+        var = REQUEST_VARIABLES[setting]
+        value = self.kernel.env.get(var)
+        if value is None or value == self.spec_env.get(var):
+            return None
+        return value
+
+    def get(self, setting: str, config_key: str | None = None, fallback: Any = None) -> tuple[Any, bool]:
+        """(value, came_from_request)."""
+        value = self.requested(setting)
+        if value is not None and setting != "image":
+            if setting not in self.allowed:
+                var = REQUEST_VARIABLES[setting]
+                raise LaunchRefused(
+                    f"{var} may not be set by a request for kernelspec {self.kernel.kernel_name!r}; the operator "
+                    f"allows it by adding {setting!r} to the resource manager's request_overrides"
+                )
+            return value, True
+        key = config_key or setting
+        if key in self.config and self.config[key] not in (None, ""):
+            return self.config[key], False
+        spec_value = self.spec_env.get(REQUEST_VARIABLES.get(setting, ""))
+        if spec_value:
+            return spec_value, False
+        return fallback, False
+
+
+def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> KernelContainer:
+    """Check and combine every setting of ``kernel``'s container.
+
+    Called by ``eg_launch_process`` before it creates anything. Raises :class:`BadRequest` for
+    malformed values and :class:`LaunchRefused` (403) for values the operator does not allow.
+    """
+    gateway = gateway or settings()
+    layers = _Layers(kernel, gateway)
+    cfg = kernel.config
+
+    mode = _mode(kernel, cfg.get("mode") or gateway.mode)
+    image = _image(kernel, layers, gateway)
+    network = _network(layers, gateway)
+    uid = _id("UID", layers.get("uid", "uid", gateway.default_uid)[0], gateway.prohibited_uids, "EG_PROHIBITED_UIDS")
+    gid = _id("GID", layers.get("gid", "gid", gateway.default_gid)[0], gateway.prohibited_gids, "EG_PROHIBITED_GIDS")
+    working_dir = _working_dir(layers.get("working_dir", "working_dir")[0])
+    mounts = _mounts(layers.get("volumes", "volumes", [])[0])
+    cpus_value, cpus_requested = layers.get("cpus", "cpus")
+    cpus = _cpus(cpus_value, gateway.max_cpus if cpus_requested else 0.0)
+    memory_value, memory_requested = layers.get("memory", "memory")
+    memory = _memory(memory_value, gateway.max_memory if memory_requested else "")
+    gpus = _gpus(layers.get("gpus", "gpus")[0])
+    if gpus and mode == "swarm":
+        raise BadRequest("GPU requests are not supported for Swarm services (Swarm has no device requests); use mode 'container'")
+    labels = _labels(kernel, layers.get("labels", "labels", {})[0], gateway)
+    docker_host = str(cfg.get("docker_host") or gateway.docker_host)
+    host, bind_ip = _addresses(network, docker_host, cfg, gateway)
+    pull_policy = _check_400("pull_policy", str(cfg.get("pull_policy") or gateway.pull_policy), ("missing", "never", "always"))
+    legacy = _truthy(cfg.get("legacy_launcher", False))
+    return KernelContainer(
+        mode=mode,
+        docker_host=docker_host,
+        image=image,
+        name=_container_name(kernel),
+        network=network,
+        uid=uid,
+        gid=gid,
+        working_dir=working_dir,
+        mounts=mounts,
+        cpus=cpus,
+        memory=memory,
+        gpus=gpus,
+        labels=labels,
+        host=host,
+        bind_ip=bind_ip,
+        pull_policy=pull_policy,
+        init=_truthy(cfg.get("init", gateway.init)),
+        remove=_truthy(cfg.get("remove_containers", gateway.remove_containers)),
+        log_tail_lines=int(cfg.get("log_tail_lines") or gateway.log_tail_lines),
+        legacy_launcher=legacy,
+    )
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _check_400(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _mode(kernel: KernelContext, configured: str) -> str:
+    metadata = kernel.spec.get("metadata") or {}
+    proxy = (metadata.get("process_proxy") or {}).get("class_name", "")
+    provisioner = (metadata.get("kernel_provisioner") or {}).get("provisioner_name", "")
+    if proxy.endswith("DockerSwarmProcessProxy") or provisioner == "docker-swarm-provisioner":
+        return "swarm"
+    return _check_400("mode", configured, ("container", "swarm"))
+
+
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:@-]*\Z", re.IGNORECASE)
+
+
+def _image(kernel: KernelContext, layers: _Layers, gateway: DockerSettings) -> str:
+    configured = str(kernel.config.get("image_name") or layers.spec_env.get("KERNEL_IMAGE") or gateway.image_name or "")
+    requested = layers.requested("image")
+    image = configured
+    if requested and requested != configured:
+        patterns = kernel.config.get("allowed_images", gateway.allowed_images) or []
+        if isinstance(patterns, str):
+            patterns = [p.strip() for p in patterns.split(",") if p.strip()]
+        if "image" not in layers.allowed and not patterns:
+            raise LaunchRefused(
+                f"KERNEL_IMAGE may not be set by a request for kernelspec {kernel.kernel_name!r}; the operator "
+                "allows images with the resource manager's allowed_images patterns"
+            )
+        if patterns and not any(fnmatch.fnmatchcase(requested, p) for p in patterns):
+            raise LaunchRefused(f"image {requested!r} is not among the images allowed for {kernel.kernel_name!r}: {', '.join(patterns)}")
+        image = requested
+    if not image:
+        raise BadRequest(
+            f"no image for kernelspec {kernel.kernel_name!r}: set image_name in its config, or "
+            "DockerSettings.image_name / EG_KERNEL_IMAGE on the gateway"
+        )
+    if len(image) > 255 or not _IMAGE.match(image):
+        raise BadRequest(f"image name {image[:80]!r} is not a valid Docker image reference")
+    return image
+
+
+def _network(layers: _Layers, gateway: DockerSettings) -> str:
+    network = str(layers.get("network", "network", gateway.network)[0] or "host")
+    if not _VOLUME_NAME.match(network) or len(network) > 128:
+        raise BadRequest(f"network name {network[:80]!r} is not valid")
+    return network
+
+
+def _id(kind: str, value: Any, prohibited: list[int], env: str) -> int:
+    """Enterprise Gateway's UID/GID rule: an integer 0..2^32-1, not prohibited; both are 403."""
+    text = str(value).strip()
+    if not re.fullmatch(r"\+?\d{1,10}", text) or int(text) > MAX_ID:
+        raise LaunchRefused(f"Kernel's {kind} value of {str(value)[:20]!r} is not an integer between 0 and {MAX_ID}")
+    number = int(text)
+    if number in prohibited:
+        raise LaunchRefused(f"Kernel's {kind} value of '{number}' has been denied via {env}")
+    return number
+
+
+def _working_dir(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    path = str(value)
+    if not path.startswith("/") or "\0" in path or len(path) > 4096:
+        raise BadRequest(f"working dir {path[:80]!r} must be an absolute path inside the container")
+    return path
+
+
+def _mounts(value: Any) -> list[dict[str, Any]]:
+    """Volumes as ``"source:target[:ro|rw]"`` strings or ``{source, target, read_only, type}`` objects,
+    in a list (a request gives it as JSON)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip().startswith("[") else [v for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise BadRequest("volumes must be a JSON list of 'source:target[:ro]' strings or objects") from None
+    if not isinstance(value, list):
+        raise BadRequest("volumes must be a list of 'source:target[:ro]' strings or {source, target, read_only} objects")
+    mounts = []
+    for entry in value:
+        if isinstance(entry, str):
+            parts = entry.strip().split(":")
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+                raise BadRequest(f"volume {entry[:120]!r} must look like 'source:target' or 'source:target:ro'")
+            source, target, read_only = parts[0], parts[1], len(parts) == 3 and parts[2] == "ro"
+            kind = None
+        elif isinstance(entry, dict):
+            source, target = str(entry.get("source", "")), str(entry.get("target", ""))
+            read_only = _truthy(entry.get("read_only", False))
+            kind = entry.get("type")
+        else:
+            raise BadRequest("each volume must be a 'source:target[:ro]' string or an object")
+        if not target.startswith("/"):
+            raise BadRequest(f"volume target {target[:120]!r} must be an absolute path in the container")
+        if kind is None:
+            kind = "bind" if source.startswith("/") else "volume"
+        if kind == "bind" and not source.startswith("/"):
+            raise BadRequest(f"bind mount source {source[:120]!r} must be an absolute path on the Docker host")
+        if kind == "volume" and not _VOLUME_NAME.match(source):
+            raise BadRequest(f"volume name {source[:120]!r} is not valid")
+        if kind not in ("bind", "volume"):
+            raise BadRequest(f"volume type {kind!r} must be 'bind' or 'volume'")
+        mounts.append({"Type": kind, "Source": source, "Target": target, "ReadOnly": read_only})
+    return mounts
+
+
+def _cpus(value: Any, limit: float) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        cpus = float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"cpus must be a number of CPUs such as 0.5 or 2, not {str(value)[:40]!r}") from None
+    if not 0.01 <= cpus <= 1024:
+        raise BadRequest(f"cpus must be between 0.01 and 1024, not {cpus:g}")
+    if limit and cpus > limit:
+        raise LaunchRefused(f"{cpus:g} CPUs exceeds the limit of {limit:g} CPUs per kernel")
+    return cpus
+
+
+def parse_size(value: Any) -> int:
+    """``"512m"``, ``"2g"``, ``"1Gi"``, ``"1.5GB"`` or a number of bytes → bytes; raises ValueError."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(value)
+    number, unit = float(match.group(1)), match.group(2).lower()
+    return int(number * _UNITS[unit])
+
+
+def _memory(value: Any, limit: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        memory = parse_size(value)
+    except ValueError:
+        raise BadRequest(f"memory must be a size such as 512m or 2g, not {str(value)[:40]!r}") from None
+    if memory < MIN_MEMORY:
+        raise BadRequest(f"memory {value!r} is below the Docker engine's minimum of 6m")
+    if limit and memory > parse_size(limit):
+        raise LaunchRefused(f"memory {value!r} exceeds the limit of {limit} per kernel")
+    return memory
+
+
+def _gpus(value: Any) -> dict[str, Any] | None:
+    """``"all"``, a count, or a comma list of device ids → a Docker device request."""
+    if value in (None, "", 0, "0"):
+        return None
+    text = str(value).strip()
+    request: dict[str, Any] = {"Driver": "", "Capabilities": [["gpu"]]}
+    ids = text.split(",")
+    if text == "all":
+        request["Count"] = -1
+    elif text.isdigit():
+        request["Count"] = int(text)
+    elif len(ids) > 1 and all(i.isdigit() or _GPU_UUID.match(i) for i in ids) or _GPU_UUID.match(text):
+        request["DeviceIDs"] = ids
+    else:
+        raise BadRequest(f"gpus must be 'all', a count, or a comma list of device ids (0,1 or GPU-<uuid>), not {text[:40]!r}")
+    return request
+
+
+def _labels(kernel: KernelContext, value: Any, gateway: DockerSettings) -> dict[str, str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise BadRequest("labels must be a JSON object of names to strings") from None
+    if not isinstance(value, dict):
+        raise BadRequest("labels must be an object of names to strings")
+    labels = {}
+    for key, val in value.items():
+        key = str(key)
+        if not _LABEL_KEY.match(key):
+            raise BadRequest(f"label name {key[:80]!r} is not valid")
+        if key in RESERVED_LABELS or key.startswith(RESERVED_PREFIX):
+            raise BadRequest(f"label {key!r} is set by the gateway and cannot be overridden")
+        if not isinstance(val, (str, int, float, bool)):
+            raise BadRequest(f"label {key!r} must have a string value")
+        labels[key] = str(val)
+    labels.update(
+        {
+            LABEL_KERNEL_ID: kernel.kernel_id,
+            LABEL_APP: APP,
+            LABEL_COMPONENT: COMPONENT,
+            LABEL_GATEWAY: str(kernel.config.get("gateway_id") or gateway.gateway_id),
+            LABEL_KERNEL_NAME: kernel.kernel_name,
+            LABEL_USER: kernel.user,
+        }
+    )
+    return labels
+
+
+def _addresses(network: str, docker_host: str, cfg: dict, gateway: DockerSettings) -> tuple[str, str]:
+    """(address the gateway dials, address the kernel binds). For a named network the dialled
+    address is the container's own, known after start (left empty here)."""
+    url = urlparse(docker_host)
+    engine_host = "127.0.0.1" if url.scheme == "unix" else (url.hostname or "127.0.0.1")
+    host = str(cfg.get("kernel_host") or gateway.kernel_host or (engine_host if network == "host" else ""))
+    local = engine_host in ("127.0.0.1", "localhost", "::1")
+    bind_ip = str(cfg.get("kernel_bind_ip") or gateway.kernel_bind_ip or ("127.0.0.1" if network == "host" and local else "0.0.0.0"))
+    return host, bind_ip
+
+
+def _container_name(kernel: KernelContext) -> str:
+    """``<user>-<kernel id>`` (Enterprise Gateway's), reduced to Docker's name alphabet."""
+    user = _NAME_UNSAFE.sub("-", kernel.user or "kernel").strip("-._")[:20] or "kernel"
+    return f"{user}-{kernel.kernel_id}"
+
+
+__all__ = ["DockerSettings", "KernelContainer", "resolve", "settings", "parse_size"]
