@@ -28,6 +28,13 @@ MAX_BUFFER_BYTES = 64 * 1024 * 1024
 log = logging.getLogger("eg.channels")
 
 
+class RelayCounts:
+    """Messages relayed by every bridge of this process, for metrics."""
+
+    from_kernel = 0
+    to_kernel = 0
+
+
 class Client(Protocol):
     """A websocket (or anything) that takes kernel messages for one session."""
 
@@ -110,6 +117,7 @@ class SessionChannels:
                 return
             parts = _split(frames)
             if parts is not None:
+                RelayCounts.from_kernel += 1
                 self.bridge.touch()
                 self.deliver(channel, parts, None)
 
@@ -125,6 +133,7 @@ class SessionChannels:
         if sock is None:
             raise KeyError(channel)
         sock.send_multipart(self.bridge.signer.frames(parts))
+        RelayCounts.to_kernel += 1
 
     def replay(self) -> None:
         buffered, self.buffer, self.buffered_bytes = self.buffer, [], 0
@@ -222,6 +231,7 @@ class KernelBridge:
             parts = _split(frames)
             if parts is None:
                 continue
+            RelayCounts.from_kernel += 1
             self._iopub_seen.set()
             self.touch()
             header = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -42,6 +43,7 @@ class ChannelsHandler(AuthMixin, WebSocketHandler):
         self.session_id = self.get_query_argument("session_id", "") or uuid.uuid4().hex
         self.set_nodelay(True)
         self.session = self.managed.bridge.attach(self.session_id, self)
+        self._event("connected")
         log.debug("[kernel %s] websocket open, session %s, protocol %s", kernel_id, self.session_id, V1 if self.v1 else "legacy")
 
     def on_message(self, message: str | bytes) -> None:
@@ -76,6 +78,11 @@ class ChannelsHandler(AuthMixin, WebSocketHandler):
     def on_close(self) -> None:
         if self.session is not None:
             self.managed.bridge.detach(self.session_id, self)
+            self._event("disconnected")
+
+    def _event(self, event: str) -> None:
+        details = {"session_id": self.session_id, "protocol": V1 if self.v1 else "legacy", "connections": self.managed.bridge.connections}
+        asyncio.ensure_future(self.gateway.kernels.emit(self.managed.kernel, event, details))
 
 
 def websocket_route() -> tuple:
