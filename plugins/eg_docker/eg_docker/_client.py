@@ -226,7 +226,13 @@ class DockerClient:
         return await self._send("GET", "/services", params={"filters": json.dumps(filters)})
 
     async def service_tasks(self, service_id: str) -> list[dict]:
-        return await self._send("GET", "/tasks", params={"filters": json.dumps({"service": [service_id]})})
+        """The service's tasks; none when the service does not exist (any more)."""
+        try:
+            return await self._send("GET", "/tasks", params={"filters": json.dumps({"service": [service_id]})})
+        except DockerError as exc:
+            if exc.status == 404:
+                return []
+            raise
 
     async def service_logs(self, service_id: str, tail: int) -> str:
         try:

@@ -123,8 +123,13 @@ def _task_status(task: dict | None) -> tuple[str, int | None, str]:
 async def exited(kernel: KernelContext) -> str:
     """Complete when the service's task has ended; the text says how."""
     interval = float(kernel.state.get("task_poll_interval") or 0.25)
+    if not kernel.state.get("service_id"):
+        return "no service was created"
     while True:
-        state, code, err = _task_status(await current_task(kernel))
+        task = await current_task(kernel)
+        if task is None and await client(kernel).service_inspect(kernel.state["service_id"]) is None:
+            return f"service {kernel.state.get('name')} was removed"
+        state, code, err = _task_status(task)
         if state and state not in ALIVE:
             text = f"service {kernel.state.get('name')} task {state}"
             if code is not None:

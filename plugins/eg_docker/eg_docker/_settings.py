@@ -321,7 +321,9 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
     gpus = _gpus(layers.get("gpus", "gpus")[0])
     if gpus and mode == "swarm":
         raise BadRequest("GPU requests are not supported for Swarm services (Swarm has no device requests); use mode 'container'")
-    labels = _labels(kernel, layers.get("labels", "labels", {})[0], gateway)
+    # Labels add up: the kernelspec's, then the request's (where allowed), then the gateway's own.
+    labels = {**_labels(kernel.config.get("labels") or {}), **_labels(layers.get("labels", "labels", {})[0])}
+    labels.update(_kernel_labels(kernel, gateway))
     docker_host = str(cfg.get("docker_host") or gateway.docker_host)
     host, bind_ip = _addresses(network, docker_host, cfg, gateway)
     pull_policy = _check_400("pull_policy", str(cfg.get("pull_policy") or gateway.pull_policy), ("missing", "never", "always"))
@@ -522,7 +524,7 @@ def _gpus(value: Any) -> dict[str, Any] | None:
     return request
 
 
-def _labels(kernel: KernelContext, value: Any, gateway: DockerSettings) -> dict[str, str]:
+def _labels(value: Any) -> dict[str, str]:
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
@@ -540,17 +542,19 @@ def _labels(kernel: KernelContext, value: Any, gateway: DockerSettings) -> dict[
         if not isinstance(val, (str, int, float, bool)):
             raise BadRequest(f"label {key!r} must have a string value")
         labels[key] = str(val)
-    labels.update(
-        {
-            LABEL_KERNEL_ID: kernel.kernel_id,
-            LABEL_APP: APP,
-            LABEL_COMPONENT: COMPONENT,
-            LABEL_GATEWAY: str(kernel.config.get("gateway_id") or gateway.gateway_id),
-            LABEL_KERNEL_NAME: kernel.kernel_name,
-            LABEL_USER: kernel.user,
-        }
-    )
     return labels
+
+
+def _kernel_labels(kernel: KernelContext, gateway: DockerSettings) -> dict[str, str]:
+    """The labels that find a kernel's container (Enterprise Gateway's three, and ours)."""
+    return {
+        LABEL_KERNEL_ID: kernel.kernel_id,
+        LABEL_APP: APP,
+        LABEL_COMPONENT: COMPONENT,
+        LABEL_GATEWAY: str(kernel.config.get("gateway_id") or gateway.gateway_id),
+        LABEL_KERNEL_NAME: kernel.kernel_name,
+        LABEL_USER: kernel.user,
+    }
 
 
 def _addresses(network: str, docker_host: str, cfg: dict, gateway: DockerSettings) -> tuple[str, str]:

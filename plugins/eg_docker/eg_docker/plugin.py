@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from eg_core import hookimpl, remote
+from eg_core import hookimpl
 from eg_core.provisioner import provisioner_for
 
 from . import _lifecycle as lifecycle
@@ -31,9 +31,8 @@ def eg_configurables():
 
 @hookimpl
 async def eg_startup(gateway):
-    """Start the response listener (so kernelspec argv gets ``{response_address}``), and deal
-    with kernel containers this gateway does not know, per ``orphans_at_startup``."""
-    await remote.start_listener(parent=gateway)
+    """Deal with kernel containers of this gateway id that the gateway does not know, per
+    ``orphans_at_startup`` (the core starts the response listener itself)."""
     policy = settings().orphans_at_startup
     if policy == "ignore":
         return
@@ -57,12 +56,6 @@ async def eg_startup(gateway):
 @hookimpl
 async def eg_shutdown():
     await close_clients()
-
-
-@hookimpl
-def eg_launch_substitutions():
-    """``{response_address}`` and ``{public_key}`` for remote kernelspecs' argv."""
-    return remote.substitutions() or None
 
 
 # -- resource-manager hooks ------------------------------------------------------------------------

@@ -46,7 +46,9 @@ def docker_engine() -> dict[str, str]:
     if not values.get("EG_DOCKER_SWARM", "").startswith("active"):
         pytest.fail(f"the engine could not become a swarm manager: {values.get('EG_DOCKER_SWARM')}", pytrace=False)
     yield values
-    if not already_running and not os.environ.get("EG_DOCKER_KEEP"):
+    # Stop the engine when this session started it, and always on CI (where scripts/test.sh
+    # started it just before); a developer's engine that was already up is kept.
+    if (os.environ.get("CI") or not already_running) and not os.environ.get("EG_DOCKER_KEEP"):
         subprocess.run(["bash", str(SETUP), "--teardown"], capture_output=True, timeout=300)
 
 

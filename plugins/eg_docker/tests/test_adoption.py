@@ -1,0 +1,123 @@
+"""A kernel container outlives the process that launched it: re-attach from saved state
+(``eg_load_process_info``), and find or remove the containers nobody knows (orphans)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import KernelProvisionerFactory
+
+from eg_core.catalog import packaged_kernelspecs_dir
+
+pytestmark = pytest.mark.timeout(240)
+
+LAUNCH_AND_SAVE = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from jupyter_client.manager import AsyncKernelManager
+
+    async def main(out):
+        km = AsyncKernelManager(kernel_name="python_docker")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+        await kc.execute_interactive("adopted = 'state kept across the gateway restart'", timeout=30)
+        info = await km.provisioner.get_provisioner_info()
+        conn = km.get_connection_info()
+        conn["key"] = conn["key"].decode()
+        with open(out, "w") as f:
+            json.dump({"kernel_id": km.kernel_id, "provisioner_info": info, "connection_info": conn}, f)
+        print("SAVED", flush=True)
+        await asyncio.Event().wait()   # run until killed
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+@pytest.fixture
+def jupyter_path(tmp_path, monkeypatch, docker_host):
+    """A JUPYTER_PATH holding the python_docker kernelspec, for plain jupyter_client use."""
+    kernels = tmp_path / "jupyter" / "kernels"
+    kernels.mkdir(parents=True)
+    shutil.copytree(Path(packaged_kernelspecs_dir()) / "python_docker", kernels / "python_docker")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    monkeypatch.setenv("EG_RESPONSE_ADDRESS", "127.0.0.1:0")
+    return str(tmp_path / "jupyter")
+
+
+async def test_adopt_after_sigkill_from_saved_state(tmp_path, jupyter_path, docker):
+    saved = tmp_path / "saved.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LAUNCH_AND_SAVE, str(saved), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 90)
+        assert line.strip() == b"SAVED", line + await proc.stdout.read(4000)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # the launching process dies without any cleanup
+        await proc.wait()
+    data = json.loads(saved.read_text())
+    kid = data["kernel_id"]
+    [container] = await docker.containers({"kernel_id": kid})
+    assert container["State"] == "running"
+
+    # A new process re-attaches from the saved state, the way a restarted gateway would.
+    km = AsyncKernelManager(kernel_name="python_docker")
+    km.kernel_id = kid
+    km.provisioner = KernelProvisionerFactory.instance().create_provisioner_instance(kid, km.kernel_spec, parent=km)
+    await km.provisioner.load_provisioner_info(data["provisioner_info"])
+    km.load_connection_info(data["connection_info"])
+    assert km.has_kernel and await km.is_alive()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=30)
+        outputs = []
+        reply = await kc.execute_interactive("print(adopted)", timeout=30, output_hook=outputs.append)
+        assert reply["content"]["status"] == "ok"
+        text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+        assert text.strip() == "state kept across the gateway restart"
+    finally:
+        kc.stop_channels()
+    await km.shutdown_kernel()
+    assert await docker.containers({"kernel_id": kid}) == []
+
+
+async def test_orphans_after_gateway_sigkill(gateway_factory, docker, docker_host, tmp_path):
+    gateway_id = f"eg-orphans-{os.getpid()}-{tmp_path.name[-6:]}"
+    env = {"DOCKER_HOST": docker_host, "EG_RESPONSE_ADDRESS": "127.0.0.1:0"}
+    first = gateway_factory(f"--DockerSettings.gateway_id={gateway_id}", env=env)
+    async with first.client() as http:
+        r = await http.post("/api/kernels", json={"name": "python_docker"})
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+    first.proc.kill()  # SIGKILL: no kernel shutdown
+    first.proc.wait()
+    [container] = await docker.containers({"kernel_id": kid})
+    assert container["State"] == "running"
+
+    cli = shutil.which("eg-docker-orphans", path=os.path.dirname(sys.executable))
+    listed = subprocess.run(
+        [cli, "--gateway-id", gateway_id, "--json"], capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": docker_host}, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [(o["kind"], o["kernel_id"]) for o in json.loads(listed.stdout)] == [("container", kid)]
+
+    second = gateway_factory(
+        f"--DockerSettings.gateway_id={gateway_id}", "--DockerSettings.orphans_at_startup=remove", env=env
+    )
+    assert await docker.containers({"kernel_id": kid}) == []
+    assert f"Removed kernel container {'-'.join(container['Names'][0].lstrip('/').split('-'))}" in second.output()
