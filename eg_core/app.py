@@ -21,17 +21,13 @@ from . import __version__, remote
 from ._calling import acall
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
+from .config import apply_env_defaults, document_env
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import describe, get_plugin_manager, resource_managers
 from .ports import PortRange
 from .response import ResponseListener
 from .sessions import SessionManager
 from .websocket import websocket_route
-
-
-def env_default(*names: str):
-    """Tag a trait with the environment variables (Enterprise Gateway's names) it defaults from."""
-    return {"env": names}
 
 
 class Gateway(JupyterApp):
@@ -59,71 +55,77 @@ class Gateway(JupyterApp):
         "debug": ({"Application": {"log_level": "DEBUG"}}, "Log at DEBUG level."),
     }
 
-    ip = Unicode("127.0.0.1", config=True, help="Address to listen on.").tag(**env_default("EG_IP", "KG_IP"))
-    port = Int(8888, config=True, help="Port to listen on.").tag(**env_default("EG_PORT", "KG_PORT"))
+    ip = Unicode("127.0.0.1", config=True, help="Address to listen on.").tag(env=("EG_IP", "KG_IP"))
+    port = Int(8888, config=True, help="Port to listen on.").tag(env=("EG_PORT", "KG_PORT"))
     port_retries = Int(0, config=True, help="How many following ports to try when the port is busy.").tag(
-        **env_default("EG_PORT_RETRIES", "KG_PORT_RETRIES")
+        env=("EG_PORT_RETRIES", "KG_PORT_RETRIES")
     )
-    base_url = Unicode("/", config=True, help="URL prefix of every route.").tag(**env_default("EG_BASE_URL", "KG_BASE_URL"))
+    base_url = Unicode("/", config=True, help="URL prefix of every route.").tag(env=("EG_BASE_URL", "KG_BASE_URL"))
     auth_token = Unicode(
         "", config=True, help="Token clients must send. When empty (and no_auth is off) one is generated and printed."
-    ).tag(**env_default("EG_AUTH_TOKEN", "KG_AUTH_TOKEN"))
-    no_auth = Bool(False, config=True, help="Serve without token authentication.").tag(**env_default("EG_NO_AUTH"))
+    ).tag(env=("EG_AUTH_TOKEN", "KG_AUTH_TOKEN"))
+    users_file = Unicode(
+        "", config=True, help="JSON file of per-user tokens, {\"alice\": \"<token>\", ...}; a client using one acts as that user."
+    ).tag(env=("EG_USERS_FILE",))
+    bind_username = Bool(
+        True, config=True, help="With per-user tokens, a kernel's KERNEL_USERNAME is the token's user; asking for another is refused (403)."
+    ).tag(env=("EG_BIND_USERNAME",))
+    no_auth = Bool(False, config=True, help="Serve without token authentication.").tag(env=("EG_NO_AUTH",))
     list_plugins = Bool(False, config=True, help="Print the plugins found and exit.")
     allow_origin = Unicode("", config=True, help="Access-Control-Allow-Origin; '*' allows any origin.").tag(
-        **env_default("EG_ALLOW_ORIGIN", "KG_ALLOW_ORIGIN")
+        env=("EG_ALLOW_ORIGIN", "KG_ALLOW_ORIGIN")
     )
     allow_credentials = Unicode("", config=True, help="Access-Control-Allow-Credentials.").tag(
-        **env_default("EG_ALLOW_CREDENTIALS", "KG_ALLOW_CREDENTIALS")
+        env=("EG_ALLOW_CREDENTIALS", "KG_ALLOW_CREDENTIALS")
     )
     allow_headers = Unicode("", config=True, help="Access-Control-Allow-Headers.").tag(
-        **env_default("EG_ALLOW_HEADERS", "KG_ALLOW_HEADERS")
+        env=("EG_ALLOW_HEADERS", "KG_ALLOW_HEADERS")
     )
     allow_methods = Unicode("", config=True, help="Access-Control-Allow-Methods.").tag(
-        **env_default("EG_ALLOW_METHODS", "KG_ALLOW_METHODS")
+        env=("EG_ALLOW_METHODS", "KG_ALLOW_METHODS")
     )
     expose_headers = Unicode("", config=True, help="Access-Control-Expose-Headers.").tag(
-        **env_default("EG_EXPOSE_HEADERS", "KG_EXPOSE_HEADERS")
+        env=("EG_EXPOSE_HEADERS", "KG_EXPOSE_HEADERS")
     )
-    max_age = Unicode("", config=True, help="Access-Control-Max-Age.").tag(**env_default("EG_MAX_AGE", "KG_MAX_AGE"))
+    max_age = Unicode("", config=True, help="Access-Control-Max-Age.").tag(env=("EG_MAX_AGE", "KG_MAX_AGE"))
     trust_xheaders = Bool(False, config=True, help="Trust X-Real-Ip / X-Scheme from a proxy.").tag(
-        **env_default("EG_TRUST_XHEADERS", "KG_TRUST_XHEADERS")
+        env=("EG_TRUST_XHEADERS", "KG_TRUST_XHEADERS")
     )
-    certfile = Unicode("", config=True, help="TLS certificate file.").tag(**env_default("EG_CERTFILE", "KG_CERTFILE"))
-    keyfile = Unicode("", config=True, help="TLS private key file.").tag(**env_default("EG_KEYFILE", "KG_KEYFILE"))
+    certfile = Unicode("", config=True, help="TLS certificate file.").tag(env=("EG_CERTFILE", "KG_CERTFILE"))
+    keyfile = Unicode("", config=True, help="TLS private key file.").tag(env=("EG_KEYFILE", "KG_KEYFILE"))
     client_ca = Unicode("", config=True, help="CA file: require client certificates signed by it.").tag(
-        **env_default("EG_CLIENT_CA", "KG_CLIENT_CA")
+        env=("EG_CLIENT_CA", "KG_CLIENT_CA")
     )
     list_kernels = Bool(True, config=True, help="Allow GET /api/kernels and GET /api/sessions.").tag(
-        **env_default("EG_LIST_KERNELS", "KG_LIST_KERNELS")
+        env=("EG_LIST_KERNELS", "KG_LIST_KERNELS")
     )
     default_kernel_name = Unicode("python3", config=True, help="Kernelspec used when a request names none.").tag(
-        **env_default("EG_DEFAULT_KERNEL_NAME", "KG_DEFAULT_KERNEL_NAME")
+        env=("EG_DEFAULT_KERNEL_NAME", "KG_DEFAULT_KERNEL_NAME")
     )
     kernel_spec_dirs = List(Unicode(), config=True, help="Directories searched for kernelspecs before the usual Jupyter ones.")
     allowed_kernelspecs = Set(Unicode(), config=True, help="When set, only these kernelspecs are served.").tag(
-        **env_default("EG_ALLOWED_KERNELS")
+        env=("EG_ALLOWED_KERNELS",)
     )
     launch_timeout = Float(60.0, config=True, help="Seconds a kernel launch may take; a request's KERNEL_LAUNCH_TIMEOUT may only lower it.").tag(
-        **env_default("EG_KERNEL_LAUNCH_TIMEOUT")
+        env=("EG_KERNEL_LAUNCH_TIMEOUT",)
     )
     client_envs = List(Unicode(), config=True, help="Names besides KERNEL_* a request's env may pass to a kernel ('*': any).").tag(
-        **env_default("EG_CLIENT_ENVS", "EG_ENV_WHITELIST")
+        env=("EG_CLIENT_ENVS", "EG_ENV_WHITELIST")
     )
     inherited_envs = List(Unicode(), config=True, help="Names copied from the gateway's environment into every kernel's.").tag(
-        **env_default("EG_INHERITED_ENVS", "EG_ENV_PROCESS_WHITELIST")
+        env=("EG_INHERITED_ENVS", "EG_ENV_PROCESS_WHITELIST")
     )
     port_range = Unicode("0..0", config=True, help="Ports kernels may use, 'lower..upper' ('0..0': any).").tag(
-        **env_default("EG_PORT_RANGE")
+        env=("EG_PORT_RANGE",)
     )
     buffer_offline_messages = Bool(True, config=True, help="Buffer a disconnected session's messages for its reconnection.")
     ws_ping_interval = Float(30.0, config=True, help="Seconds between websocket pings (0: none).").tag(
-        **env_default("EG_WS_PING_INTERVAL_SECS")
+        env=("EG_WS_PING_INTERVAL_SECS",)
     )
     autorestart = Bool(True, config=True, help="Restart a kernel that died unexpectedly.")
     restart_limit = Int(5, config=True, help="How many times a kernel is restarted automatically.")
     shutdown_kernels_on_exit = Bool(True, config=True, help="Shut kernels down when the gateway stops.")
-    disabled_plugins = List(Unicode(), config=True, help="Plugins (by name) not to load.").tag(**env_default("EG_DISABLED_PLUGINS"))
+    disabled_plugins = List(Unicode(), config=True, help="Plugins (by name) not to load.").tag(env=("EG_DISABLED_PLUGINS",))
 
     @default("log_format")
     def _log_format_default(self) -> str:
@@ -135,21 +137,33 @@ class Gateway(JupyterApp):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._apply_env_defaults()
+        apply_env_defaults(self)
 
-    def _apply_env_defaults(self) -> None:
-        for name, trait in self.traits(config=True).items():
-            for env in trait.metadata.get("env", ()):
-                if env in os.environ:
-                    raw = os.environ[env]
-                    if isinstance(trait, (List, Set)):
-                        value: Any = [v.strip() for v in raw.split(",") if v.strip()]
-                    elif isinstance(trait, Bool):
-                        value = raw.strip().lower() in ("1", "true", "yes", "on")
-                    else:
-                        value = trait.from_string(raw)
-                    setattr(self, name, value)
-                    break
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_token or self.user_tokens)
+
+    def load_users(self) -> None:
+        """Read ``users_file`` (at start and on config reload)."""
+        self.user_tokens: dict[str, str] = {}
+        if self.users_file:
+            import json
+
+            with open(self.users_file) as f:
+                users = json.load(f)
+            if not isinstance(users, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in users.items()):
+                raise SystemExit(f"eg-gateway: {self.users_file} must be a JSON object of user names to non-empty tokens")
+            self.user_tokens = users
+
+    def user_for_token(self, token: str) -> str | None:
+        """The user whose token this is; compares against every token in constant time."""
+        import hmac
+
+        found = None
+        for user, user_token in self.user_tokens.items():
+            if hmac.compare_digest(token.encode(), user_token.encode()):
+                found = user
+        return found
 
     def cors_headers(self) -> dict[str, str]:
         values = {
@@ -177,6 +191,7 @@ class Gateway(JupyterApp):
         if self.list_plugins:
             return
         PortRange.parse(self.port_range)
+        self.load_users()
         for cls in self._plugin_configurables():
             cls.instance(parent=self) if hasattr(cls, "instance") else cls(parent=self)
         ksm = KernelSpecManager(parent=self)
@@ -229,7 +244,7 @@ class Gateway(JupyterApp):
         if self.no_auth:
             self.auth_token = ""
             self.log.warning("Authentication is DISABLED (no_auth): anyone who can reach %s:%s can run code.", self.ip, self.port)
-        elif not self.auth_token:
+        elif not self.auth_token and not self.users_file:
             self.auth_token = secrets.token_urlsafe(32)
             print(
                 f"eg-gateway: no auth_token configured; generated one for this run:\n    {self.auth_token}\n"
@@ -273,9 +288,7 @@ class Gateway(JupyterApp):
         asyncio.run(self.serve())
 
 
-for _trait in Gateway.class_traits(config=True).values():
-    if _trait.metadata.get("env"):
-        _trait.help += f" Environment: {', '.join(_trait.metadata['env'])}."
+document_env(Gateway)
 
 
 def print_plugins(pm: Any) -> None:

@@ -13,7 +13,7 @@ import re
 from string import Template
 from typing import Any, Iterable
 
-from .errors import BadRequest
+from .errors import BadRequest, LaunchRefused
 
 MAX_VALUE_LENGTH = 4096
 MAX_ENTRIES = 512
@@ -91,9 +91,16 @@ def kernel_env(
     return env
 
 
-def request_user(request_env: dict[str, str]) -> str:
-    """The user a kernel runs for: ``KERNEL_USERNAME`` from the request, else the gateway's user."""
-    return request_env.get("KERNEL_USERNAME") or getpass.getuser()
+def request_user(request_env: dict[str, str], principal: str | None = None, bind: bool = False) -> str:
+    """The user a kernel runs for: the authenticated ``principal`` when the gateway binds names
+    to per-user tokens (a different ``KERNEL_USERNAME`` is refused), else ``KERNEL_USERNAME``
+    from the request, else the gateway's own user."""
+    claimed = request_env.get("KERNEL_USERNAME")
+    if principal and bind:
+        if claimed and claimed != principal:
+            raise LaunchRefused(f"user {principal!r} may not start kernels as {claimed!r} (KERNEL_USERNAME)")
+        return principal
+    return claimed or principal or getpass.getuser()
 
 
 def _json_type(value: Any) -> str:

@@ -25,23 +25,32 @@ class AuthMixin:
     def gateway(self) -> Any:
         return self.settings["eg_gateway"]
 
+    principal: str | None = None
+
     def check_token(self) -> None:
         """Accept ``?token=``, ``Authorization: token <t>`` or ``Bearer <t>``; 401 otherwise
-        (only when a token is configured)."""
-        token = self.gateway.auth_token
-        if not token:
+        (when auth is on). Sets ``self.principal``: the user a per-user token belongs to, or
+        None for the gateway's own token (a service that may act for any user)."""
+        gateway = self.gateway
+        if not gateway.auth_enabled:
             return
         supplied = self.get_query_argument("token", None)
         if supplied is None:
             scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() in ("token", "bearer"):
                 supplied = value.strip()
-        if not supplied or not hmac.compare_digest(supplied.encode(), token.encode()):
-            raise EGError(
-                "a valid token is required: send 'Authorization: token <token>' or '?token=<token>'",
-                status=401,
-                reason="Unauthorized",
-            )
+        if supplied:
+            if gateway.auth_token and hmac.compare_digest(supplied.encode(), gateway.auth_token.encode()):
+                return
+            user = gateway.user_for_token(supplied)
+            if user is not None:
+                self.principal = user
+                return
+        raise EGError(
+            "a valid token is required: send 'Authorization: token <token>' or '?token=<token>'",
+            status=401,
+            reason="Unauthorized",
+        )
 
     def origin_allowed(self, origin: str) -> bool:
         allowed = self.gateway.allow_origin
@@ -143,15 +152,27 @@ class KernelSpecsHandler(APIHandler):
         catalog = self.gateway.catalog
         user = self.get_query_argument("user", "")
         if "/" in user:  # Jupyter Server joins "?user=<u>" before the kernelspec name
-            return KernelSpecHandler.get(self, user.split("/", 1)[1])
-        specs = {name: entry.model(self.gateway.base_url) for name, entry in catalog.available().items()}
+            user, name = user.split("/", 1)
+            return self._one(name, self.principal or user)
+        user = self.principal or user
+        specs = {
+            name: entry.model(self.gateway.base_url)
+            for name, entry in catalog.available().items()
+            if not user or self.gateway.kernels.user_allowed(user, entry)
+        }
         self.write_json({"default": self.gateway.default_kernel_name, "kernelspecs": specs})
 
 
-class KernelSpecHandler(APIHandler):
-    def get(self, name: str) -> None:
-        entry = self.gateway.catalog.get(web.escape.url_unescape(name))
+    def _one(self, name: str, user: str | None) -> None:
+        entry = self.gateway.catalog.get(name)
+        if user and not self.gateway.kernels.user_allowed(user, entry):
+            raise EGError(f"User {user} is not authorized to use kernel spec {name}", status=403, reason="Forbidden")
         self.write_json(entry.model(self.gateway.base_url))
+
+
+class KernelSpecHandler(KernelSpecsHandler):
+    def get(self, name: str) -> None:
+        self._one(web.escape.url_unescape(name), self.principal or self.get_query_argument("user", "") or None)
 
 
 class KernelSpecResourceHandler(APIHandler):
@@ -187,7 +208,7 @@ class KernelsHandler(APIHandler):
         path = body.get("path")
         if path is not None and not isinstance(path, str):
             raise BadRequest("'path' must be a string")
-        kernel = await self.gateway.kernels.start(name, body.get("env"), path)
+        kernel = await self.gateway.kernels.start(name, body.get("env"), path, principal=self.principal)
         self.set_header("Location", f"{self.gateway.base_url}api/kernels/{kernel.kernel_id}")
         self.write_json(kernel.model(), status=201)
 
@@ -222,7 +243,7 @@ class SessionsHandler(APIHandler):
         self.write_json(self.gateway.sessions.list())
 
     async def post(self) -> None:
-        model, created = await self.gateway.sessions.create(self.json_body())
+        model, created = await self.gateway.sessions.create(self.json_body(), principal=self.principal)
         self.set_header("Location", f"{self.gateway.base_url}api/sessions/{model['id']}")
         self.write_json(model, status=201 if created else 200)
 

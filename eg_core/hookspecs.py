@@ -198,6 +198,19 @@ def eg_before_launch(kernel: KernelContext) -> dict[str, str] | None:
 
 
 @hookspec
+def eg_user_allowed(user: str, kernel_name: str, config: dict[str, Any]) -> bool | None:
+    """Tell whether ``user`` may use kernelspec ``kernel_name`` (``config``: its resource
+    manager's settings from the kernelspec, e.g. ``authorized_users``).
+
+    Called when listing kernelspecs for a user (``?user=`` or a per-user token); a plugin that
+    refuses launches in ``eg_before_launch`` answers the same here, so a user sees only what
+    they may start.
+
+    Participants: every plugin. Sync only. Returns False to hide, True or None otherwise.
+    """
+
+
+@hookspec
 def eg_after_launch(kernel: KernelContext) -> None:
     """Observe a kernel that has launched and answered ``kernel_info``.
 

@@ -229,12 +229,20 @@ class KernelRegistry:
             raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be positive")
         return min(requested, limit)
 
-    async def start(self, name: str | None, env: Any = None, path: str | None = None) -> ManagedKernel:
-        """Start a kernel of kernelspec ``name`` (the default when None) with the request's env."""
+    def user_allowed(self, user: str, entry: Any) -> bool:
+        """Whether every plugin lets ``user`` use the kernelspec ``entry``."""
+        answers = self.pm.hook.eg_user_allowed(user=user, kernel_name=entry.name, config=entry.config)
+        return False not in answers
+
+    async def start(
+        self, name: str | None, env: Any = None, path: str | None = None, principal: str | None = None
+    ) -> ManagedKernel:
+        """Start a kernel of kernelspec ``name`` (the default when None) with the request's env,
+        for ``principal`` (the user of a per-user token, if any)."""
         entry = self.catalog.get(name or self.settings.default_kernel_name)
         request_env = validate_request_env(env)
         kernel_id = self._kernel_id(request_env)
-        user = request_user(request_env)
+        user = request_user(request_env, principal, self.settings.bind_username)
         spec = entry.spec.to_dict()
         kernel = KernelContext(
             kernel_id=kernel_id,

@@ -19,7 +19,11 @@ from . import hookspecs
 from .hookspecs import NAME, RESOURCE_MANAGER_HOOKS
 
 ENTRY_POINT_GROUP = "eg.plugins"
-BUILTIN_PLUGINS = {"local": "eg_core.builtin.local"}
+BUILTIN_PLUGINS = {
+    "local": "eg_core.builtin.local",
+    "authorization": "eg_core.builtin.authorization",
+    "limits": "eg_core.builtin.limits",
+}
 
 
 def get_plugin_manager(

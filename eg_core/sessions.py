@@ -38,7 +38,7 @@ class SessionManager:
             raise NotFound(f"Session does not exist: {session_id}")
         return model
 
-    async def create(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def create(self, body: dict[str, Any], principal: str | None = None) -> tuple[dict[str, Any], bool]:
         """Create a session (and its kernel) or return the existing one for the path.
         Returns ``(model, created)``."""
         path, kind, name = _path_type_name(body)
@@ -55,7 +55,7 @@ class SessionManager:
             kernel_name = kernel_spec.get("name")
             if kernel_name is not None and not isinstance(kernel_name, str):
                 raise BadRequest("'kernel.name' must be a string")
-            kernel = await self.kernels.start(kernel_name, kernel_spec.get("env"))
+            kernel = await self.kernels.start(kernel_name, kernel_spec.get("env"), principal=principal)
         session = {"id": str(uuid.uuid4()), "path": path, "name": name, "type": kind, "kernel_id": kernel.kernel_id}
         self.sessions[session["id"]] = session
         return self._model(session), True

@@ -41,7 +41,10 @@ class GatewayProcess:
         self.token = token
         self.log_path = tmp / f"gateway-{self.port}.log"
         cmd = [sys.executable, "-m", "eg_core", f"--port={self.port}", f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
-        cmd.append(f"--Gateway.auth_token={token}" if token else "--no-auth")
+        if token:  # None: --no-auth; "": neither, so the gateway generates one
+            cmd.append(f"--Gateway.auth_token={token}")
+        elif token is None:
+            cmd.append("--no-auth")
         if not any(a.startswith("--ResponseListener.response_address") for a in args):
             cmd.append("--ResponseListener.response_address=127.0.0.1:0")
         full_env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
