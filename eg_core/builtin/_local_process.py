@@ -1,7 +1,9 @@
 """Local kernel processes: start, watch, signal, adopt.
 
-Each kernel runs in its own session (process group), with stdout and stderr in a per-kernel log
-file whose tail explains an early exit.
+Each kernel runs in its own session (process group), so it outlives a gateway that is killed or
+that stops while keeping its kernels; stdout and stderr go to a per-kernel log file whose tail
+explains an early exit. The exit is watched through a pidfd (an event, no polling), for the
+gateway's own children and for processes adopted from an earlier gateway alike.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from ..env import SECRET_NAMES
 from ..errors import LaunchFailed
 
 TAIL_BYTES = 4000
+# Set by a parent Jupyter process; a kernel that sees it exits with that parent, not with us.
+UNINHERITED = SECRET_NAMES | {"JPY_PARENT_PID"}
 
 
 def _log_path(kernel: KernelContext) -> Path:
@@ -26,7 +31,7 @@ def _log_path(kernel: KernelContext) -> Path:
 
 async def start(kernel: KernelContext, cmd: list[str]) -> None:
     """Start ``cmd`` in a new session with the gateway's environment plus ``kernel.env``."""
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_NAMES}
+    env = {k: v for k, v in os.environ.items() if k not in UNINHERITED}
     env.update(kernel.env)
     log_path = _log_path(kernel)
     cwd = kernel.cwd or None
@@ -34,26 +39,50 @@ async def start(kernel: KernelContext, cmd: list[str]) -> None:
         raise LaunchFailed("launch_process", f"working directory {cwd!r} does not exist on the gateway host")
     with open(log_path, "ab") as log:
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *cmd,
-                env=env,
-                cwd=cwd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
+            proc = subprocess.Popen(
+                cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
         except OSError as exc:
             raise LaunchFailed("launch_process", f"cannot run {cmd[0]!r}: {exc.strerror}") from exc
     kernel.handles["process"] = proc
     kernel.state.update(pid=proc.pid, pgid=proc.pid, log=str(log_path))
+    _watch(kernel)
     kernel.log.debug("started local process %s", proc.pid)
 
 
-def poll(kernel: KernelContext) -> int | None:
+def _watch(kernel: KernelContext) -> None:
+    """Resolve ``handles["exit"]`` with the exit status when the process ends."""
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    kernel.handles["exit"] = exited
+    try:
+        fd = os.pidfd_open(kernel.state["pid"])
+    except ProcessLookupError:
+        exited.set_result(_reap(kernel))
+        return
+
+    def on_exit() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not exited.done():
+            exited.set_result(_reap(kernel))
+
+    loop.add_reader(fd, on_exit)
+
+
+def _reap(kernel: KernelContext) -> int:
+    """Collect our child's exit status (an adopted process is reaped by init: status 0)."""
     proc = kernel.handles.get("process")
-    if proc is not None:
-        return proc.returncode
+    if proc is None:
+        return 0
+    status = proc.wait()
+    return status
+
+
+def poll(kernel: KernelContext) -> int | None:
+    exited = kernel.handles.get("exit")
+    if exited is not None:
+        return exited.result() if exited.done() else None
     pid = kernel.state.get("pid")
     if not pid:
         return 0
@@ -67,26 +96,10 @@ def poll(kernel: KernelContext) -> int | None:
 
 
 async def wait(kernel: KernelContext) -> int | None:
-    """Wait for the process: our child's exit, or an adopted process's pidfd becoming readable."""
-    proc = kernel.handles.get("process")
-    if proc is not None:
-        return await proc.wait()
-    pid = kernel.state.get("pid")
-    if not pid:
-        return 0
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return 0
-    loop = asyncio.get_running_loop()
-    ended = loop.create_future()
-    loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
-    try:
-        await ended
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-    return 0
+    exited = kernel.handles.get("exit")
+    if exited is None:
+        return poll(kernel) if poll(kernel) is not None else 0
+    return await asyncio.shield(exited)
 
 
 def signal_group(kernel: KernelContext, signum: int) -> None:
@@ -106,6 +119,7 @@ def kill(kernel: KernelContext) -> None:
 
 def cleanup(kernel: KernelContext, restart: bool) -> None:
     kernel.handles.pop("process", None)
+    kernel.handles.pop("exit", None)
     log = kernel.state.get("log")
     if log and not restart:
         Path(log).unlink(missing_ok=True)
@@ -128,6 +142,8 @@ def output_tail(kernel: KernelContext) -> str | None:
 
 
 def adopt(kernel: KernelContext, info: dict) -> None:
-    """Re-attach to a process started by an earlier gateway: only its pid is known now."""
+    """Re-attach to a process started by an earlier gateway: watch its pid."""
     kernel.state = dict(info)
     kernel.handles.pop("process", None)
+    if kernel.state.get("pid"):
+        _watch(kernel)
