@@ -25,9 +25,20 @@ need_apt=""
 if [ -n "$need_apt" ]; then
     echo "eg-ssh setup: installing$need_apt"
     export DEBIAN_FRONTEND=noninteractive
+    # Keep the package from starting the system sshd (port 22, all interfaces) where an init
+    # system would: the tests run their own sshd on loopback only.
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        guard=1
+    fi
     apt-get update -q
+    status=0
     # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $need_apt
+    apt-get install -y -q --no-install-recommends $need_apt || status=$?
+    if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    [ "$status" = 0 ] || exit "$status"
 fi
 
 mkdir -p /run/sshd

@@ -12,7 +12,9 @@ and writes to its stdin, one JSON document per line:
 The bootstrap installs the launcher under its hash (when missing), starts ``argv`` in a new
 session (its own process group) with ``env`` added to the login environment, stdin from
 /dev/null and stdout/stderr appended to the kernel log, and answers ``{"pid": N, "warnings": [...]}``
-on stdout. It then waits for that process. When it ends, the bootstrap writes the log's tail to
+on stdout. The gateway acknowledges with ``"go"`` (a channel closed before that makes the
+bootstrap kill what it started: a launch abandoned mid-start leaves nothing behind). The
+bootstrap then waits for that process. When it ends, the bootstrap writes the log's tail to
 stderr (when the exit status is not 0), answers ``{"exit": status}``, removes the log after a
 clean exit (unless ``keep_log``), and exits. So the SSH channel lives exactly as long as the
 launcher, and its end is the launcher's end. If the SSH connection drops, the launcher goes on
@@ -24,6 +26,7 @@ Standard library only; Python 3.6+; POSIX.
 import hashlib
 import json
 import os
+import signal
 import sys
 
 TAIL_BYTES = 4000
@@ -156,6 +159,9 @@ def main():
         return 127
     os.close(log_fd)
     reply({"pid": pid, "log": log_path, "warnings": warnings})
+    if json.loads(sys.stdin.readline() or "null") != "go":
+        # The gateway gave up on this launch (or went away) before it knew the pid: stop it.
+        os.killpg(pid, signal.SIGKILL)
     sys.stdin.close()
     _, status = os.waitpid(pid, 0)
     code = exit_status(status)

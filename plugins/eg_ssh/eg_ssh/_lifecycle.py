@@ -22,6 +22,7 @@ from ._settings import SSHResourceManager, Settings, remote_user, resolve, split
 from ._ssh import HostUnreachable, LoginRejected, SessionRefused, Target, pool
 
 _LIVENESS_INTERVAL = 5.0
+_LAUNCH_STATE = ("host", "ip", "ssh_port", "user", "pgid", "log", "comm_ip", "comm_port", "remote_pid", "remote_pgid")
 _KILL_WAIT = 10.0
 
 
@@ -43,10 +44,10 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     """Pick a host, start the launcher there; see ``eg_launch_process``."""
     settings = resolve(kernel)
     user = remote_user(kernel, settings)
-    candidates = hosts.candidates(
-        settings.hosts, settings.algorithm, kernel.env.get("KERNEL_REMOTE_HOST"),
-        kernel.state.get("host") if kernel.restarting else None,
-    )
+    previous = kernel.state.get("host") if kernel.restarting else None
+    for stale in _LAUNCH_STATE:  # a relaunch must not act on the previous launcher
+        kernel.state.pop(stale, None)
+    candidates = hosts.candidates(settings.hosts, settings.algorithm, kernel.env.get("KERNEL_REMOTE_HOST"), previous)
     argv, launcher_args = _remote.prepare_argv(cmd, settings.remote_python, settings.replace_eg_launcher)
     launch_key = await remote.expect_callback(kernel, legacy=not launcher_args)
     env = dict(kernel.env)
@@ -70,6 +71,9 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
             continue
         except LoginRejected as exc:
             raise LaunchFailed("launch_process", str(exc)) from None
+        except LaunchFailed:
+            kernel.handles["exit_reported"] = True  # the error carries the remote output already
+            raise
         hosts.mark_up(entry)
         hosts.assign(entry, kernel.kernel_id)
         kernel.state.update(host=entry, ip=conn.peer_ip, ssh_port=port, user=user, pgid=process.pid, log=log)

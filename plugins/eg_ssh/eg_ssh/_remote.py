@@ -208,7 +208,12 @@ async def start(kernel: KernelContext, conn: Connection, argv: list[str], launch
     except asyncio.TimeoutError:
         process.close()
         raise LaunchFailed("launch_process", f"the bootstrap on {conn.target} did not start within {_STARTUP_TIMEOUT:g}s") from None
-    proc.stdin.write_eof()
+    try:
+        if "pid" in first:
+            proc.stdin.write(_line("go"))
+        proc.stdin.write_eof()
+    except (asyncssh.Error, OSError):
+        pass  # the channel ended: told below, or seen by the watcher
     if "pid" not in first:
         why = await process.wait()
         raise LaunchFailed("launch_process", f"cannot start the kernel on {conn.target}: {why}")

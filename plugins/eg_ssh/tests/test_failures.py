@@ -84,6 +84,7 @@ async def test_remote_python_missing(ssh_gateway):
     assert r.status_code == 502, r.text
     message = r.json()["message"]
     assert "cannot start the kernel on egtest@127.0.0.1" in message and "/nonexistent/bin/python3" in message
+    assert message.count("No such file or directory") == 1, message  # stated once
     assert took < 5
 
 

@@ -99,3 +99,14 @@ async def test_explicit_host_that_is_down_fails(ssh_gateway):
     async with gw.client() as http:
         r = await http.post("/api/kernels", json={"name": "python_ssh", "env": {"KERNEL_REMOTE_HOST": DOWN}})
     assert r.status_code == 502 and "Connection refused" in r.json()["message"], r.text
+
+
+async def test_restart_keeps_the_host(ssh_gateway):
+    gw = ssh_gateway(hosts=[H1, H2], load_balancing_algorithm="round-robin")
+    async with gw.client() as http:
+        kid = await start(http)
+        assert (await where(gw, kid))[1] == H1
+        for _ in range(2):  # round-robin alone would move it to H2, then back
+            assert (await http.post(f"/api/kernels/{kid}/restart")).status_code == 200
+            assert (await where(gw, kid))[1] == H1
+        await http.delete(f"/api/kernels/{kid}")

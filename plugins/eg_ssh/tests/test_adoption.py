@@ -1,0 +1,124 @@
+"""The plugin's hooks driven in-process (no gateway): a kernel outlives its SSH connection and is
+adopted from its persisted state alone, then watched, signalled and killed through its comm port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import uuid
+
+import pytest
+from jupyter_client.asynchronous import AsyncKernelClient
+from traitlets.config import Config
+
+from eg_core import KernelContext, remote
+from eg_ssh import SSHResourceManager
+from eg_ssh import _lifecycle as lifecycle
+from eg_ssh._ssh import pool
+from eg_ssh.testing import KERNEL_PYTHON, user_processes, wait_no_processes
+
+USER = "egtest"
+
+
+@pytest.fixture
+async def listener(monkeypatch):
+    monkeypatch.setenv("EG_RESPONSE_PORT", "0")
+    yield await remote.start_listener()
+    await remote.stop_listener()
+    remote._starting = None
+
+
+@pytest.fixture
+def settings(sshd):
+    SSHResourceManager.clear_instance()
+    c = Config()
+    c.SSHResourceManager.update(
+        remote_hosts=["127.0.0.1"], ssh_port=sshd.port, remote_user=USER, client_keys=[str(sshd.client_key)],
+        known_hosts=str(sshd.known_hosts), remote_python=KERNEL_PYTHON,
+    )
+    yield SSHResourceManager.instance(config=c)
+    SSHResourceManager.clear_instance()
+
+
+async def kernel_info(info: dict) -> dict:
+    kc = AsyncKernelClient()
+    kc.load_connection_info(info)
+    kc.start_channels()
+    try:
+        return await kc.kernel_info(reply=True, timeout=20)
+    finally:
+        kc.stop_channels()
+
+
+async def test_survives_connection_loss_and_is_adopted(sshd, listener, settings):
+    kid = str(uuid.uuid4())
+    kernel = KernelContext(kernel_id=kid, kernel_name="python_ssh", resource_manager="ssh", env={"KERNEL_ID": kid})
+    cmd = ["python", "{launcher}", "--kernel-id", kid, "--response-address", listener.address]
+    await lifecycle.launch(kernel, cmd)
+    await lifecycle.confirm(kernel)
+    assert (await kernel_info(kernel.connection_info))["content"]["status"] == "ok"
+    waiter = asyncio.ensure_future(lifecycle.wait(kernel))
+
+    # the SSH connection goes away: the launcher and kernel live on, and wait() keeps waiting
+    await pool.close_all()
+    await asyncio.sleep(1.0)
+    assert not waiter.done()
+    assert await lifecycle.poll(kernel) is None
+    assert user_processes(USER, kid)
+
+    # another gateway process adopts the kernel from its persisted state alone
+    saved = json.loads(json.dumps(kernel.to_json()))
+    assert "ssh_process" not in json.dumps(saved)
+    adopted = KernelContext.from_json(saved)
+    lifecycle.adopt(adopted, saved["state"])
+    assert await lifecycle.poll(adopted) is None
+    await lifecycle.send_signal(adopted, signal.SIGINT)  # an interrupt does not end it
+    assert (await kernel_info(adopted.connection_info))["content"]["status"] == "ok"
+
+    await lifecycle.kill(adopted)
+    assert await asyncio.wait_for(waiter, 20) == 0
+    assert await lifecycle.poll(adopted) == 0
+    lifecycle.cleanup(adopted)
+    lifecycle.cleanup(kernel)
+    assert await wait_no_processes(USER, kid) == []
+    await pool.close_all()
+
+
+async def test_kill_over_ssh_when_the_comm_port_is_unknown(sshd, listener, settings):
+    """Before the callback there is no comm port: kill signals the launcher's group over SSH."""
+    kid = str(uuid.uuid4())
+    kernel = KernelContext(kernel_id=kid, kernel_name="x", resource_manager="ssh", env={"KERNEL_ID": kid})
+    await lifecycle.launch(kernel, ["python", "-c", "import time; time.sleep(300)", kid])
+    assert user_processes(USER, kid)
+    assert await lifecycle.poll(kernel) is None
+    await lifecycle.kill(kernel)
+    assert await lifecycle.poll(kernel) is not None
+    lifecycle.cleanup(kernel)
+    assert await wait_no_processes(USER, kid) == []
+    await pool.close_all()
+
+
+async def test_launch_abandoned_mid_start_leaves_nothing(sshd, listener, settings, monkeypatch):
+    """The launch is cancelled (e.g. by the launch timeout) after the bootstrap started the
+    launcher but before the gateway acknowledged its pid: once the channel closes, the bootstrap
+    kills what it started."""
+    from eg_ssh import _remote
+
+    line = _remote._line
+
+    def cancelled_at_ack(value):
+        if value == "go":
+            raise asyncio.CancelledError()
+        return line(value)
+
+    monkeypatch.setattr(_remote, "_line", cancelled_at_ack)
+    kid = str(uuid.uuid4())
+    kernel = KernelContext(kernel_id=kid, kernel_name="x", resource_manager="ssh", env={"KERNEL_ID": kid})
+    with pytest.raises(asyncio.CancelledError):
+        await lifecycle.launch(kernel, ["python", "-c", "import time; time.sleep(300)", kid])
+    assert user_processes(USER, kid)  # started, never acknowledged
+    await lifecycle.kill(kernel)
+    lifecycle.cleanup(kernel)
+    assert await wait_no_processes(USER, kid) == []
+    await pool.close_all()
