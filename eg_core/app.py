@@ -15,12 +15,13 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_core.application import JupyterApp
 from jupyter_core.paths import jupyter_path
 from tornado import httpserver, web
-from traitlets import Bool, Float, Int, List, Set, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, Set, Unicode, default, validate
 
 from . import __version__, remote
 from ._calling import acall
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
+from .persistence import SessionPersistence
 from .config import apply_env_defaults, document_env
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import describe, get_plugin_manager, resource_managers
@@ -124,7 +125,22 @@ class Gateway(JupyterApp):
     )
     autorestart = Bool(True, config=True, help="Restart a kernel that died unexpectedly.")
     restart_limit = Int(5, config=True, help="How many times a kernel is restarted automatically.")
-    shutdown_kernels_on_exit = Bool(True, config=True, help="Shut kernels down when the gateway stops.")
+    availability_mode = CaselessStrEnum(
+        ["", "standalone", "replication"], "", config=True,
+        help="Keep kernel sessions in the store: 'standalone' adopts them all at startup; 'replication' lets gateways sharing the store reach each other's kernels.",
+    ).tag(env=("EG_AVAILABILITY_MODE",))
+    shutdown_kernels_on_exit = Bool(
+        config=True, help="Shut kernels down when the gateway stops (default: yes, unless availability_mode is set)."
+    ).tag(env=("EG_SHUTDOWN_KERNELS_ON_EXIT",))
+
+    @default("shutdown_kernels_on_exit")
+    def _shutdown_default(self) -> bool:
+        return not self.availability_mode
+
+    @default("availability_mode")
+    def _mode_default(self) -> str:
+        persistence = os.environ.get("EG_KERNEL_SESSION_PERSISTENCE", "").lower() == "true"
+        return "replication" if persistence else ""
     disabled_plugins = List(Unicode(), config=True, help="Plugins (by name) not to load.").tag(env=("EG_DISABLED_PLUGINS",))
 
     @default("log_format")
@@ -200,6 +216,8 @@ class Gateway(JupyterApp):
             ksm.allowed_kernelspecs = set(self.allowed_kernelspecs)
         self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log)
         self.kernels = KernelRegistry(self, self.catalog, self.pm)
+        if self.availability_mode:
+            self.kernels.persistence = SessionPersistence(self.kernels, self.availability_mode)
         self.sessions = SessionManager(self.kernels)
 
     def _disabled_from_env(self) -> list[str]:
@@ -261,6 +279,9 @@ class Gateway(JupyterApp):
             listener = await remote.start_listener(parent=self)
             self.log.info("Remote kernels call back to the response address %s (ResponseListener.response_address)", listener.address)
         await acall(self.pm.hook.eg_startup, gateway=self)
+        if self.availability_mode == "standalone":
+            adopted = await self.kernels.persistence.adopt_all()
+            self.log.info("Adopted %d running kernel(s) from the session store", adopted)
         server = httpserver.HTTPServer(self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context())
         port = self._listen(server)
         scheme = "https" if self.certfile else "http"
@@ -277,6 +298,9 @@ class Gateway(JupyterApp):
         server.stop()
         if self.shutdown_kernels_on_exit:
             await self.kernels.shutdown_all()
+        else:
+            self.log.info("Leaving %d kernel(s) running for the next gateway", len(self.kernels.kernels))
+            self.kernels.leave_running()
         await acall(self.pm.hook.eg_shutdown, gateway=self)
         await remote.stop_listener()
         self.kernels.close()

@@ -202,6 +202,9 @@ class KernelBridge:
                 sock.close(linger=0)
         self._iopub = self._probe = None
         self._tasks = []
+        for future in self._replies.values():
+            future.cancel()
+        self._replies.clear()
 
     def close(self) -> None:
         """Close every socket and end the websockets: the kernel is gone."""

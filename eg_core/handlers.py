@@ -214,18 +214,18 @@ class KernelsHandler(APIHandler):
 
 
 class KernelHandler(APIHandler):
-    def get(self, kernel_id: str) -> None:
-        self.write_json(self.gateway.kernels.get(kernel_id).model())
+    async def get(self, kernel_id: str) -> None:
+        self.write_json((await self.gateway.kernels.lookup(kernel_id)).model())
 
     async def delete(self, kernel_id: str) -> None:
-        await self.gateway.kernels.get(kernel_id).shutdown()
+        await (await self.gateway.kernels.lookup(kernel_id)).shutdown()
         self.set_status(204)
         self.finish()
 
 
 class KernelActionHandler(APIHandler):
     async def post(self, kernel_id: str, action: str) -> None:
-        kernel = self.gateway.kernels.get(kernel_id)
+        kernel = await self.gateway.kernels.lookup(kernel_id)
         self.json_body()
         if action == "interrupt":
             await kernel.interrupt()

@@ -245,6 +245,49 @@ def eg_launch_substitutions(kernel: KernelContext) -> dict[str, str] | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Session store hooks (firstresult: the last-registered store that answers wins, so a plugin's
+# database or webhook store replaces the builtin file store). Used when availability_mode is set.
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def eg_store_save(record: dict[str, Any]) -> bool | None:
+    """Save (create or replace) a kernel session record, keyed by ``record["kernel_id"]``.
+
+    Called after a kernel launched or restarted. The record is JSON-able and holds the kernel's
+    connection key: store it readable by the gateway only.
+
+    Participants: the first store that answers. May be async. Returns True when saved.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_store_delete(kernel_id: str) -> bool | None:
+    """Delete a kernel's session record; called when the kernel is shut down or found dead.
+
+    Participants: the first store that answers. May be async. Returns True when handled.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_store_load(kernel_id: str) -> dict[str, Any] | None:
+    """Load one kernel's session record; called in replication mode for a kernel id this
+    gateway does not know.
+
+    Participants: the first store that answers. May be async. Returns the record or None.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_store_load_all() -> list[dict[str, Any]] | None:
+    """Load every session record; called at startup in standalone mode. Skip (and log) records
+    that cannot be read instead of failing.
+
+    Participants: the first store that answers. May be async. Returns a list of records.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
 # Registration hooks: every plugin, once per gateway process.
 # ---------------------------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class ManagedKernel:
         self.restart_count = 0
         self.stopping = False
         self.restarting = False
+        self.owner = True  # launched here (or adopted at startup): restarts it when it dies
         self._watcher: asyncio.Task | None = None
 
     @property
@@ -98,6 +99,18 @@ class ManagedKernel:
         self.execution_state = "idle"
         self._watcher = asyncio.ensure_future(self._watch())
 
+    def adopt(self) -> None:
+        """Take over a running kernel launched by another gateway process: connect without
+        waiting (it may be busy), learn its state from iopub and a kernel_info probe."""
+        self.bridge.connect(self.km.get_connection_info())
+        self.execution_state = "unknown"
+        asyncio.ensure_future(self.bridge.wait_ready()).add_done_callback(self._probed)
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    def _probed(self, probe: asyncio.Future) -> None:
+        if not probe.cancelled() and probe.exception() is None and self.execution_state == "unknown":
+            self.execution_state = "idle"
+
     async def _watch(self) -> None:
         """Wait for the kernel to end; when nobody asked it to, report it dead and auto-restart."""
         try:
@@ -109,13 +122,21 @@ class ManagedKernel:
             return
         if self.stopping or self.restarting:
             return
+        persistence = self.registry.persistence
+        if persistence is not None and persistence.mode == "replication":
+            if await persistence.load(self.kernel_id) is None:  # shut down through another gateway
+                log.info("[kernel %s] ended; another gateway shut it down", self.kernel_id)
+                self.stopping = True
+                self.bridge.close()
+                self.registry.kernels.pop(self.kernel_id, None)
+                return
         self.execution_state = "dead"
         self._tell_clients("dead")
         why = await self.km.provisioner.describe_exit()
         log.warning("[kernel %s] died with status %s", self.kernel_id, status)
         await self.registry.emit(self.kernel, "died", {"status": status, "reason": why})
         settings = self.registry.settings
-        if settings.autorestart and self.restart_count < settings.restart_limit:
+        if self.owner and settings.autorestart and self.restart_count < settings.restart_limit:
             self.restart_count += 1
             log.info("[kernel %s] auto-restart %d of %d", self.kernel_id, self.restart_count, settings.restart_limit)
             try:
@@ -139,7 +160,7 @@ class ManagedKernel:
             self.restarting = self.kernel.restarting = True
             self.execution_state = "restarting"
             self._tell_clients("restarting")
-            if self._watcher:
+            if self._watcher and self._watcher is not asyncio.current_task():
                 self._watcher.cancel()
             try:
                 self.kernel.launch_timeout = self.registry.settings.launch_timeout
@@ -155,6 +176,7 @@ class ManagedKernel:
             finally:
                 self.restarting = self.kernel.restarting = False
         duration = time.monotonic() - start
+        await self.registry.persist(self)
         log.info("[kernel %s] restarted in %.3fs", self.kernel_id, duration)
         await self.registry.emit(self.kernel, "restarted", {"duration": round(duration, 4), "phases": dict(self.km.provisioner.timings)})
 
@@ -166,6 +188,9 @@ class ManagedKernel:
             if self._watcher:
                 self._watcher.cancel()
             start = time.monotonic()
+            self._tell_clients("dead")
+            if self.registry.persistence is not None:  # first, so replicas see a shutdown, not a death
+                await self.registry.persistence.delete(self.kernel_id)
             try:
                 await self.km.shutdown_kernel(now=now)
             finally:
@@ -184,6 +209,7 @@ class KernelRegistry:
         self.pm = pm
         self.kernels: dict[str, ManagedKernel] = {}
         self.pending: set[str] = set()
+        self.persistence: Any = None  # a SessionPersistence when availability_mode is set
         self.zmq_context = zmq.asyncio.Context()
         self.runtime_dir = jupyter_runtime_dir()
         os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
@@ -193,6 +219,25 @@ class KernelRegistry:
         if kernel is None:
             raise NotFound(f"Kernel does not exist: {kernel_id}")
         return kernel
+
+    async def lookup(self, kernel_id: str) -> ManagedKernel:
+        """A kernel by id; in replication mode one this gateway does not know yet is adopted
+        from the shared store first."""
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None and self.persistence is not None and self.persistence.mode == "replication":
+            kernel = await self.persistence.adopt(kernel_id)
+            if kernel is not None:
+                kernel.owner = False
+        if kernel is None:
+            raise NotFound(f"Kernel does not exist: {kernel_id}")
+        return kernel
+
+    async def persist(self, managed: ManagedKernel) -> None:
+        if self.persistence is not None:
+            try:
+                await self.persistence.save(managed)
+            except Exception as exc:
+                log.error("[kernel %s] could not save its session: %s", managed.kernel_id, exc)
 
     def models(self) -> list[dict[str, Any]]:
         return [k.model() for k in list(self.kernels.values())]
@@ -270,8 +315,8 @@ class KernelRegistry:
         finally:
             self.pending.discard(kernel_id)
 
-    async def _launch(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
-        start = time.monotonic()
+    def new_managed(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
+        """A kernel manager wired to our provisioner and plugins, wrapped for the registry."""
         km = EGKernelManager(kernel_name=entry.name, context=self.zmq_context, log=log)
         km._kernel_spec = entry.spec
         km.kernel_id = kernel.kernel_id
@@ -280,7 +325,12 @@ class KernelRegistry:
         km.eg_plugin_manager = self.pm
         km.eg_port_range = self.settings.port_range
         km.provisioner = HookProvisioner(kernel_id=kernel.kernel_id, kernel_spec=entry.spec, parent=km)
-        managed = ManagedKernel(self, kernel, km)
+        return ManagedKernel(self, kernel, km)
+
+    async def _launch(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
+        start = time.monotonic()
+        managed = self.new_managed(entry, kernel)
+        km = managed.km
         try:
             try:
                 await km.start_kernel(kernel_id=kernel.kernel_id)
@@ -300,6 +350,7 @@ class KernelRegistry:
             await self.emit(kernel, "launch_failed", {"phase": getattr(exc, "phase", None), "error": exc.message})
             raise
         self.kernels[kernel.kernel_id] = managed
+        await self.persist(managed)
         duration = time.monotonic() - start
         timings = dict(km.provisioner.timings)
         log.info(
@@ -316,6 +367,15 @@ class KernelRegistry:
 
     async def shutdown_all(self) -> None:
         await asyncio.gather(*(k.shutdown() for k in list(self.kernels.values())), return_exceptions=True)
+
+    def leave_running(self) -> None:
+        """Stop watching every kernel but leave it running (and stored) for the next gateway."""
+        for managed in list(self.kernels.values()):
+            managed.stopping = True
+            if managed._watcher:
+                managed._watcher.cancel()
+            managed.bridge.close()
+        self.kernels.clear()
 
     def close(self) -> None:
         self.zmq_context.destroy(linger=0)

@@ -23,6 +23,7 @@ BUILTIN_PLUGINS = {
     "local": "eg_core.builtin.local",
     "authorization": "eg_core.builtin.authorization",
     "limits": "eg_core.builtin.limits",
+    "file_store": "eg_core.builtin.file_store",
 }
 
 

@@ -50,7 +50,7 @@ class SessionManager:
             raise BadRequest("'kernel' must be an object like {\"name\": \"python3\"}")
         kernel_id = kernel_spec.get("id")
         if kernel_id:
-            kernel = self.kernels.get(str(kernel_id))
+            kernel = await self.kernels.lookup(str(kernel_id))
         else:
             kernel_name = kernel_spec.get("name")
             if kernel_name is not None and not isinstance(kernel_name, str):
@@ -73,7 +73,7 @@ class SessionManager:
             session["path"] = body["notebook"]["path"]
         kernel = body.get("kernel")
         if isinstance(kernel, dict) and kernel.get("id") and kernel["id"] != session["kernel_id"]:
-            session["kernel_id"] = self.kernels.get(str(kernel["id"])).kernel_id
+            session["kernel_id"] = (await self.kernels.lookup(str(kernel["id"]))).kernel_id
         elif isinstance(kernel, dict) and kernel.get("name"):
             started = await self.kernels.start(str(kernel["name"]))
             old = self.kernels.kernels.get(session["kernel_id"])

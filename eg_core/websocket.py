@@ -22,9 +22,9 @@ class ChannelsHandler(AuthMixin, WebSocketHandler):
 
     session = None
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         self.check_token()
-        self.managed = self.gateway.kernels.get(self.path_kwargs["kernel_id"])
+        self.managed = await self.gateway.kernels.lookup(self.path_kwargs["kernel_id"])
 
     _handle_request_exception = APIHandler._handle_request_exception
     write_error = APIHandler.write_error

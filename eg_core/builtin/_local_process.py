@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import subprocess
 import tempfile
@@ -45,9 +46,18 @@ async def start(kernel: KernelContext, cmd: list[str]) -> None:
         except OSError as exc:
             raise LaunchFailed("launch_process", f"cannot run {cmd[0]!r}: {exc.strerror}") from exc
     kernel.handles["process"] = proc
-    kernel.state.update(pid=proc.pid, pgid=proc.pid, log=str(log_path))
+    kernel.state.update(pid=proc.pid, pgid=proc.pid, log=str(log_path), started=_start_time(proc.pid))
     _watch(kernel)
     kernel.log.debug("started local process %s", proc.pid)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot): with the pid, its identity."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _watch(kernel: KernelContext) -> None:
@@ -58,6 +68,10 @@ def _watch(kernel: KernelContext) -> None:
     try:
         fd = os.pidfd_open(kernel.state["pid"])
     except ProcessLookupError:
+        exited.set_result(_reap(kernel))
+        return
+    if select.select([fd], [], [], 0)[0]:  # already ended (or a zombie nobody reaped yet)
+        os.close(fd)
         exited.set_result(_reap(kernel))
         return
 
@@ -142,8 +156,12 @@ def output_tail(kernel: KernelContext) -> str | None:
 
 
 def adopt(kernel: KernelContext, info: dict) -> None:
-    """Re-attach to a process started by an earlier gateway: watch its pid."""
+    """Re-attach to a process started by an earlier gateway: watch its pid, unless that pid now
+    belongs to another process (then the kernel is gone)."""
     kernel.state = dict(info)
     kernel.handles.pop("process", None)
+    pid = kernel.state.get("pid")
+    if pid and _start_time(pid) not in (None, kernel.state.get("started")):
+        kernel.state["pid"] = None
     if kernel.state.get("pid"):
         _watch(kernel)
