@@ -22,10 +22,6 @@ import psutil
 
 from eg_core.testing import GatewayProcess, free_port
 
-# Remote resource-manager plugins make eg open a launcher response listener, by default on the
-# fixed port 8877: gateways of concurrent test runs would collide there, so pick a free one.
-EG_ENV = {"EG_RESPONSE_PORT": "0"}
-
 
 class JupyterProcess:
     """A ``jupyter server`` or ``jupyter lab`` subprocess whose kernels live in an eg gateway."""

@@ -17,7 +17,7 @@ import pytest
 from eg_core.testing import GatewayProcess, KernelSocket
 
 sys.path.append(str(Path(__file__).parent))
-from e2e_servers import EG_ENV, JupyterProcess, failure_context, stop_gateway  # noqa: E402
+from e2e_servers import JupyterProcess, failure_context, stop_gateway  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -26,7 +26,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def eg(tmp_path_factory):
-    gw = GatewayProcess(tmp_path_factory.mktemp("eg"), env=EG_ENV)
+    gw = GatewayProcess(tmp_path_factory.mktemp("eg"))
     yield gw
     leaked = stop_gateway(gw)
     assert not leaked, f"kernel processes outlived the gateway: {leaked}\n{gw.output()[-4000:]}"

@@ -30,7 +30,7 @@ import pytest
 from eg_core.testing import GatewayProcess
 
 sys.path.append(str(Path(__file__).parent))
-from e2e_servers import EG_ENV, JupyterProcess, failure_context, stop_gateway  # noqa: E402
+from e2e_servers import JupyterProcess, failure_context, stop_gateway  # noqa: E402
 
 try:
     from playwright.async_api import async_playwright, expect
@@ -77,7 +77,7 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def eg(chromium, tmp_path_factory):
-    gw = GatewayProcess(tmp_path_factory.mktemp("eg"), "--log-level=DEBUG", env=EG_ENV)
+    gw = GatewayProcess(tmp_path_factory.mktemp("eg"), "--log-level=DEBUG")
     yield gw
     leaked = stop_gateway(gw)
     assert not leaked, f"kernel processes outlived the gateway: {leaked}\n{gw.output()[-4000:]}"
