@@ -141,6 +141,9 @@ class Gateway(JupyterApp):
     def _mode_default(self) -> str:
         persistence = os.environ.get("EG_KERNEL_SESSION_PERSISTENCE", "").lower() == "true"
         return "replication" if persistence else ""
+    dynamic_config_interval = Int(
+        0, config=True, help="Seconds between checks of the config files for changes (0: only on SIGHUP)."
+    ).tag(env=("EG_DYNAMIC_CONFIG_INTERVAL",))
     disabled_plugins = List(Unicode(), config=True, help="Plugins (by name) not to load.").tag(env=("EG_DISABLED_PLUGINS",))
 
     @default("log_format")
@@ -208,8 +211,7 @@ class Gateway(JupyterApp):
             return
         PortRange.parse(self.port_range)
         self.load_users()
-        for cls in self._plugin_configurables():
-            cls.instance(parent=self) if hasattr(cls, "instance") else cls(parent=self)
+        self.settings_objects = [cls.instance(parent=self) for cls in self._plugin_configurables()]
         ksm = KernelSpecManager(parent=self)
         ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *jupyter_path("kernels")]
         if self.allowed_kernelspecs:
@@ -219,6 +221,34 @@ class Gateway(JupyterApp):
         if self.availability_mode:
             self.kernels.persistence = SessionPersistence(self.kernels, self.availability_mode)
         self.sessions = SessionManager(self.kernels)
+
+    def reload_config(self) -> None:
+        """Re-read the config files (SIGHUP, or a change seen every ``dynamic_config_interval``):
+        limits, allow-lists, user tokens and plugin settings change without a restart; options
+        given on the command line keep their values."""
+        self.log.info("Reloading configuration from %s", ", ".join(self.loaded_config_files) or "(no files)")
+        try:
+            self.load_config_file()
+            if self.cli_config:
+                self.update_config(self.cli_config)
+            for settings in self.settings_objects:
+                settings.update_config(self.config)
+            self.load_users()
+        except (Exception, SystemExit) as exc:  # a broken file must not take the gateway down
+            self.log.error("Configuration not reloaded: %s", exc)
+
+    async def _watch_config_files(self) -> None:
+        """Reload when a loaded config file changes (Enterprise Gateway's dynamic config)."""
+        def mtimes() -> dict[str, float]:
+            return {f: os.stat(f).st_mtime for f in self.loaded_config_files if os.path.exists(f)}
+
+        seen = mtimes()
+        while self.dynamic_config_interval > 0:
+            await asyncio.sleep(self.dynamic_config_interval)
+            now = mtimes()
+            if now != seen:
+                seen = now
+                self.reload_config()
 
     def _disabled_from_env(self) -> list[str]:
         return [n for n in os.environ.get("EG_DISABLED_PLUGINS", "").split(",") if n]
@@ -293,7 +323,10 @@ class Gateway(JupyterApp):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_config)
+        watcher = asyncio.ensure_future(self._watch_config_files())
         await stop.wait()
+        watcher.cancel()
         self.log.info("Stopping: %d kernel(s) running", len(self.kernels.kernels))
         server.stop()
         if self.shutdown_kernels_on_exit:
