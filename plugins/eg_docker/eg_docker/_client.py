@@ -38,12 +38,13 @@ class DockerError(Exception):
 
 def _transport_and_base(docker_host: str) -> tuple[httpx.AsyncHTTPTransport, str]:
     url = urlparse(docker_host)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
     if url.scheme == "unix":
-        return httpx.AsyncHTTPTransport(uds=url.path), "http://docker"
+        return httpx.AsyncHTTPTransport(uds=url.path, limits=limits), "http://docker"
     if url.scheme in ("tcp", "http"):
-        return httpx.AsyncHTTPTransport(), f"http://{url.netloc}"
+        return httpx.AsyncHTTPTransport(limits=limits), f"http://{url.netloc}"
     if url.scheme == "https":
-        return httpx.AsyncHTTPTransport(), f"https://{url.netloc}"
+        return httpx.AsyncHTTPTransport(limits=limits), f"https://{url.netloc}"
     raise ValueError(f"unsupported Docker host {docker_host!r}: use unix:///path or tcp://host:port")
 
 
@@ -53,6 +54,8 @@ class DockerClient:
     def __init__(self, docker_host: str | None = None):
         self.docker_host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
         transport, base = _transport_and_base(self.docker_host)
+        # The transport has no cap on connections: every running kernel holds one open in its
+        # /wait long-poll, and a cap would make the next requests queue behind them.
         self._http = httpx.AsyncClient(transport=transport, base_url=base, timeout=REQUEST_TIMEOUT)
         self._prefix: str | None = None
         self._prefix_lock = asyncio.Lock()

@@ -120,9 +120,10 @@ def _task_status(task: dict | None) -> tuple[str, int | None, str]:
     return str(status.get("State", "")), code, str(status.get("Err") or "")
 
 
-async def exited(kernel: KernelContext) -> str:
-    """Complete when the service's task has ended; the text says how."""
-    interval = float(kernel.state.get("task_poll_interval") or 0.25)
+async def exited(kernel: KernelContext, interval: float | None = None) -> str:
+    """Complete when the service's task has ended; the text says how. Checks the task every
+    ``task_poll_interval`` seconds while launching (``interval`` overrides it)."""
+    interval = interval or float(kernel.state.get("task_poll_interval") or 0.25)
     if not kernel.state.get("service_id"):
         return "no service was created"
     while True:
@@ -149,7 +150,8 @@ async def poll(kernel: KernelContext) -> int | None:
 
 
 async def wait(kernel: KernelContext) -> int:
-    await exited(kernel)
+    """Wait for a running kernel's task to end (checked every second: tasks have no wait endpoint)."""
+    await exited(kernel, interval=max(1.0, float(kernel.state.get("task_poll_interval") or 0)))
     _, code, _ = _task_status(await current_task(kernel))
     return int(code or 0)
 

@@ -18,7 +18,6 @@ import pytest
 from eg_core.testing import GatewayProcess, KernelSocket  # noqa: F401  (re-exported for tests)
 from eg_docker._client import DockerClient
 
-pytest_plugins = ["eg_core.testing"]
 
 HERE = Path(__file__).parent
 SETUP = HERE.parent / "ci" / "setup.sh"
