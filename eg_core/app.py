@@ -263,6 +263,7 @@ class Gateway(JupyterApp):
         prefixed = [(self.base_url + route[0], *route[1:]) for route in routes]
         return web.Application(
             prefixed,
+            log_function=log_request,
             default_handler_class=NotFoundHandler,
             eg_gateway=self,
             websocket_ping_interval=self.ws_ping_interval or None,
@@ -346,6 +347,16 @@ class Gateway(JupyterApp):
 
 
 document_env(Gateway)
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Access log on eg's logger: successes at DEBUG, client errors at WARNING, 5xx at ERROR."""
+    status = handler.get_status()
+    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    logging.getLogger("eg.access").log(
+        level, "%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000 * request.request_time()
+    )
 
 
 def print_plugins(pm: Any) -> None:

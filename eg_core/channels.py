@@ -314,6 +314,7 @@ class KernelBridge:
             stale = session.client
             session.client = client
             if stale is not None and stale is not client:
+                log.debug("[kernel %s] session %s reconnected; closing its stale websocket", self.kernel_id, session_id)
                 stale.end("replaced by a newer connection with the same session_id")
             return session
         if self.parked is not None and self.parked.session_id == session_id:

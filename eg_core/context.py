@@ -25,7 +25,8 @@ class KernelContext:
       or Enterprise Gateway's ``metadata.process_proxy.config``).
     - ``env``: the environment for the kernel: kernelspec env, inherited and allowed request
       values, and ``KERNEL_*`` values set by the core. It holds no gateway secrets.
-    - ``user``: the user the kernel runs for (``KERNEL_USERNAME`` or the authenticated principal).
+    - ``user``: the user the kernel runs for (``KERNEL_USERNAME`` or the authenticated principal);
+      ``user_from_request`` tells it came from the request, not the gateway's own OS user.
     - ``cwd``: the requested working directory, if any.
     - ``launch_timeout``: seconds the whole launch may take.
     - ``connection_info``: ip, transport, the five ports, key and signature scheme, once known.
@@ -43,6 +44,7 @@ class KernelContext:
     config: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     user: str = ""
+    user_from_request: bool = False
     cwd: str | None = None
     launch_timeout: float = 60.0
     connection_info: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +70,7 @@ class KernelContext:
             "config": self.config,
             "env": self.env,
             "user": self.user,
+            "user_from_request": self.user_from_request,
             "cwd": self.cwd,
             "launch_timeout": self.launch_timeout,
             "connection_info": info,

@@ -149,6 +149,7 @@ class ManagedKernel:
     async def interrupt(self) -> None:
         async with self.lock:
             await self.km.interrupt_kernel()
+        log.info("[kernel %s] interrupted (%s mode)", self.kernel_id, self.km.kernel_spec.interrupt_mode)
         await self.registry.emit(self.kernel, "interrupted", {})
 
     async def restart(self, now: bool = False) -> None:
@@ -305,6 +306,7 @@ class KernelRegistry:
                 user=user,
             ),
             user=user,
+            user_from_request="KERNEL_USERNAME" in request_env or bool(principal),
             cwd=request_env.get("KERNEL_WORKING_DIR") or path or None,
             launch_timeout=self._launch_timeout(request_env),
         )

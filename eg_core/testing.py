@@ -1,7 +1,10 @@
 """Test harness for eg and its plugins: a real eg-gateway process, REST and websocket clients
-speaking both protocols. Use it with ``pytest_plugins = ["eg_core.testing"]`` in a conftest.
+speaking both protocols.
 
-Needs the ``test`` extra (httpx, websockets, pytest-asyncio).
+It is a pytest plugin registered through the ``pytest11`` entry point, so its fixtures
+(``gateway``, ``gateway_factory``, ``http``, ``kernel``, ``kernel_spec_dirs``) are there in any
+test run where eg-core is installed. Using them needs the ``test`` extra (httpx, websockets,
+pytest-asyncio); they are imported only when used.
 """
 
 from __future__ import annotations
@@ -16,9 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
-import websockets
 
 from eg_core.wsproto import V1, from_legacy, from_v1, to_v1
 
@@ -72,7 +73,9 @@ class GatewayProcess:
     def headers(self) -> dict:
         return {"Authorization": f"token {self.token}"} if self.token else {}
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self):
+        import httpx
+
         return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=90)
 
     def stop(self) -> None:
@@ -149,6 +152,8 @@ class KernelSocket:
     @classmethod
     async def connect(cls, gateway, kernel_id: str, *, v1: bool = False, session_id: str | None = None, headers=None):
         session_id = session_id or uuid.uuid4().hex
+        import websockets
+
         ws = await websockets.connect(
             f"{gateway.ws_url}/api/kernels/{kernel_id}/channels?session_id={session_id}",
             additional_headers=gateway.headers if headers is None else headers,

@@ -14,7 +14,6 @@ import pytest
 
 from eg_ssh.testing import TEST_USERS, TestSSHD, ensure_setup, user_processes
 
-pytest_plugins = ["eg_core.testing"]
 
 USER, OTHER_USER = TEST_USERS
 _counter = itertools.count()
