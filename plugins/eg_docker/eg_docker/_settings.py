@@ -158,7 +158,7 @@ class DockerSettings(SingletonConfigurable):
     request_overrides = List(
         Unicode(), ["uid", "gid", "cpus", "memory", "gpus"], config=True,
         help=f"Settings a request may set with KERNEL_* values ({', '.join(sorted(REQUEST_VARIABLES))}). "
-        "'image' also needs allowed_images.",
+        "'image' lets a request name any image; allowed_images lets it name matching ones only.",
     )
     allowed_images = List(
         Unicode(), config=True,
