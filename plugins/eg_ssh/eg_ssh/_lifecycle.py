@@ -18,7 +18,7 @@ from eg_core import KernelContext, LaunchFailed, remote
 from . import _remote
 from ._hosts import hosts
 from ._remote import RemoteProcess
-from ._settings import SSHResourceManager, Settings, remote_user, resolve, split_host
+from ._settings import Settings, remote_user, resolve, split_host
 from ._ssh import HostUnreachable, LoginRejected, SessionRefused, Target, pool
 
 _LIVENESS_INTERVAL = 5.0
@@ -223,6 +223,3 @@ def adopt(kernel: KernelContext, info: dict) -> None:
 async def shutdown() -> None:
     await pool.close_all()
 
-
-def configurables() -> list[type]:
-    return [SSHResourceManager]

@@ -245,12 +245,7 @@ def remote_user(kernel: KernelContext, settings: Settings) -> str:
     requested = kernel.user or kernel.env.get("KERNEL_USERNAME")
     if not rm.impersonation_enabled or not requested:
         return settings.user
-    from_request = getattr(kernel, "user_from_request", None)
-    if from_request is None:
-        # The core fills KERNEL_USERNAME with the gateway's own user when the request names none,
-        # and does not say which happened: the gateway's own user name is no request.
-        from_request = requested != getpass.getuser()
-    if not from_request:
+    if not kernel.user_from_request:  # the core's fallback (the gateway's own user) is no request
         return settings.user
     if not _USER_NAME.match(requested):
         raise BadRequest(

@@ -11,27 +11,35 @@ from __future__ import annotations
 from eg_core import hookimpl
 from eg_core.provisioner import provisioner_for
 
-from . import _lifecycle as kernels
+from . import _settings
 
 SSHProvisioner = provisioner_for("ssh")
+
+
+def _kernels():
+    """The lifecycle module, imported on first use: a gateway that runs no SSH kernel never
+    loads asyncssh (about 14 MiB of RSS)."""
+    from . import _lifecycle
+
+    return _lifecycle
 
 
 @hookimpl
 def eg_configurables():
     """Called once at gateway startup: the settings class, configured from the gateway's config."""
-    return kernels.configurables()
+    return [_settings.SSHResourceManager]
 
 
 @hookimpl
 async def eg_launch_process(kernel, cmd):
     """Called once per (re)launch: choose a host, start the launcher there."""
-    await kernels.launch(kernel, cmd)
+    await _kernels().launch(kernel, cmd)
 
 
 @hookimpl
 async def eg_confirm_startup(kernel):
     """Called after the launch: wait for the launcher's callback, or its early end."""
-    await kernels.confirm(kernel)
+    await _kernels().confirm(kernel)
 
 
 @hookimpl
@@ -42,46 +50,46 @@ def eg_connection_info(kernel):
 
 @hookimpl
 async def eg_poll(kernel):
-    return await kernels.poll(kernel)
+    return await _kernels().poll(kernel)
 
 
 @hookimpl
 async def eg_wait(kernel):
-    return await kernels.wait(kernel)
+    return await _kernels().wait(kernel)
 
 
 @hookimpl
 async def eg_send_signal(kernel, signum):
-    await kernels.send_signal(kernel, signum)
+    await _kernels().send_signal(kernel, signum)
 
 
 @hookimpl
 async def eg_terminate(kernel):
-    await kernels.terminate(kernel)
+    await _kernels().terminate(kernel)
 
 
 @hookimpl
 async def eg_kill(kernel):
-    await kernels.kill(kernel)
+    await _kernels().kill(kernel)
 
 
 @hookimpl
 def eg_cleanup(kernel):
-    kernels.cleanup(kernel)
+    _kernels().cleanup(kernel)
 
 
 @hookimpl
 async def eg_describe_exit(kernel):
-    return await kernels.describe_exit(kernel)
+    return await _kernels().describe_exit(kernel)
 
 
 @hookimpl
 def eg_load_process_info(kernel, info):
-    kernels.adopt(kernel, info)
+    _kernels().adopt(kernel, info)
 
 
 @hookimpl
 async def eg_shutdown():
     """Called once when the gateway stops: close the SSH connections (launchers keep running
     when the gateway does not shut its kernels down)."""
-    await kernels.shutdown()
+    await _kernels().shutdown()

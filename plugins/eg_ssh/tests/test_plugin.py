@@ -67,7 +67,9 @@ def settings(monkeypatch):
 
 
 def ctx(config=None, env=None, user="") -> KernelContext:
-    return KernelContext(kernel_id="k", kernel_name="spec", resource_manager="ssh", config=config or {}, env=env or {}, user=user)
+    return KernelContext(
+        kernel_id="k", kernel_name="spec", resource_manager="ssh", config=config or {}, env=env or {}, user=user, user_from_request=bool(user)
+    )
 
 
 def test_enterprise_gateway_environment_names(settings):
