@@ -23,6 +23,9 @@ BUILTIN_PLUGINS = {
     "local": "eg_core.builtin.local",
     "authorization": "eg_core.builtin.authorization",
     "limits": "eg_core.builtin.limits",
+    "culling": "eg_core.builtin.culling",
+    "events": "eg_core.builtin.events",
+    "metrics": "eg_core.builtin.metrics",
     "file_store": "eg_core.builtin.file_store",
 }
 
