@@ -313,6 +313,7 @@ class Gateway(JupyterApp):
         if self.availability_mode == "standalone":
             adopted = await self.kernels.persistence.adopt_all()
             self.log.info("Adopted %d running kernel(s) from the session store", adopted)
+        await acall(self.pm.hook.eg_reconcile, known_kernel_ids=set(self.kernels.kernels))
         server = httpserver.HTTPServer(self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context())
         port = self._listen(server)
         scheme = "https" if self.certfile else "http"

@@ -325,6 +325,18 @@ def eg_startup(gateway: Any) -> None:
 
 
 @hookspec
+def eg_reconcile(known_kernel_ids: set[str]) -> None:
+    """Find what the resource manager runs for kernels the gateway does not know (orphans of
+    an earlier gateway process) and report or remove them.
+
+    Called once at startup, after the gateway adopted the kernels of its session store, with
+    the ids of every kernel it now manages.
+
+    Participants: every plugin. May be async. Returns nothing.
+    """
+
+
+@hookspec
 def eg_shutdown(gateway: Any) -> None:
     """Stop plugin services.
 

@@ -4,7 +4,7 @@ A kernel's container carries ``component=kernel``, ``app=enterprise-gateway``,
 ``kernel_id=<id>`` and ``eg.gateway=<gateway_id>``. Those of a ``gateway_id`` whose kernel id
 the gateway does not know are orphans: left by a gateway that was killed, or by a failed cleanup.
 
-Called at gateway startup (``eg_startup``, per ``DockerSettings.orphans_at_startup``), by the
+Called at gateway startup (``eg_reconcile``, per ``DockerSettings.orphans_at_startup``), by the
 ``eg-docker-orphans`` command, and by :func:`eg_docker.remove_orphans` from any code that knows
 the live kernel ids (a reconciler, the HA layer).
 """

@@ -30,13 +30,13 @@ def eg_configurables():
 
 
 @hookimpl
-async def eg_startup(gateway):
-    """Deal with kernel containers of this gateway id that the gateway does not know, per
-    ``orphans_at_startup`` (the core starts the response listener itself)."""
+async def eg_reconcile(known_kernel_ids):
+    """Called at startup once the gateway adopted its stored kernels: deal with kernel
+    containers of this gateway id that it does not know, per ``orphans_at_startup``."""
     policy = settings().orphans_at_startup
     if policy == "ignore":
         return
-    known = set(getattr(getattr(gateway, "kernels", None), "kernels", {}) or {})
+    known = set(known_kernel_ids)
     docker = client_for(settings().docker_host)
     try:
         orphans = await _orphans.find_orphans(docker, known, settings().gateway_id)

@@ -121,3 +121,36 @@ async def test_orphans_after_gateway_sigkill(gateway_factory, docker, docker_hos
     )
     assert await docker.containers({"kernel_id": kid}) == []
     assert f"Removed kernel container {'-'.join(container['Names'][0].lstrip('/').split('-'))}" in second.output()
+
+
+async def test_gateway_restart_adopts_kernel_containers(gateway_factory, docker, docker_host, tmp_path):
+    """HA through the API: SIGKILL the gateway, start it again on the same session store: the
+    container is adopted (same id, same state), not treated as an orphan."""
+    from eg_core.testing import KernelSocket
+
+    gateway_id = f"eg-ha-{os.getpid()}-{tmp_path.name[-6:]}"
+    env = {"DOCKER_HOST": docker_host, "EG_RESPONSE_ADDRESS": "127.0.0.1:0"}
+    args = (
+        f"--DockerSettings.gateway_id={gateway_id}", "--DockerSettings.orphans_at_startup=remove",
+        "--Gateway.availability_mode=standalone", f"--FileSessionStore.persistence_root={tmp_path / 'store'}",
+    )
+    first = gateway_factory(*args, env=env)
+    async with first.client() as http:
+        r = await http.post("/api/kernels", json={"name": "python_docker"})
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+    ks = await KernelSocket.connect(first, kid)
+    await ks.execute("survivor = 'kept'")
+    await ks.close()
+    first.proc.kill()
+    first.proc.wait()
+
+    second = gateway_factory(*args, env=env)
+    assert [c["State"] for c in await docker.containers({"kernel_id": kid})] == ["running"]
+    ks = await KernelSocket.connect(second, kid)
+    assert (await ks.execute("print(survivor)"))["stdout"] == "kept\n"
+    await ks.close()
+    async with second.client() as http:
+        assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await docker.containers({"kernel_id": kid}) == []
