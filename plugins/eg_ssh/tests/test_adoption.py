@@ -122,3 +122,34 @@ async def test_launch_abandoned_mid_start_leaves_nothing(sshd, listener, setting
     lifecycle.cleanup(kernel)
     assert await wait_no_processes(USER, kid) == []
     await pool.close_all()
+
+
+async def test_gateway_restart_adopts_ssh_kernels(ssh_gateway, tmp_path):
+    """HA through the API: SIGKILL the gateway; a new one on the same session store adopts the
+    remote kernel (same id, same state) and can interrupt and shut it down."""
+    from eg_core.testing import KernelSocket
+
+    store = tmp_path / "store"
+    args = ("--Gateway.availability_mode=standalone", f"--FileSessionStore.persistence_root={store}")
+    first = ssh_gateway(*args)
+    async with first.client() as http:
+        r = await http.post("/api/kernels", json={"name": "python_ssh"})
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+    ws = await KernelSocket.connect(first, kid)
+    await ws.execute("survivor = 'kept'")
+    await ws.close()
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+
+    second = ssh_gateway(*args)
+    ws = await KernelSocket.connect(second, kid)
+    assert (await ws.execute("print(survivor)"))["stdout"] == "kept\n"
+    run = asyncio.ensure_future(ws.execute("import time; time.sleep(60)"))
+    await asyncio.sleep(1)
+    async with second.client() as http:
+        assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
+        assert (await asyncio.wait_for(run, 20))["errors"] == ["KeyboardInterrupt"]
+        await ws.close()
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await wait_no_processes(USER) == []
