@@ -28,25 +28,12 @@ from jupyter_client.manager import AsyncKernelManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eg_core.testing import GatewayProcess, KernelSocket  # noqa: E402
+from _common import shutdown, start_to_kernel_info  # noqa: E402
 
 PRINT_CODE = "import sys\nchunk = 'x' * 1023 + '\\n'\nfor _ in range({n}):\n    sys.stdout.write(chunk)\n"
 
 
 # -- through eg ---------------------------------------------------------------------------------
-
-
-async def eg_start(gw) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    async with gw.client() as http:
-        r = await http.post("/api/kernels", json={"name": "python3"})
-        kid = r.json()["id"]
-    ks = await KernelSocket.connect(gw, kid, v1=True)
-    msg_id = await ks.request("kernel_info_request", {})
-    while (await ks.recv())["parent_header"].get("msg_id") != msg_id:
-        pass
-    elapsed = time.perf_counter() - t0
-    await ks.close()
-    return elapsed, kid
 
 
 async def eg_roundtrips(ks: KernelSocket, n: int) -> list[float]:
@@ -138,17 +125,16 @@ async def main(args) -> dict:
         results["rss_fresh_mib"] = rss_mib(gw.proc.pid)
         eg_starts, direct_starts = [], []
         for _ in range(args.starts):  # interleaved, so machine noise hits both alike
-            elapsed, kid = await eg_start(gw)
+            elapsed, kid = await start_to_kernel_info(gw, "python3", v1=True)
             eg_starts.append(elapsed)
-            async with gw.client() as http:
-                await http.delete(f"/api/kernels/{kid}")
+            await shutdown(gw, kid)
             elapsed, km = await direct_start()
             direct_starts.append(elapsed)
             await km.shutdown_kernel(now=True)
         results["start_eg_ms"] = 1000 * statistics.median(eg_starts)
         results["start_direct_ms"] = 1000 * statistics.median(direct_starts)
 
-        _, kid = await eg_start(gw)
+        _, kid = await start_to_kernel_info(gw, "python3", v1=True)
         results["rss_one_kernel_mib"] = rss_mib(gw.proc.pid)
         ks = await KernelSocket.connect(gw, kid, v1=True)
         legacy = await KernelSocket.connect(gw, kid, v1=False)

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from eg_core.testing import GatewayProcess, KernelSocket  # noqa: E402
+from eg_core.testing import GatewayProcess  # noqa: E402
+from _common import interleaved_starts, launch_phases  # noqa: E402
 
 TARGET_MS = 500.0
 SETUP = ROOT / "plugins" / "eg_docker" / "ci" / "setup.sh"
@@ -38,50 +37,6 @@ def engine(swarm: bool) -> str:
         raise SystemExit(f"setup.sh failed:\n{proc.stderr[-3000:]}")
     values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     return values["DOCKER_HOST"]
-
-
-async def start_to_kernel_info(gw, name: str) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    async with gw.client() as http:
-        r = await http.post("/api/kernels", json={"name": name})
-        if r.status_code != 201:
-            raise RuntimeError(f"{name}: {r.status_code} {r.text}")
-        kid = r.json()["id"]
-    ks = await KernelSocket.connect(gw, kid)
-    msg_id = await ks.request("kernel_info_request", {})
-    while (await ks.recv())["parent_header"].get("msg_id") != msg_id:
-        pass
-    elapsed = time.perf_counter() - t0
-    await ks.close()
-    return elapsed, kid
-
-
-async def shutdown(gw, kid: str) -> None:
-    async with gw.client() as http:
-        await http.delete(f"/api/kernels/{kid}")
-
-
-async def bench(gw, names: list[str], rounds: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_no in range(rounds + 1):
-        order = names if round_no % 2 else list(reversed(names))
-        for name in order:
-            elapsed, kid = await start_to_kernel_info(gw, name)
-            await shutdown(gw, kid)
-            if round_no:  # round 0 warms caches (image layers, page cache, imports)
-                times[name].append(elapsed)
-    return times
-
-
-def phases(log: str, kernel_name: str) -> dict[str, float]:
-    """Median launch phase durations of ``kernel_name`` kernels from the gateway log."""
-    found: dict[str, list[float]] = {}
-    for line in log.splitlines():
-        if f"launched {kernel_name} on" not in line:
-            continue
-        for phase, seconds in re.findall(r"(\w+) ([0-9.]+)s", line.split("(", 1)[-1]):
-            found.setdefault(phase, []).append(float(seconds))
-    return {k: statistics.median(v) for k, v in found.items()}
 
 
 def main() -> None:
@@ -98,7 +53,7 @@ def main() -> None:
             kernel_spec_dirs=specs,
         )
         try:
-            times = asyncio.run(bench(gw, names, args.rounds))
+            times = asyncio.run(interleaved_starts(gw, names, args.rounds))
         finally:
             gw.stop()
         log = gw.log_path.read_text(errors="replace")
@@ -110,7 +65,7 @@ def main() -> None:
     print(f"{'min':14}" + "".join(f"{min(times[n]) * 1000:15.1f}" for n in names))
     print(f"{'max':14}" + "".join(f"{max(times[n]) * 1000:15.1f}" for n in names))
     for name in names[1:]:
-        print(f"{name} launch phases (median, ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in phases(log, name).items()))
+        print(f"{name} launch phases (median, ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in launch_phases(log, name).items()))
     docker = med["python_docker"]
     verdict = "MET" if docker <= local + TARGET_MS else "MISSED"
     print(f"target python_docker <= local + {TARGET_MS:.0f} ms: {verdict} ({docker - local:+.1f} ms)")

@@ -16,62 +16,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from eg_core.testing import GatewayProcess, KernelSocket  # noqa: E402
+from eg_core.testing import GatewayProcess  # noqa: E402
+from _common import interleaved_starts, launch_phases  # noqa: E402
 from eg_ssh.testing import TestSSHD, ensure_setup  # noqa: E402
 
 TARGET_MS = 150.0
-
-
-async def start_to_kernel_info(gw, name: str) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    async with gw.client() as http:
-        r = await http.post("/api/kernels", json={"name": name})
-        if r.status_code != 201:
-            raise RuntimeError(f"{name}: {r.status_code} {r.text}")
-        kid = r.json()["id"]
-    ks = await KernelSocket.connect(gw, kid)
-    msg_id = await ks.request("kernel_info_request", {})
-    while (await ks.recv())["parent_header"].get("msg_id") != msg_id:
-        pass
-    elapsed = time.perf_counter() - t0
-    await ks.close()
-    return elapsed, kid
-
-
-async def shutdown(gw, kid: str) -> None:
-    async with gw.client() as http:
-        await http.delete(f"/api/kernels/{kid}")
-
-
-async def bench(gw, rounds: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"python3": [], "python_ssh": []}
-    for round_no in range(rounds + 1):
-        order = ("python3", "python_ssh") if round_no % 2 else ("python_ssh", "python3")
-        for name in order:
-            elapsed, kid = await start_to_kernel_info(gw, name)
-            await shutdown(gw, kid)
-            if round_no:  # round 0 warms up (imports, page cache, the SSH connection)
-                times[name].append(elapsed)
-    return times
-
-
-def phases(log: str) -> dict[str, float]:
-    found: dict[str, list[float]] = {}
-    for line in log.splitlines():
-        if "launched python_ssh" not in line:
-            continue
-        for phase, value in re.findall(r"(\w+) (\d+\.\d+)s", line.split("(", 1)[-1]):
-            found.setdefault(phase, []).append(float(value))
-    return {k: statistics.median(v[1:] or v) for k, v in found.items()}
 
 
 def main() -> None:
@@ -85,7 +41,7 @@ def main() -> None:
     (tmp / "config" / "eg_gateway_config.py").write_text(sshd.gateway_config())
     gw = GatewayProcess(tmp, env={"JUPYTER_CONFIG_DIR": str(tmp / "config"), "EG_RESPONSE_PORT": "0"})
     try:
-        times = asyncio.run(bench(gw, args.rounds))
+        times = asyncio.run(interleaved_starts(gw, ["python3", "python_ssh"], args.rounds))
         log = gw.output()
     finally:
         gw.stop()
@@ -97,7 +53,7 @@ def main() -> None:
     for label, fn in (("min", min), ("max", max)):
         lo, hi = fn(times["python3"]) * 1000, fn(times["python_ssh"]) * 1000
         print(f"{label:14}{lo:10.1f}{hi:10.1f}")
-    print("ssh launch phases (median, ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in phases(log).items()))
+    print("ssh launch phases (median, ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in launch_phases(log, "python_ssh").items()))
     verdict = "OK" if ssh - local <= TARGET_MS else "MISSED"
     print(f"target ssh <= local + {TARGET_MS:.0f} ms: {verdict} ({ssh - local:+.1f} ms)")
 

@@ -7,7 +7,6 @@ import json
 import re
 
 import psutil
-import pytest
 import yaml
 
 from eg_core.testing import KernelSocket
