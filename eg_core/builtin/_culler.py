@@ -92,11 +92,13 @@ class KernelCuller(EnvDefaults, SingletonConfigurable):
             log.info(self.describe())
 
     async def stop(self) -> None:
-        for task in [self._task, *self._culling.values()]:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in [self._task, *self._culling.values()] if t), return_exceptions=True)
-        self._task, self._culling = None, {}
+        """Stop checking; let culls already under way finish their shutdown (up to 30 s)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._culling:
+            await asyncio.wait(list(self._culling.values()), timeout=30)
 
     def describe(self) -> str:
         return (

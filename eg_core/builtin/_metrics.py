@@ -8,7 +8,6 @@ this plugin's own (never the process-global one).
 
 from __future__ import annotations
 
-import logging
 from bisect import bisect_left
 from collections import Counter
 from typing import Any, Iterator
@@ -16,8 +15,6 @@ from typing import Any, Iterator
 from .. import __version__
 from ..channels import RelayCounts
 from ..handlers import APIHandler
-
-log = logging.getLogger("eg.metrics")
 
 # seconds; a launch takes ~1 s locally and up to minutes on a cluster (image pulls, YARN queues)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
