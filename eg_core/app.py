@@ -200,6 +200,8 @@ class Gateway(JupyterApp):
     def initialize(self, argv: list[str] | None = None) -> None:
         self.pm = get_plugin_manager(self._disabled_from_env())
         self.classes = [Gateway, ResponseListener, *self._plugin_configurables()]
+        for cls in self.classes:
+            document_env(cls)
         super().initialize(argv)
         if self.disabled_plugins:
             self.pm = get_plugin_manager(self.disabled_plugins)
@@ -345,9 +347,6 @@ class Gateway(JupyterApp):
             print_plugins(self.pm)
             return
         asyncio.run(self.serve())
-
-
-document_env(Gateway)
 
 
 def log_request(handler: web.RequestHandler) -> None:

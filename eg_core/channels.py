@@ -206,13 +206,13 @@ class KernelBridge:
             future.cancel()
         self._replies.clear()
 
-    def close(self) -> None:
-        """Close every socket and end the websockets: the kernel is gone."""
+    def close(self, reason: str = "the kernel was shut down") -> None:
+        """Close every socket and end the websockets (their close frame carries ``reason``)."""
         self._close_kernel_sockets()
         for session in self._all_sessions():
             session.close_sockets()
             if session.client is not None:
-                session.client.end("the kernel was shut down")
+                session.client.end(reason)
         self.sessions.clear()
         self.parked = None
 

@@ -48,7 +48,8 @@ def apply_env_defaults(obj: Any) -> None:
 
 
 def document_env(cls: type) -> type:
-    """Append the environment variable names to each tagged trait's help (for --help-all)."""
+    """Append the environment variable names to each tagged trait's help (for --help-all);
+    the gateway calls it for every class it configures."""
     for trait in cls.class_traits(config=True).values():
         names = _names(trait)
         if names and "Environment:" not in (trait.help or ""):
@@ -70,7 +71,3 @@ class EnvDefaults:
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         apply_env_defaults(self)
-
-    def __init_subclass__(cls, **kwargs: Any):
-        super().__init_subclass__(**kwargs)
-        document_env(cls)

@@ -8,6 +8,7 @@ by a :class:`eg_core.channels.KernelBridge`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ from .launch import Deadline, abort_launch, run_phase
 from .provisioner import HookProvisioner
 
 log = logging.getLogger("eg")
+RECENTLY_ENDED = 1000
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -127,8 +129,8 @@ class ManagedKernel:
             if await persistence.load(self.kernel_id) is None:  # shut down through another gateway
                 log.info("[kernel %s] ended; another gateway shut it down", self.kernel_id)
                 self.stopping = True
-                self.bridge.close()
-                self.registry.kernels.pop(self.kernel_id, None)
+                self.bridge.close("shut down through another gateway")
+                self.registry.ended(self.kernel_id, "shut down through another gateway")
                 return
         self.execution_state = "dead"
         self._tell_clients("dead")
@@ -181,7 +183,9 @@ class ManagedKernel:
         log.info("[kernel %s] restarted in %.3fs", self.kernel_id, duration)
         await self.registry.emit(self.kernel, "restarted", {"duration": round(duration, 4), "phases": dict(self.km.provisioner.timings)})
 
-    async def shutdown(self, now: bool = False) -> None:
+    async def shutdown(self, now: bool = False, reason: str = "shut down") -> None:
+        """Stop the kernel; ``reason`` (e.g. "culled: idle for 600 s") reaches its websockets'
+        close frames, the ``shut_down`` event, and later 404 answers about this kernel."""
         async with self.lock:
             if self.stopping:
                 return
@@ -195,10 +199,10 @@ class ManagedKernel:
             try:
                 await self.km.shutdown_kernel(now=now)
             finally:
-                self.bridge.close()
-                self.registry.kernels.pop(self.kernel_id, None)
-        log.info("[kernel %s] shut down in %.3fs", self.kernel_id, time.monotonic() - start)
-        await self.registry.emit(self.kernel, "shut_down", {})
+                self.bridge.close(reason)
+                self.registry.ended(self.kernel_id, reason)
+        log.info("[kernel %s] %s in %.3fs", self.kernel_id, reason, time.monotonic() - start)
+        await self.registry.emit(self.kernel, "shut_down", {"reason": reason})
 
 
 class KernelRegistry:
@@ -210,6 +214,7 @@ class KernelRegistry:
         self.pm = pm
         self.kernels: dict[str, ManagedKernel] = {}
         self.pending: set[str] = set()
+        self.recently_ended: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.persistence: Any = None  # a SessionPersistence when availability_mode is set
         self.zmq_context = zmq.asyncio.Context()
         self.runtime_dir = jupyter_runtime_dir()
@@ -218,8 +223,19 @@ class KernelRegistry:
     def get(self, kernel_id: str) -> ManagedKernel:
         kernel = self.kernels.get(kernel_id)
         if kernel is None:
-            raise NotFound(f"Kernel does not exist: {kernel_id}")
+            raise self._not_found(kernel_id)
         return kernel
+
+    def _not_found(self, kernel_id: str) -> NotFound:
+        reason = self.recently_ended.get(kernel_id)
+        return NotFound(f"Kernel does not exist: {kernel_id}" + (f" ({reason})" if reason else ""))
+
+    def ended(self, kernel_id: str, reason: str) -> None:
+        """Forget a kernel, remembering why for a while (404 answers say it was culled...)."""
+        self.kernels.pop(kernel_id, None)
+        self.recently_ended[kernel_id] = reason
+        while len(self.recently_ended) > RECENTLY_ENDED:
+            self.recently_ended.popitem(last=False)
 
     async def lookup(self, kernel_id: str) -> ManagedKernel:
         """A kernel by id; in replication mode one this gateway does not know yet is adopted
@@ -230,7 +246,7 @@ class KernelRegistry:
             if kernel is not None:
                 kernel.owner = False
         if kernel is None:
-            raise NotFound(f"Kernel does not exist: {kernel_id}")
+            raise self._not_found(kernel_id)
         return kernel
 
     async def persist(self, managed: ManagedKernel) -> None:
@@ -345,6 +361,7 @@ class KernelRegistry:
             except BaseException as exc:
                 managed.bridge.close()
                 await abort_launch(kernel, km.provisioner.hooks, exc)
+                km.provisioner.release_ports()
                 km.cleanup_connection_file()
                 raise
         except EGError as exc:
@@ -376,7 +393,7 @@ class KernelRegistry:
             managed.stopping = True
             if managed._watcher:
                 managed._watcher.cancel()
-            managed.bridge.close()
+            managed.bridge.close("the gateway is stopping; the kernel keeps running")
         self.kernels.clear()
 
     def close(self) -> None:

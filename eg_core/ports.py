@@ -43,8 +43,19 @@ class PortRange:
         return f"{self.lower}..{self.upper}"
 
 
+# Ports handed to kernels of this process and not yet released: concurrent launches must not get
+# the same port between our bind test and the kernel's own bind.
+_handed_out: set[int] = set()
+
+
+def release_ports(ports) -> None:
+    """Give ports from :func:`free_ports` back (the kernel ended for good, or never started)."""
+    _handed_out.difference_update(ports)
+
+
 def free_ports(count: int, host: str = "127.0.0.1", port_range: PortRange | None = None) -> list[int]:
-    """Pick ``count`` distinct ports that can be bound on ``host`` now (in ``port_range`` if set).
+    """Pick ``count`` distinct ports that can be bound on ``host`` now (in ``port_range`` if set)
+    and that no other kernel of this process holds; release them with :func:`release_ports`.
 
     The ports are tested by binding and released at once; the caller's process binds them next.
     """
@@ -66,8 +77,11 @@ def free_ports(count: int, host: str = "127.0.0.1", port_range: PortRange | None
                 sock.close()
                 continue
             sockets.append(sock)
-            chosen.append(sock.getsockname()[1])
+            port = sock.getsockname()[1]
+            if port not in _handed_out:
+                chosen.append(port)
     finally:
         for sock in sockets:
             sock.close()
+    _handed_out.update(chosen)
     return chosen

@@ -23,7 +23,7 @@ from .context import KernelContext
 from .env import substitute
 from .launch import Deadline, before_launch, launch_sequence, run_phase
 from .plugins import resource_manager_hooks, shared_plugin_manager
-from .ports import PortRange, free_ports
+from .ports import PortRange, free_ports, release_ports
 
 _TEMPLATE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 _PROVISIONER_TRAITS = {"kernel_id", "kernel_spec", "parent", "connection_info", "config", "log"}
@@ -50,6 +50,7 @@ class HookProvisioner(KernelProvisionerBase):
         self.hooks = resource_manager_hooks(self.pm, self.kernel.resource_manager)
         self.timings: dict[str, float] = {}
         self._running = False
+        self._ports: list[int] = []
 
     @property
     def has_process(self) -> bool:
@@ -95,14 +96,19 @@ class HookProvisioner(KernelProvisionerBase):
     def _write_connection_file(self) -> None:
         km = self.parent
         if not km.shell_port:
-            ports = free_ports(5, km.ip, self._port_range())
-            km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port = ports
+            self._ports = free_ports(5, km.ip, self._port_range())
+            km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port = self._ports
         km.write_connection_file()
         self.kernel.connection_info = _jsonable(km.get_connection_info())
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
         """Run steps 2-4 of the launch sequence; return the connection info (key as bytes)."""
-        info = await launch_sequence(self.kernel, self.hooks, cmd, self.deadline, self.timings)
+        try:
+            info = await launch_sequence(self.kernel, self.hooks, cmd, self.deadline, self.timings)
+        except BaseException:
+            if not self.kernel.restarting:
+                self.release_ports()
+            raise
         self._running = True
         info = dict(info)
         if isinstance(info.get("key"), str):
@@ -147,6 +153,12 @@ class HookProvisioner(KernelProvisionerBase):
     async def cleanup(self, restart: bool = False) -> None:
         await acall_first(self.hooks.eg_cleanup, kernel=self.kernel, restart=restart)
         self._running = False
+        if not restart:
+            self.release_ports()
+
+    def release_ports(self) -> None:
+        release_ports(self._ports)
+        self._ports = []
 
     async def describe_exit(self) -> str | None:
         if implemented(self.hooks.eg_describe_exit):

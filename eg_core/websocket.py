@@ -73,7 +73,7 @@ class ChannelsHandler(AuthMixin, WebSocketHandler):
 
     def end(self, reason: str) -> None:
         """Close this websocket (replaced by a newer one, or its kernel is gone)."""
-        self.close(1000, reason)
+        self.close(1000, reason.encode()[:120].decode(errors="ignore"))
 
     def on_close(self) -> None:
         if self.session is not None:

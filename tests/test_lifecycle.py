@@ -40,3 +40,15 @@ async def test_without_autorestart_the_model_says_dead(gateway_factory):
         await states_until(ks, "dead")
         assert (await http.get(f"/api/kernels/{kid}")).json()["execution_state"] == "dead"
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+
+
+async def test_a_culled_kernel_says_so(gateway_factory):
+    gw = gateway_factory("--KernelCuller.cull_idle_timeout=1", "--KernelCuller.cull_interval=1", "--KernelCuller.cull_connected=True")
+    async with gw.client() as http:
+        kid = (await http.post("/api/kernels", json={})).json()["id"]
+        ks = await KernelSocket.connect(gw, kid)
+        assert "dead" in await states_until(ks, "dead", timeout=20)
+        await asyncio.wait_for(ks.ws.wait_closed(), 10)
+        assert ks.ws.close_reason.startswith("culled: idle for")
+        r = await http.get(f"/api/kernels/{kid}")
+        assert r.status_code == 404 and "(culled: idle for" in r.json()["message"]

@@ -23,7 +23,10 @@ def spec():
 
 
 def _route_regexes():
-    return [re.compile("/" + pattern.rstrip("?").rstrip("/") + "/?$") for pattern, *_ in [*api_routes(), websocket_route()]]
+    from eg_core.plugins import get_plugin_manager
+
+    builtin_routes = [r for routes in get_plugin_manager(load_entrypoints=False).hook.eg_web_handlers() for r in routes]
+    return [re.compile("/" + pattern.rstrip("?").rstrip("/") + "/?$") for pattern, *_ in [*api_routes(), websocket_route(), *builtin_routes]]
 
 
 def test_spec_is_valid(spec):

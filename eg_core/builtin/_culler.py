@@ -170,9 +170,7 @@ class KernelCuller(EnvDefaults, SingletonConfigurable):
         }
         await self.registry.emit(kernel, "culled", details)
         try:
-            await managed.shutdown()
+            await managed.shutdown(reason=f"culled: {reason}")
         except Exception as exc:
             log.warning("[kernel %s] shutting down a culled kernel failed: %s", kernel.kernel_id, exc)
 
-
-document_env(KernelCuller)  # EnvDefaults' __init_subclass__ runs before traitlets sets up the traits
