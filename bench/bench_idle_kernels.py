@@ -48,8 +48,8 @@ async def settle(proc: psutil.Process, seconds: float = 1.5) -> None:
 
 
 async def start_kernels(http, n: int, batch: int, retries: list[str] | None = None) -> list[str]:
-    """Start ``n`` kernels, ``batch`` at a time. A launch that lost its port to another socket
-    (the core picks free ports, then the kernel binds them: a race) is retried and noted."""
+    """Start ``n`` kernels, ``batch`` at a time. A launch that lost its port to a process outside
+    the gateway (it tests ports free, then the kernel binds them) is retried and noted."""
 
     async def one() -> str:
         for _ in range(3):

@@ -188,14 +188,7 @@ async def test_concurrent_requests_while_kernels_start(gateway_factory):
         rng.shuffle(paths)
 
         async def start(kernel_id):
-            for _ in range(3):
-                r = await http.post("/api/kernels", json={"name": "tiny", "env": {"KERNEL_ID": kernel_id}})
-                # eg_core.ports.free_ports can hand one port to two concurrent launches (it keeps
-                # no record of the ports it gave out): the second kernel cannot bind it. Retried
-                # here so this test checks the REST layer; the port race is a core issue.
-                if not (r.status_code == 502 and "Address already in use" in r.text):
-                    break
-            return r
+            return await http.post("/api/kernels", json={"name": "tiny", "env": {"KERNEL_ID": kernel_id}})
 
         starts = [asyncio.ensure_future(start(k)) for k in new_ids]
         gets = await asyncio.gather(*(http.get(p) for p in paths))
