@@ -25,6 +25,7 @@ import zmq.asyncio
 DELIM = b"<IDS|MSG>"
 SESSION_CHANNELS = ("shell", "control", "stdin")
 MAX_BUFFER_BYTES = 64 * 1024 * 1024
+ZERO_COPY_SIZE = 64 * 1024
 log = logging.getLogger("eg.channels")
 
 
@@ -43,8 +44,10 @@ class Client(Protocol):
     def end(self, reason: str) -> None: ...
 
 
-def _split(frames: list[bytes]) -> list[bytes] | None:
-    """The message parts after the delimiter and signature: header, parent, metadata, content, buffers."""
+def _split(zmq_frames: list[zmq.Frame]) -> list[bytes] | None:
+    """The message parts after the delimiter and signature: header, parent, metadata, content,
+    buffers. Large parts stay views of the received frames (no copy on the way to websockets)."""
+    frames = [f.bytes if len(f) < ZERO_COPY_SIZE else f.buffer for f in zmq_frames]
     try:
         i = frames.index(DELIM)
     except ValueError:
@@ -112,7 +115,7 @@ class SessionChannels:
     async def _relay(self, channel: str, sock: zmq.asyncio.Socket) -> None:
         while True:
             try:
-                frames = await sock.recv_multipart()
+                frames = await sock.recv_multipart(copy=False)
             except (asyncio.CancelledError, zmq.ZMQError):
                 return
             parts = _split(frames)
@@ -228,7 +231,7 @@ class KernelBridge:
         sock = self._iopub
         while True:
             try:
-                frames = await sock.recv_multipart()
+                frames = await sock.recv_multipart(copy=False)
             except (asyncio.CancelledError, zmq.ZMQError):
                 return
             parts = _split(frames)
@@ -258,7 +261,7 @@ class KernelBridge:
         sock = self._probe
         while True:
             try:
-                frames = await sock.recv_multipart()
+                frames = await sock.recv_multipart(copy=False)
             except (asyncio.CancelledError, zmq.ZMQError):
                 return
             parts = _split(frames)
@@ -270,7 +273,7 @@ class KernelBridge:
                 continue
             future = self._replies.pop(parent.get("msg_id", ""), None)
             if future is not None and not future.done():
-                future.set_result(json.loads(parts[3]))
+                future.set_result(json.loads(bytes(parts[3])))
 
     def _send_probe(self, msg_type: str) -> asyncio.Future:
         msg_id = uuid.uuid4().hex

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 import uuid
 from typing import Any
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .handlers import APIHandler, AuthMixin
-from .wsproto import V1, ProtocolError, from_legacy, from_v1, to_legacy, to_v1
+from .wsproto import V1, ProtocolError, from_legacy, from_v1, legacy_pieces, v1_pieces
 
 log = logging.getLogger("eg.websocket")
+LARGE_MESSAGE = 256 * 1024  # bytes; smaller messages go out through tornado as one payload
 CLIENT_CHANNELS = frozenset(("shell", "control", "stdin"))
 
 
@@ -63,13 +65,29 @@ class ChannelsHandler(AuthMixin, WebSocketHandler):
     def deliver(self, channel: str, parts: list[bytes], header: dict[str, Any] | None) -> None:
         """Send one kernel message to this client (called by the bridge)."""
         if self.v1:
-            payload, binary = to_v1(channel, parts), True
+            pieces, binary = v1_pieces(channel, parts), True
         else:
-            payload, binary = to_legacy(channel, parts, header if header is not None else json.loads(parts[0]))
-        try:
-            self.write_message(payload, binary=binary)
-        except WebSocketClosedError:
-            pass
+            pieces, binary = legacy_pieces(channel, parts, header if header is not None else json.loads(bytes(parts[0])))
+        size = sum(len(piece) for piece in pieces)
+        if size < LARGE_MESSAGE:
+            try:
+                self.write_message(b"".join(pieces), binary=binary)
+            except WebSocketClosedError:
+                pass
+            return
+        self._write_large_frame(pieces, size, binary)
+
+    def _write_large_frame(self, pieces: list[bytes], size: int, binary: bool) -> None:
+        """Write one unmasked, uncompressed websocket frame piece by piece, so a large kernel
+        message (buffers, megabytes of output) is not copied into one payload and then again
+        into tornado's frame (RFC 6455 §5.2: FIN + opcode, then the 64-bit length)."""
+        connection = self.ws_connection
+        if connection is None or connection.is_closing() or connection.stream.closed():
+            return
+        stream = connection.stream
+        stream.write(struct.pack("!BBQ", 0x80 | (0x2 if binary else 0x1), 127, size))
+        for piece in pieces:
+            stream.write(piece)
 
     def end(self, reason: str) -> None:
         """Close this websocket (replaced by a newer one, or its kernel is gone)."""

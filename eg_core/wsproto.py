@@ -5,7 +5,7 @@ A kernel message arrives from ZMQ as ``[header, parent_header, metadata, content
 allows it:
 
 - ``v1.kernel.websocket.jupyter.org`` (binary): ``u64le n | n × u64le offsets | channel |
-  header | parent_header | metadata | content | buffers...``; the parts are copied as they are.
+  header | parent_header | metadata | content | buffers...``; the parts go out as they are.
 - legacy (no subprotocol): one JSON text frame per message, spliced from the raw JSON parts; a
   message with buffers is a binary frame ``u32be nbufs | offsets | json | buffers...``.
 """
@@ -27,41 +27,46 @@ class ProtocolError(ValueError):
 # -- kernel -> client -------------------------------------------------------------------------
 
 
-def to_v1(channel: str, parts: Sequence[bytes]) -> bytes:
-    """Frame raw parts for the v1 protocol."""
+def v1_pieces(channel: str, parts: Sequence[bytes]) -> list[bytes]:
+    """A v1 frame's payload as pieces to write one after the other (the parts are not copied)."""
     chan = channel.encode()
     count = len(parts) + 2
     offsets = [8 * (count + 1)]
     offsets.append(offsets[0] + len(chan))
     for part in parts:
         offsets.append(offsets[-1] + len(part))
-    return b"".join([struct.pack(f"<{count + 1}Q", count, *offsets), chan, *parts])
+    return [struct.pack(f"<{count + 1}Q", count, *offsets) + chan, *parts]
+
+
+def to_v1(channel: str, parts: Sequence[bytes]) -> bytes:
+    """Frame raw parts for the v1 protocol."""
+    return b"".join(v1_pieces(channel, parts))
+
+
+def legacy_pieces(channel: str, parts: Sequence[bytes], header: dict[str, Any]) -> tuple[list[bytes], bool]:
+    """A legacy frame's payload as pieces, and whether the frame is binary (it has buffers)."""
+    h, p, m, c = parts[:4]
+    buffers = parts[4:]
+    tail = b',"channel":"' + channel.encode() + b'"}' if buffers else b',"buffers":[],"channel":"' + channel.encode() + b'"}'
+    json_pieces = [
+        b'{"header":' + bytes(h) + b',"msg_id":' + json.dumps(header.get("msg_id", "")).encode()
+        + b',"msg_type":' + json.dumps(header.get("msg_type", "")).encode() + b',"parent_header":',
+        p, b',"metadata":', m, b',"content":', c, tail,
+    ]
+    if not buffers:
+        return json_pieces, False
+    json_size = sum(len(piece) for piece in json_pieces)
+    sizes = [json_size, *(len(b) for b in buffers)]
+    offsets = [4 * (len(sizes) + 1)]
+    for size in sizes[:-1]:
+        offsets.append(offsets[-1] + size)
+    return [struct.pack(f"!{len(sizes) + 1}I", len(sizes), *offsets), *json_pieces, *buffers], True
 
 
 def to_legacy(channel: str, parts: Sequence[bytes], header: dict[str, Any]) -> tuple[bytes, bool]:
     """Frame raw parts for the legacy protocol; returns ``(payload, is_binary)``."""
-    h, p, m, c = parts[:4]
-    msg = b"".join(
-        (
-            b'{"header":', h,
-            b',"msg_id":', json.dumps(header.get("msg_id", "")).encode(),
-            b',"msg_type":', json.dumps(header.get("msg_type", "")).encode(),
-            b',"parent_header":', p,
-            b',"metadata":', m,
-            b',"content":', c,
-            b',"buffers":[],"channel":"', channel.encode(), b'"}',
-        )
-    )
-    buffers = parts[4:]
-    if not buffers:
-        return msg, False
-    # The JSON part of a binary frame carries no "buffers" key.
-    msg = msg.replace(b',"buffers":[],"channel"', b',"channel"', 1)
-    pieces = [msg, *buffers]
-    offsets = [4 * (len(pieces) + 1)]
-    for piece in pieces[:-1]:
-        offsets.append(offsets[-1] + len(piece))
-    return struct.pack(f"!{len(pieces) + 1}I", len(pieces), *offsets) + b"".join(pieces), True
+    pieces, binary = legacy_pieces(channel, parts, header)
+    return b"".join(pieces), binary
 
 
 # -- client -> kernel -------------------------------------------------------------------------
