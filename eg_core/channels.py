@@ -44,10 +44,8 @@ class Client(Protocol):
     def end(self, reason: str) -> None: ...
 
 
-def _split(zmq_frames: list[zmq.Frame]) -> list[bytes] | None:
-    """The message parts after the delimiter and signature: header, parent, metadata, content,
-    buffers. Large parts stay views of the received frames (no copy on the way to websockets)."""
-    frames = [f.bytes if len(f) < ZERO_COPY_SIZE else f.buffer for f in zmq_frames]
+def _split(frames: list[bytes]) -> list[bytes] | None:
+    """The message parts after the delimiter and signature: header, parent, metadata, content, buffers."""
     try:
         i = frames.index(DELIM)
     except ValueError:
@@ -115,7 +113,7 @@ class SessionChannels:
     async def _relay(self, channel: str, sock: zmq.asyncio.Socket) -> None:
         while True:
             try:
-                frames = await sock.recv_multipart(copy=False)
+                frames = await sock.recv_multipart()
             except (asyncio.CancelledError, zmq.ZMQError):
                 return
             parts = _split(frames)
@@ -231,7 +229,10 @@ class KernelBridge:
         sock = self._iopub
         while True:
             try:
-                frames = await sock.recv_multipart(copy=False)
+                received = await sock.recv_multipart(copy=False)
+                # Output can be megabytes: large parts stay views of the received frames and
+                # reach the websockets without a copy.
+                frames = [f.bytes if len(f) < ZERO_COPY_SIZE else f.buffer for f in received]
             except (asyncio.CancelledError, zmq.ZMQError):
                 return
             parts = _split(frames)
@@ -261,7 +262,7 @@ class KernelBridge:
         sock = self._probe
         while True:
             try:
-                frames = await sock.recv_multipart(copy=False)
+                frames = await sock.recv_multipart()
             except (asyncio.CancelledError, zmq.ZMQError):
                 return
             parts = _split(frames)
