@@ -166,7 +166,7 @@ async def profile(args: argparse.Namespace) -> None:
     print(f"in-process: RSS +{(rss1 - rss0) / n / 1024:.0f} KiB per kernel, Python heap (tracemalloc) "
           f"+{grown / n / 1024:.0f} KiB per kernel; the rest is native (libzmq sockets, thread stacks, malloc slack)")
     print(f"threads: {me.num_threads()}, fds: {me.num_fds()}")
-    print(f"top allocation sites, per kernel:")
+    print("top allocation sites, per kernel:")
     for s in stats[: args.top]:
         where = s.traceback.format()[-2:] if args.frames > 1 else [str(s.traceback[0])]
         print(f"  {s.size_diff / n / 1024:7.1f} KiB {s.count_diff / n:6.1f} blocks  {' <- '.join(w.strip() for w in where)}")

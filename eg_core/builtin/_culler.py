@@ -20,7 +20,7 @@ from traitlets import Bool, Float, observe, validate
 from traitlets.config import SingletonConfigurable
 from traitlets.config.loader import DeferredConfig
 
-from ..config import EnvDefaults, document_env
+from ..config import EnvDefaults
 
 log = logging.getLogger("eg.culling")
 DEFAULT_INTERVAL = 300.0
