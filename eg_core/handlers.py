@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import mimetypes
@@ -36,9 +37,7 @@ class AuthMixin:
             return
         supplied = self.get_query_argument("token", None)
         if supplied is None:
-            scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() in ("token", "bearer"):
-                supplied = value.strip()
+            supplied = _token_from_header(self.request.headers.get("Authorization", ""))
         if supplied:
             if gateway.auth_token and hmac.compare_digest(supplied.encode(), gateway.auth_token.encode()):
                 return
@@ -57,6 +56,21 @@ class AuthMixin:
         if allowed == "*" or origin == allowed:
             return True
         return urlparse(origin).netloc.lower() == self.request.host.lower()
+
+
+def _token_from_header(header: str) -> str | None:
+    """The token of ``token <t>`` or ``Bearer <t>``, or the password of HTTP Basic credentials
+    (Jupyter Server sends Basic when its gateway client has http_user/http_pwd set)."""
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme in ("token", "bearer"):
+        return value.strip()
+    if scheme == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return None
 
 
 class APIHandler(AuthMixin, web.RequestHandler):

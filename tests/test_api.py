@@ -146,6 +146,9 @@ async def test_token_auth(gateway):
         assert_error(await anon.get("/api", headers={"Authorization": "token wrong"}), 401)
         assert (await anon.get(f"/api?token={gateway.token}")).status_code == 200
         assert (await anon.get("/api", headers={"Authorization": f"Bearer {gateway.token}"})).status_code == 200
+        assert (await anon.get("/api", auth=("anyone", gateway.token))).status_code == 200  # HTTP Basic
+        assert_error(await anon.get("/api", auth=("anyone", "wrong")), 401)
+        assert_error(await anon.get("/api", headers={"Authorization": "Basic !!notbase64"}), 401)
         assert (await anon.options("/api/kernels")).status_code == 204
 
 
