@@ -7,7 +7,20 @@ import json
 import os
 import signal
 
+import psutil
+import pytest
+
 from eg_core.testing import KernelSocket
+
+
+@pytest.fixture(autouse=True)
+def no_kernel_outlives_the_test(tmp_path):
+    """These tests leave kernels running on purpose between gateways; whatever a failed test
+    left is killed (its kernels' connection files live under the test's tmp dir)."""
+    yield
+    for proc in psutil.process_iter(["cmdline"]):
+        if str(tmp_path) in " ".join(proc.info["cmdline"] or []):
+            proc.kill()
 
 
 def ha_args(store, mode="standalone", *extra):
