@@ -65,7 +65,7 @@ def eg_startup(gateway):
 
 @hookimpl
 def eg_before_launch(kernel):
-    if not kernel.restarting:
+    if _Slots.registry is not None and not kernel.restarting:  # limits are the gateway's
         reserve(kernel.kernel_id, kernel.user)
 
 
