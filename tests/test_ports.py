@@ -28,9 +28,13 @@ def test_ports_are_not_handed_out_twice_until_released():
 
 
 def test_ports_stay_in_their_range():
-    rng = PortRange.parse("45000..45019")
-    first, second = free_ports(10, port_range=rng), free_ports(10, port_range=rng)
-    assert set(first).isdisjoint(second) and all(45000 <= p <= 45019 for p in first + second)
-    with pytest.raises(BadRequest, match="no 5 free ports"):
-        free_ports(5, port_range=rng)
-    release_ports(first + second)
+    rng = PortRange.parse("21000..21019")  # below the ephemeral range, so no other socket holds them
+    first = free_ports(10, port_range=rng)
+    try:
+        second = free_ports(10, port_range=rng)
+        assert set(first).isdisjoint(second) and all(21000 <= p <= 21019 for p in first + second)
+        with pytest.raises(BadRequest, match="no 5 free ports"):
+            free_ports(5, port_range=rng)
+        release_ports(second)
+    finally:
+        release_ports(first)
