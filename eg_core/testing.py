@@ -218,6 +218,15 @@ class KernelSocket:
         await self.ws.close()
 
 
+async def wait_until_busy(http, kernel_id: str, timeout: float = 30.0) -> None:
+    """Wait until the kernel's model says ``busy`` (a cell runs), e.g. before an interrupt."""
+    deadline = time.monotonic() + timeout
+    while (await http.get(f"/api/kernels/{kernel_id}")).json()["execution_state"] != "busy":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"kernel {kernel_id} did not become busy within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def kernel(http):
     """A fresh python3 kernel, shut down after the test."""

@@ -9,7 +9,7 @@ import struct
 import pytest
 import websockets
 
-from eg_core.testing import KernelSocket, new_msg
+from eg_core.testing import KernelSocket, new_msg, wait_until_busy
 from eg_core.wsproto import V1
 
 
@@ -136,7 +136,7 @@ async def test_interrupt_both_modes(gateway, http, spec):
     kid = r.json()["id"]
     ks = await KernelSocket.connect(gateway, kid)
     run = asyncio.ensure_future(ks.execute("import time; time.sleep(60)"))
-    await asyncio.sleep(1.0)
+    await wait_until_busy(http, kid)
     r = await http.post(f"/api/kernels/{kid}/interrupt", json={})
     assert r.status_code == 204
     out = await asyncio.wait_for(run, 20)

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from eg_core.testing import KernelSocket
+from eg_core.testing import KernelSocket, wait_until_busy
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -63,7 +63,7 @@ async def test_interrupt_through_comm_port(gateway, http):
         ws = await KernelSocket.connect(gateway, kid)
         await ws.execute("y = 123")
         running = asyncio.ensure_future(ws.execute("import time; time.sleep(60)", timeout=30))
-        await asyncio.sleep(1.5)
+        await wait_until_busy(http, kid)
         r = await http.post(f"/api/kernels/{kid}/interrupt")
         assert r.status_code == 204, r.text
         out = await running

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from eg_core.testing import KernelSocket
+from eg_core.testing import KernelSocket, wait_until_busy
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -34,7 +34,7 @@ async def test_swarm_kernel_lifecycle(gateway, http, docker, gateway_id):
         assert out["stdout"].split() == ["swarm", "1000"], out
 
         running = asyncio.ensure_future(ws.execute("import time; time.sleep(60)", timeout=30))
-        await asyncio.sleep(1.5)
+        await wait_until_busy(http, kid)
         r = await http.post(f"/api/kernels/{kid}/interrupt")
         assert r.status_code == 204
         assert (await running)["errors"] == ["KeyboardInterrupt"]

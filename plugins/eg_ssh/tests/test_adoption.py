@@ -127,7 +127,7 @@ async def test_launch_abandoned_mid_start_leaves_nothing(sshd, listener, setting
 async def test_gateway_restart_adopts_ssh_kernels(ssh_gateway, tmp_path):
     """HA through the API: SIGKILL the gateway; a new one on the same session store adopts the
     remote kernel (same id, same state) and can interrupt and shut it down."""
-    from eg_core.testing import KernelSocket
+    from eg_core.testing import KernelSocket, wait_until_busy
 
     store = tmp_path / "store"
     args = ("--Gateway.availability_mode=standalone", f"--FileSessionStore.persistence_root={store}")
@@ -146,8 +146,8 @@ async def test_gateway_restart_adopts_ssh_kernels(ssh_gateway, tmp_path):
     ws = await KernelSocket.connect(second, kid)
     assert (await ws.execute("print(survivor)"))["stdout"] == "kept\n"
     run = asyncio.ensure_future(ws.execute("import time; time.sleep(60)"))
-    await asyncio.sleep(1)
     async with second.client() as http:
+        await wait_until_busy(http, kid)
         assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
         assert (await asyncio.wait_for(run, 20))["errors"] == ["KeyboardInterrupt"]
         await ws.close()

@@ -3,11 +3,10 @@ shutdown, death, Enterprise Gateway's kernelspec, connection reuse. Real sshd, r
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
-from eg_core.testing import KernelSocket
+from eg_core.testing import KernelSocket, wait_until_busy
 from eg_ssh.testing import run_code, user_processes, wait_no_processes, where
 
 USER = "egtest"
@@ -38,7 +37,7 @@ async def test_launch_execute_interrupt_restart_shutdown(ssh_gateway, sshd):
 
         # interrupt (signal mode through the launcher's comm port): KeyboardInterrupt, state kept
         msg_id = await ws.request("execute_request", {"code": "import time\ntime.sleep(60)", "silent": False})
-        await asyncio.sleep(1.0)
+        await wait_until_busy(http, kid)
         start = time.monotonic()
         assert (await http.post(f"/api/kernels/{kid}/interrupt")).status_code == 204
         ename = None
