@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import json
 import mimetypes
@@ -148,17 +149,23 @@ class APIVersionHandler(APIHandler):
         self.write_json({"version": __version__, "gateway_version": __version__, "gateway": "eg"})
 
 
+@functools.lru_cache(maxsize=2)
+def openapi_text(ext: str) -> str:
+    """The OpenAPI description as JSON or YAML text (read once)."""
+    with open(os.path.join(API_DIR, "swagger.json")) as f:
+        text = f.read()
+    if ext == "yaml":
+        import yaml
+
+        return yaml.safe_dump(json.loads(text), sort_keys=False)
+    return text
+
+
 class SwaggerHandler(APIHandler):
     def get(self, ext: str) -> None:
-        with open(os.path.join(API_DIR, "swagger.json")) as f:
-            text = f.read()
         if ext == "yaml":
-            import yaml
-
             self.set_header("Content-Type", "text/x-yaml")
-            self.finish(yaml.safe_dump(json.loads(text), sort_keys=False))
-        else:
-            self.finish(text)
+        self.finish(openapi_text(ext))
 
 
 class KernelSpecsHandler(APIHandler):
