@@ -32,7 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eg_core.testing import GatewayProcess, KernelSocket  # noqa: E402
 from _common import shutdown, start_to_kernel_info  # noqa: E402
 
-PRINT_CODE = "import sys\nchunk = 'x' * 1023 + '\\n'\nfor _ in range({n}):\n    sys.stdout.write(chunk)\n"
+# Output streams as a long cell's would: 1 KiB lines, flushed every 256 KiB (ipykernel would
+# otherwise hold a fast cell's whole output and send it as one message at the end).
+PRINT_CODE = (
+    "import sys\nchunk = 'x' * 1023 + '\\n'\nfor i in range({n}):\n    sys.stdout.write(chunk)\n"
+    "    if i % 256 == 255:\n        sys.stdout.flush()\n"
+)
 
 
 # -- through eg ---------------------------------------------------------------------------------

@@ -192,6 +192,7 @@ class KernelSocket:
         """Run code; return the reply, stdout text, results and errors of that request."""
         msg_id = await self.request("execute_request", {"code": code, "silent": False, "allow_stdin": stdin_reply is not None})
         out = {"stdout": "", "results": [], "errors": [], "reply": None, "idle": False}
+        stdout: list[str] = []  # joined at the end: += on a dict item copies the whole text each time
         deadline = time.monotonic() + timeout
         while not (out["reply"] and out["idle"]):
             msg = await self.recv(timeout=max(deadline - time.monotonic(), 0.1))
@@ -199,7 +200,7 @@ class KernelSocket:
                 continue
             kind = msg["header"]["msg_type"]
             if kind == "stream" and msg["content"].get("name") == "stdout":
-                out["stdout"] += msg["content"]["text"]
+                stdout.append(msg["content"]["text"])
             elif kind in ("execute_result", "display_data"):
                 out["results"].append(msg["content"]["data"])
             elif kind == "error":
@@ -212,6 +213,7 @@ class KernelSocket:
                 reply = new_msg("input_reply", {"value": stdin_reply}, self.session, "stdin")
                 reply["parent_header"] = msg["header"]
                 await self.send(reply)
+        out["stdout"] = "".join(stdout)
         return out
 
     async def close(self) -> None:
