@@ -126,18 +126,9 @@ class DockerClient:
         repo, tag = split_image(name)
         params = {"fromImage": repo, "tag": tag}
         try:
-            async with self._http.stream(
-                "POST", await self._api_prefix() + "/images/create", params=params,
-                timeout=httpx.Timeout(timeout, connect=10.0),
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise DockerError(response.status_code, _error_message(response), method="POST", path="/images/create")
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        event = json.loads(line)
-                        if event.get("error"):
-                            raise DockerError(500, event["error"], method="POST", path="/images/create")
+            async for event in self._json_lines("POST", "/images/create", params, timeout):
+                if event.get("error"):
+                    raise DockerError(500, event["error"], method="POST", path="/images/create")
         except httpx.HTTPError as exc:
             raise DockerError(0, f"pulling {name} failed: {exc or type(exc).__name__}") from exc
 
@@ -254,13 +245,17 @@ class DockerClient:
 
     async def events(self, filters: dict[str, list[str]]) -> AsyncIterator[dict]:
         """Stream engine events matching ``filters`` until the caller stops iterating."""
+        async for event in self._json_lines("GET", "/events", {"filters": json.dumps(filters)}, None):
+            yield event
+
+    async def _json_lines(self, method: str, path: str, params: dict, timeout: float | None) -> AsyncIterator[dict]:
+        """A streaming endpoint's JSON lines (image pulls, events); an HTTP error raises DockerError."""
         async with self._http.stream(
-            "GET", await self._api_prefix() + "/events", params={"filters": json.dumps(filters)},
-            timeout=httpx.Timeout(None, connect=10.0),
+            method, await self._api_prefix() + path, params=params, timeout=httpx.Timeout(timeout, connect=10.0)
         ) as response:
             if response.status_code >= 400:
                 await response.aread()
-                raise DockerError(response.status_code, _error_message(response), method="GET", path="/events")
+                raise DockerError(response.status_code, _error_message(response), method=method, path=path)
             async for line in response.aiter_lines():
                 if line.strip():
                     yield json.loads(line)
