@@ -160,6 +160,13 @@ class DockerSettings(SingletonConfigurable):
         help=f"Settings a request may set with KERNEL_* values ({', '.join(sorted(REQUEST_VARIABLES))}). "
         "'image' lets a request name any image; allowed_images lets it name matching ones only.",
     )
+    ignored_overrides = List(
+        Unicode(), ["working_dir"], config=True,
+        help="Settings whose KERNEL_* request values are dropped (logged at DEBUG) rather than refused "
+        "(403) when request_overrides does not allow them. Default: working_dir, because Jupyter Server "
+        "sends KERNEL_WORKING_DIR with every request (Enterprise Gateway drops it too unless "
+        "mirror_working_dirs is on); make it [] to refuse such requests instead.",
+    )
     allowed_images = List(
         Unicode(), config=True,
         help="Patterns (fnmatch) of images a request may ask for with KERNEL_IMAGE; empty: only the configured image.",
@@ -263,6 +270,10 @@ class _Layers:
         if isinstance(allowed, str):
             allowed = [a.strip() for a in allowed.split(",") if a.strip()]
         self.allowed = set(allowed)
+        ignored = self.config.get("ignored_overrides", gateway.ignored_overrides)
+        if isinstance(ignored, str):
+            ignored = [i.strip() for i in ignored.split(",") if i.strip()]
+        self.ignored = set(ignored)
         if _truthy(self.config.get("mirror_working_dirs", gateway.mirror_working_dirs)):
             self.allowed.add("working_dir")
 
@@ -280,13 +291,17 @@ class _Layers:
     def get(self, setting: str, config_key: str | None = None, fallback: Any = None) -> tuple[Any, bool]:
         """(value, came_from_request)."""
         value = self.requested(setting)
-        if value is not None and setting != "image":
-            if setting not in self.allowed:
-                var = REQUEST_VARIABLES[setting]
+        if value is not None and setting != "image" and setting not in self.allowed:
+            var = REQUEST_VARIABLES[setting]
+            if setting not in self.ignored:
                 raise LaunchRefused(
                     f"{var} may not be set by a request for kernelspec {self.kernel.kernel_name!r}; the operator "
                     f"allows it by adding {setting!r} to the resource manager's request_overrides"
                 )
+            self.kernel.log.debug("%s from the request ignored: %r is not in request_overrides", var, setting)
+            self.kernel.env.pop(var, None)
+            value = None
+        if value is not None and setting != "image":
             return value, True
         key = config_key or setting
         if key in self.config and self.config[key] not in (None, ""):

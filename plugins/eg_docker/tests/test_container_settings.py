@@ -64,6 +64,21 @@ async def test_settings_reach_the_container(gateway, http, docker, tmp_path):
     assert await docker.containers({"kernel_id": kid}) == []
 
 
+async def test_working_dir_from_jupyter_server_is_ignored_without_mirroring(http, docker):
+    """Jupyter Server sends KERNEL_WORKING_DIR with every kernel; with mirror_working_dirs off the
+    kernel starts anyway in the image's working dir (Enterprise Gateway's behaviour)."""
+    r = await http.post("/api/kernels", json={"name": "python_docker", "env": {"KERNEL_WORKING_DIR": "/home/alice/notebooks"}})
+    assert r.status_code == 201, r.text
+    kid = r.json()["id"]
+    try:
+        [container] = await docker.containers({"kernel_id": kid})
+        info = await docker.container_inspect(container["Id"])
+        assert info["Config"]["WorkingDir"] != "/home/alice/notebooks"
+        assert not any(e.startswith("KERNEL_WORKING_DIR=") for e in info["Config"]["Env"])
+    finally:
+        await http.delete(f"/api/kernels/{kid}")
+
+
 BAD_REQUESTS = [
     # (kernelspec, env, status, words in the message)
     ("python_docker", {"KERNEL_UID": "0"}, 403, "UID value of '0' has been denied"),
@@ -78,7 +93,7 @@ BAD_REQUESTS = [
     ("python_docker", {"KERNEL_GPUS": "many"}, 400, "gpus must be"),
     ("python_docker", {"KERNEL_IMAGE": "evil/image:latest"}, 403, "KERNEL_IMAGE may not be set"),
     ("python_docker", {"KERNEL_VOLUMES": '["/:/host"]'}, 403, "KERNEL_VOLUMES may not be set"),
-    ("python_docker", {"KERNEL_WORKING_DIR": "/tmp"}, 403, "KERNEL_WORKING_DIR may not be set"),
+    ("python_docker", {"KERNEL_NETWORK": "bridge"}, 403, "KERNEL_NETWORK may not be set"),
     ("docker_settings", {"KERNEL_VOLUMES": '["relative/path:/data"]'}, 400, "volume name"),
     ("docker_settings", {"KERNEL_VOLUMES": '["/tmp:data"]'}, 400, "must be an absolute path"),
     ("docker_settings", {"KERNEL_VOLUMES": "[not json"}, 400, "volumes must be a JSON list"),

@@ -69,6 +69,16 @@ def test_request_overrides_need_permission(gateway):
     assert kc.network == "other" and kc.host == ""  # dialled at the container's own address
 
 
+def test_working_dir_ignored_unless_mirrored_or_forbidden(gateway):
+    kernel = make_kernel(env={"KERNEL_WORKING_DIR": "/home/alice"})
+    assert resolve(kernel, gateway).working_dir is None
+    assert "KERNEL_WORKING_DIR" not in kernel.env
+    mirrored = make_kernel(config={"mirror_working_dirs": True}, env={"KERNEL_WORKING_DIR": "/home/alice"})
+    assert resolve(mirrored, gateway).working_dir == "/home/alice"
+    with pytest.raises(LaunchRefused, match="KERNEL_WORKING_DIR may not be set"):
+        resolve(make_kernel(config={"ignored_overrides": []}, env={"KERNEL_WORKING_DIR": "/home/alice"}), gateway)
+
+
 def test_kernelspec_env_is_not_a_request(gateway):
     """A KERNEL_* value that comes from the kernelspec's own env is the operator's."""
     kernel = make_kernel(env={"KERNEL_WORKING_DIR": "/srv"}, spec_env={"KERNEL_WORKING_DIR": "/srv"})
