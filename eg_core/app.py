@@ -15,14 +15,15 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_core.application import JupyterApp
 from jupyter_core.paths import jupyter_path
 from tornado import httpserver, web
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, Set, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, Set, TraitError, Unicode, default, validate
 
 from . import __version__, remote
 from ._calling import acall
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
 from .persistence import SessionPersistence
-from .config import apply_env_defaults, document_env
+from .config import ConfigError, apply_env_defaults, document_env, first_line
+from .config_files import check_options, check_paths, config_sources, configurable_classes
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import describe, get_plugin_manager, resource_managers
 from .ports import PortRange
@@ -169,9 +170,12 @@ class Gateway(JupyterApp):
             import json
 
             with open(self.users_file) as f:
-                users = json.load(f)
+                try:
+                    users = json.load(f)
+                except ValueError as exc:
+                    raise ConfigError(f"Gateway.users_file {self.users_file}: not valid JSON ({exc}): fix the file") from None
             if not isinstance(users, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in users.items()):
-                raise SystemExit(f"eg-gateway: {self.users_file} must be a JSON object of user names to non-empty tokens")
+                raise ConfigError(f"Gateway.users_file {self.users_file}: must be a JSON object of user names to non-empty tokens")
             self.user_tokens = users
 
     def user_for_token(self, token: str) -> str | None:
@@ -212,8 +216,9 @@ class Gateway(JupyterApp):
         if self.list_plugins:
             return
         PortRange.parse(self.port_range)
+        check_paths(self)
         self.load_users()
-        self.settings_objects = [cls.instance(parent=self) for cls in self._plugin_configurables()]
+        self.settings_objects = [self._settings_instance(cls) for cls in self._plugin_configurables()]
         ksm = KernelSpecManager(parent=self)
         ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *jupyter_path("kernels")]
         if self.allowed_kernelspecs:
@@ -223,6 +228,38 @@ class Gateway(JupyterApp):
         if self.availability_mode:
             self.kernels.persistence = SessionPersistence(self.kernels, self.availability_mode)
         self.sessions = SessionManager(self.kernels)
+
+    def _settings_instance(self, cls: type) -> Any:
+        try:
+            return cls.instance(parent=self)
+        except (TraitError, ValueError) as exc:
+            raise ConfigError(f"{cls.__name__}: {first_line(exc)}: fix this option") from None
+
+    def parse_command_line(self, argv: Any = None) -> None:
+        # traitlets warns about unknown options here; load_config_file refuses them in one line.
+        quiet = _DropUnrecognized()
+        self.log.addFilter(quiet)
+        try:
+            super().parse_command_line(argv)
+        finally:
+            self.log.removeFilter(quiet)
+
+    def load_config_file(self, suppress_errors: bool = True) -> None:
+        """Read the config files strictly (:mod:`eg_core.config_files`): a broken file, a missing
+        ``--config`` path, an unknown option or a wrong value raises :class:`ConfigError`."""
+        sources = config_sources(self.config_file, self.config_file_paths, self.config_file_name)
+        known = configurable_classes(self.classes)
+        check_options(self.cli_config, "command line", known)
+        for source in sources:
+            if source.checked:
+                check_options(source.config, source.path, known)
+            try:
+                self.update_config(source.config)
+            except TraitError as exc:
+                raise ConfigError(f"{source.path}: {first_line(exc)}: fix this value") from None
+            if source.path not in self._loaded_config_files:
+                self._loaded_config_files.append(source.path)
+        self.update_config(self.cli_config)
 
     def reload_config(self) -> None:
         """Re-read the config files (SIGHUP, or a change seen every ``dynamic_config_interval``):
@@ -349,6 +386,11 @@ class Gateway(JupyterApp):
         asyncio.run(self.serve())
 
 
+class _DropUnrecognized(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not recognized by" not in str(record.msg)
+
+
 def log_request(handler: web.RequestHandler) -> None:
     """Access log on eg's logger: successes at DEBUG, client errors at WARNING, 5xx at ERROR."""
     status = handler.get_status()
@@ -371,6 +413,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["plugins"]:
         argv = ["--list-plugins", *argv[1:]]
-    app = Gateway()
-    app.initialize(argv)
+    try:
+        app = Gateway()
+        app.initialize(argv)
+    except ConfigError as exc:
+        sys.exit(f"eg-gateway: {exc}")
     app.start()

@@ -10,7 +10,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, Dict, List, Set
+from traitlets import Bool, Dict, List, Set, TraitError
+
+
+class ConfigError(Exception):
+    """A configuration mistake; its text is one line naming the file, option or variable and
+    the fix. ``eg-gateway`` prints it and exits non-zero."""
 
 
 def env_value(trait: Any, raw: str) -> Any:
@@ -43,8 +48,25 @@ def apply_env_defaults(obj: Any) -> None:
             continue
         for env in _names(trait):
             if env in os.environ:
-                setattr(obj, name, env_value(trait, os.environ[env]))
+                raw = os.environ[env]
+                try:
+                    setattr(obj, name, env_value(trait, raw))
+                except (TraitError, ValueError) as exc:
+                    raise ConfigError(
+                        f"{env}={raw!r}: {type(obj).__name__}.{name} expects {trait.info()} ({_first_line(exc)}): "
+                        f"fix or unset {env}"
+                    ) from None
                 break
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, without a final period (for one-line errors)."""
+    return _first_line(exc)
 
 
 def document_env(cls: type) -> type:

@@ -89,6 +89,19 @@ class GatewayProcess:
         self.log.close()
 
 
+def gateway_exit(tmp: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``eg-gateway`` with arguments it must refuse at startup; return the finished process
+    (``returncode``, ``stdout``, ``stderr`` as text). ``JUPYTER_CONFIG_DIR`` is ``tmp`` unless
+    ``env`` sets it, so config files written there are read. A gateway that starts serving
+    instead is stopped after ``timeout`` and fails the caller's test with its output."""
+    full_env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
+    cmd = [sys.executable, "-m", "eg_core", f"--port={free_port()}", "--ResponseListener.response_address=127.0.0.1:0", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the gateway did not exit: {exc.stderr!r}") from None
+
+
 @pytest.fixture(scope="module")
 def kernel_spec_dirs() -> list[str]:
     """Extra kernelspec directories for the gateways of a test module (override in a conftest)."""

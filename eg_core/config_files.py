@@ -1,0 +1,122 @@
+"""Config files and options read strictly: a mistake stops the gateway with one line.
+
+The gateway reads, lowest priority first: Jupyter's shared ``jupyter_config.{py,json}``, then
+Enterprise Gateway's ``jupyter_enterprise_gateway_config.{py,json}`` (its sections mapped to
+eg's names by :mod:`eg_core.eg_compat`), then ``eg_gateway_config.{py,json}`` (or only the file
+given with ``--config``), each from every Jupyter config directory; the command line wins over
+all of them. A file that does not run or parse, a ``--config`` path that does not exist, an
+option no eg class has, or a value of the wrong type raises :class:`ConfigError`, whose text is
+the one line ``eg-gateway`` prints before exiting non-zero.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import traceback
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from traitlets.config import Config, Configurable
+from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
+
+from .config import ConfigError
+
+SHARED_BASENAME = "jupyter_config"
+EG_BASENAMES = ("jupyter_enterprise_gateway_config", "enterprise_gateway_config")
+# Sections read by classes the gateway creates without listing them in --help-all.
+EXTRA_SECTIONS = {"KernelSpecManager"}
+
+
+@dataclass
+class ConfigSource:
+    """One config file that exists, and what it sets."""
+
+    path: str
+    config: Config
+    checked: bool  # eg's or Enterprise Gateway's own file (the shared jupyter_config is not checked)
+
+
+def read_file(basename: str, directory: str | None) -> ConfigSource | None:
+    """``basename.py`` and ``basename.json`` in ``directory`` (merged, .json last), or None."""
+    merged, found = Config(), None
+    for loader_class, ext in ((PyFileConfigLoader, ".py"), (JSONFileConfigLoader, ".json")):
+        loader = loader_class(basename + ext, path=directory)
+        try:
+            merged.merge(loader.load_config())
+        except ConfigFileNotFound:
+            continue
+        except Exception as exc:
+            raise ConfigError(_describe_file_error(loader.full_filename or basename + ext, exc)) from None
+        found = loader.full_filename
+    return ConfigSource(found, merged, basename != SHARED_BASENAME) if found else None
+
+
+def _describe_file_error(path: str, exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"{path}, line {exc.lineno}: {exc.msg}: fix the Python syntax of this config file"
+    if isinstance(exc, json.JSONDecodeError) or path.endswith(".json"):
+        return f"{path}: not valid JSON ({exc}): fix the file (a JSON object of sections, e.g. {{\"Gateway\": {{\"port\": 8888}}}})"
+    line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__)) if f.filename == path), None)
+    where = f", line {line}" if line else ""
+    return f"{path}{where}: {type(exc).__name__}: {exc}: fix this config file"
+
+
+def config_sources(config_file: str, config_dirs: list[str], app_basename: str) -> list[ConfigSource]:
+    """Every config file that exists, lowest priority first (see the module docstring)."""
+    if config_file and not os.path.isfile(config_file):
+        raise ConfigError(f"--config {config_file}: no such file: fix the path (or leave --config out to use {app_basename}.py)")
+    directories = list(reversed(config_dirs))  # config_dirs is highest priority first
+    wanted: list[tuple[str, str | None]] = [(SHARED_BASENAME, d) for d in directories]
+    wanted += [(name, d) for name in EG_BASENAMES for d in directories]
+    if config_file:
+        directory, filename = os.path.split(os.path.abspath(config_file))
+        wanted.append((os.path.splitext(filename)[0], directory))
+    else:
+        wanted += [(app_basename, d) for d in directories]
+    return [source for name, d in wanted if (source := read_file(name, d)) is not None]
+
+
+def configurable_classes(classes: Iterable[type]) -> dict[str, type]:
+    """Section name → class, for ``classes`` and the configurable classes they derive from."""
+    known: dict[str, type] = {}
+    for cls in classes:
+        for base in cls.mro():
+            if isinstance(base, type) and issubclass(base, Configurable) and base is not Configurable:
+                known.setdefault(base.__name__, base)
+    return known
+
+
+def check_options(config: Config, where: str, known: dict[str, type]) -> None:
+    """Refuse a section no eg class reads, or an option its class does not have."""
+    for section, options in config.items():
+        if not isinstance(options, Config):
+            continue
+        cls = known.get(section)
+        if cls is None:
+            if section in EXTRA_SECTIONS:
+                continue
+            hint = difflib.get_close_matches(section, list(known), n=1)
+            fix = f"did you mean {hint[0]}?" if hint else "see eg-gateway --help-all for the sections eg reads"
+            raise ConfigError(f"{where}: c.{section} is not an eg configuration section: {fix}")
+        traits = cls.class_traits(config=True)
+        for option in options:
+            if option in traits or option[:1].isupper():
+                continue
+            hint = difflib.get_close_matches(option, list(traits), n=1)
+            fix = f"did you mean {section}.{hint[0]}?" if hint else f"see eg-gateway --help-all for {section}'s options"
+            raise ConfigError(f"{where}: {section}.{option} is not an option of eg: {fix}")
+
+
+def check_paths(gateway: Any) -> None:
+    """Files and directories the options name must exist."""
+    for directory in gateway.kernel_spec_dirs:
+        if not os.path.isdir(directory):
+            raise ConfigError(
+                f"Gateway.kernel_spec_dirs: {directory!r} is not a directory: fix or remove this entry"
+            )
+    for option in ("certfile", "keyfile", "client_ca", "users_file"):
+        path = getattr(gateway, option)
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"Gateway.{option}: {path!r} does not exist: fix the path")

@@ -1,0 +1,40 @@
+"""Configuration mistakes stop the gateway: it exits non-zero with one line that names the file,
+option or variable and says what to fix (a real eg-gateway process each time)."""
+
+from __future__ import annotations
+
+import pytest
+
+from eg_core.testing import gateway_exit
+
+CASES = [
+    # (id, files to write in the config dir, extra args, env, words the line must contain)
+    ("python-syntax", {"eg_gateway_config.py": "c.Gateway.port = (\n"}, [], {}, ["eg_gateway_config.py, line 1", "fix the Python syntax"]),
+    ("python-error", {"eg_gateway_config.py": "c.Gateway.port = 1\nc.Gateway.ip = undefined_name\n"}, [], {},
+     ["eg_gateway_config.py, line 2", "NameError", "undefined_name"]),
+    ("bad-json", {"eg_gateway_config.json": '{"Gateway": {"port": 1,}}'}, [], {}, ["eg_gateway_config.json", "not valid JSON"]),
+    ("missing-config-path", {}, ["--config=/no/such/eg_config.py"], {}, ["--config /no/such/eg_config.py", "no such file"]),
+    ("unknown-option-file", {"eg_gateway_config.py": "c.Gateway.max_kernel = 3\n"}, [], {},
+     ["eg_gateway_config.py", "Gateway.max_kernel is not an option", "did you mean"]),
+    ("unknown-section-file", {"eg_gateway_config.py": "c.Gatway.port = 3\n"}, [], {}, ["c.Gatway is not an eg configuration section", "did you mean Gateway?"]),
+    ("unknown-option-cli", {}, ["--Gateway.prot=9"], {}, ["command line: Gateway.prot is not an option", "did you mean Gateway.port?"]),
+    ("wrong-type-file", {"eg_gateway_config.py": "c.Gateway.port = 'http'\n"}, [], {}, ["eg_gateway_config.py", "expected an int", "fix this value"]),
+    ("env-port", {}, [], {"EG_PORT": "abc"}, ["EG_PORT='abc'", "Gateway.port expects an int", "fix or unset EG_PORT"]),
+    ("env-plugin-setting", {}, [], {"EG_MAX_KERNELS": "lots"}, ["EG_MAX_KERNELS='lots'", "KernelLimits.max_kernels", "fix or unset"]),
+    ("kernel-spec-dir", {}, ['--Gateway.kernel_spec_dirs=["/no/such/kernels"]'], {}, ["Gateway.kernel_spec_dirs", "/no/such/kernels", "is not a directory"]),
+    ("certfile", {}, ["--certfile=/no/such/cert.pem"], {}, ["Gateway.certfile", "does not exist"]),
+    ("users-file-json", {"users.json": "{alice: x}"}, ["--Gateway.users_file={dir}/users.json"], {}, ["Gateway.users_file", "not valid JSON"]),
+]
+
+
+@pytest.mark.parametrize("files,args,env,words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_config_mistake_stops_the_gateway_with_one_line(tmp_path, files, args, env, words):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    result = gateway_exit(tmp_path, "--no-auth", *(a.format(dir=tmp_path) for a in args), env=env)
+    assert result.returncode != 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("eg-gateway: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
