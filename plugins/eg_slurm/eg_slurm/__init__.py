@@ -1,0 +1,1 @@
+"""eg-slurm: Jupyter kernels as Slurm batch jobs (the ``slurm`` resource manager of eg)."""
