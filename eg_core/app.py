@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import secrets
@@ -15,7 +16,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_core.application import JupyterApp
 from jupyter_core.paths import jupyter_path
 from tornado import httpserver, web
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, Set, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Enum, Float, Int, List, Set, TraitError, Unicode, default, validate
 
 from . import __version__, remote
 from ._calling import acall
@@ -23,6 +24,7 @@ from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
 from .persistence import SessionPersistence
 from .config import ConfigError, apply_env_defaults, document_env, first_line
+from .eg_compat import translate
 from .config_files import check_options, check_paths, config_sources, configurable_classes
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import describe, get_plugin_manager, resource_managers
@@ -48,13 +50,13 @@ class Gateway(JupyterApp):
         "keyfile": "Gateway.keyfile",
         "certfile": "Gateway.certfile",
         "client-ca": "Gateway.client_ca",
-        "log-level": "Application.log_level",
+        "log-level": "Gateway.log_level",
         "config": "JupyterApp.config_file",
     }
     flags = {
         "no-auth": ({"Gateway": {"no_auth": True}}, "Serve without a token (logged loudly)."),
         "list-plugins": ({"Gateway": {"list_plugins": True}}, "Print the plugins found and exit."),
-        "debug": ({"Application": {"log_level": "DEBUG"}}, "Log at DEBUG level."),
+        "debug": ({"Gateway": {"log_level": "DEBUG"}}, "Log at DEBUG level."),
     }
 
     ip = Unicode("127.0.0.1", config=True, help="Address to listen on.").tag(env=("EG_IP", "KG_IP"))
@@ -131,7 +133,7 @@ class Gateway(JupyterApp):
         help="Keep kernel sessions in the store: 'standalone' adopts them all at startup; 'replication' lets gateways sharing the store reach each other's kernels.",
     ).tag(env=("EG_AVAILABILITY_MODE",))
     shutdown_kernels_on_exit = Bool(
-        config=True, help="Shut kernels down when the gateway stops (default: yes, unless availability_mode is set)."
+        True, config=True, help="Shut kernels down when the gateway stops (default: yes, unless availability_mode is set)."
     ).tag(env=("EG_SHUTDOWN_KERNELS_ON_EXIT",))
 
     @default("shutdown_kernels_on_exit")
@@ -147,9 +149,14 @@ class Gateway(JupyterApp):
     ).tag(env=("EG_DYNAMIC_CONFIG_INTERVAL",))
     disabled_plugins = List(Unicode(), config=True, help="Plugins (by name) not to load.").tag(env=("EG_DISABLED_PLUGINS",))
 
-    @default("log_format")
-    def _log_format_default(self) -> str:
-        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
+    log_level = Enum(
+        (0, 10, 20, 30, 40, 50, "DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"), "INFO", config=True,
+        help="Log level, by value or name.",
+    ).tag(env=("EG_LOG_LEVEL",))
+    log_format = Unicode(
+        "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s", config=True,
+        help="Format of log lines (Python logging's), or 'json': one JSON object per line for log collectors.",
+    ).tag(env=("EG_LOG_FORMAT",))
 
     @validate("base_url")
     def _valid_base_url(self, proposal: dict) -> str:
@@ -249,17 +256,19 @@ class Gateway(JupyterApp):
         ``--config`` path, an unknown option or a wrong value raises :class:`ConfigError`."""
         sources = config_sources(self.config_file, self.config_file_paths, self.config_file_name)
         known = configurable_classes(self.classes)
-        check_options(self.cli_config, "command line", known)
+        cli_config = translate(self.cli_config, "command line", known, self.log)
+        check_options(cli_config, "command line", known)
         for source in sources:
+            config = translate(source.config, source.path, known, self.log) if source.checked else source.config
             if source.checked:
-                check_options(source.config, source.path, known)
+                check_options(config, source.path, known)
             try:
-                self.update_config(source.config)
+                self.update_config(config)
             except TraitError as exc:
                 raise ConfigError(f"{source.path}: {first_line(exc)}: fix this value") from None
             if source.path not in self._loaded_config_files:
                 self._loaded_config_files.append(source.path)
-        self.update_config(self.cli_config)
+        self.update_config(cli_config)
 
     def reload_config(self) -> None:
         """Re-read the config files (SIGHUP, or a change seen every ``dynamic_config_interval``):
@@ -325,8 +334,11 @@ class Gateway(JupyterApp):
                 server.listen(port, self.ip)
                 return port
             except OSError as exc:
-                self.log.warning("Port %s is not available: %s", port, exc.strerror)
-        raise SystemExit(f"eg-gateway: no free port in {self.port}..{self.port + self.port_retries}")
+                if exc.errno != errno.EADDRINUSE:
+                    raise ConfigError(f"cannot listen on {self.ip}:{port}: {exc.strerror}: fix --ip (EG_IP) or --port (EG_PORT)") from None
+                self.log.warning("Port %s is in use", port)
+        busy = f"{self.port}" if not self.port_retries else f"{self.port}..{self.port + self.port_retries}"
+        raise ConfigError(f"port {busy} is in use: choose another with --port (EG_PORT), or let eg try more with --port-retries (EG_PORT_RETRIES)")
 
     def _settle_auth(self) -> None:
         if self.no_auth:
@@ -416,6 +428,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app = Gateway()
         app.initialize(argv)
+        app.start()
     except ConfigError as exc:
         sys.exit(f"eg-gateway: {exc}")
-    app.start()

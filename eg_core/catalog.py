@@ -68,6 +68,24 @@ def resource_manager_of(spec: dict[str, Any]) -> tuple[str | None, dict[str, Any
     return "local", {}
 
 
+def missing_plugin_advice(rm: str) -> str:
+    """What to do about a resource manager that is not loaded: enable it, or install it from
+    eg's source tree (eg's plugins are not published on a package index)."""
+    from importlib.metadata import entry_points
+
+    from .plugins import BUILTIN_PLUGINS, ENTRY_POINT_GROUP
+
+    if rm in BUILTIN_PLUGINS or any(ep.name == rm for ep in entry_points(group=ENTRY_POINT_GROUP)):
+        return (
+            f"needs the {rm!r} resource manager (eg-{rm}), which is installed but disabled: remove {rm!r} from "
+            "Gateway.disabled_plugins (EG_DISABLED_PLUGINS) and restart the gateway"
+        )
+    return (
+        f"needs the {rm!r} resource manager, which is not installed: install the eg-{rm} plugin from the "
+        f"eg repository (pip install ./plugins/eg_{rm} in a checkout of eg) and restart the gateway"
+    )
+
+
 def _asked_for(spec: dict[str, Any]) -> str:
     metadata = spec.get("metadata") or {}
     provisioner = metadata.get("kernel_provisioner") or {}
@@ -155,10 +173,5 @@ class KernelSpecCatalog:
                 f"Kernel spec {name!r} asks for {_asked_for(entry.spec.to_dict())!r}, which no eg resource manager provides"
             )
         if entry.resource_manager not in self.resource_managers:
-            rm = entry.resource_manager
-            raise NotFound(
-                f"Kernel spec {name!r} needs the {rm!r} resource manager, which is not installed or is disabled: "
-                f"install the eg-{rm} package (pip install eg-{rm}) and restart the gateway",
-                reason="Resource Manager Not Installed",
-            )
+            raise NotFound(f"Kernel spec {name!r} {missing_plugin_advice(entry.resource_manager)}", reason="Resource Manager Not Installed")
         return entry

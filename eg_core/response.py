@@ -29,6 +29,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import errno
 import json
 import os
 import time
@@ -38,6 +39,7 @@ from typing import Any
 from traitlets import Float, Integer, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from .config import ConfigError
 from .kernelspecs.launcher.launch_ipykernel import (
     LaunchKeys,
     NonceCache,
@@ -72,6 +74,16 @@ class _Waiter:
     accepted_at: float | None = None
 
 
+def _env_int(name: str, fallback: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return fallback
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be an integer: fix or unset {name}") from None
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -85,7 +97,7 @@ class ResponseListener(LoggingConfigurable):
     """
 
     response_address = Unicode(
-        config=True,
+        "127.0.0.1:8877", config=True,
         help="The 'host:port' launchers call back (Enterprise Gateway's {response_address}). "
         "Env: EG_RESPONSE_ADDRESS, or built from EG_RESPONSE_IP and EG_RESPONSE_PORT; "
         "default 127.0.0.1:8877. Port 0 picks a free port at start.",
@@ -105,6 +117,16 @@ class ResponseListener(LoggingConfigurable):
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ValueError(f"response_address {proposal['value']!r} must look like 'host:port'")
         return proposal["value"]
+
+    port_retries = Integer(
+        config=True,
+        help="How many following ports to try when the response port is busy (Enterprise Gateway's "
+        "EG_RESPONSE_PORT_RETRIES); when all are busy and the operator set no port, any free port is used.",
+    )
+
+    @default("port_retries")
+    def _default_port_retries(self) -> int:
+        return _env_int("EG_RESPONSE_PORT_RETRIES", 10)
 
     bind_ip = Unicode(
         config=True,
@@ -160,8 +182,7 @@ class ResponseListener(LoggingConfigurable):
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         self._public_key_b64 = base64.b64encode(der).decode("ascii")
-        _, port = self.response_address.rsplit(":", 1)
-        self._server = await asyncio.start_server(self._handle_connection, host=self.bind_ip, port=int(port))
+        self._server = await self._bind(int(self.response_address.rsplit(":", 1)[1]))
         self._port = self._server.sockets[0].getsockname()[1]
         self.log.info("Response listener on %s:%s, advertised as %s", self.bind_ip, self._port, self.address)
         if self.response_address.rpartition(":")[0].strip("[]") in ("0.0.0.0", "::"):
@@ -170,6 +191,40 @@ class ResponseListener(LoggingConfigurable):
                 "address of this host that kernel hosts can reach (bind_ip may stay 0.0.0.0)",
                 self.response_address,
             )
+
+    def _port_chosen_by_operator(self) -> bool:
+        section = self.config.get("ResponseListener") or {}
+        return "response_address" in section or bool(os.environ.get("EG_RESPONSE_ADDRESS") or os.environ.get("EG_RESPONSE_PORT"))
+
+    async def _bind(self, port: int) -> asyncio.AbstractServer:
+        """Listen on ``port`` or, when busy, one of the next ``port_retries`` ports; when all are
+        busy, any free port if the operator chose none, else :class:`ConfigError` naming the option."""
+        last = port if port == 0 else min(port + max(self.port_retries, 0), 65535)
+        for candidate in range(port, last + 1):
+            try:
+                server = await asyncio.start_server(self._handle_connection, host=self.bind_ip, port=candidate)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise ConfigError(
+                        f"response listener cannot listen on {self.bind_ip}:{candidate}: {exc.strerror}: "
+                        "fix ResponseListener.response_address / bind_ip (EG_RESPONSE_ADDRESS, EG_RESPONSE_IP)"
+                    ) from None
+                continue
+            if candidate != port:
+                self.log.info("Response port %s is in use; using %s", port, candidate)
+            return server
+        busy = f"{port}" if last == port else f"{port}..{last}"
+        if self._port_chosen_by_operator():
+            raise ConfigError(
+                f"response port {busy} is in use (another gateway on this host?): set "
+                "ResponseListener.response_address (or EG_RESPONSE_PORT) to a free port, or port 0 for any free port"
+            )
+        server = await asyncio.start_server(self._handle_connection, host=self.bind_ip, port=0)
+        self.log.warning(
+            "Response port %s is in use; using the free port %s (set ResponseListener.response_address "
+            "to choose one)", busy, server.sockets[0].getsockname()[1],
+        )
+        return server
 
     async def stop(self) -> None:
         """Stop listening, drop open connections and cancel every pending waiter."""

@@ -35,7 +35,12 @@ def free_port() -> int:
 class GatewayProcess:
     """An ``eg-gateway`` subprocess on a free port."""
 
-    def __init__(self, tmp: Path, *args: str, env: dict | None = None, token: str | None = TOKEN, kernel_spec_dirs: list[str] = ()):
+    def __init__(
+        self, tmp: Path, *args: str, env: dict | None = None, token: str | None = TOKEN, kernel_spec_dirs: list[str] = (),
+        response_address: str | None = "127.0.0.1:0",
+    ):
+        """``response_address`` None leaves the response listener's address to the gateway's
+        defaults and ``env`` (by default a free port is used)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -46,8 +51,8 @@ class GatewayProcess:
             cmd.append(f"--Gateway.auth_token={token}")
         elif token is None:
             cmd.append("--no-auth")
-        if not any(a.startswith("--ResponseListener.response_address") for a in args):
-            cmd.append("--ResponseListener.response_address=127.0.0.1:0")
+        if response_address and not any(a.startswith("--ResponseListener.response_address") for a in args):
+            cmd.append(f"--ResponseListener.response_address={response_address}")
         full_env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
@@ -95,7 +100,11 @@ def gateway_exit(tmp: Path, *args: str, env: dict | None = None, timeout: float 
     ``env`` sets it, so config files written there are read. A gateway that starts serving
     instead is stopped after ``timeout`` and fails the caller's test with its output."""
     full_env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
-    cmd = [sys.executable, "-m", "eg_core", f"--port={free_port()}", "--ResponseListener.response_address=127.0.0.1:0", *args]
+    cmd = [sys.executable, "-m", "eg_core", *args]
+    if not any(a.startswith("--port=") for a in args):
+        cmd.append(f"--port={free_port()}")
+    if not any(a.startswith("--ResponseListener.response_address") for a in args) and not any(k.startswith("EG_RESPONSE_") for k in env or {}):
+        cmd.append("--ResponseListener.response_address=127.0.0.1:0")
     try:
         return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

@@ -68,13 +68,20 @@ async def test_kernelspec_errors(http):
     assert_error(await http.get("/"), 404)
 
 
+def ssh_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "ssh" for ep in entry_points(group="eg.plugins"))
+
+
 async def test_unavailable_kernelspecs_are_hidden_and_named(gateway_factory):
     gw = gateway_factory("--Gateway.disabled_plugins=['ssh']")
     async with gw.client() as http:
         specs = (await http.get("/api/kernelspecs")).json()["kernelspecs"]
         assert "needs_ssh" not in specs and "unknown_provisioner" not in specs
-        body = assert_error(await http.post("/api/kernels", json={"name": "needs_ssh"}), 404, "eg-ssh", "pip install")
+        body = assert_error(await http.post("/api/kernels", json={"name": "needs_ssh"}), 404, "eg-ssh", "disabled_plugins" if ssh_installed() else "pip install ./plugins/eg_ssh")
         assert body["reason"] == "Resource Manager Not Installed"
+        assert_error(await http.post("/api/kernels", json={"name": "needs_uninstalled"}), 404, "eg-nomad", "pip install ./plugins/eg_nomad")
         assert_error(await http.post("/api/kernels", json={"name": "unknown_provisioner"}), 404, "someone-elses-provisioner")
         assert_error(await http.get("/api/kernelspecs/needs_ssh"), 404, "eg-ssh")
 

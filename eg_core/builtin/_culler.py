@@ -18,7 +18,6 @@ from typing import Any
 
 from traitlets import Bool, Float, observe, validate
 from traitlets.config import SingletonConfigurable
-from traitlets.config.loader import DeferredConfig
 
 from ..config import EnvDefaults
 
@@ -64,22 +63,6 @@ class KernelCuller(EnvDefaults, SingletonConfigurable):
         self._culling: dict[str, asyncio.Task] = {}
         self.registry: Any = None
         super().__init__(**kwargs)
-        self._apply_eg_sections()
-
-    def _apply_eg_sections(self) -> None:
-        """Honour Enterprise Gateway's spelling, ``--RemoteMappingKernelManager.cull_idle_timeout``
-        (or ``MappingKernelManager``), where this class's own section does not set the value."""
-        own = self.config.get("KernelCuller", {}) if "KernelCuller" in self.config else {}
-        for section in ("MappingKernelManager", "RemoteMappingKernelManager"):
-            if section not in self.config:
-                continue
-            for name, value in self.config[section].items():
-                trait = self.traits(config=True).get(name)
-                if trait is None or name in own:
-                    continue
-                if isinstance(value, DeferredConfig):
-                    value = value.get_value(trait)
-                setattr(self, name, value)
 
     # -- service -----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """eg-docker: Jupyter kernels in Docker containers or Swarm services, for the eg gateway.
 
-Install it next to eg-core (``pip install eg-docker``) and use a kernelspec such as::
+Install it next to eg-core (``pip install ./plugins/eg_docker`` from the eg repository) and use a kernelspec such as::
 
     {"argv": ["python", "/usr/local/share/eg/launch_ipykernel.py", "--kernel-id", "{kernel_id}",
               "--port-range", "{port_range}", "--response-address", "{response_address}",
