@@ -227,7 +227,8 @@ class Gateway(JupyterApp):
         self.load_users()
         self.settings_objects = [self._settings_instance(cls) for cls in self._plugin_configurables()]
         ksm = KernelSpecManager(parent=self)
-        ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *jupyter_path("kernels")]
+        plugin_dirs = [d for dirs in self.pm.hook.eg_kernelspec_dirs() for d in dirs or ()]
+        ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *plugin_dirs, *jupyter_path("kernels")]
         if self.allowed_kernelspecs:
             ksm.allowed_kernelspecs = set(self.allowed_kernelspecs)
         self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log)

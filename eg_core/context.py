@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 
 class _KernelLog(logging.LoggerAdapter):
@@ -35,6 +36,7 @@ class KernelContext:
     - ``handles``: live objects (process handles, SSH connections) for this process only; never
       persisted.
     - ``restarting``: True while the kernel is being restarted (the launch is a relaunch).
+    - ``notify``: set by the gateway; use :meth:`progress` rather than calling it.
     """
 
     kernel_id: str
@@ -51,6 +53,15 @@ class KernelContext:
     state: dict[str, Any] = field(default_factory=dict)
     handles: dict[str, Any] = field(default_factory=dict, repr=False)
     restarting: bool = False
+    notify: Callable[[str, dict[str, Any]], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
+
+    def progress(self, step: str, **details: Any) -> None:
+        """Report a step of a slow launch (``scheduled``, ``pulling``, ``started``...): a log line,
+        and a ``progress`` lifecycle event ``{"step": step, **details}`` for every
+        ``eg_kernel_event`` observer. Callable from sync code on the event loop."""
+        self.log.info("launch progress: %s%s", step, "".join(f" {k}={v}" for k, v in details.items()))
+        if self.notify is not None:
+            asyncio.ensure_future(self.notify("progress", {"step": step, **details}))
 
     @property
     def log(self) -> logging.LoggerAdapter:

@@ -225,7 +225,8 @@ def eg_kernel_event(kernel: KernelContext, event: str, details: dict[str, Any]) 
     """Observe a kernel lifecycle event.
 
     ``event`` is one of ``requested``, ``launched``, ``launch_failed``, ``connected``,
-    ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``, ``shut_down``.
+    ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``, ``shut_down``, and
+    ``progress`` (a resource manager's launch step, from :meth:`eg_core.KernelContext.progress`).
     ``details`` carries the event's facts (phase durations for ``launched``, the phase and error
     for ``launch_failed``, the exit status for ``died``...). Called when the event happens.
 
@@ -278,12 +279,15 @@ def eg_store_load(kernel_id: str) -> dict[str, Any] | None:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def eg_store_load_all() -> list[dict[str, Any]] | None:
     """Load every session record; called at startup in standalone mode. Skip (and log) records
     that cannot be read instead of failing.
 
-    Participants: the first store that answers. May be async. Returns a list of records.
+    Participants: every store (a store that keeps only some kernels, such as a resource
+    manager keeping its kernels' sessions in its own backend, answers with those); the lists
+    are merged, the first record of a kernel id winning (the last-registered store's). May be
+    async. Returns a list of records, or None.
     """
 
 
@@ -300,6 +304,18 @@ def eg_configurables() -> list[type]:
     appear in ``eg-gateway --help-all``.
 
     Participants: every plugin. Sync only. Returns a list of classes.
+    """
+
+
+@hookspec
+def eg_kernelspec_dirs() -> list[str]:
+    """Return directories holding the kernelspecs this plugin ships (``<dir>/<name>/kernel.json``).
+
+    Called once when the gateway starts; they are searched after ``Gateway.kernel_spec_dirs``
+    and eg-core's own kernelspecs, before the usual Jupyter paths, so a plugin's kernelspecs
+    are there as soon as the plugin is installed.
+
+    Participants: every plugin. Sync only. Returns a list of paths.
     """
 
 

@@ -305,7 +305,7 @@ class KernelRegistry:
         request_env = validate_request_env(env)
         kernel_id = self._kernel_id(request_env)
         user = request_user(request_env, principal, self.settings.bind_username)
-        spec = entry.spec.to_dict()
+        spec = {**entry.spec.to_dict(), "resource_dir": entry.resource_dir}
         kernel = KernelContext(
             kernel_id=kernel_id,
             kernel_name=entry.name,
@@ -340,6 +340,7 @@ class KernelRegistry:
         km.kernel_id = kernel.kernel_id
         km.connection_file = os.path.join(self.runtime_dir, f"eg-kernel-{kernel.kernel_id}.json")
         km.eg_kernel = kernel
+        kernel.notify = lambda event, details: self.emit(kernel, event, details)
         km.eg_plugin_manager = self.pm
         km.eg_port_range = self.settings.port_range
         km.provisioner = HookProvisioner(kernel_id=kernel.kernel_id, kernel_spec=entry.spec, parent=km)

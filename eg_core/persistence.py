@@ -18,7 +18,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._calling import acall_first
+from ._calling import acall, acall_first
 from .context import KernelContext
 from .errors import EGError
 
@@ -27,6 +27,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eg")
 RECORD_VERSION = 1
+
+
+def _merged(answers: list[Any]) -> list[dict[str, Any]]:
+    """Every store's records, one per kernel id (the first store's, i.e. the last registered)."""
+    records: dict[Any, dict[str, Any]] = {}
+    for answer in answers:
+        for record in answer or []:
+            key = record.get("kernel_id") if isinstance(record, dict) else None
+            if key is None or key not in records:
+                records[key if key is not None else id(record)] = record
+    return list(records.values())
 
 
 class SessionPersistence:
@@ -56,7 +67,7 @@ class SessionPersistence:
 
     async def adopt_all(self) -> int:
         """Adopt every stored kernel (standalone mode, at startup); returns how many run."""
-        records = await acall_first(self.hook.eg_store_load_all) or []
+        records = _merged(await acall(self.hook.eg_store_load_all))
         adopted = await asyncio.gather(*(self._adopt_once(r) for r in records))
         return sum(1 for m in adopted if m is not None)
 

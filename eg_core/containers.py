@@ -1,0 +1,81 @@
+"""The command and environment of a kernel container (Docker, Kubernetes, any image-based
+resource manager).
+
+Two kinds of kernelspec reach a container resource manager:
+
+- eg's (``python_docker``, ``python_kubernetes``): ``argv`` is the command run *inside* the
+  container (the launcher, with ``{response_address}``, ``{port_range}``, ``{kernel_id}``,
+  ``{kernel_bind_ip}`` filled);
+- Enterprise Gateway's (``DockerProcessProxy``, ``KubernetesProcessProxy``...): ``argv`` runs a
+  launcher script on the gateway host (``launch_docker.py``, ``launch_kubernetes.py``) that is not
+  needed here. The container runs its image's default command instead (EG images start
+  ``bootstrap-kernel.sh``), with the launch parameters in the environment as those scripts put
+  them (``RESPONSE_ADDRESS``, ``PUBLIC_KEY``, ``PORT_RANGE``, ``KERNEL_ID``...).
+
+The per-kernel launch key is never put on a command line; the resource manager delivers it as
+``EG_LAUNCH_KEY`` (in the environment, or from a secret store).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from . import remote
+from .context import KernelContext
+
+_TEMPLATE = re.compile(r"\{([A-Za-z0-9_]+)\}")
+EG_CONTAINER_LAUNCHERS = ("launch_docker.py", "launch_kubernetes.py", "launch_custom_resource.py")
+_PORT_RANGE_FLAGS = ("--port-range", "--RemoteProcessProxy.port-range")
+
+
+def uses_image_command(kernel: KernelContext, cmd: list[str]) -> bool:
+    """True for Enterprise Gateway kernelspecs (their argv starts the container from the
+    gateway host), for ``config.use_image_command``, and for an empty argv."""
+    if kernel.config.get("use_image_command"):
+        return True
+    return not cmd or any(os.path.basename(arg) in EG_CONTAINER_LAUNCHERS for arg in cmd[:3])
+
+
+def argument(cmd: list[str], flags: tuple[str, ...]) -> str | None:
+    """The value of the first of ``flags`` in ``cmd`` (``--flag value`` or ``--flag=value``)."""
+    for i, arg in enumerate(cmd):
+        for flag in flags:
+            if arg == flag and i + 1 < len(cmd):
+                return cmd[i + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def container_command(kernel: KernelContext, cmd: list[str], bind_ip: str) -> list[str] | None:
+    """The container's command (None: the image's default), with the templates the core could
+    not fill before the response listener ran filled now (and ``{kernel_bind_ip}``)."""
+    if uses_image_command(kernel, cmd):
+        return None
+    values = {"kernel_bind_ip": bind_ip, "kernel_id": kernel.kernel_id, **remote.substitutions()}
+    return [_TEMPLATE.sub(lambda m: str(values.get(m.group(1), m.group(0))), arg) for arg in cmd]
+
+
+def container_env(kernel: KernelContext, cmd: list[str], bind_ip: str, extra: dict[str, str]) -> dict[str, str]:
+    """The container's environment: the kernel's (kernelspec env, allowed request values,
+    ``KERNEL_*`` set by the core), ``extra`` (what the resource manager's EG launcher adds:
+    ``KERNEL_IMAGE``, ``KERNEL_UID``...), and for image-command kernelspecs the launch
+    parameters of Enterprise Gateway's ``bootstrap-kernel.sh`` contract."""
+    env = dict(kernel.env)
+    env.update(extra)
+    if uses_image_command(kernel, cmd):
+        substitutions = remote.substitutions()
+        env.update(
+            RESPONSE_ADDRESS=substitutions.get("response_address", ""),
+            PUBLIC_KEY=substitutions.get("public_key", ""),
+            PORT_RANGE=argument(cmd, _PORT_RANGE_FLAGS) or str(kernel.config.get("port_range") or "0..0"),
+            KERNEL_ID=kernel.kernel_id,
+            KERNEL_IP=bind_ip,
+            KERNEL_SPARK_CONTEXT_INIT_MODE=env.get("KERNEL_SPARK_CONTEXT_INIT_MODE", "none"),
+        )
+        env.setdefault("KERNEL_LANGUAGE", str(kernel.spec.get("language", "python")).lower())
+    return env
+
+
+__all__ = ["uses_image_command", "argument", "container_command", "container_env", "EG_CONTAINER_LAUNCHERS"]
