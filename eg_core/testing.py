@@ -2,7 +2,8 @@
 speaking both protocols.
 
 It is a pytest plugin registered through the ``pytest11`` entry point, so its fixtures
-(``gateway``, ``gateway_factory``, ``http``, ``kernel``, ``kernel_spec_dirs``) are there in any
+(``gateway``, ``gateway_factory``, ``http``, ``kernel``, ``kernel_spec_dirs``, and
+``kerberos_realm``: a real MIT KDC on loopback, see :mod:`eg_core.testing_kerberos`) are there in any
 test run where eg-core is installed. Using them needs the ``test`` extra (httpx, websockets,
 pytest-asyncio); they are imported only when used.
 """
@@ -137,6 +138,16 @@ def gateway(tmp_path_factory, kernel_spec_dirs):
     gw = GatewayProcess(tmp_path_factory.mktemp("gw"), kernel_spec_dirs=kernel_spec_dirs)
     yield gw
     gw.stop()
+
+
+@pytest.fixture(scope="session")
+def kerberos_realm(tmp_path_factory):
+    """A Kerberos realm (``EG.TEST``) with its KDC running on 127.0.0.1, for the whole session."""
+    from eg_core.testing_kerberos import KerberosRealm
+
+    realm = KerberosRealm(tmp_path_factory.mktemp("krb5")).start()
+    yield realm
+    realm.stop()
 
 
 @pytest.fixture
