@@ -22,10 +22,12 @@ from . import __version__, remote
 from ._calling import acall
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
+from .logs import JSON, JsonFormatter, one_line
 from .persistence import SessionPersistence
 from .config import ConfigError, apply_env_defaults, document_env, first_line
 from .eg_compat import translate
 from .config_files import check_options, check_paths, config_sources, configurable_classes
+from .banner import banner_lines
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import describe, get_plugin_manager, resource_managers
 from .ports import PortRange
@@ -51,11 +53,18 @@ class Gateway(JupyterApp):
         "certfile": "Gateway.certfile",
         "client-ca": "Gateway.client_ca",
         "log-level": "Gateway.log_level",
+        "log-format": "Gateway.log_format",
         "config": "JupyterApp.config_file",
     }
     flags = {
         "no-auth": ({"Gateway": {"no_auth": True}}, "Serve without a token (logged loudly)."),
         "list-plugins": ({"Gateway": {"list_plugins": True}}, "Print the plugins found and exit."),
+        "generate-config": (
+            {"JupyterApp": {"generate_config": True}},
+            "Write every option, commented out with its default and help, to eg_gateway_config.py in the "
+            "Jupyter config directory (or the --config path) and exit.",
+        ),
+        "y": ({"JupyterApp": {"answer_yes": True}}, "Answer yes to questions (overwrite a config file)."),
         "debug": ({"Gateway": {"log_level": "DEBUG"}}, "Log at DEBUG level."),
     }
 
@@ -220,7 +229,7 @@ class Gateway(JupyterApp):
         eg_log.setLevel(self.log_level)
         eg_log.propagate = False
         eg_log.handlers = list(self.log.handlers)
-        if self.list_plugins:
+        if self.list_plugins or self.generate_config:
             return
         PortRange.parse(self.port_range)
         check_paths(self)
@@ -236,6 +245,12 @@ class Gateway(JupyterApp):
         if self.availability_mode:
             self.kernels.persistence = SessionPersistence(self.kernels, self.availability_mode)
         self.sessions = SessionManager(self.kernels)
+
+    def get_default_logging_config(self) -> dict:
+        config = super().get_default_logging_config()
+        if self.log_format == JSON:
+            config["formatters"]["console"] = {"()": JsonFormatter}
+        return config
 
     def _settings_instance(self, cls: type) -> Any:
         try:
@@ -255,6 +270,8 @@ class Gateway(JupyterApp):
     def load_config_file(self, suppress_errors: bool = True) -> None:
         """Read the config files strictly (:mod:`eg_core.config_files`): a broken file, a missing
         ``--config`` path, an unknown option or a wrong value raises :class:`ConfigError`."""
+        if self.generate_config:  # the file to write may not exist yet
+            return
         sources = config_sources(self.config_file, self.config_file_paths, self.config_file_name)
         known = configurable_classes(self.classes)
         cli_config = translate(self.cli_config, "command line", known, self.log)
@@ -357,6 +374,7 @@ class Gateway(JupyterApp):
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then stop kernels (per ``shutdown_kernels_on_exit``)."""
+        token_generated = not (self.no_auth or self.auth_token or self.users_file)
         self._settle_auth()
         if set(resource_managers(self.pm)) - {"local"}:
             listener = await remote.start_listener(parent=self)
@@ -368,11 +386,7 @@ class Gateway(JupyterApp):
         await acall(self.pm.hook.eg_reconcile, known_kernel_ids=set(self.kernels.kernels))
         server = httpserver.HTTPServer(self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context())
         port = self._listen(server)
-        scheme = "https" if self.certfile else "http"
-        self.log.info(
-            "eg %s serving on %s://%s:%s%s with resource managers: %s",
-            __version__, scheme, self.ip, port, self.base_url, ", ".join(sorted(resource_managers(self.pm))),
-        )
+        self._print_banner(port, token_generated)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -392,9 +406,20 @@ class Gateway(JupyterApp):
         await remote.stop_listener()
         self.kernels.close()
 
+    def _print_banner(self, port: int, token_generated: bool) -> None:
+        lines = banner_lines(self, port, token_generated)
+        if self.log_format == JSON:  # log collectors get JSON lines only, and no token
+            for line in lines:
+                self.log.info("%s", line.replace(self.auth_token, "<token>") if self.auth_token else line)
+        else:
+            print("\n".join(lines), file=sys.stderr, flush=True)
+
     def start(self) -> None:
         if self.list_plugins:
             print_plugins(self.pm)
+            return
+        if self.generate_config:
+            self.write_default_config()
             return
         asyncio.run(self.serve())
 
@@ -405,12 +430,18 @@ class _DropUnrecognized(logging.Filter):
 
 
 def log_request(handler: web.RequestHandler) -> None:
-    """Access log on eg's logger: successes at DEBUG, client errors at WARNING, 5xx at ERROR."""
+    """Access log on ``eg.access``: successes at DEBUG, client errors at WARNING (with the answer's
+    message), 5xx at ERROR; DEBUG for an error the gateway already logged (a failed launch)."""
     status = handler.get_status()
+    error = getattr(handler, "eg_error", None)
     level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if error is not None and error.logged:
+        level = logging.DEBUG
     request = handler.request
+    why = f": {error.reason}: {one_line(error.message)}" if error is not None else ""
     logging.getLogger("eg.access").log(
-        level, "%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000 * request.request_time()
+        level, "%d %s %s (%s) %.2fms%s", status, request.method, request.path, request.remote_ip,
+        1000 * request.request_time(), why,
     )
 
 

@@ -7,10 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-
-class _KernelLog(logging.LoggerAdapter):
-    def process(self, msg, kwargs):
-        return f"[kernel {self.extra['kernel_id']}] {msg}", kwargs
+from .logs import KernelLog
 
 
 @dataclass
@@ -66,7 +63,7 @@ class KernelContext:
     @property
     def log(self) -> logging.LoggerAdapter:
         """A logger whose lines start with the kernel id."""
-        return _KernelLog(logging.getLogger("eg"), {"kernel_id": self.kernel_id})
+        return KernelLog(logging.getLogger("eg"), {"kernel_id": self.kernel_id})
 
     def to_json(self) -> dict[str, Any]:
         """The persistable part of the context (no handles)."""

@@ -12,6 +12,7 @@ class EGError(Exception):
 
     status = 500
     reason = "Gateway Error"
+    logged = False  # set once the gateway's log has a line about it (the access log then stays at DEBUG)
 
     def __init__(self, message: str = "", *, status: int | None = None, reason: str | None = None):
         super().__init__(message)

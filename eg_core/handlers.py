@@ -116,8 +116,7 @@ class APIHandler(AuthMixin, web.RequestHandler):
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, EGError) and not self._finished:
-            if e.status >= 500:
-                self.gateway.log.warning("%s %s: %s", self.request.method, self.request.path, e.message)
+            self.eg_error = e
             self.send_error(e.status, reason=_header_safe(e.reason), exc_info=sys.exc_info())
             return
         super()._handle_request_exception(e)

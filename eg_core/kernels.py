@@ -27,11 +27,29 @@ from .env import kernel_env, request_user, validate_request_env
 from .errors import BadRequest, EGError, LaunchFailed, NotFound
 from .catalog import KernelSpecCatalog
 from .launch import Deadline, abort_launch, run_phase
+from .logs import KernelManagerLog, one_line
 from .provisioner import HookProvisioner
 
 log = logging.getLogger("eg")
 RECENTLY_ENDED = 1000
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def _log_launch_error(kernel: KernelContext, exc: EGError) -> None:
+    """One line per failed launch: ERROR naming the phase, or WARNING for a refusal (4xx); the
+    traceback of an unexpected error at DEBUG. The request's access log line then stays at DEBUG."""
+    if exc.status < 500:
+        kernel.log.warning("launch of %s refused (%d %s): %s", kernel.kernel_name, exc.status, exc.reason, one_line(exc.message))
+    else:
+        phase = getattr(exc, "phase", None) or "launch"
+        message = one_line(exc.message)
+        if message.startswith(f"{phase}: "):
+            message = message[len(phase) + 2:]
+        kernel.log.error("launch of %s on %s failed in phase %s: %s", kernel.kernel_name, kernel.resource_manager, phase, message)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        kernel.log.debug("the launch failure's traceback", exc_info=(type(cause), cause, cause.__traceback__))
+    exc.logged = True
 
 
 class EGKernelManager(AsyncKernelManager):
@@ -91,7 +109,9 @@ class ManagedKernel:
         ready = asyncio.ensure_future(self.bridge.wait_ready())
         ended = asyncio.ensure_future(self.km.provisioner.wait())
         try:
-            await run_phase("kernel_info", deadline, asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED), timings)
+            await run_phase(
+                "kernel_info", deadline, asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED), timings, self.kernel
+            )
             if not ready.done():
                 raise LaunchFailed("kernel_info", f"the kernel exited (status {ended.result()}) before answering kernel_info")
             ready.result()
@@ -335,7 +355,7 @@ class KernelRegistry:
 
     def new_managed(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
         """A kernel manager wired to our provisioner and plugins, wrapped for the registry."""
-        km = EGKernelManager(kernel_name=entry.name, context=self.zmq_context, log=log)
+        km = EGKernelManager(kernel_name=entry.name, context=self.zmq_context, log=KernelManagerLog(log, {"kernel_id": kernel.kernel_id}))
         km._kernel_spec = entry.spec
         km.kernel_id = kernel.kernel_id
         km.connection_file = os.path.join(self.runtime_dir, f"eg-kernel-{kernel.kernel_id}.json")
@@ -366,7 +386,7 @@ class KernelRegistry:
                 km.cleanup_connection_file()
                 raise
         except EGError as exc:
-            log.warning("[kernel %s] launch failed: %s", kernel.kernel_id, exc.message)
+            _log_launch_error(kernel, exc)
             await self.emit(kernel, "launch_failed", {"phase": getattr(exc, "phase", None), "error": exc.message})
             raise
         self.kernels[kernel.kernel_id] = managed

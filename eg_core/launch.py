@@ -27,9 +27,42 @@ class Deadline:
         return max(self.end - time.monotonic(), 0.0)
 
 
-async def run_phase(phase: str, deadline: Deadline, awaitable: Any, timings: dict[str, float]):
-    """Await one phase within the deadline; a timeout or an unexpected error fails ``phase``."""
+SLOW_PHASE_SECONDS = 5.0
+_WAITING_FOR = {
+    "launch_process": "the resource manager to start the kernel",
+    "confirm_startup": "the kernel to start (resource manager, launcher callback)",
+    "connection_info": "the kernel's connection info",
+    "kernel_info": "the kernel's kernel_info reply",
+}
+
+
+class _SlowPhaseLog:
+    """Logs that a phase is still running: after 5 s, then every 15 s, until stopped."""
+
+    def __init__(self, kernel: KernelContext, phase: str, deadline: Deadline):
+        self.kernel, self.phase, self.deadline = kernel, phase, deadline
+        self.start = time.monotonic()
+        self.loop = asyncio.get_running_loop()
+        self.handle = self.loop.call_later(SLOW_PHASE_SECONDS, self._report)
+
+    def _report(self) -> None:
+        self.kernel.log.info(
+            "%s: still waiting for %s after %.0fs (%.0fs left of the launch timeout)",
+            self.phase, _WAITING_FOR.get(self.phase, "it to finish"), time.monotonic() - self.start, self.deadline.left(),
+        )
+        self.handle = self.loop.call_later(3 * SLOW_PHASE_SECONDS, self._report)
+
+    def stop(self) -> None:
+        self.handle.cancel()
+
+
+async def run_phase(
+    phase: str, deadline: Deadline, awaitable: Any, timings: dict[str, float], kernel: KernelContext | None = None
+):
+    """Await one phase within the deadline; a timeout or an unexpected error fails ``phase``.
+    With ``kernel``, a phase still running after 5 s is logged as it goes on."""
     start = time.monotonic()
+    slow = _SlowPhaseLog(kernel, phase, deadline) if kernel is not None else None
     try:
         return await asyncio.wait_for(awaitable, timeout=deadline.left())
     except asyncio.TimeoutError:
@@ -41,6 +74,8 @@ async def run_phase(phase: str, deadline: Deadline, awaitable: Any, timings: dic
     except Exception as exc:
         raise LaunchFailed(phase, f"{type(exc).__name__}: {exc}") from exc
     finally:
+        if slow is not None:
+            slow.stop()
         timings[phase] = round(time.monotonic() - start, 4)
 
 
@@ -79,12 +114,13 @@ async def launch_sequence(
             deadline,
             acall_first(hooks.eg_launch_process, kernel=kernel, cmd=cmd),
             timings,
+            kernel,
         )
         await run_phase(
-            "confirm_startup", deadline, acall_first(hooks.eg_confirm_startup, kernel=kernel), timings
+            "confirm_startup", deadline, acall_first(hooks.eg_confirm_startup, kernel=kernel), timings, kernel
         )
         info = await run_phase(
-            "connection_info", deadline, acall_first(hooks.eg_connection_info, kernel=kernel), timings
+            "connection_info", deadline, acall_first(hooks.eg_connection_info, kernel=kernel), timings, kernel
         )
         if not info:
             raise LaunchFailed("connection_info", f"resource manager '{kernel.resource_manager}' returned none")

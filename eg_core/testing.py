@@ -72,7 +72,8 @@ class GatewayProcess:
         raise RuntimeError(f"gateway did not listen: {self.output()}")
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     @property

@@ -105,7 +105,7 @@ def test_failed_launch_event_names_phase_and_error(used_gateway):
     assert failed[0]["kernelspec"] == "crash_at_start"
     assert failed[0]["details"]["phase"] == "kernel_info"
     assert "boom: this kernel cannot start" in failed[0]["details"]["error"]
-    assert "[W " in next(line for line in gw.output().splitlines() if '"launch_failed"' in line)
+    assert "[I " in next(line for line in gw.output().splitlines() if '"launch_failed"' in line)  # the ERROR line is the core's
 
 
 def test_event_lines_hold_no_environment(used_gateway):

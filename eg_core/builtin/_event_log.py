@@ -72,8 +72,8 @@ def event_record(kernel: Any, event: str, details: dict[str, Any], now: float | 
 
 
 def log_event(kernel: Any, event: str, details: dict[str, Any]) -> None:
-    """Write one event as one line of JSON at INFO (WARNING for failures and deaths)."""
-    level = logging.WARNING if event in ("launch_failed", "died") else logging.INFO
-    if not log.isEnabledFor(level):
+    """Write one event as one line of JSON at INFO (the operator's line about a failure or a
+    death is the core's, at ERROR or WARNING)."""
+    if not log.isEnabledFor(logging.INFO):
         return
-    log.log(level, json.dumps(event_record(kernel, event, details), separators=(",", ":"), default=str))
+    log.info(json.dumps(event_record(kernel, event, details), separators=(",", ":"), default=str))

@@ -132,12 +132,9 @@ base_image() {
 }
 
 build_image() {
-    local ctx key saved base
-    ctx="$(mktemp -d)"
-    trap 'rm -rf "$ctx"' RETURN
-    cp "$HERE/../image/Dockerfile" "$HERE/../image/bootstrap-kernel.sh" "$ctx/"
-    cp "$REPO/kernelspecs/launcher/launch_ipykernel.py" "$ctx/"
-    key="$( (cd "$ctx" && cat Dockerfile bootstrap-kernel.sh launch_ipykernel.py; echo "$SUITE $INCLUDE") | hash_of)"
+    local key saved base
+    key="$( (cat "$HERE/../image/Dockerfile" "$HERE/../image/bootstrap-kernel.sh" "$REPO/kernelspecs/launcher/launch_ipykernel.py"
+             echo "$SUITE $INCLUDE") | hash_of)"
     local tag="$IMAGE_REPO:$key"
     saved="$CACHE/kernel-py-$key.tar"
     if ! dk image inspect "$tag" >/dev/null 2>&1; then
@@ -146,9 +143,8 @@ build_image() {
             dk load -i "$saved" >/dev/null
         else
             base="$(base_image)"
-            cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
             say "building $tag"
-            DOCKER_BUILDKIT=0 dk build -q --network host --build-arg "BASE=$base" -t "$tag" "$ctx" >&2 \
+            bash "$HERE/../image/build.sh" --base "$base" --tag "$tag" -- -q --network host >&2 \
                 || die "docker build of the kernel image failed"
             say "saving $tag to $saved"
             dk save -o "$saved.part" "$tag" && mv "$saved.part" "$saved"

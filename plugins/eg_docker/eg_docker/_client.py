@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import struct
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import quote, urlparse
 
 import httpx
@@ -121,14 +121,17 @@ class DockerClient:
         """The image, or None when the engine does not have it."""
         return await self._send_or_none("GET", f"/images/{quote(name, safe='')}/json")
 
-    async def image_pull(self, name: str, timeout: float) -> None:
-        """Pull ``name`` (``repo[:tag]`` or ``repo@digest``); raises DockerError with the registry's error."""
+    async def image_pull(self, name: str, timeout: float, progress: Callable[[dict], None] | None = None) -> None:
+        """Pull ``name`` (``repo[:tag]`` or ``repo@digest``); raises DockerError with the registry's
+        error. ``progress`` gets each of the engine's progress events."""
         repo, tag = split_image(name)
         params = {"fromImage": repo, "tag": tag}
         try:
             async for event in self._json_lines("POST", "/images/create", params, timeout):
                 if event.get("error"):
                     raise DockerError(500, event["error"], method="POST", path="/images/create")
+                if progress is not None:
+                    progress(event)
         except httpx.HTTPError as exc:
             raise DockerError(0, f"pulling {name} failed: {exc or type(exc).__name__}") from exc
 

@@ -6,6 +6,7 @@ address) is in ``kernel.state``, so a gateway that restarts can adopt the contai
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from eg_core import BadRequest, KernelContext, LaunchFailed
@@ -35,7 +36,32 @@ async def check_network(docker: DockerClient, kc: KernelContainer) -> None:
         raise BadRequest(f"network {kc.network!r} is not a swarm network; a Swarm service can use 'host' or an overlay network")
 
 
-async def ensure_image(docker: DockerClient, kc: KernelContainer, timeout: float) -> None:
+class _PullProgress:
+    """Logs an image pull as it goes: at the start, then every 5 s (layers done, bytes so far)."""
+
+    INTERVAL = 5.0
+
+    def __init__(self, kernel: KernelContext, image: str):
+        self.kernel, self.image = kernel, image
+        self.layers: dict[str, tuple[str, int, int]] = {}
+        self.next_report = time.monotonic() + self.INTERVAL
+        kernel.log.info("image_pull: pulling %s", image)
+
+    def __call__(self, event: dict) -> None:
+        layer = event.get("id")
+        if layer and event.get("status"):
+            detail = event.get("progressDetail") or {}
+            self.layers[layer] = (event["status"], int(detail.get("current") or 0), int(detail.get("total") or 0))
+        if time.monotonic() >= self.next_report:
+            self.next_report = time.monotonic() + self.INTERVAL
+            done = sum(1 for status, _, _ in self.layers.values() if status in ("Pull complete", "Already exists"))
+            fetched = sum(current for _, current, _ in self.layers.values())
+            self.kernel.log.info(
+                "image_pull: %s: %d of %d layers done, %.1f MB in progress", self.image, done, len(self.layers), fetched / 1e6
+            )
+
+
+async def ensure_image(docker: DockerClient, kc: KernelContainer, timeout: float, kernel: KernelContext | None = None) -> None:
     """Have the image on the engine, per the pull policy; fails the launch in phase ``image_pull``."""
     try:
         present = await docker.image_inspect(kc.image) is not None
@@ -46,7 +72,7 @@ async def ensure_image(docker: DockerClient, kc: KernelContainer, timeout: float
     if not present and kc.pull_policy == "never":
         raise LaunchFailed("image_pull", f"image {kc.image!r} is not on the Docker engine and the pull policy is 'never'")
     try:
-        await docker.image_pull(kc.image, timeout)
+        await docker.image_pull(kc.image, timeout, _PullProgress(kernel, kc.image) if kernel is not None else None)
     except DockerError as exc:
         if present:  # 'always', but the registry is unreachable: the local copy will do
             return

@@ -36,7 +36,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     kernel.handles["docker_settings"] = kc
     docker = client_for(kc.docker_host)
     await _containers.check_network(docker, kc)
-    await _containers.ensure_image(docker, kc, timeout=max(kernel.launch_timeout, 1.0))
+    await _containers.ensure_image(docker, kc, timeout=max(kernel.launch_timeout, 1.0), kernel=kernel)
     launch_key = await remote.expect_callback(kernel, legacy=kc.legacy_launcher)
     command = container_command(kernel, kc, cmd)
     env = env_list(container_env(kernel, kc, cmd, launch_key))

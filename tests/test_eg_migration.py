@@ -1,0 +1,82 @@
+"""Coming from Enterprise Gateway: its config file and option names carry over (mapped, each
+logged once) or are refused naming what to do; --generate-config writes a commented config."""
+
+from __future__ import annotations
+
+import pytest
+
+from eg_core.testing import GatewayProcess, gateway_exit
+
+EG_CONFIG = """\
+c.EnterpriseGatewayApp.max_kernels = 1
+c.EnterpriseGatewayApp.list_kernels = False
+c.RemoteMappingKernelManager.cull_idle_timeout = 600
+"""
+
+
+async def test_enterprise_gateway_config_file_is_read_with_eg_names(tmp_path):
+    (tmp_path / "jupyter_enterprise_gateway_config.py").write_text(EG_CONFIG)
+    gw = GatewayProcess(tmp_path, "--MappingKernelManager.cull_interval=30", env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
+    try:
+        async with gw.client() as http:
+            assert (await http.get("/api/kernels")).status_code == 403  # list_kernels = False
+            first = await http.post("/api/kernels", json={"name": "python3"})
+            assert first.status_code == 201
+            second = await http.post("/api/kernels", json={"name": "python3"})
+            assert second.status_code == 403 and "max kernels limit has been set to 1" in second.json()["message"]
+            await http.delete(f"/api/kernels/{first.json()['id']}")
+        output = gw.output()
+        for eg_name, ours in (
+            ("c.EnterpriseGatewayApp.max_kernels", "c.KernelLimits.max_kernels"),
+            ("c.EnterpriseGatewayApp.list_kernels", "c.Gateway.list_kernels"),
+            ("c.RemoteMappingKernelManager.cull_idle_timeout", "c.KernelCuller.cull_idle_timeout"),
+            ("c.MappingKernelManager.cull_interval", "c.KernelCuller.cull_interval"),
+        ):
+            assert output.count(f"Enterprise Gateway's {eg_name} read as {ours}") == 1, output
+        assert "culling kernels idle for more than 600 s, checked every 30 s" in output
+    finally:
+        gw.stop()
+
+
+@pytest.mark.parametrize(
+    "line,words",
+    [
+        ("c.EnterpriseGatewayApp.kernel_manager_class = 'x.Y'", ["c.EnterpriseGatewayApp.kernel_manager_class has no eg equivalent", "plugins"]),
+        ("c.EnterpriseGatewayApp.conductor_endpoint = 'http://x'", ["conductor_endpoint has no eg equivalent"]),
+        ("c.EnterpriseGatewayApp.no_such_thing = 1", ["c.EnterpriseGatewayApp.no_such_thing is not an Enterprise Gateway option eg knows"]),
+    ],
+)
+def test_enterprise_gateway_options_without_equivalent_are_refused(tmp_path, line, words):
+    (tmp_path / "jupyter_enterprise_gateway_config.py").write_text(line + "\n")
+    result = gateway_exit(tmp_path, "--no-auth")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("eg-gateway: ") and "jupyter_enterprise_gateway_config.py" in last
+    for word in words:
+        assert word in last, last
+
+
+async def test_eg_spelling_wins_over_enterprise_gateway_spelling(tmp_path):
+    (tmp_path / "eg_gateway_config.py").write_text(
+        "c.KernelLimits.max_kernels_per_user = 0\nc.EnterpriseGatewayApp.max_kernels_per_user = 5\n"
+    )
+    gw = GatewayProcess(tmp_path, env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
+    try:
+        async with gw.client() as http:
+            r = await http.post("/api/kernels", json={"name": "python3"})
+        assert r.status_code == 403 and "max kernels per user limit has been set to 0" in r.json()["message"]
+    finally:
+        gw.stop()
+    assert "read as c.KernelLimits.max_kernels_per_user" not in gw.output()
+
+
+def test_generate_config_writes_a_commented_config_that_starts(tmp_path):
+    result = gateway_exit(tmp_path, "--generate-config")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "eg_gateway_config.py").read_text()
+    for option in ("# c.Gateway.port = 8888", "# c.Gateway.auth_token = ''", "# c.KernelLimits.max_kernels = 0",
+                   "# c.ResponseListener.response_address = '127.0.0.1:8877'", "EG_PORT"):
+        assert option in text
+    gw = GatewayProcess(tmp_path, env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
+    gw.stop()
+    assert "eg-gateway:" not in gw.output()
