@@ -37,27 +37,26 @@ async def check_network(docker: DockerClient, kc: KernelContainer) -> None:
 
 
 class _PullProgress:
-    """Logs an image pull as it goes: at the start, then every 5 s (layers done, bytes so far)."""
+    """Reports an image pull as it goes (``kernel.progress``): at the start, then every 5 s."""
 
     INTERVAL = 5.0
 
     def __init__(self, kernel: KernelContext, image: str):
         self.kernel, self.image = kernel, image
-        self.layers: dict[str, tuple[str, int, int]] = {}
+        self.layers: dict[str, tuple[str, int]] = {}
         self.next_report = time.monotonic() + self.INTERVAL
-        kernel.log.info("image_pull: pulling %s", image)
+        kernel.progress("pulling", image=image)
 
     def __call__(self, event: dict) -> None:
         layer = event.get("id")
         if layer and event.get("status"):
-            detail = event.get("progressDetail") or {}
-            self.layers[layer] = (event["status"], int(detail.get("current") or 0), int(detail.get("total") or 0))
+            self.layers[layer] = (event["status"], int((event.get("progressDetail") or {}).get("current") or 0))
         if time.monotonic() >= self.next_report:
             self.next_report = time.monotonic() + self.INTERVAL
-            done = sum(1 for status, _, _ in self.layers.values() if status in ("Pull complete", "Already exists"))
-            fetched = sum(current for _, current, _ in self.layers.values())
-            self.kernel.log.info(
-                "image_pull: %s: %d of %d layers done, %.1f MB in progress", self.image, done, len(self.layers), fetched / 1e6
+            done = sum(1 for status, _ in self.layers.values() if status in ("Pull complete", "Already exists"))
+            self.kernel.progress(
+                "pulling", image=self.image, layers_done=f"{done}/{len(self.layers)}",
+                mb_in_progress=round(sum(current for _, current in self.layers.values()) / 1e6, 1),
             )
 
 
