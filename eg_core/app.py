@@ -42,7 +42,7 @@ class Gateway(JupyterApp):
     name = "eg-gateway"
     version = __version__
     description = "eg: a pluggable Jupyter kernel gateway serving Enterprise Gateway's API."
-    examples = "eg-gateway --port 8888\neg-gateway plugins\neg-gateway --help-all"
+    examples = "eg-gateway --port 8888\neg-gateway plugins\neg-gateway doctor\neg-gateway --help-all"
 
     aliases = {
         "ip": "Gateway.ip",
@@ -65,6 +65,7 @@ class Gateway(JupyterApp):
             "Jupyter config directory (or the --config path) and exit.",
         ),
         "y": ({"JupyterApp": {"answer_yes": True}}, "Answer yes to questions (overwrite a config file)."),
+        "doctor": ({"Gateway": {"doctor": True}}, "Check every plugin's backend, print one line per check, exit 1 on a failure."),
         "debug": ({"Gateway": {"log_level": "DEBUG"}}, "Log at DEBUG level."),
     }
 
@@ -85,6 +86,7 @@ class Gateway(JupyterApp):
     ).tag(env=("EG_BIND_USERNAME",))
     no_auth = Bool(False, config=True, help="Serve without token authentication.").tag(env=("EG_NO_AUTH",))
     list_plugins = Bool(False, config=True, help="Print the plugins found and exit.")
+    doctor = Bool(False, config=True, help="Check every plugin's backend (eg-gateway doctor) and exit.")
     allow_origin = Unicode("", config=True, help="Access-Control-Allow-Origin; '*' allows any origin.").tag(
         env=("EG_ALLOW_ORIGIN", "KG_ALLOW_ORIGIN")
     )
@@ -421,6 +423,10 @@ class Gateway(JupyterApp):
         if self.generate_config:
             self.write_default_config()
             return
+        if self.doctor:
+            from .doctor import doctor
+
+            sys.exit(asyncio.run(doctor(self)))
         asyncio.run(self.serve())
 
 
@@ -457,6 +463,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["plugins"]:
         argv = ["--list-plugins", *argv[1:]]
+    elif argv[:1] == ["doctor"]:
+        argv = ["--doctor", *argv[1:]]
     try:
         app = Gateway()
         app.initialize(argv)

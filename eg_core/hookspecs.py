@@ -32,6 +32,7 @@ hookspec = pluggy.HookspecMarker(NAME)
 
 if TYPE_CHECKING:
     from .context import KernelContext
+    from .doctor import Check
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,6 +350,21 @@ def eg_reconcile(known_kernel_ids: set[str]) -> None:
     the ids of every kernel it now manages.
 
     Participants: every plugin. May be async. Returns nothing.
+    """
+
+
+@hookspec
+def eg_doctor(kernels: list[KernelContext]) -> list[Check] | None:
+    """Check the backend this plugin needs, without starting a kernel (``eg-gateway doctor``).
+
+    Called once by ``eg-gateway doctor``, after the gateway's config is loaded, never while it
+    serves. ``kernels`` has a context per kernelspec this plugin runs as resource manager
+    (``kernel_name``, ``spec`` and ``config`` set, ``kernel_id`` empty); other plugins get an
+    empty list. Check what a launch needs: hosts reachable with known host keys, the engine and
+    image present, the controller answering, each kernelspec's settings valid.
+
+    Participants: every plugin, each with its own kernelspecs. May be async. Returns a list of
+    :class:`eg_core.doctor.Check`, a failed one saying how to fix it, or ``None``.
     """
 
 

@@ -271,3 +271,10 @@ async def kernel(http):
     model = r.json()
     yield model
     await http.delete(f"/api/kernels/{model['id']}")
+
+
+def run_doctor(*args: str, env: dict | None = None, kernel_spec_dirs=(), timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run ``eg-gateway doctor`` (with ``args`` and ``env`` added to this process's environment)
+    and return the finished process: its ``returncode`` and its ``stdout``, one line per check."""
+    cmd = [sys.executable, "-m", "eg_core", "doctor", f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
+    return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from ..context import KernelContext
+from ..doctor import Check
 from ..env import SECRET_NAMES
 from ..errors import LaunchFailed
 
@@ -165,3 +168,31 @@ def adopt(kernel: KernelContext, info: dict) -> None:
         kernel.state["pid"] = None
     if kernel.state.get("pid"):
         _watch(kernel)
+
+
+async def check(kernel: KernelContext) -> Check:
+    """Whether a kernelspec's program runs on this host (``eg_doctor``): its argv's program is
+    found and, for ``python -m module``, that Python finds the module."""
+    argv = list(kernel.spec.get("argv") or [])
+    what = f"kernelspec {kernel.kernel_name}"
+    if not argv:
+        return Check(what, False, "its argv is empty", "give kernel.json an argv")
+    python_names = ("python", f"python{sys.version_info[0]}")
+    program = sys.executable if argv[0] in python_names else shutil.which(argv[0])
+    if program is None:
+        return Check(what, False, f"{argv[0]!r} is not found on the PATH", f"install it, or give its full path in {kernel.spec.get('resource_dir') or 'kernel.json'}")
+    if "-m" not in argv[:-1]:
+        return Check(what, True, f"runs {program}")
+    module = argv[argv.index("-m") + 1]
+    probe = await asyncio.create_subprocess_exec(
+        program, "-c", f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)",
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        found = await asyncio.wait_for(probe.wait(), 60) == 0
+    except asyncio.TimeoutError:
+        probe.kill()
+        found = False
+    if not found:
+        return Check(what, False, f"{program} cannot import {module}", f"{program} -m pip install {module.split('.')[0].removesuffix('_launcher')}")
+    return Check(what, True, f"{program} runs -m {module}")

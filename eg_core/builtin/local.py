@@ -62,3 +62,9 @@ def eg_describe_exit(kernel):
 @hookimpl
 def eg_load_process_info(kernel, info):
     process.adopt(kernel, info)
+
+
+@hookimpl
+async def eg_doctor(kernels):
+    """Each local kernelspec's program runs here."""
+    return [await process.check(kernel) for kernel in kernels]

@@ -114,3 +114,11 @@ async def eg_describe_exit(kernel):
 @hookimpl
 async def eg_load_process_info(kernel, info):
     await lifecycle.adopt(kernel, info)
+
+
+@hookimpl
+async def eg_doctor(kernels):
+    """Each Docker kernelspec's engine answers and has its image."""
+    from . import _doctor
+
+    return await _doctor.checks(kernels)

@@ -38,7 +38,7 @@ async def run(settings: SlurmSettings, *argv: str, stdin: str | None = None, env
         await proc.wait()
         raise SlurmError(f"{argv[0]} did not answer within {settings.command_timeout:g}s") from None
     if proc.returncode:
-        raise SlurmError(f"{argv[0]} failed: {err.decode(errors='replace').strip()}")
+        raise SlurmError(f"{argv[0]} failed: {(err or out).decode(errors='replace').strip().splitlines()[0]}")
     return out.decode(errors="replace")
 
 
@@ -101,3 +101,14 @@ async def kernel_jobs(settings: SlurmSettings) -> dict[str, str]:
     out = await run(settings, "squeue", "--noheader", "--me", "--format=%i %j")
     jobs = (line.split(None, 1) for line in out.splitlines() if line.strip())
     return {name[len(JOB_PREFIX):]: job_id for job_id, name in jobs if name.startswith(JOB_PREFIX)}
+
+
+async def partitions(settings: SlurmSettings) -> dict[str, str]:
+    """Partition name -> availability (``up``...); the default partition is also under ``""``."""
+    out = await run(settings, "sinfo", "--noheader", "--format=%P %a")
+    found = {}
+    for name, available in (line.split() for line in out.splitlines() if line.strip()):
+        found[name.rstrip("*")] = available
+        if name.endswith("*"):
+            found[""] = available
+    return found

@@ -98,3 +98,11 @@ async def eg_describe_exit(kernel):
     except OSError:
         tail = []
     return text + ("; its output ends with:\n" + "".join(tail) if tail else "")
+
+
+@hookimpl
+async def eg_doctor(kernels):
+    """The controller answers; each Slurm kernelspec's settings and partition are usable."""
+    from . import _doctor
+
+    return await _doctor.checks(kernels)

@@ -93,3 +93,11 @@ async def eg_shutdown():
     """Called once when the gateway stops: close the SSH connections (launchers keep running
     when the gateway does not shut its kernels down)."""
     await _kernels().shutdown()
+
+
+@hookimpl
+async def eg_doctor(kernels):
+    """Each SSH kernelspec's hosts accept our login, with known host keys, and run ipykernel."""
+    from . import _doctor
+
+    return await _doctor.checks(kernels)

@@ -1,0 +1,108 @@
+"""``eg-gateway doctor``: every plugin checks its backend, one line per check, with the fix.
+
+A plugin answers the ``eg_doctor`` hook with :class:`Check` results::
+
+    from eg_core import hookimpl
+    from eg_core.doctor import Check
+
+    @hookimpl
+    async def eg_doctor(kernels):
+        up = await controller_answers()
+        return [Check("controller", up, "answers" if up else "does not answer", fix="start it")]
+
+The command prints ``ok``/``FAIL``, the plugin's name and the check's text (and ``fix: ...``
+for a failure), and exits with status 1 when any check failed. It runs with the gateway's
+config (file, command line, ``EG_*`` variables), so it checks what the gateway would use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec
+
+from ._calling import acall
+from .catalog import resource_manager_of
+from .context import KernelContext
+from .errors import NotFound
+
+PLUGIN_TIMEOUT = 60.0
+
+
+@dataclass
+class Check:
+    """One result of ``eg_doctor``: what was checked, whether it passed, what was found, and
+    (for a failure) what the operator should do."""
+
+    what: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+    def line(self, plugin: str) -> str:
+        """The check as ``eg-gateway doctor`` prints it."""
+        text = f"{'ok  ' if self.ok else 'FAIL'}  {plugin}: {self.what}"
+        if self.detail:
+            text += f": {self.detail}"
+        if not self.ok and self.fix:
+            text += f"; fix: {self.fix}"
+        return text
+
+
+def _kernelspec_contexts(pm: Any, catalog: Any) -> tuple[dict[str, list[KernelContext]], list[Check]]:
+    """A context per kernelspec, grouped by resource manager, and a failed check for each
+    kernelspec whose resource manager is not installed (those of disabled plugins are skipped)."""
+    by_rm: dict[str, list[KernelContext]] = {}
+    missing = []
+    for name, resource_dir in sorted(catalog.ksm.find_kernel_specs().items()):
+        try:
+            entry = catalog.get(name)
+        except NotFound as exc:
+            try:
+                rm = resource_manager_of(KernelSpec.from_resource_dir(resource_dir).to_dict())[0]
+            except (OSError, ValueError):  # an unreadable kernel.json: the gateway skips it too
+                rm = None
+            if rm is None or not pm.is_blocked(rm):
+                detail, _, fix = exc.message.partition(": ")
+                missing.append(Check(f"kernelspec {name}", False, detail, fix or "remove it, or install its resource manager"))
+            continue
+        by_rm.setdefault(entry.resource_manager, []).append(
+            KernelContext(kernel_id="", kernel_name=name, resource_manager=entry.resource_manager,
+                          spec=entry.spec.to_dict(), config=dict(entry.config))
+        )
+    return by_rm, missing
+
+
+async def run_checks(pm: Any, catalog: Any) -> list[tuple[str, Check]]:
+    """Ask every plugin that implements ``eg_doctor``; a plugin that raises or takes longer than
+    ``PLUGIN_TIMEOUT`` seconds gives a failed check."""
+    by_rm, missing = _kernelspec_contexts(pm, catalog)
+    results: list[tuple[str, Check]] = [("kernelspecs", check) for check in missing]
+    plugins = [(name, plugin) for name, plugin in pm.list_name_plugin() if plugin is not None]
+    for name, plugin in plugins:
+        if not hasattr(plugin, "eg_doctor"):
+            continue
+        caller = pm.subset_hook_caller("eg_doctor", remove_plugins=[p for _, p in plugins if p is not plugin])
+        try:
+            answers = await asyncio.wait_for(acall(caller, kernels=by_rm.get(name, [])), PLUGIN_TIMEOUT)
+        except asyncio.TimeoutError:
+            answers = [[Check("checks", False, f"no answer within {PLUGIN_TIMEOUT:g}s", "see why the backend hangs")]]
+        except Exception as exc:  # noqa: BLE001 - a broken check is a finding, not a crash
+            answers = [[Check("checks", False, f"raised {type(exc).__name__}: {exc}", f"report it to the {name} plugin's authors")]]
+        results += [(name, check) for answer in answers for check in answer]
+    return results
+
+
+async def doctor(gateway: Any) -> int:
+    """Print every check of a configured (initialized) gateway; returns the exit status."""
+    results = await run_checks(gateway.pm, gateway.catalog)
+    for plugin, check in results:
+        print(check.line(plugin), flush=True)
+    failed = sum(not check.ok for _, check in results)
+    print(f"{len(results)} checks, {failed} failed")
+    return 1 if failed else 0
+
+
+__all__ = ["Check", "run_checks", "doctor"]

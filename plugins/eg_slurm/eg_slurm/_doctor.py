@@ -1,0 +1,34 @@
+"""``eg-gateway doctor`` for Slurm: the controller answers, each kernelspec's settings are
+valid and its partition is up."""
+
+from __future__ import annotations
+
+from eg_core import BadRequest
+from eg_core.doctor import Check
+
+from . import _jobs
+from ._settings import SlurmSettings, resolve
+
+
+async def checks(kernels) -> list[Check]:
+    settings = SlurmSettings.instance()
+    try:
+        answer, up = (await _jobs.run(settings, "scontrol", "ping")).strip(), True
+    except _jobs.SlurmError as exc:
+        answer, up = str(exc), False
+    found = [Check("controller", up, answer, "start slurmctld and munged on slurm.conf's SlurmctldHost, or set SLURM_CONF to the cluster's slurm.conf")]
+    if not up:
+        return found
+    partitions = await _jobs.partitions(settings)
+    for kernel in kernels:
+        what = f"kernelspec {kernel.kernel_name}"
+        try:
+            partition = resolve(kernel).partition
+        except BadRequest as exc:
+            found.append(Check(what, False, exc.message, "fix the kernelspec's config"))
+            continue
+        state = partitions.get(partition, "unknown")
+        name = partition or "(default)"
+        choices = ", ".join(sorted(p for p in partitions if p))
+        found.append(Check(what, state == "up", f"partition {name} is {state}", f"use a partition that is up ({choices}), or bring it up (scontrol update PartitionName={name} State=UP)"))
+    return found
