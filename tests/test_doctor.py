@@ -44,7 +44,7 @@ def test_failures_name_the_fix_and_fail_the_command(tmp_path):
     assert by_spec["no_program"][0].startswith("FAIL  local:") and "is not found on the PATH; fix: install it" in by_spec["no_program"][0]
     assert by_spec["no_module"][0].startswith("FAIL  local:") and "fix: " in by_spec["no_module"][0]
     assert "pip install no_such_kernel" in by_spec["no_module"][0]
-    assert by_spec["no_rm"][0].startswith("FAIL  kernelspecs:") and "pip install eg-nosuchrm" in by_spec["no_rm"][0]
+    assert by_spec["no_rm"][0].startswith("FAIL  kernelspecs:") and "eg_nosuchrm" in by_spec["no_rm"][0] and "; fix: " in by_spec["no_rm"][0]
     assert by_spec["python3"][0].startswith("ok    local:")
     assert lines[-1] == f"{len(lines) - 1} checks, 3 failed"
 
