@@ -16,7 +16,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_core.application import JupyterApp
 from jupyter_core.paths import jupyter_path
 from tornado import httpserver, web
-from traitlets import Bool, CaselessStrEnum, Enum, Float, Int, List, Set, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Dict, Enum, Float, Int, List, Set, TraitError, Unicode, default, validate
 
 from . import __version__, remote
 from ._calling import acall
@@ -26,7 +26,8 @@ from .logs import JSON, JsonFormatter, one_line
 from .persistence import SessionPersistence
 from .config import ConfigError, apply_env_defaults, document_env, first_line
 from .eg_compat import translate
-from .config_files import check_options, check_paths, config_sources, configurable_classes
+from .config_files import check_options, check_paths, check_tls, config_sources, configurable_classes, tls_minimum
+from .logs import apply_log_levels
 from .banner import banner_lines
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import describe, get_plugin_manager, resource_managers
@@ -134,6 +135,36 @@ class Gateway(JupyterApp):
         env=("EG_PORT_RANGE",)
     )
     buffer_offline_messages = Bool(True, config=True, help="Buffer a disconnected session's messages for its reconnection.")
+    kernel_info_timeout = Float(
+        60.0, config=True,
+        help="Seconds a kernel may take to answer kernel_info once started (within the launch timeout), "
+        "and an adopted kernel before it is reported unresponsive.",
+    ).tag(env=("EG_KERNEL_INFO_TIMEOUT",))
+    allowed_message_types = List(
+        Unicode(), config=True,
+        help="Message types clients may send to kernels (e.g. execute_request, kernel_info_request); "
+        "others are dropped with a warning. Empty: all.",
+    ).tag(env=("EG_ALLOWED_MESSAGE_TYPES",))
+    kernel_headers = List(
+        Unicode(), config=True,
+        help="Request headers passed to a new kernel's environment as KERNEL_HEADER_<NAME> "
+        "(e.g. X-Forwarded-User becomes KERNEL_HEADER_X_FORWARDED_USER).",
+    ).tag(env=("EG_KERNEL_HEADERS",))
+    authorized_origin = Unicode(
+        "", config=True,
+        help="Host name every client certificate must match (needs certfile and client_ca); others get 403.",
+    ).tag(env=("EG_AUTHORIZED_ORIGIN",))
+    ssl_version = Unicode(
+        "", config=True,
+        help="Lowest TLS version accepted: TLSv1_2 (the default) or TLSv1_3; Enterprise Gateway's "
+        "ssl.PROTOCOL_* numbers are accepted too (5: TLSv1_2).",
+    ).tag(env=("EG_SSL_VERSION",))
+    log_levels = Dict(
+        Unicode(), config=True,
+        help="Log level per resource manager (or any eg.<name> logger), e.g. {'docker': 'DEBUG', 'ssh': 'WARNING'}; "
+        "also Enterprise Gateway's EG_SSH_LOG_LEVEL, EG_DOCKER_LOG_LEVEL, EG_KUBERNETES_LOG_LEVEL, "
+        "EG_YARN_LOG_LEVEL (EG_<NAME>_LOG_LEVEL for any plugin).",
+    )
     ws_ping_interval = Float(30.0, config=True, help="Seconds between websocket pings (0: none).").tag(
         env=("EG_WS_PING_INTERVAL_SECS",)
     )
@@ -163,7 +194,7 @@ class Gateway(JupyterApp):
     log_level = Enum(
         (0, 10, 20, 30, 40, 50, "DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"), "INFO", config=True,
         help="Log level, by value or name.",
-    ).tag(env=("EG_LOG_LEVEL",))
+    )
     log_format = Unicode(
         "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s", config=True,
         help="Format of log lines (Python logging's), or 'json': one JSON object per line for log collectors.",
@@ -235,6 +266,8 @@ class Gateway(JupyterApp):
             return
         PortRange.parse(self.port_range)
         check_paths(self)
+        check_tls(self)
+        apply_log_levels(self)
         self.load_users()
         self.settings_objects = [self._settings_instance(cls) for cls in self._plugin_configurables()]
         ksm = KernelSpecManager(parent=self)
@@ -342,6 +375,7 @@ class Gateway(JupyterApp):
         if not self.certfile:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = tls_minimum(self.ssl_version)
         context.load_cert_chain(self.certfile, self.keyfile or None)
         if self.client_ca:
             context.load_verify_locations(self.client_ca)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import ssl
 import traceback
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -120,3 +121,24 @@ def check_paths(gateway: Any) -> None:
         path = getattr(gateway, option)
         if path and not os.path.isfile(path):
             raise ConfigError(f"Gateway.{option}: {path!r} does not exist: fix the path")
+
+
+_TLS_VERSIONS = {"": "TLSv1_2", "TLSv1_2": "TLSv1_2", "TLSv1_3": "TLSv1_3", "5": "TLSv1_2", "2": "TLSv1_2", "16": "TLSv1_2", "17": "TLSv1_2"}
+
+
+def tls_minimum(ssl_version: str) -> ssl.TLSVersion:
+    """``Gateway.ssl_version`` as the lowest TLS version accepted (Enterprise Gateway's
+    ``ssl.PROTOCOL_*`` numbers: 5 is TLSv1_2; 2, 16 and 17 negotiate, so TLSv1_2 at least)."""
+    name = _TLS_VERSIONS.get(str(ssl_version).strip())
+    if name is None:
+        raise ConfigError(f"Gateway.ssl_version {ssl_version!r} is not supported: use TLSv1_2 or TLSv1_3 (EG_SSL_VERSION)")
+    return getattr(ssl.TLSVersion, name)
+
+
+def check_tls(gateway: Any) -> None:
+    """TLS options that only work together."""
+    tls_minimum(gateway.ssl_version)
+    if gateway.authorized_origin and not (gateway.certfile and gateway.client_ca):
+        raise ConfigError(
+            "Gateway.authorized_origin needs client certificates: set Gateway.certfile, keyfile and client_ca too"
+        )

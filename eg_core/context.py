@@ -63,7 +63,8 @@ class KernelContext:
     @property
     def log(self) -> logging.LoggerAdapter:
         """A logger whose lines start with the kernel id."""
-        return KernelLog(logging.getLogger("eg"), {"kernel_id": self.kernel_id})
+        name = f"eg.{self.resource_manager}" if self.resource_manager else "eg"
+        return KernelLog(logging.getLogger(name), {"kernel_id": self.kernel_id})
 
     def to_json(self) -> dict[str, Any]:
         """The persistable part of the context (no handles)."""

@@ -8,6 +8,7 @@ import hmac
 import json
 import mimetypes
 import os
+import re
 import sys
 from typing import Any
 from urllib.parse import urlparse
@@ -34,6 +35,8 @@ class AuthMixin:
         (when auth is on). Sets ``self.principal``: the user a per-user token belongs to, or
         None for the gateway's own token (a service that may act for any user)."""
         gateway = self.gateway
+        if gateway.authorized_origin:
+            self.check_client_certificate(gateway.authorized_origin)
         if not gateway.auth_enabled:
             return
         supplied = self.get_query_argument("token", None)
@@ -52,11 +55,31 @@ class AuthMixin:
             reason="Unauthorized",
         )
 
+    def check_client_certificate(self, host: str) -> None:
+        """403 unless the client's certificate names ``host`` (``authorized_origin``) in its
+        subjectAltName DNS entries or, without those, its commonName."""
+        cert = self.request.get_ssl_certificate() or {}
+        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        if not names:
+            names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        if not any(_host_matches(name, host) for name in names):
+            raise EGError(
+                f"the client certificate ({', '.join(names) or 'none'}) does not match authorized_origin", status=403, reason="Forbidden"
+            )
+
     def origin_allowed(self, origin: str) -> bool:
         allowed = self.gateway.allow_origin
         if allowed == "*" or origin == allowed:
             return True
         return urlparse(origin).netloc.lower() == self.request.host.lower()
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    """A certificate name against a host name; ``*.example.org`` covers one label."""
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        return "." in host and host.split(".", 1)[1] == pattern[2:]
+    return pattern == host
 
 
 def _token_from_header(header: str) -> str | None:
@@ -228,9 +251,23 @@ class KernelsHandler(APIHandler):
         path = body.get("path")
         if path is not None and not isinstance(path, str):
             raise BadRequest("'path' must be a string")
-        kernel = await self.gateway.kernels.start(name, body.get("env"), path, principal=self.principal)
+        env = body.get("env")
+        headers = self._kernel_header_env()
+        if headers and (env is None or isinstance(env, dict)):
+            env = {**(env or {}), **headers}
+        kernel = await self.gateway.kernels.start(name, env, path, principal=self.principal)
         self.set_header("Location", f"{self.gateway.base_url}api/kernels/{kernel.kernel_id}")
         self.write_json(kernel.model(), status=201)
+
+
+    def _kernel_header_env(self) -> dict[str, str]:
+        """``kernel_headers`` present on this request, as ``KERNEL_HEADER_<NAME>`` variables."""
+        env = {}
+        for name in self.gateway.kernel_headers:
+            value = self.request.headers.get(name)
+            if value is not None:
+                env["KERNEL_HEADER_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()] = value
+        return env
 
 
 class KernelHandler(APIHandler):

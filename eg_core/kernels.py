@@ -108,6 +108,9 @@ class ManagedKernel:
             self.bridge.connect(info)
         ready = asyncio.ensure_future(self.bridge.wait_ready())
         ended = asyncio.ensure_future(self.km.provisioner.wait())
+        info_timeout = self.registry.settings.kernel_info_timeout
+        if info_timeout < deadline.left():
+            deadline = Deadline(info_timeout)
         try:
             await run_phase(
                 "kernel_info", deadline, asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED), timings, self.kernel

@@ -43,6 +43,34 @@ def one_line(text: str) -> str:
     return " | ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
+EG_LOG_LEVEL_NAMES = {"SSH": "ssh", "DOCKER": "docker", "KUBERNETES": "k8s", "YARN": "yarn"}
+_LEVEL_ENV = re.compile(r"EG_([A-Z0-9_]+)_LOG_LEVEL\Z")
+
+
+def apply_log_levels(gateway) -> None:
+    """Set ``Gateway.log_levels`` (and ``EG_<NAME>_LOG_LEVEL``) on the ``eg.<name>`` loggers; the
+    handlers pass the lowest level, each logger filters its own."""
+    import os
+
+    levels = {}
+    for var, value in os.environ.items():
+        match = _LEVEL_ENV.match(var)
+        if match and value.strip():
+            levels[EG_LOG_LEVEL_NAMES.get(match.group(1), match.group(1).lower())] = value.strip()
+    levels.update(gateway.log_levels)
+    lowest = logging.getLogger("eg").getEffectiveLevel()
+    for name, value in levels.items():
+        level = logging.getLevelName(str(value).upper()) if not str(value).isdigit() else int(value)
+        if not isinstance(level, int):
+            from .config import ConfigError
+
+            raise ConfigError(f"log level {value!r} for {name!r} is not a level: use DEBUG, INFO, WARNING or ERROR")
+        logging.getLogger(f"eg.{name}").setLevel(level)
+        lowest = min(lowest, level)
+    for handler in logging.getLogger("eg").handlers:
+        handler.setLevel(min(handler.level or lowest, lowest))
+
+
 class KernelLog(logging.LoggerAdapter):
     """Lines about one kernel: ``[kernel <id>]`` first, and ``kernel_id`` on the record."""
 

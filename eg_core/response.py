@@ -30,13 +30,15 @@ import base64
 import binascii
 import collections
 import errno
+import fnmatch
 import json
+import re
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Float, Integer, Unicode, default, validate
+from traitlets import Float, Integer, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from .config import ConfigError
@@ -128,6 +130,17 @@ class ResponseListener(LoggingConfigurable):
     def _default_port_retries(self) -> int:
         return _env_int("EG_RESPONSE_PORT_RETRIES", 10)
 
+    prohibited_local_ips = List(
+        Unicode(), config=True,
+        help="Patterns (fnmatch, e.g. '10.0.*') of addresses the response address may not use "
+        "(Enterprise Gateway's EG_PROHIBITED_LOCAL_IPS); response_address 'auto:<port>' picks the "
+        "first address of this host that matches none.",
+    )
+
+    @default("prohibited_local_ips")
+    def _default_prohibited(self) -> list[str]:
+        return [p.strip() for p in os.environ.get("EG_PROHIBITED_LOCAL_IPS", "").split(",") if p.strip()]
+
     bind_ip = Unicode(
         config=True,
         help="The ip the listener binds. Env: EG_RESPONSE_BIND_IP (or EG_RESPONSE_ADDR_ANY=true "
@@ -182,6 +195,8 @@ class ResponseListener(LoggingConfigurable):
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         self._public_key_b64 = base64.b64encode(der).decode("ascii")
+        self._resolve_auto_address()
+        self._check_prohibited()
         self._server = await self._bind(int(self.response_address.rsplit(":", 1)[1]))
         self._port = self._server.sockets[0].getsockname()[1]
         self.log.info("Response listener on %s:%s, advertised as %s", self.bind_ip, self._port, self.address)
@@ -190,6 +205,39 @@ class ResponseListener(LoggingConfigurable):
                 "response_address %s is a wildcard that launchers cannot call back; set it to an "
                 "address of this host that kernel hosts can reach (bind_ip may stay 0.0.0.0)",
                 self.response_address,
+            )
+
+    def _resolve_auto_address(self) -> None:
+        """``auto:<port>``: the first address of this host not in ``prohibited_local_ips``
+        (Enterprise Gateway's default response IP), read from the host's own name records."""
+        host, _, port = self.response_address.rpartition(":")
+        if host != "auto":
+            return
+        import socket
+
+        candidates = [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)] + ["127.0.0.1"]
+        allowed = [ip for ip in dict.fromkeys(candidates) if not self._prohibited(ip)]
+        if not allowed:
+            raise ConfigError(f"response_address auto: every address of this host ({', '.join(candidates)}) matches EG_PROHIBITED_LOCAL_IPS")
+        self.response_address = f"{allowed[0]}:{port}"
+
+    def _prohibited(self, ip: str) -> bool:
+        for pattern in self.prohibited_local_ips:
+            if fnmatch.fnmatchcase(ip, pattern):
+                return True
+            try:
+                if re.match(pattern, ip):  # Enterprise Gateway's patterns are regular expressions
+                    return True
+            except re.error:
+                pass
+        return False
+
+    def _check_prohibited(self) -> None:
+        host = self.response_address.rpartition(":")[0].strip("[]")
+        if self._prohibited(host):
+            raise ConfigError(
+                f"response address {self.response_address} matches prohibited_local_ips (EG_PROHIBITED_LOCAL_IPS): "
+                "set ResponseListener.response_address (EG_RESPONSE_IP) to another address of this host"
             )
 
     def _port_chosen_by_operator(self) -> bool:

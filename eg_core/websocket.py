@@ -57,6 +57,10 @@ class ChannelsHandler(AuthMixin, WebSocketHandler):
         if channel not in CLIENT_CHANNELS:
             log.warning("[kernel %s] dropped a message for channel %r", self.managed.kernel_id, channel[:20])
             return
+        allowed = self.gateway.allowed_message_types
+        if allowed and (msg_type := _msg_type(parts)) not in allowed:
+            log.warning("[kernel %s] dropped a %r message: not in allowed_message_types", self.managed.kernel_id, msg_type[:60])
+            return
         try:
             self.session.send(channel, parts)
         except KeyError:
@@ -101,6 +105,13 @@ class ChannelsHandler(AuthMixin, WebSocketHandler):
     def _event(self, event: str) -> None:
         details = {"session_id": self.session_id, "protocol": V1 if self.v1 else "legacy", "connections": self.managed.bridge.connections}
         asyncio.ensure_future(self.gateway.kernels.emit(self.managed.kernel, event, details))
+
+
+def _msg_type(parts: list) -> str:
+    try:
+        return str(json.loads(bytes(parts[0])).get("msg_type", ""))
+    except (ValueError, AttributeError, IndexError):
+        return ""
 
 
 def websocket_route() -> tuple:

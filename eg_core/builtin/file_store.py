@@ -26,7 +26,7 @@ class FileSessionStore(EnvDefaults, SingletonConfigurable):
     """Where kernel sessions are kept when availability_mode is set."""
 
     persistence_root = Unicode(config=True, help="Directory of the kernel session files (shared by replicated gateways).").tag(
-        env=("EG_PERSISTENCE_ROOT",)
+        env=("EG_PERSISTENCE_ROOT", "EG_KERNEL_SESSION_LOCATION")
     )
 
     @default("persistence_root")

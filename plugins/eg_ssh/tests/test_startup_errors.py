@@ -44,3 +44,9 @@ def test_busy_default_response_port_falls_back_to_a_free_one(tmp_path):
     finally:
         gw.stop()
         holder.close()
+
+
+def test_prohibited_local_ips_refuse_the_response_address(tmp_path):
+    result = gateway_exit(tmp_path, "--no-auth", env={"EG_RESPONSE_ADDRESS": "127.0.0.1:0", "EG_PROHIBITED_LOCAL_IPS": "127.0.0.*"})
+    assert result.returncode != 0
+    assert "matches prohibited_local_ips (EG_PROHIBITED_LOCAL_IPS)" in result.stderr.strip().splitlines()[-1]
