@@ -116,6 +116,18 @@ def eg_send_signal(kernel: KernelContext, signum: int) -> None:
 
 
 @hookspec(firstresult=True)
+def eg_shutdown_requested(kernel: KernelContext, restart: bool) -> None:
+    """React to an orderly shutdown: the kernel was just sent its ``shutdown_request``.
+
+    Called by jupyter_client's shutdown sequence before it waits for the kernel to exit (then
+    ``eg_terminate``/``eg_kill`` if it does not). Optional; e.g. end a YARN application through
+    its resource manager, so it is recorded as killed rather than failed.
+
+    Participants: the resource manager only. May be async. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
 def eg_terminate(kernel: KernelContext, restart: bool) -> None:
     """Ask the kernel to stop (SIGTERM-like).
 
@@ -385,6 +397,7 @@ RESOURCE_MANAGER_HOOKS = (
     "eg_poll",
     "eg_wait",
     "eg_send_signal",
+    "eg_shutdown_requested",
     "eg_terminate",
     "eg_kill",
     "eg_cleanup",

@@ -141,6 +141,10 @@ class HookProvisioner(KernelProvisionerBase):
     async def send_signal(self, signum: int) -> None:
         await acall_first(self.hooks.eg_send_signal, kernel=self.kernel, signum=signum)
 
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        if implemented(self.hooks.eg_shutdown_requested):
+            await acall_first(self.hooks.eg_shutdown_requested, kernel=self.kernel, restart=restart)
+
     async def terminate(self, restart: bool = False) -> None:
         if implemented(self.hooks.eg_terminate):
             await acall_first(self.hooks.eg_terminate, kernel=self.kernel, restart=restart)

@@ -1,0 +1,95 @@
+"""Benchmark: kernel start as a YARN application (eg-yarn, on the emulated ResourceManager with
+its state delays set to zero) against a local kernel, both through the same eg gateway in the
+same run.
+
+    python bench/bench_yarn.py [--rounds 7]
+
+Each round starts one local (python3), one REST-submitted (python_yarn_rest) and one
+spark-submit (spark_python_yarn_cluster, through the tests' spark-submit stand-in) kernel,
+alternating, and times POST /api/kernels until a kernel_info_reply is in hand over the websocket;
+the kernels are shut down between rounds. A warm-up round is not counted. The difference to the
+local start is eg-yarn's own overhead (RM requests, the queue check, the wait for the
+application and the callback) plus the emulator's AM container launch (a ``bash -c``).
+
+Target: YARN start <= local start + 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "plugins" / "eg_yarn" / "tests"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(TESTS))
+from eg_core.testing import GatewayProcess  # noqa: E402
+from _common import interleaved_starts, launch_phases  # noqa: E402
+from yarn_emulator import Emulator, LoopThread, YarnCluster, write_hadoop_conf  # noqa: E402
+
+import eg_yarn  # noqa: E402
+
+TARGET_MS = 300.0
+NAMES = ["python3", "python_yarn_rest", "spark_python_yarn_cluster"]
+
+
+def kernelspecs(tmp: Path) -> Path:
+    root = tmp / "kernels"
+    for name in NAMES[1:]:
+        shutil.copytree(Path(eg_yarn.kernelspecs_dir()) / name, root / name)
+        spec = json.loads((root / name / "kernel.json").read_text())
+        if "SPARK_HOME" in spec.get("env", {}):
+            spec["env"]["SPARK_HOME"] = str(TESTS / "spark_home")
+        (root / name / "kernel.json").write_text(json.dumps(spec))
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="eg-bench-yarn-"))
+    thread = LoopThread()
+    cluster = YarnCluster(tmp / "yarn")
+    cluster.state_delay = 0.0
+    rm = Emulator(cluster, thread)
+    conf = write_hadoop_conf(tmp / "conf", [rm.address])
+    gw = GatewayProcess(
+        tmp, f"--YarnSettings.yarn_endpoint={rm.url}", kernel_spec_dirs=[str(kernelspecs(tmp))],
+        env={"HADOOP_CONF_DIR": str(conf), "SPARK_STAGING_DIR": str(tmp / "staging")},
+    )
+    try:
+        times = asyncio.run(interleaved_starts(gw, NAMES, args.rounds))
+        log = gw.output()
+    finally:
+        gw.stop()
+        rm.stop()
+
+        async def stop():
+            cluster.shutdown()
+
+        thread.run(stop())
+        thread.close()
+    medians = {n: statistics.median(times[n]) * 1000 for n in NAMES}
+    local = medians["python3"]
+    print(f"kernel start -> kernel_info_reply, median of {args.rounds} rounds (ms)")
+    print(f"{'':28}{'median':>10}{'min':>10}{'max':>10}{'-local':>10}")
+    for name in NAMES:
+        print(f"{name:28}{medians[name]:10.1f}{min(times[name]) * 1000:10.1f}{max(times[name]) * 1000:10.1f}"
+              f"{medians[name] - local:10.1f}")
+    for name in NAMES[1:]:
+        phases = launch_phases(log, name)
+        print(f"{name} launch phases (median, ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in phases.items()))
+    for name in NAMES[1:]:
+        over = medians[name] - local
+        print(f"target {name} <= local + {TARGET_MS:.0f} ms: {'OK' if over <= TARGET_MS else 'MISSED'} ({over:+.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""One YARN kernel's life, one function per resource-manager hook (called from :mod:`eg_yarn.plugin`).
+
+``kernel.state`` (persisted, so a restarted gateway adopts the kernel by application id) holds
+``app_id``, ``submission``, ``launch`` (the checked settings), ``am_host``, the last ``app_state``
+and ``diagnostics``, plus what :mod:`eg_core.remote` records (``comm_ip``, ``comm_port``,
+``launch_key``). ``kernel.handles`` holds the RM client and, in spark-submit mode, the submit
+process. Waiting backs off: fast while the application starts (from 0.1 s up to
+``startup_poll_max``), ``watch_interval`` while it runs, and at once after a kill or shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import signal
+import time
+
+from eg_core import BadRequest, KernelContext, LaunchFailed, remote
+from eg_core.launcher_comm import LauncherRequestRejected
+
+from . import _submit
+from ._capacity import check_room
+from ._rm import FINAL_STATES, RMClient, RMError, RMUnavailable
+from ._settings import Launch, resolve, settings
+
+# Request values a shell may meet (run.sh eval's SPARK_OPTS; YARN writes the AM environment into
+# a launch script): refused beyond what the core refuses ('$', backticks, line breaks).
+_SHELL_UNSAFE = re.compile(r"[;&|<>()\"'\\]")
+_CORE_VARIABLES = {"KERNEL_ID", "KERNEL_GATEWAY", "KERNEL_USERNAME", "KERNEL_LANGUAGE"}
+
+
+def _client(kernel: KernelContext) -> RMClient:
+    rm = kernel.handles.get("rm")
+    if rm is None:
+        rm = RMClient(Launch(**kernel.state["launch"]))
+        kernel.handles["rm"] = rm
+    return rm
+
+
+def _wake(kernel: KernelContext) -> asyncio.Event:
+    event = kernel.handles.get("wake")
+    if event is None:
+        event = kernel.handles["wake"] = asyncio.Event()
+    return event
+
+
+async def _sleep(kernel: KernelContext, seconds: float) -> None:
+    """Sleep, cut short when a kill or shutdown wakes the kernel's watchers."""
+    try:
+        await asyncio.wait_for(_wake(kernel).wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+def _check_env(kernel: KernelContext) -> None:
+    for name, value in kernel.env.items():
+        if name.startswith("KERNEL_") and name not in _CORE_VARIABLES and _SHELL_UNSAFE.search(value):
+            raise BadRequest(f"env value of {name} contains shell metacharacters (;&|<>()\"'\\), which YARN kernels do not accept")
+
+
+async def launch(kernel: KernelContext, cmd: list[str]) -> None:
+    """Check the settings and the queue, then submit; see ``eg_launch_process``."""
+    for stale in ("app_id", "am_host", "app_state", "diagnostics", "comm_ip", "comm_port", "submit_pid", "phase"):
+        kernel.state.pop(stale, None)
+    kernel.handles.pop("rm", None)
+    _check_env(kernel)
+    launch = resolve(kernel)
+    kernel.state.update(launch=dataclasses.asdict(launch), submission=launch.submission, started_ms=int(time.time() * 1000) - 1000)
+    rm = _client(kernel)
+    s = settings()
+    start = time.monotonic()
+    if s.check_queue:
+        await check_room(rm, launch.queue, launch.node_label, s.partition_threshold)
+    launch_key = await remote.expect_callback(kernel, legacy=launch.legacy_launcher)
+    kernel.state["phase"] = "submit"
+    if launch.submission == "rest":
+        app_id = await _submit.submit_rest(kernel, launch, rm, cmd, launch_key)
+        kernel.log.info("yarn: submitted %s to %s as %s in %.3fs", app_id, rm.endpoint, launch.user, time.monotonic() - start)
+    else:
+        await _submit.run_spark_submit(kernel, launch, cmd, launch_key)
+        kernel.log.info("yarn: started %s (pid %s) against %s", cmd[0], kernel.state["submit_pid"], rm.endpoint)
+
+
+async def _find_app(kernel: KernelContext, rm: RMClient) -> dict | None:
+    apps = await rm.apps(started_time_begin=str(kernel.state["started_ms"]))
+    mine = [a for a in apps if _submit.owns(a, kernel.kernel_id)]
+    return max(mine, key=lambda a: a["id"]) if mine else None
+
+
+def _record(kernel: KernelContext, app: dict) -> str:
+    state = app.get("state", "")
+    kernel.state["app_state"] = state
+    kernel.state["diagnostics"] = app.get("diagnostics", "")
+    if app.get("amHostHttpAddress") and not kernel.state.get("am_host"):
+        kernel.state["am_host"] = app["amHostHttpAddress"].rsplit(":", 1)[0]
+    return state
+
+
+def _failure(kernel: KernelContext, app: dict, phase: str) -> str:
+    return (
+        f"YARN application {app['id']} ended {app.get('state')} (final status {app.get('finalStatus')}) "
+        f"while {phase}; the ResourceManager says: {app.get('diagnostics') or '(no diagnostics)'}"
+    )
+
+
+async def _startup_failed(kernel: KernelContext) -> str:
+    """Watch the submission until it fails (returns why) or the callback arrives (cancelled).
+
+    Fails on: the submit command exiting non-zero, the application reaching a final state."""
+    rm = _client(kernel)
+    s = settings()
+    delay = 0.1
+    submit_done = kernel.handles.get("submit_process") is None
+    while True:
+        if not submit_done and kernel.handles["submit_process"].returncode is not None:
+            submit_done = True
+            why = await _submit.submit_exit(kernel)
+            if why and not kernel.state.get("app_id"):
+                kernel.handles["exit_reported"] = True
+                return why
+        try:
+            if not kernel.state.get("app_id"):
+                app = await _find_app(kernel, rm)
+                if app is not None:
+                    kernel.state["app_id"] = app["id"]
+                    kernel.log.info("yarn: application %s is this kernel's", app["id"])
+            else:
+                app = await rm.app(kernel.state["app_id"])
+        except RMUnavailable as exc:
+            kernel.log.warning("yarn: %s", exc)
+            app = None
+        if app is not None:
+            previous = kernel.state.get("app_state")
+            state = _record(kernel, app)
+            if state in FINAL_STATES:
+                phase = "running the kernel launcher" if previous == "RUNNING" or kernel.state.get("am_host") else f"waiting for an AM container ({previous or 'SUBMITTED'})"
+                return _failure(kernel, app, phase)
+            if state != previous:
+                kernel.log.info("yarn: application %s is %s", app["id"], state)
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, s.startup_poll_max)
+
+
+async def confirm(kernel: KernelContext) -> None:
+    """Wait for the launcher's callback from the AM's host, failing as soon as the submission or
+    the application fails; see ``eg_confirm_startup``."""
+    kernel.state["phase"] = "startup"
+    watcher = asyncio.ensure_future(_startup_failed(kernel))
+    try:
+        await remote.wait_for_callback(kernel, exited=watcher)
+    finally:
+        watcher.cancel()
+    if not kernel.state.get("am_host"):  # the callback can come before our next look at the RM
+        app = await _client(kernel).app(kernel.state["app_id"]) if kernel.state.get("app_id") else None
+        if app:
+            _record(kernel, app)
+    host = kernel.state.get("am_host")
+    if host:
+        kernel.connection_info["ip"] = host
+        kernel.state["comm_ip"] = host
+    kernel.state["phase"] = "running"
+    remote.forget(kernel)
+    _submit.remove_key_file(kernel)
+
+
+def _status(kernel: KernelContext, app: dict) -> int:
+    return 0 if app.get("finalStatus") == "SUCCEEDED" else 1
+
+
+async def poll(kernel: KernelContext) -> int | None:
+    """``None`` while the application is not in a final state; see ``eg_poll``."""
+    app_id = kernel.state.get("app_id")
+    if not app_id:
+        return 0
+    try:
+        app = await _client(kernel).app(app_id)
+    except (RMUnavailable, RMError) as exc:  # says nothing about the kernel
+        kernel.log.warning("yarn: cannot poll %s: %s", app_id, exc)
+        return None
+    return _status(kernel, app) if _record(kernel, app) in FINAL_STATES else None
+
+
+async def wait(kernel: KernelContext) -> int:
+    """Wait for the application's end, asking the RM every ``watch_interval`` (at once after a
+    kill or shutdown request)."""
+    while True:
+        status = await poll(kernel)
+        if status is not None:
+            return status
+        await _sleep(kernel, settings().watch_interval)
+
+
+async def send_signal(kernel: KernelContext, signum: int) -> None:
+    """Interrupts and other signals through the launcher's comm port; SIGKILL kills the app."""
+    if signum == 0:
+        return
+    if signum == signal.SIGKILL:
+        await kill(kernel)
+        return
+    if remote.has_comm_port(kernel):
+        try:
+            await remote.signal(kernel, signum)
+            return
+        except ConnectionRefusedError:
+            return  # the launcher is gone
+        except (OSError, asyncio.TimeoutError, LauncherRequestRejected, ValueError) as exc:
+            kernel.log.warning("yarn: signal %s through the comm port failed: %s", signum, exc)
+    if signum == signal.SIGTERM:
+        await kill(kernel)
+
+
+async def shutdown_requested(kernel: KernelContext) -> None:
+    """A REST-submitted launcher cannot unregister from the RM, so its application would end
+    FAILED when the kernel exits: kill it through the RM instead (recorded KILLED). Spark's AM
+    unregisters by itself (FINISHED)."""
+    if kernel.state.get("submission") == "rest":
+        await kill(kernel)
+
+
+async def terminate(kernel: KernelContext) -> None:
+    """Ask the launcher to stop the kernel (the application then ends on its own)."""
+    _wake(kernel).set()
+    if remote.has_comm_port(kernel):
+        await remote.shutdown_launcher(kernel)
+    else:
+        await kill(kernel)
+
+
+async def kill(kernel: KernelContext) -> None:
+    """Kill the application through the RM and wait (``shutdown_wait_time``) for its final state."""
+    _wake(kernel).set()
+    app_id = kernel.state.get("app_id")
+    if not app_id and kernel.handles.get("submit_process") is not None:
+        try:  # spark-submit may have submitted it already
+            app = await _find_app(kernel, _client(kernel))
+        except (RMUnavailable, RMError):
+            app = None
+        if app:
+            app_id = kernel.state["app_id"] = app["id"]
+    if not app_id:
+        return
+    rm = _client(kernel)
+    try:
+        await rm.kill(app_id)
+        deadline = time.monotonic() + settings().shutdown_wait_time
+        delay = 0.05
+        while time.monotonic() < deadline:
+            if _record(kernel, await rm.app(app_id)) in FINAL_STATES:
+                kernel.log.info("yarn: application %s is %s", app_id, kernel.state["app_state"])
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        kernel.log.warning("yarn: application %s is still %s %gs after the kill", app_id, kernel.state.get("app_state"), settings().shutdown_wait_time)
+    except (RMUnavailable, RMError) as exc:
+        kernel.log.warning("yarn: cannot kill application %s: %s", app_id, exc)
+
+
+async def cleanup(kernel: KernelContext, restart: bool) -> None:
+    """Make sure the application has ended (kill it through the RM if not), reap the submit
+    command and forget the callback; see ``eg_cleanup``."""
+    remote.forget(kernel)
+    if kernel.state.get("app_id") and kernel.state.get("app_state") not in FINAL_STATES:
+        await kill(kernel)
+    elif not kernel.state.get("app_id") and kernel.handles.get("submit_process") is not None:
+        await kill(kernel)
+    await _submit.reap_submit(kernel)
+    kernel.handles.pop("wake", None)
+
+
+async def describe_exit(kernel: KernelContext) -> str | None:
+    """Why the kernel ended or has not started: the application's state and the RM's diagnostics."""
+    app_id = kernel.state.get("app_id")
+    if not app_id:
+        output = "" if kernel.handles.get("exit_reported") else _submit.submit_output(kernel)
+        if kernel.state.get("submission") == "spark-submit":
+            return "no YARN application was found for this kernel" + (f"; the submit command's output ends with:\n{output}" if output else "")
+        return None
+    try:
+        _record(kernel, await _client(kernel).app(app_id))
+    except (RMUnavailable, RMError) as exc:
+        return f"YARN application {app_id}: last known state {kernel.state.get('app_state')} ({exc})"
+    state = kernel.state.get("app_state")
+    text = f"YARN application {app_id} is {state}"
+    if state == "ACCEPTED" and not kernel.state.get("am_host"):
+        text += " (no AM container yet: the queue has no room, or the cluster is busy)"
+    if kernel.state.get("diagnostics"):
+        text += f"; the ResourceManager says: {kernel.state['diagnostics']}"
+    if kernel.state.get("phase") == "startup" and kernel.handles.get("callback") is not None:
+        text += f"\n{remote.diagnose(kernel)}"
+    return text
+
+
+def adopt(kernel: KernelContext, info: dict) -> None:
+    """Re-attach to a kernel launched by an earlier gateway process: its application id (and
+    comm port) are all it takes; see ``eg_load_process_info``."""
+    kernel.state = dict(info)
+    kernel.handles.clear()

@@ -1,0 +1,148 @@
+"""The ResourceManager, through yarn-api-client, off the event loop.
+
+yarn-api-client is synchronous (requests). Every call runs in this module's own thread pool, so a
+slow or unreachable RM never blocks the gateway's loop nor starves asyncio's default executor.
+:class:`RMClient` keeps one ``ResourceManager`` per kernel launch settings; when the RM it found
+active stops answering, it looks for the active one again among the configured endpoints (RM HA
+failover) and retries once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import requests
+
+from eg_core import EGError
+
+from ._settings import Launch
+
+log = logging.getLogger("eg.yarn")
+_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="eg-yarn-rm")
+FINAL_STATES = frozenset({"FINISHED", "FAILED", "KILLED"})
+
+for noisy in ("yarn_api_client", "urllib3.connectionpool"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class RMUnavailable(EGError):
+    """No ResourceManager answered (503): the message names the endpoints and the error."""
+
+    status = 503
+    reason = "YARN ResourceManager Unavailable"
+
+
+class RMError(EGError):
+    """The ResourceManager answered with an error (its message included)."""
+
+    status = 502
+    reason = "YARN ResourceManager Error"
+
+
+def _auth(launch: Launch):
+    if launch.kerberos:
+        try:
+            from requests_kerberos import DISABLED, OPTIONAL, REQUIRED, HTTPKerberosAuth
+        except ImportError:
+            raise EGError(
+                "yarn_endpoint_security_enabled needs Kerberos support: pip install 'eg-yarn[kerberos]'",
+                reason="Kerberos Support Not Installed",
+            ) from None
+        mutual = {"REQUIRED": REQUIRED, "OPTIONAL": OPTIONAL, "DISABLED": DISABLED}[launch.mutual_authentication]
+        return HTTPKerberosAuth(mutual_authentication=mutual)
+    from yarn_api_client.auth import SimpleAuth
+
+    return SimpleAuth(launch.user)
+
+
+def _where(launch: Launch) -> str:
+    return ", ".join(launch.endpoints) if launch.endpoints else "the RM(s) of $HADOOP_CONF_DIR/yarn-site.xml"
+
+
+class RMClient:
+    """One kernel's ResourceManager access (its user and auth); methods are async."""
+
+    def __init__(self, launch: Launch):
+        self.launch = launch
+        self._rm = None
+        self.endpoint: str | None = None
+
+    def _connect(self):
+        from yarn_api_client.resource_manager import ResourceManager
+
+        try:
+            rm = ResourceManager(
+                service_endpoints=list(self.launch.endpoints) or None, timeout=self.launch.timeout,
+                auth=_auth(self.launch), verify=self.launch.verify,
+            )
+        except EGError:
+            raise
+        except Exception as exc:  # yarn-api-client raises a bare Exception("No active RMs found")
+            raise RMUnavailable(f"no active YARN ResourceManager at {_where(self.launch)}: {self._probe() or exc}") from None
+        if rm.service_uri is None:
+            raise RMUnavailable(f"no YARN ResourceManager is configured ({_where(self.launch)})")
+        self._rm = rm
+        self.endpoint = rm.get_active_endpoint()
+        return rm
+
+    def _probe(self) -> str:
+        """Why each configured endpoint is not usable (yarn-api-client only logs it)."""
+        reasons = []
+        for endpoint in self.launch.endpoints:
+            try:
+                response = requests.get(endpoint.rstrip("/") + "/cluster", timeout=self.launch.timeout,
+                                        auth=_auth(self.launch), verify=self.launch.verify, allow_redirects=False)
+                reasons.append(f"{endpoint}: HTTP {response.status_code} {response.text[:200].strip()}")
+            except requests.RequestException as exc:
+                reasons.append(f"{endpoint}: {type(exc).__name__}: {exc}")
+        return "; ".join(reasons)
+
+    def _call(self, fn: Callable[[Any], Any]):
+        from yarn_api_client.errors import APIError
+
+        for attempt in (1, 2):
+            rm = self._rm or self._connect()
+            try:
+                return fn(rm)
+            except requests.RequestException as exc:
+                self._rm = None
+                if attempt == 2:
+                    raise RMUnavailable(f"YARN ResourceManager {self.endpoint} is unreachable: {exc}") from None
+                log.warning("YARN ResourceManager %s did not answer (%s); looking for the active one", self.endpoint, exc)
+            except APIError as exc:
+                raise RMError(f"YARN ResourceManager {self.endpoint}: {exc}") from None
+
+    async def call(self, fn: Callable[[Any], Any]):
+        """Run ``fn(resource_manager)`` in the RM thread pool; returns its ``.data``."""
+        result = await asyncio.get_running_loop().run_in_executor(_pool, self._call, fn)
+        return getattr(result, "data", result)
+
+    def _params(self) -> dict[str, str]:
+        return {"doAs": self.launch.user} if self.launch.kerberos and self.launch.impersonate else {}
+
+    # -- the calls eg-yarn makes ---------------------------------------------------------------
+
+    async def scheduler(self) -> dict:
+        return await self.call(lambda rm: rm.cluster_scheduler())
+
+    async def app(self, app_id: str) -> dict:
+        return (await self.call(lambda rm: rm.cluster_application(app_id)))["app"]
+
+    async def apps(self, **filters) -> list[dict]:
+        data = await self.call(lambda rm: rm.cluster_applications(**filters))
+        return ((data or {}).get("apps") or {}).get("app") or []
+
+    async def new_application(self) -> dict:
+        return await self.call(lambda rm: rm.request("/ws/v1/cluster/apps/new-application", "POST", params=self._params()))
+
+    async def submit(self, body: dict) -> None:
+        await self.call(lambda rm: rm.request("/ws/v1/cluster/apps", "POST", json=body, params=self._params()))
+
+    async def kill(self, app_id: str) -> str:
+        data = await self.call(lambda rm: rm.request(
+            f"/ws/v1/cluster/apps/{app_id}/state", "PUT", json={"state": "KILLED"}, params=self._params()
+        ))
+        return (data or {}).get("state", "")

@@ -1,0 +1,1 @@
+../../../../../../kernelspecs/launcher/launch_ipykernel.py

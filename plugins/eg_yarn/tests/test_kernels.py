@@ -1,0 +1,199 @@
+"""YARN kernels through a real gateway, on the emulated ResourceManager: both submission modes,
+Enterprise Gateway's kernelspec, the whole lifecycle, and nothing left in the RM afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from conftest import async_wait_for
+from eg_core.testing import KernelSocket, wait_until_busy
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def apps_of(rm, cluster, kernel_id):
+    return rm.call(lambda: [a for a in cluster.apps.values() if a.name == kernel_id])
+
+
+async def start(http, name: str, env: dict | None = None):
+    r = await http.post("/api/kernels", json={"name": name, "env": env or {}})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+async def stop(http, rm, cluster, kid):
+    r = await http.delete(f"/api/kernels/{kid}")
+    assert r.status_code == 204, r.text
+    await async_wait_for(lambda: all(a.state in ("FINISHED", "FAILED", "KILLED") for a in apps_of(rm, cluster, kid)), 30,
+                         lambda: f"apps still live: {[(a.id, a.state) for a in apps_of(rm, cluster, kid)]}")
+
+
+async def test_rest_kernel_runs_as_the_application_master(gateway, http, rm, reset):
+    cluster = reset
+    kid = await start(http, "python_yarn_rest")
+    [app] = apps_of(rm, cluster, kid)
+    assert app.app_type == "JUPYTER" and app.queue == "default" and app.tags == [kid]
+    assert app.state == "ACCEPTED" and app.process.poll() is None  # a launcher never registers as an AM
+    ws = await KernelSocket.connect(gateway, kid)
+    try:
+        out = await ws.execute("import os; print(os.environ['CONTAINER_ID'], os.getcwd())")
+        assert out["stdout"].split() == [app.container_id, str(app.container_dir)]
+        assert "EG_LAUNCH_KEY" not in (await ws.execute("import os; print(sorted(os.environ))"))["stdout"]
+    finally:
+        await ws.close()
+    await stop(http, rm, cluster, kid)
+    assert app.state == "KILLED"
+
+
+async def test_spark_kernel_interrupt_restart_shutdown(gateway, http, rm, reset):
+    cluster = reset
+    kid = await start(http, "spark_python_yarn_cluster")
+    [app] = apps_of(rm, cluster, kid)
+    assert app.app_type == "SPARK" and app.state == "RUNNING" and app.registered
+    assert app.environment["EG_LAUNCH_KEY_FILE"] == "eg-launch.key" and "EG_LAUNCH_KEY" not in app.environment
+    assert not [p for p in os.listdir("/tmp") if p.startswith(f"eg-yarn-{kid}")], "the key file was not removed"
+    ws = await KernelSocket.connect(gateway, kid)
+    try:
+        assert (await ws.execute("x = 6 * 7; print(x)"))["stdout"] == "42\n"
+        running = asyncio.ensure_future(ws.execute("import time; time.sleep(60)", timeout=90))
+        await wait_until_busy(http, kid)
+        r = await http.post(f"/api/kernels/{kid}/interrupt")
+        assert r.status_code == 204
+        out = await asyncio.wait_for(running, 60)
+        assert out["errors"] == ["KeyboardInterrupt"]
+        assert (await ws.execute("print(x)"))["stdout"] == "42\n"
+    finally:
+        await ws.close()
+    r = await http.post(f"/api/kernels/{kid}/restart")
+    assert r.status_code == 200, r.text
+    first, second = sorted(apps_of(rm, cluster, kid), key=lambda a: a.id)
+    assert first.state in ("KILLED", "FINISHED") and second.state == "RUNNING"
+    ws = await KernelSocket.connect(gateway, kid)
+    try:
+        assert (await ws.execute("print('x' in dir())"))["stdout"] == "False\n"
+    finally:
+        await ws.close()
+    await stop(http, rm, cluster, kid)
+
+
+async def test_enterprise_gateway_kernelspec_unchanged(gateway, http, rm, reset):
+    cluster = reset
+    kid = await start(http, "eg_spark_yarn_cluster")
+    [app] = apps_of(rm, cluster, kid)
+    assert app.state == "RUNNING"
+    ws = await KernelSocket.connect(gateway, kid)
+    try:
+        assert (await ws.execute("print('hello from YARN')"))["stdout"] == "hello from YARN\n"
+    finally:
+        await ws.close()
+    await stop(http, rm, cluster, kid)
+
+
+async def test_queue_node_label_and_memory_from_the_request(gateway, http, rm, reset):
+    cluster = reset
+    env = {"KERNEL_QUEUE": "spark", "KERNEL_NODE_LABEL": "gpu", "KERNEL_DRIVER_MEMORY": "2g", "KERNEL_EXECUTOR_MEMORY": "1g"}
+    kid = await start(http, "spark_python_yarn_cluster", env)
+    [app] = apps_of(rm, cluster, kid)
+    assert (app.queue, app.node_label, app.memory) == ("spark", "gpu", 2048 + 384)
+    await stop(http, rm, cluster, kid)
+    kid = await start(http, "python_yarn_rest", {"KERNEL_QUEUE": "spark", "KERNEL_DRIVER_MEMORY": "1536m"})
+    [app] = apps_of(rm, cluster, kid)
+    assert (app.queue, app.memory) == ("spark", 1536)
+    await stop(http, rm, cluster, kid)
+
+
+@pytest.mark.parametrize(
+    "env, status, words",
+    [
+        ({"KERNEL_DRIVER_MEMORY": "lots"}, 400, "KERNEL_DRIVER_MEMORY must be a size"),
+        ({"KERNEL_EXECUTOR_MEMORY": "16g"}, 403, "at most 4096 MB"),
+        ({"KERNEL_QUEUE": "admin"}, 403, "allowed queues: default, spark"),
+        ({"KERNEL_QUEUE": "default", "KERNEL_NODE_LABEL": "gpu"}, 400, "has no node label 'gpu'"),
+        ({"KERNEL_NODE_LABEL": "a b"}, 400, "node label name"),
+        ({"KERNEL_EXTRA_SPARK_OPTS": "--conf a=b; touch /tmp/pwned"}, 400, "shell metacharacters"),
+        ({"KERNEL_USERNAME": "alice"}, None, None),  # impersonation is off: submitted as the gateway's user
+    ],
+)
+async def test_request_values_are_checked_before_submitting(gateway, http, rm, reset, env, status, words):
+    cluster = reset
+    before = rm.call(lambda: len(cluster.apps))
+    r = await http.post("/api/kernels", json={"name": "spark_python_yarn_cluster", "env": env})
+    if status is None:
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+        [app] = apps_of(rm, cluster, kid)
+        assert app.user == "root"
+        await stop(http, rm, cluster, kid)
+        return
+    assert r.status_code == status, r.text
+    assert words in r.json()["message"]
+    assert rm.call(lambda: len(cluster.apps)) == before, "something was submitted"
+
+
+async def test_full_queue_is_refused_before_submitting(gateway, http, rm, reset):
+    cluster = reset
+    rm.call(setattr, cluster, "hold_accepted", {"default"})
+    before = rm.call(lambda: len(cluster.apps))
+    r = await http.post("/api/kernels", json={"name": "python_yarn_rest"})
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert body["reason"] == "YARN Queue Has No Room"
+    assert "YARN queue 'default'" in body["message"] and "100.0% of its capacity is used" in body["message"]
+    assert rm.call(lambda: len(cluster.apps)) == before
+
+
+@pytest.mark.parametrize("name", ["python_yarn_rest", "spark_python_yarn_cluster"])
+async def test_application_failing_at_start_is_named_with_the_diagnostics(gateway, http, rm, reset, name):
+    cluster = reset
+    rm.call(setattr, cluster, "fail_next_at_start", "Container launch failed: no space left on device")
+    r = await http.post("/api/kernels", json={"name": name})
+    assert r.status_code == 502, r.text
+    message = r.json()["message"]
+    assert message.startswith("confirm_startup:")
+    assert "ended FAILED" in message and "no space left on device" in message
+
+
+async def test_spark_submit_failure_carries_its_stderr(gateway, http, rm, reset):
+    r = await http.post("/api/kernels", json={"name": "spark_bad_opts"})
+    assert r.status_code == 502, r.text
+    message = r.json()["message"]
+    assert "exited with status 1" in message and "Spark config without '='" in message
+
+
+async def test_unreachable_resource_manager(gateway, http, rm, reset):
+    r = await http.post("/api/kernels", json={"name": "yarn_rest_unreachable"})
+    assert r.status_code == 503, r.text
+    assert r.json()["reason"] == "YARN ResourceManager Unavailable"
+    assert "no active YARN ResourceManager at http://127.0.0.1:" in r.json()["message"]
+
+
+async def test_launch_timeout_kills_the_waiting_application(gateway, http, rm, reset):
+    cluster = reset
+    rm.call(setattr, cluster, "stall_accepted", True)
+    r = await http.post("/api/kernels", json={"name": "python_yarn_rest", "env": {"KERNEL_LAUNCH_TIMEOUT": "3"}})
+    assert r.status_code == 504, r.text
+    message = r.json()["message"]
+    assert "is ACCEPTED (no AM container yet" in message
+    [app] = [a for a in rm.call(lambda: list(cluster.apps.values())) if a.state == "KILLED" and a.process is None][-1:]
+    assert app.diagnostics.startswith("Application killed by user")
+
+
+async def test_kernel_killed_by_yarn_is_reported_dead_with_the_reason(gateway, http, rm, reset):
+    cluster = reset
+    kid = await start(http, "python_yarn_rest")
+    [app] = apps_of(rm, cluster, kid)
+    rm.call(cluster.kill_app, app.id, "Container preempted by scheduler")
+    await async_wait_for(lambda: "Container preempted by scheduler" in gateway.output(), 30, gateway.output)
+    assert f"[kernel {kid}] died" in gateway.output()
+    # autorestart: a new application, and the kernel answers again
+    await async_wait_for(lambda: f'"event":"restarted","kernel_id":"{kid}"' in gateway.output(), 60, gateway.output)
+    assert len(apps_of(rm, cluster, kid)) == 2
+    ws = await KernelSocket.connect(gateway, kid)
+    try:
+        assert (await ws.execute("print(1)"))["stdout"] == "1\n"
+    finally:
+        await ws.close()
+    await stop(http, rm, cluster, kid)
