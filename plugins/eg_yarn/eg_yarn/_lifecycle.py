@@ -33,7 +33,8 @@ _CORE_VARIABLES = {"KERNEL_ID", "KERNEL_GATEWAY", "KERNEL_USERNAME", "KERNEL_LAN
 def _client(kernel: KernelContext) -> RMClient:
     rm = kernel.handles.get("rm")
     if rm is None:
-        rm = RMClient(Launch(**kernel.state["launch"]))
+        launch = kernel.state["launch"]
+        rm = RMClient.shared(Launch(**{**launch, "endpoints": tuple(launch["endpoints"])}))
         kernel.handles["rm"] = rm
     return rm
 
@@ -137,7 +138,7 @@ async def _startup_failed(kernel: KernelContext) -> str:
                 phase = "running the kernel launcher" if previous == "RUNNING" or kernel.state.get("am_host") else f"waiting for an AM container ({previous or 'SUBMITTED'})"
                 return _failure(kernel, app, phase)
             if state != previous:
-                kernel.log.info("yarn: application %s is %s", app["id"], state)
+                kernel.progress(state.lower(), application_id=app["id"], am_host=kernel.state.get("am_host") or "")
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, s.startup_poll_max)
 

@@ -63,7 +63,20 @@ def _where(launch: Launch) -> str:
 
 
 class RMClient:
-    """One kernel's ResourceManager access (its user and auth); methods are async."""
+    """ResourceManager access for one set of launch settings (endpoints, user, auth); methods are
+    async. :meth:`shared` keeps one per settings, so kernels of the same user and kernelspec share
+    the active-RM lookup and the authenticated session."""
+
+    _shared: dict[Launch, "RMClient"] = {}
+
+    @classmethod
+    def shared(cls, launch: Launch) -> "RMClient":
+        client = cls._shared.get(launch)
+        if client is None:
+            if len(cls._shared) >= 256:
+                cls._shared.clear()
+            client = cls._shared[launch] = cls(launch)
+        return client
 
     def __init__(self, launch: Launch):
         self.launch = launch

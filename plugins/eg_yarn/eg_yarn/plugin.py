@@ -40,6 +40,14 @@ def eg_kernelspec_dirs():
 
 
 @hookimpl
+async def eg_doctor(kernels):
+    """Called by ``eg-gateway doctor``: each YARN kernelspec's RM, queue and submit command."""
+    from . import _doctor
+
+    return await _doctor.checks(kernels)
+
+
+@hookimpl
 async def eg_launch_process(kernel, cmd):
     """Called once per (re)launch: check settings and queue room, then submit."""
     await _kernels().launch(kernel, cmd)
