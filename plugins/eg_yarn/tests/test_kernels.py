@@ -197,3 +197,17 @@ async def test_kernel_killed_by_yarn_is_reported_dead_with_the_reason(gateway, h
     finally:
         await ws.close()
     await stop(http, rm, cluster, kid)
+
+
+async def test_am_liveness_expiry_of_a_rest_kernel_is_reported(gateway, http, rm, reset):
+    """A REST kernel's launcher never heartbeats as an AM: the RM expires it (README's caveat),
+    and the kernel is reported dead with the RM's words."""
+    cluster = reset
+    rm.call(setattr, cluster, "am_expiry", 20.0)
+    kid = await start(http, "python_yarn_rest")
+    rm.call(setattr, cluster, "am_expiry", None)  # the autorestarted one is left alone
+    await async_wait_for(lambda: "timed out" in gateway.output() and f"[kernel {kid}] died" in gateway.output(), 60, gateway.output)
+    [first] = [a for a in apps_of(rm, cluster, kid) if a.state in ("FAILED", "KILLED")][:1]
+    assert first.state == "FAILED" and "ApplicationMaster for attempt" in first.diagnostics and "timed out" in first.diagnostics
+    await async_wait_for(lambda: f'"event":"restarted","kernel_id":"{kid}"' in gateway.output(), 60, gateway.output)
+    await stop(http, rm, cluster, kid)

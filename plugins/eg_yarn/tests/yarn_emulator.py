@@ -114,6 +114,7 @@ class App:
     registered: bool = False
     unregistered: str | None = None
     kill_requested: bool = False
+    expired: bool = False
     process: subprocess.Popen | None = None
     container_dir: Path | None = None
     log_dir: Path | None = None
@@ -444,6 +445,8 @@ class YarnCluster:
             return
         if app.kill_requested:
             self._finish(app, "KILLED", "KILLED", app.diagnostics or "Application killed by user.")
+        elif app.expired:
+            self._finish(app, "FAILED", "FAILED", f"Application {app.id} failed 1 times due to {app.diagnostics}. Failing the application.")
         elif app.unregistered is not None:
             self._finish(app, "FINISHED", app.unregistered, app.diagnostics)
         else:
@@ -461,6 +464,7 @@ class YarnCluster:
         await asyncio.sleep(seconds)
         if app.state == "ACCEPTED" and not app.registered and app.process and app.process.poll() is None:
             app.diagnostics = f"ApplicationMaster for attempt appattempt_{app.id[12:]}_000001 timed out"
+            app.expired = True
             self._signal_group(app)
 
     def _finish(self, app: App, state: str, final_status: str, diagnostics: str) -> None:
