@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from traitlets import Bool, Enum, Float, Integer, List, Unicode
+from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, validate
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
@@ -102,6 +102,21 @@ class YarnSettings(EnvDefaults, SingletonConfigurable):
         help="REST submissions: the kernel launcher's path on the nodes ({launcher} in argv). Default: "
         "this gateway's launcher path (nodes that share the installation).",
     )
+    gateway_id = Unicode(
+        "eg", config=True,
+        help="Tag (eg_gateway=<id>) on this gateway's applications; gateways sharing a cluster need "
+        "different ids, so orphan sweeps see only their own applications.",
+    )
+    orphans_at_startup = Enum(
+        ("log", "remove", "ignore"), "log", config=True,
+        help="What to do at startup with running applications of this gateway_id that it does not know.",
+    )
+    @validate("gateway_id")
+    def _check_gateway_id(self, proposal):
+        if not _NAME.match(proposal["value"]):
+            raise TraitError("YarnSettings.gateway_id must be letters, digits, '_', '.', '-'")
+        return proposal["value"]
+
     startup_poll_max = Float(1.0, config=True, help="Longest wait between two RM queries while a kernel starts (s).")
     watch_interval = Float(5.0, config=True, help="Seconds between RM queries that watch a running kernel.")
     shutdown_wait_time = Float(

@@ -38,6 +38,11 @@ _SECRETS = ("EG_AUTH_TOKEN", "KG_AUTH_TOKEN", "JUPYTER_TOKEN", "EG_LAUNCH_KEY", 
 _SAFE_OPTION = re.compile(r"[A-Za-z0-9_.=:/#,+-]+\Z")
 
 
+def tags(kernel: KernelContext) -> list[str]:
+    """The application's tags: the kernel id, and this gateway's id (for orphan sweeps)."""
+    return [kernel.kernel_id, f"eg_gateway={settings().gateway_id}".lower()]
+
+
 def spark_opts(launch: Launch, kernel: KernelContext, key_file: str | None) -> str:
     """What eg adds to ``SPARK_OPTS``: names and sizes checked by :func:`_settings.resolve`, and
     a path eg made, so nothing a shell would interpret (Enterprise Gateway's run.sh ``eval``s
@@ -52,6 +57,8 @@ def spark_opts(launch: Launch, kernel: KernelContext, key_file: str | None) -> s
     if launch.node_label:
         opts += ["--conf", f"spark.yarn.am.nodeLabelExpression={launch.node_label}",
                  "--conf", f"spark.yarn.executor.nodeLabelExpression={launch.node_label}"]
+    if "spark.yarn.tags" not in kernel.env.get("SPARK_OPTS", "") + kernel.env.get("KERNEL_EXTRA_SPARK_OPTS", ""):
+        opts += ["--conf", "spark.yarn.tags=" + ",".join(tags(kernel))]
     if key_file:
         opts += ["--files", f"{key_file}#{KEY_FILE_NAME}", "--conf", f"spark.yarn.appMasterEnv.EG_LAUNCH_KEY_FILE={KEY_FILE_NAME}"]
     unsafe = [o for o in opts if not _SAFE_OPTION.match(o)]
@@ -196,7 +203,7 @@ async def submit_rest(kernel: KernelContext, launch: Launch, rm: RMClient, cmd: 
         "application-id": app_id,
         "application-name": kernel.kernel_id,
         "application-type": s.application_type,
-        "application-tags": {"tag": [kernel.kernel_id]},
+        "application-tags": {"tag": tags(kernel)},
         "queue": launch.queue or "default",
         "am-container-spec": {
             "environment": {"entry": [{"key": k, "value": v} for k, v in sorted(env.items())]},

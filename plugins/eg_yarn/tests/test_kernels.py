@@ -35,7 +35,7 @@ async def test_rest_kernel_runs_as_the_application_master(gateway, http, rm, res
     cluster = reset
     kid = await start(http, "python_yarn_rest")
     [app] = apps_of(rm, cluster, kid)
-    assert app.app_type == "JUPYTER" and app.queue == "default" and app.tags == [kid]
+    assert app.app_type == "JUPYTER" and app.queue == "default" and app.tags == [kid, "eg_gateway=eg"]
     assert app.state == "ACCEPTED" and app.process.poll() is None  # a launcher never registers as an AM
     ws = await KernelSocket.connect(gateway, kid)
     try:
@@ -52,7 +52,7 @@ async def test_spark_kernel_interrupt_restart_shutdown(gateway, http, rm, reset)
     cluster = reset
     kid = await start(http, "spark_python_yarn_cluster")
     [app] = apps_of(rm, cluster, kid)
-    assert app.app_type == "SPARK" and app.state == "RUNNING" and app.registered
+    assert app.app_type == "SPARK" and app.state == "RUNNING" and app.registered and app.tags == [kid, "eg_gateway=eg"]
     assert app.environment["EG_LAUNCH_KEY_FILE"] == "eg-launch.key" and "EG_LAUNCH_KEY" not in app.environment
     assert not [p for p in os.listdir("/tmp") if p.startswith(f"eg-yarn-{kid}")], "the key file was not removed"
     ws = await KernelSocket.connect(gateway, kid)
