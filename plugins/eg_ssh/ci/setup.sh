@@ -3,9 +3,11 @@
 #
 #   - openssh-server (the tests start their own sshd with a temporary config; nothing else runs)
 #   - /run/sshd, sshd's privilege-separation directory
-#   - test users egtest and egtest2 (home dirs, bash, password field '*' so that sshd with
-#     UsePAM=no does not treat them as locked accounts; their authorized keys live in the tests'
-#     own sshd directory, so nothing is written into their homes)
+#   - test users egtest and egtest2 (home dirs, bash; their authorized keys live in the tests'
+#     own sshd directory, so nothing is written into their homes). egtest's password field is
+#     '*' (no password, but not locked: sshd with UsePAM=no refuses locked accounts even with
+#     keys); egtest2 has the password $EG_SSH_TEST_PASSWORD, for the password-login tests (the
+#     tests' sshd listens on loopback only)
 #   - a world-readable kernel venv built from /usr/bin/python3 with ipykernel, at
 #     $EG_SSH_TEST_VENV (default /opt/eg-ssh-test/venv): the test users cannot reach the
 #     gateway's own Python (root's pyenv lives under /root, mode 700)
@@ -13,6 +15,8 @@ set -eu
 
 VENV=${EG_SSH_TEST_VENV:-/opt/eg-ssh-test/venv}
 USERS=${EG_SSH_TEST_USERS:-"egtest egtest2"}
+PASSWORD_USER=${EG_SSH_TEST_PASSWORD_USER:-egtest2}
+PASSWORD=${EG_SSH_TEST_PASSWORD:-eg-ssh-test-password}
 
 if [ "$(id -u)" != 0 ]; then
     echo "eg-ssh setup: must run as root (it installs packages and creates users)" >&2
@@ -50,7 +54,11 @@ for user in $USERS; do
         useradd -m -s /bin/bash "$user"
     fi
     # A new account's password field is '!' (locked): sshd with UsePAM=no refuses even key logins.
-    usermod -p '*' "$user"
+    if [ "$user" = "$PASSWORD_USER" ]; then
+        echo "$user:$PASSWORD" | chpasswd
+    else
+        usermod -p '*' "$user"
+    fi
 done
 
 if ! "$VENV/bin/python" -c 'import ipykernel' >/dev/null 2>&1; then

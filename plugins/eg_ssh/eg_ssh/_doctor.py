@@ -22,8 +22,7 @@ def _targets(kernels, found: list[Check]) -> dict[tuple[Target, str], list[str]]
             user = remote_user(kernel, settings)
             for entry in settings.hosts:
                 host, port = split_host(entry, settings.port)
-                target = Target(host, port, user, settings.client_keys, settings.known_hosts,
-                                settings.connect_timeout, settings.keepalive_interval)
+                target = settings.target(host, port, user)
                 targets.setdefault((target, settings.remote_python), []).append(kernel.kernel_name)
         except EGError as exc:
             found.append(Check(f"kernelspec {kernel.kernel_name}", False, exc.message, "fix the kernelspec's config"))

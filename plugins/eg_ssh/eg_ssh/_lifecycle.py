@@ -15,14 +15,14 @@ import time
 
 from eg_core import KernelContext, LaunchFailed, remote
 
-from . import _remote
+from . import _remote, _tunnels
 from ._hosts import hosts
 from ._remote import RemoteProcess
 from ._settings import Settings, remote_user, resolve, split_host
 from ._ssh import HostUnreachable, LoginRejected, SessionRefused, Target, pool
 
 _LIVENESS_INTERVAL = 5.0
-_LAUNCH_STATE = ("host", "ip", "ssh_port", "user", "pgid", "log", "comm_ip", "comm_port", "remote_pid", "remote_pgid")
+_LAUNCH_STATE = ("host", "ip", "ssh_port", "user", "pgid", "log", "comm_ip", "comm_port", "remote_pid", "remote_pgid", "tunnel")
 _KILL_WAIT = 10.0
 
 
@@ -34,10 +34,7 @@ def _target(kernel: KernelContext, settings: Settings | None = None) -> Target:
     """The SSH target of a launched kernel, from its state (also after adoption)."""
     s = settings or resolve(kernel)
     host, _ = split_host(kernel.state["host"], s.port)
-    return Target(
-        host, int(kernel.state["ssh_port"]), kernel.state["user"], s.client_keys, s.known_hosts,
-        s.connect_timeout, s.keepalive_interval,
-    )
+    return s.target(host, int(kernel.state["ssh_port"]), kernel.state["user"])
 
 
 async def launch(kernel: KernelContext, cmd: list[str]) -> None:
@@ -59,8 +56,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     failures = []
     for entry in candidates:
         host, port = split_host(entry, settings.port)
-        target = Target(host, port, user, settings.client_keys, settings.known_hosts,
-                        settings.connect_timeout, settings.keepalive_interval)
+        target = settings.target(host, port, user)
         start = time.monotonic()
         try:
             conn, process = await _start_on(kernel, target, settings, argv, launcher_args, env, log)
@@ -108,6 +104,12 @@ async def confirm(kernel: KernelContext) -> None:
     except LaunchFailed:
         kernel.handles["exit_reported"] = True
         raise
+    settings = resolve(kernel)
+    if settings.tunneling:
+        try:
+            await _tunnels.open_tunnels(kernel, _target(kernel, settings), settings.max_sessions, settings.idle_timeout)
+        except (HostUnreachable, LoginRejected, OSError) as exc:
+            raise LaunchFailed("confirm_startup", f"cannot tunnel the kernel's ports through SSH: {exc}") from None
 
 
 async def poll(kernel: KernelContext) -> int | None:
@@ -185,6 +187,7 @@ def cleanup(kernel: KernelContext) -> None:
     """Release the host slot and the callback registration; drop the channel handle."""
     hosts.release(kernel.kernel_id)
     remote.forget(kernel)
+    _tunnels.close_tunnels(kernel)
     process = kernel.handles.pop("ssh_process", None)
     if process is not None:
         process.close()
@@ -212,12 +215,16 @@ async def describe_exit(kernel: KernelContext) -> str | None:
     return f"{head}. Its log {kernel.state['log']} on that host ends with:\n{output}" if output else head
 
 
-def adopt(kernel: KernelContext, info: dict) -> None:
-    """Re-attach to a kernel launched by an earlier gateway process (no channel: comm port only)."""
+async def adopt(kernel: KernelContext, info: dict) -> None:
+    """Re-attach to a kernel launched by an earlier gateway process (no channel: comm port only;
+    its tunnels opened again when it had some)."""
     kernel.state = dict(info)
     kernel.handles.pop("ssh_process", None)
     if "host" in kernel.state:
         hosts.assign(kernel.state["host"], kernel.kernel_id)
+    if "tunnel" in kernel.state:
+        settings = resolve(kernel)
+        await _tunnels.open_tunnels(kernel, _target(kernel, settings), settings.max_sessions, settings.idle_timeout)
 
 
 async def shutdown() -> None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
+
+from ._ssh import Target
 
 ALGORITHMS = ("round-robin", "least-connection")
 # POSIX portable user names (useradd's default rule), at most 32 characters.
@@ -49,6 +51,11 @@ class SSHResourceManager(SingletonConfigurable):
         Unicode(), [], config=True,
         help="Private key files to log in with (default: ssh-agent and ~/.ssh/id_* of the gateway's user).",
     ).tag(env=("EG_SSH_CLIENT_KEYS",))
+    remote_password = Unicode(
+        "", config=True,
+        help="Password of remote_user, for hosts that accept password logins (tried after the keys). "
+        "Never logged; prefer keys.",
+    ).tag(env=("EG_REMOTE_PWD",))
     known_hosts = Unicode(
         "~/.ssh/known_hosts", config=True,
         help="The known_hosts file host keys are verified against; an unknown or changed key fails the launch.",
@@ -83,6 +90,11 @@ class SSHResourceManager(SingletonConfigurable):
     prohibited_users = List(
         Unicode(), ["root"], config=True, help="Users kernels may never run as through impersonation."
     ).tag(env=("EG_SSH_PROHIBITED_USERS",))
+    enable_tunneling = Bool(
+        False, config=True,
+        help="Reach kernels' ports through SSH tunnels (local port forwards to the kernel's host), so "
+        "only the hosts' SSH port must be reachable from the gateway.",
+    ).tag(env=("EG_ENABLE_TUNNELING",))
     connect_timeout = Float(10.0, config=True, help="Seconds to open and authenticate an SSH connection.").tag(
         env=("EG_SSH_CONNECT_TIMEOUT",)
     )
@@ -144,6 +156,15 @@ class Settings:
     down_host_retry_interval: float
     max_sessions: int
     idle_timeout: float
+    password: str = field(default="", repr=False)
+    tunneling: bool = False
+
+    def target(self, host: str, port: int, user: str) -> Target:
+        """Where and how to log in for a kernel on ``host``."""
+        return Target(
+            host, port, user, self.client_keys, self.known_hosts, self.connect_timeout, self.keepalive_interval,
+            password=self.password,
+        )
 
 
 # kernelspec config key -> (Settings field, type)
@@ -186,6 +207,8 @@ def resolve(kernel: KernelContext) -> Settings:
         down_host_retry_interval=rm.down_host_retry_interval,
         max_sessions=max(rm.max_sessions_per_connection, 1),
         idle_timeout=rm.connection_idle_timeout,
+        password=rm.remote_password,
+        tunneling=rm.enable_tunneling,
     )
     for key, (field, kind) in _OVERRIDES.items():
         if key in kernel.config:

@@ -46,6 +46,7 @@ class Target:
     known_hosts: str = "~/.ssh/known_hosts"
     connect_timeout: float = 10.0
     keepalive_interval: float = 30.0
+    password: str = field(default="", repr=False)
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
@@ -201,6 +202,8 @@ async def _options(target: Target) -> asyncssh.SSHClientConnectionOptions:
     )
     if target.client_keys:
         kwargs.update(client_keys=[os.path.expanduser(k) for k in target.client_keys], agent_path=None)
+    if target.password:
+        kwargs.update(password=target.password)
     try:
         if not await asyncio.to_thread(os.path.isfile, known_hosts):
             raise LoginRejected(
@@ -214,6 +217,8 @@ async def _options(target: Target) -> asyncssh.SSHClientConnectionOptions:
 
 
 def _keys_text(target: Target) -> str:
+    if target.password:
+        return ("the client key(s) " + ", ".join(repr(k) for k in target.client_keys) + " or " if target.client_keys else "") + "the password (remote_password)"
     if target.client_keys:
         return "the client key(s) " + ", ".join(repr(k) for k in target.client_keys)
     return "the gateway user's default SSH keys (ssh-agent, ~/.ssh/id_*)"

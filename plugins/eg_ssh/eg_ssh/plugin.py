@@ -84,8 +84,8 @@ async def eg_describe_exit(kernel):
 
 
 @hookimpl
-def eg_load_process_info(kernel, info):
-    _kernels().adopt(kernel, info)
+async def eg_load_process_info(kernel, info):
+    await _kernels().adopt(kernel, info)
 
 
 @hookimpl

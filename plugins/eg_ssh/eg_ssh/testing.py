@@ -21,6 +21,8 @@ import asyncssh
 SSHD = "/usr/sbin/sshd"
 SETUP_SCRIPT = Path(__file__).resolve().parents[1] / "ci" / "setup.sh"
 TEST_USERS = ("egtest", "egtest2")
+# ci/setup.sh gives the second user this password (the tests' sshd listens on loopback only).
+PASSWORD_USER, TEST_PASSWORD = TEST_USERS[1], os.environ.get("EG_SSH_TEST_PASSWORD", "eg-ssh-test-password")
 KERNEL_PYTHON = os.environ.get("EG_SSH_TEST_VENV", "/opt/eg-ssh-test/venv") + "/bin/python"
 
 
@@ -35,11 +37,22 @@ def _missing() -> list[str]:
             pwd.getpwnam(user)
         except KeyError:
             missing.append(f"user {user}")
+    if not _has_password(PASSWORD_USER):
+        missing.append(f"a password for {PASSWORD_USER}")
     if not os.path.exists(KERNEL_PYTHON) or subprocess.run(
         [KERNEL_PYTHON, "-c", "import ipykernel"], capture_output=True
     ).returncode:
         missing.append(f"kernel venv {KERNEL_PYTHON} with ipykernel")
     return missing
+
+
+def _has_password(user: str) -> bool:
+    try:
+        with open("/etc/shadow") as f:
+            fields = next((line.split(":") for line in f if line.startswith(user + ":")), None)
+    except OSError:
+        return True  # not root: cannot tell, assume the setup did it
+    return bool(fields) and fields[1] not in ("", "*", "!", "!!") and not fields[1].startswith("!")
 
 
 def ensure_setup() -> None:
@@ -115,7 +128,7 @@ class TestSSHD:
         self.config = self.dir / "sshd_config"
         self.config.write_text(
             f"{listen}HostKey {self.host_key_path}\nPidFile {self.dir}/sshd.pid\n"
-            f"AuthorizedKeysFile {keys_dir}/%u\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            f"AuthorizedKeysFile {keys_dir}/%u\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nPermitRootLogin no\nUsePAM no\nStrictModes no\n"
             f"MaxSessions {max_sessions}\nAllowUsers {' '.join(self.users)}\nLogLevel VERBOSE\n"
         )

@@ -71,7 +71,7 @@ async def test_survives_connection_loss_and_is_adopted(sshd, listener, settings)
     saved = json.loads(json.dumps(kernel.to_json()))
     assert "ssh_process" not in json.dumps(saved)
     adopted = KernelContext.from_json(saved)
-    lifecycle.adopt(adopted, saved["state"])
+    await lifecycle.adopt(adopted, saved["state"])
     assert await lifecycle.poll(adopted) is None
     await lifecycle.send_signal(adopted, signal.SIGINT)  # an interrupt does not end it
     assert (await kernel_info(adopted.connection_info))["content"]["status"] == "ok"

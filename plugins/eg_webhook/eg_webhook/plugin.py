@@ -15,30 +15,33 @@ def eg_configurables():
     return [WebhookSessionStore]
 
 
-@hookimpl
-async def eg_store_save(record):
-    if _store.configured():
-        await _store.save(record)
-        return True
-    return None
+# Sync hook functions: a firstresult hook stops at the first answer that is not None, and a
+# coroutine is one, so without a webhook they must return None itself (the file store answers).
 
 
 @hookimpl
-async def eg_store_delete(kernel_id):
-    if _store.configured():
-        await _store.delete(kernel_id)
-        return True
-    return None
+def eg_store_save(record):
+    return _answered(_store.save(record)) if _store.configured() else None
 
 
 @hookimpl
-async def eg_store_load(kernel_id):
-    return await _store.load(kernel_id) if _store.configured() else None
+def eg_store_delete(kernel_id):
+    return _answered(_store.delete(kernel_id)) if _store.configured() else None
 
 
 @hookimpl
-async def eg_store_load_all():
-    return await _store.load_all() if _store.configured() else None
+def eg_store_load(kernel_id):
+    return _store.load(kernel_id) if _store.configured() else None
+
+
+@hookimpl
+def eg_store_load_all():
+    return _store.load_all() if _store.configured() else None
+
+
+async def _answered(call) -> bool:
+    await call
+    return True
 
 
 @hookimpl
