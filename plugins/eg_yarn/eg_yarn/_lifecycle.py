@@ -131,6 +131,11 @@ async def _startup_failed(kernel: KernelContext) -> str:
         except RMUnavailable as exc:
             kernel.log.warning("yarn: %s", exc)
             app = None
+        except RMError as exc:
+            if "status: 404" in exc.message:
+                return f"YARN application {kernel.state.get('app_id')} is unknown to the ResourceManager: {exc.message}"
+            kernel.log.warning("yarn: %s", exc)
+            app = None
         if app is not None:
             previous = kernel.state.get("app_state")
             state = _record(kernel, app)

@@ -53,9 +53,38 @@ def _auth(launch: Launch):
             ) from None
         mutual = {"REQUIRED": REQUIRED, "OPTIONAL": OPTIONAL, "DISABLED": DISABLED}[launch.mutual_authentication]
         return HTTPKerberosAuth(mutual_authentication=mutual)
+    return _pseudo_auth(launch.user, launch.verify, launch.timeout)
+
+
+def _pseudo_auth(user: str, verify: bool | str, timeout: float):
+    """yarn-api-client's ``SimpleAuth`` (Hadoop pseudo authentication: ``user.name`` once, then
+    the ``hadoop.auth`` cookie), with the CA bundle and timeout on its handshake too (the
+    library's own handshake ignores ``verify``)."""
     from yarn_api_client.auth import SimpleAuth
 
-    return SimpleAuth(launch.user)
+    class PseudoAuth(SimpleAuth):
+        def __call__(self, request):
+            if not self.auth_done:
+                with requests.Session() as session:
+                    session.get(request.url, params={"user.name": self.username}, verify=verify, timeout=timeout).raise_for_status()
+                    self.auth_token = session.cookies.get_dict()["hadoop.auth"]
+                self.auth_done = True
+            return super().__call__(request)
+
+    return PseudoAuth(user)
+
+
+def _pin_ca_bundle(session: requests.Session, bundle: str) -> None:
+    """Make the configured CA bundle win: requests lets ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE`` in the environment override a session's ``verify``."""
+    merge = session.merge_environment_settings
+
+    def merged(*args, **kwargs):
+        settings = merge(*args, **kwargs)
+        settings["verify"] = bundle
+        return settings
+
+    session.merge_environment_settings = merged
 
 
 def _where(launch: Launch) -> str:
@@ -97,6 +126,8 @@ class RMClient:
             raise RMUnavailable(f"no active YARN ResourceManager at {_where(self.launch)}: {self._probe() or exc}") from None
         if rm.service_uri is None:
             raise RMUnavailable(f"no YARN ResourceManager is configured ({_where(self.launch)})")
+        if isinstance(self.launch.verify, str):
+            _pin_ca_bundle(rm.session, self.launch.verify)
         self._rm = rm
         self.endpoint = rm.get_active_endpoint()
         return rm

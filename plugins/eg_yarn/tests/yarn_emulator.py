@@ -755,10 +755,12 @@ class Emulator:
     """One ResourceManager web endpoint over a :class:`YarnCluster`, served on 127.0.0.1 from a
     background thread's event loop (shared by every emulator of the cluster)."""
 
-    def __init__(self, cluster: YarnCluster, loop_thread: "LoopThread", *, active: bool = True, port: int = 0):
+    def __init__(self, cluster: YarnCluster, loop_thread: "LoopThread", *, active: bool = True, port: int = 0,
+                 tls: tuple[str, str] | None = None):
         self.cluster = cluster
         self.thread = loop_thread
         self.active = active
+        self.tls = tls  # (certificate file, key file): serve https
         self.port = port or _free_port()
         self.server: HTTPServer | None = None
         self.start()
@@ -769,7 +771,7 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        return f"{'https' if self.tls else 'http'}://{self.address}"
 
     def _app(self) -> tornado.web.Application:
         kw = {"emulator": self}
@@ -792,7 +794,13 @@ class Emulator:
         """Listen (again): connections are accepted from now on."""
 
         async def listen():
-            self.server = HTTPServer(self._app())
+            ssl_options = None
+            if self.tls:
+                import ssl
+
+                ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ssl_options.load_cert_chain(*self.tls)
+            self.server = HTTPServer(self._app(), ssl_options=ssl_options)
             self.server.listen(self.port, "127.0.0.1")
             if self.active:
                 self.cluster.active_address = self.address
@@ -840,6 +848,34 @@ class LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def self_signed_certificate(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files; returns their paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "yarn-emulator")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "rm.pem", directory / "rm.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
 
 
 def _free_port() -> int:
