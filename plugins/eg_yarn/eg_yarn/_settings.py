@@ -205,6 +205,17 @@ def resolve(kernel: KernelContext) -> Launch:
     )
 
 
+def gateway_launch() -> Launch:
+    """RM access with the gateway's own settings and identity (for startup checks)."""
+    s = settings()
+    return Launch(
+        endpoints=tuple(e for e in (s.yarn_endpoint, s.alt_yarn_endpoint if s.yarn_endpoint else "") if e),
+        kerberos=s.yarn_endpoint_security_enabled, mutual_authentication=s.mutual_authentication,
+        verify=s.cert_bundle or True, timeout=s.request_timeout, submission=s.submission, user=getpass.getuser(),
+        impersonate=False, queue="", node_label="", driver_memory_mb=0, executor_memory_mb=0, legacy_launcher=False,
+    )
+
+
 def _check_allowed(name: str, variable: str, value: str, s: YarnSettings) -> None:
     if name == "queue" and s.allowed_queues and value not in s.allowed_queues:
         raise LaunchRefused(f"{variable} {value!r} is not allowed; allowed queues: {', '.join(s.allowed_queues)}")

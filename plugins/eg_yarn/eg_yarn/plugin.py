@@ -40,6 +40,14 @@ def eg_kernelspec_dirs():
 
 
 @hookimpl
+async def eg_reconcile(known_kernel_ids):
+    """Called once at startup, after adoption: log or kill this gateway's unknown applications."""
+    from . import _orphans
+
+    await _orphans.reconcile(known_kernel_ids)
+
+
+@hookimpl
 async def eg_doctor(kernels):
     """Called by ``eg-gateway doctor``: each YARN kernelspec's RM, queue and submit command."""
     from . import _doctor

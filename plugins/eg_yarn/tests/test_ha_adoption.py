@@ -117,3 +117,33 @@ async def test_impersonation_submits_as_the_kernel_user(tmp_path, kernel_spec_di
             assert r.status_code == 403 and "may not run as user 'hdfs'" in r.json()["message"]
     finally:
         gw.stop()
+
+
+async def test_orphaned_applications_are_found_then_killed(tmp_path, kernel_spec_dirs, rm, hadoop_conf, reset):
+    cluster = reset
+    first = GatewayProcess(tmp_path, f"--YarnSettings.yarn_endpoint={rm.url}", "--YarnSettings.gateway_id=orphans-test",
+                           env=gateway_env(tmp_path, hadoop_conf), kernel_spec_dirs=kernel_spec_dirs)
+    try:
+        async with first.client() as http:
+            kids = []
+            for name in ("python_yarn_rest", "spark_python_yarn_cluster"):
+                r = await http.post("/api/kernels", json={"name": name})
+                assert r.status_code == 201, r.text
+                kids.append(r.json()["id"])
+    finally:
+        first.proc.kill()
+        first.proc.wait()
+        first.log.close()
+    apps = [a for kid in kids for a in apps_of(rm, cluster, kid)]
+    for policy, state in (("log", "live"), ("remove", "KILLED")):
+        gw = GatewayProcess(tmp_path, f"--YarnSettings.yarn_endpoint={rm.url}", "--YarnSettings.gateway_id=orphans-test",
+                            f"--YarnSettings.orphans_at_startup={policy}", env=gateway_env(tmp_path, hadoop_conf),
+                            kernel_spec_dirs=kernel_spec_dirs)
+        try:
+            await async_wait_for(lambda: all(kid in gw.output() for kid in kids), 30, gw.output)
+            if state == "live":
+                assert all(a.state in ("ACCEPTED", "RUNNING") for a in apps)
+            else:
+                await async_wait_for(lambda: all(a.state == "KILLED" for a in apps), 30, lambda: [(a.id, a.state) for a in apps])
+        finally:
+            gw.stop()
