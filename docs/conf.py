@@ -1,0 +1,24 @@
+"""Sphinx configuration of eg's documentation.
+
+The source directory is the repository's root, so the README files (the project's and each
+plugin's) are pages of the site and their links to each other resolve. Build it with
+``sphinx-build -W -c docs . <output>`` (``tests/test_docs.py`` does, warnings as errors).
+"""
+
+project = "eg"
+author = "eg contributors"
+root_doc = "docs/index"
+include_patterns = ["README.md", "docs/**", "plugins/*/README.md"]
+exclude_patterns = ["**/_build/**", ".venv/**", "**/node_modules/**"]
+
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinxcontrib.openapi"]
+source_suffix = {".md": "markdown"}
+myst_enable_extensions = ["colon_fence"]
+myst_heading_anchors = 3
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_default_options = {"members": True}
+
+html_theme = "alabaster"
+html_title = "eg — a pluggable Jupyter kernel gateway"
