@@ -1,6 +1,9 @@
 """The ZMQ side of the websocket bridge.
 
-Per kernel, one iopub SUB socket feeds every client (and the kernel's activity tracking). Per
+Per kernel, one iopub SUB socket feeds every client (and the kernel's activity tracking); it is
+all an idle kernel without clients holds (liveness comes from the resource manager's
+``eg_wait``). The gateway's own shell requests (the ``kernel_info`` probe, a warm pool's
+binding) open a shell socket for their duration only. Per
 client session (``session_id``), one identity shares shell, control and stdin DEALER sockets, so
 replies and input requests reach the session that asked. A session whose websocket closed is
 *parked*: its sockets stay open and what arrives is buffered until a websocket with the same
@@ -157,6 +160,7 @@ class KernelBridge:
         self.last_activity = time.time()
         self._iopub: zmq.asyncio.Socket | None = None
         self._probe: zmq.asyncio.Socket | None = None
+        self._probe_task: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self._iopub_seen = asyncio.Event()
         self._replies: dict[str, asyncio.Future] = {}
@@ -176,13 +180,12 @@ class KernelBridge:
         return sock
 
     def connect(self, info: dict[str, Any]) -> None:
-        """Open the kernel-level sockets (iopub and a shell probe) to ``info``."""
+        """Open the kernel-level socket (iopub) to ``info``."""
         self.info = dict(info)
         key = info.get("key") or b""
         self.signer = Signer(key.encode() if isinstance(key, str) else key, info.get("signature_scheme", "hmac-sha256"))
         self._iopub = self.socket("iopub", zmq.SUB)
-        self._probe = self.socket("shell", zmq.DEALER)
-        self._tasks = [asyncio.ensure_future(self._read_iopub()), asyncio.ensure_future(self._read_probe())]
+        self._tasks = [asyncio.ensure_future(self._read_iopub())]
 
     def reconnect(self, info: dict[str, Any]) -> None:
         """After a restart: reopen every socket if the kernel's address changed."""
@@ -198,14 +201,14 @@ class KernelBridge:
     def _close_kernel_sockets(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for sock in (self._iopub, self._probe):
-            if sock is not None:
-                sock.close(linger=0)
-        self._iopub = self._probe = None
+        if self._iopub is not None:
+            self._iopub.close(linger=0)
+        self._iopub = None
         self._tasks = []
         for future in self._replies.values():
             future.cancel()
         self._replies.clear()
+        self._close_probe()
 
     def close(self, reason: str = "the kernel was shut down") -> None:
         """Close every socket and end the websockets (their close frame carries ``reason``)."""
@@ -258,8 +261,20 @@ class KernelBridge:
         if self.parked is not None:
             self.parked.deliver("iopub", parts, header)
 
-    async def _read_probe(self) -> None:
-        sock = self._probe
+    def _open_probe(self) -> zmq.asyncio.Socket:
+        if self._probe is None:
+            self._probe = self.socket("shell", zmq.DEALER)
+            self._probe_task = asyncio.ensure_future(self._read_probe(self._probe))
+        return self._probe
+
+    def _close_probe(self) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+        if self._probe is not None:
+            self._probe.close(linger=0)
+        self._probe = self._probe_task = None
+
+    async def _read_probe(self, sock: zmq.asyncio.Socket) -> None:
         while True:
             try:
                 frames = await sock.recv_multipart()
@@ -276,7 +291,7 @@ class KernelBridge:
             if future is not None and not future.done():
                 future.set_result(json.loads(bytes(parts[3])))
 
-    def _send_probe(self, msg_type: str) -> asyncio.Future:
+    def _send_probe(self, msg_type: str, content: dict[str, Any] | None = None) -> asyncio.Future:
         msg_id = uuid.uuid4().hex
         header = {
             "msg_id": msg_id,
@@ -288,25 +303,43 @@ class KernelBridge:
         }
         future = asyncio.get_running_loop().create_future()
         self._replies[msg_id] = future
-        self._probe.send_multipart(self.signer.frames([json.dumps(header).encode(), b"{}", b"{}", b"{}"]))
+        body = json.dumps(content or {}).encode()
+        self._open_probe().send_multipart(self.signer.frames([json.dumps(header).encode(), b"{}", b"{}", body]))
         return future
+
+    async def request(self, msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+        """Send a shell request from the gateway itself (not from a client) and return the
+        reply's content; bounded by the caller's timeout. The shell socket it needs is open only
+        while a request waits."""
+        future = self._send_probe(msg_type, content)
+        try:
+            return await future
+        finally:
+            if not future.done():
+                future.cancel()
+            self._replies = {k: f for k, f in self._replies.items() if not f.done()}
+            if not self._replies:
+                self._close_probe()
 
     async def wait_ready(self) -> dict[str, Any]:
         """Wait until the kernel answers ``kernel_info`` on shell and iopub messages flow to us
         (the iopub subscription is live). Bounded by the caller's timeout."""
         self._iopub_seen.clear()
-        reply = await self._send_probe("kernel_info_request")
-        nudge_interval = 0.05
-        while not self._iopub_seen.is_set():
-            self._send_probe("kernel_info_request")
-            try:
-                await asyncio.wait_for(self._iopub_seen.wait(), nudge_interval)
-            except asyncio.TimeoutError:
-                nudge_interval = min(nudge_interval * 2, 1.0)
-        for future in self._replies.values():
-            future.cancel()
-        self._replies.clear()
-        return reply
+        try:
+            reply = await self._send_probe("kernel_info_request")
+            nudge_interval = 0.05
+            while not self._iopub_seen.is_set():
+                self._send_probe("kernel_info_request")
+                try:
+                    await asyncio.wait_for(self._iopub_seen.wait(), nudge_interval)
+                except asyncio.TimeoutError:
+                    nudge_interval = min(nudge_interval * 2, 1.0)
+            return reply
+        finally:
+            for future in self._replies.values():
+                future.cancel()
+            self._replies.clear()
+            self._close_probe()
 
     # -- client sessions -----------------------------------------------------------------------
 

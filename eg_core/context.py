@@ -32,6 +32,8 @@ class KernelContext:
       it is what gets persisted, and what ``eg_restore`` gets back after a gateway restart.
     - ``handles``: live objects (process handles, SSH connections) for this process only; never
       persisted.
+    - ``pooled``: True while the kernel waits in a warm pool, started for nobody yet (its
+      ``user``, ``env`` and ``cwd`` are the gateway's defaults until a request claims it).
     - ``restarting``: True while the kernel is being restarted (the launch is a relaunch).
     - ``notify``: set by the gateway; use :meth:`progress` rather than calling it.
     """
@@ -50,6 +52,7 @@ class KernelContext:
     state: dict[str, Any] = field(default_factory=dict)
     handles: dict[str, Any] = field(default_factory=dict, repr=False)
     restarting: bool = False
+    pooled: bool = False
     notify: Callable[[str, dict[str, Any]], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
 
     def progress(self, step: str, **details: Any) -> None:

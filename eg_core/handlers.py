@@ -257,7 +257,11 @@ class KernelsHandler(APIHandler):
             env = {**(env or {}), **headers}
         kernel = await self.gateway.kernels.start(name, env, path, principal=self.principal)
         self.set_header("Location", f"{self.gateway.base_url}api/kernels/{kernel.kernel_id}")
-        self.write_json(kernel.model(), status=201)
+        model = kernel.model()
+        if kernel.from_pool:
+            model["from_pool"] = True  # an extra key: Jupyter clients ignore it
+            self.set_header("X-EG-Kernel-Source", "warm-pool")
+        self.write_json(model, status=201)
 
 
     def _kernel_header_env(self) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 There are two kinds of hooks:
 
-- **Resource-manager hooks** (``eg_launch_process`` ... ``eg_load_process_info``): exactly one
+- **Resource-manager hooks** (``eg_launch_process`` ... ``eg_pool_fit``): exactly one
   plugin takes part, the resource manager that the kernel's kernelspec names. The core selects it
   per kernel with ``PluginManager.subset_hook_caller`` (see :mod:`eg_core.plugins`), so an
   implementation never checks whether a kernel is "its own". They are ``firstresult`` hooks.
@@ -193,6 +193,31 @@ def eg_load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def eg_pool_fit(kernel: KernelContext, request: KernelContext) -> str | None:
+    """Say whether ``kernel``, a kernel of this resource manager waiting in a warm pool
+    (``kernel.pooled``: started as the gateway's own user with the kernelspec's env and no
+    request values), can serve ``request``, a new kernel request for the same kernelspec.
+
+    Being poolable takes nothing more from a resource manager than its usual hooks: a warm pool
+    launches kernels through them, and at claim time the core binds the request's ``user``,
+    ``KERNEL_*``/allowed env and ``cwd`` to the running kernel itself (for Python kernels, by a
+    silent ``execute_request`` setting ``os.environ`` and ``os.chdir``). What the resource
+    manager applies only at launch (an image, resources, a uid, mounts, the OS user it runs the
+    kernel as) cannot be bound later: implement this hook to compare those and return a reason
+    when they differ. The core already treats the common launch-time variables
+    (``KERNEL_IMAGE``, ``KERNEL_UID``, ``KERNEL_CPUS``...; see
+    :data:`eg_core.builtin._pool_binding.LAUNCH_TIME_ENV`) as misses. Set ``request.cwd`` to
+    ``None`` when this resource manager does not use ``kernel.cwd`` (containers), so the core
+    does not change directory in the kernel.
+
+    Called when a request may claim a pooled kernel, before anything is bound. Optional.
+
+    Participants: the resource manager only. May be async. Returns ``None`` when the kernel
+    fits, else a short reason (the request then starts a kernel as usual: a pool miss).
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # Observer hooks: every plugin.
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +232,22 @@ def eg_before_launch(kernel: KernelContext) -> dict[str, str] | None:
 
     Participants: every plugin, in registration order reversed (LIFO). May be async. Returns a
     dict of environment variables to add to ``kernel.env``, or ``None``.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_claim_kernel(kernel: KernelContext) -> Any:
+    """Serve a kernel request with a kernel that is already running (a warm pool).
+
+    Called for ``POST /api/kernels`` and new sessions that do not ask for a ``KERNEL_ID``,
+    after ``eg_before_launch`` accepted the request (``kernel`` is the request's context,
+    with a fresh id). Return a kernel the plugin started with
+    ``gateway.kernels.start_pooled(name)``, bound to ``kernel``'s user, env and working
+    directory, and no longer waiting: the core then lists it under its own id and emits
+    ``pool_claimed``. Return ``None`` to let the core launch a kernel as usual.
+
+    Participants: the first plugin that answers (the builtin ``pools``). May be async.
+    Returns a ``ManagedKernel`` of ``gateway.kernels`` or ``None``.
     """
 
 
@@ -239,7 +280,10 @@ def eg_kernel_event(kernel: KernelContext, event: str, details: dict[str, Any]) 
 
     ``event`` is one of ``requested``, ``launched``, ``launch_failed``, ``connected``,
     ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``, ``shut_down``, and
-    ``progress`` (a resource manager's launch step, from :meth:`eg_core.KernelContext.progress`).
+    ``progress`` (a resource manager's launch step, from :meth:`eg_core.KernelContext.progress`),
+    and for warm pools ``pool_claimed`` (on the claimed kernel; ``request_id``, ``duration``) and
+    ``pool_miss`` (on the request; ``reason``). A pool's own launches are ``launched`` events
+    with ``details["pooled"]`` True (``kernel.pooled`` is set until the kernel is claimed).
     ``details`` carries the event's facts (phase durations for ``launched``, the phase and error
     for ``launch_failed``, the exit status for ``died``...). Called when the event happens.
 
@@ -404,6 +448,7 @@ RESOURCE_MANAGER_HOOKS = (
     "eg_describe_exit",
     "eg_save_process_info",
     "eg_load_process_info",
+    "eg_pool_fit",
 )
 
 __all__ = ["NAME", "hookspec", "RESOURCE_MANAGER_HOOKS"] + [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import getpass
 import logging
 import os
 import time
@@ -20,13 +21,13 @@ import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
-from ._calling import acall
+from ._calling import acall, acall_first, implemented
 from .channels import KernelBridge, status_parts
 from .context import KernelContext
 from .env import kernel_env, request_user, validate_request_env
 from .errors import BadRequest, EGError, LaunchFailed, NotFound
 from .catalog import KernelSpecCatalog
-from .launch import Deadline, abort_launch, run_phase
+from .launch import Deadline, abort_launch, before_launch, run_phase
 from .logs import KernelManagerLog, one_line
 from .provisioner import HookProvisioner
 
@@ -74,6 +75,7 @@ class ManagedKernel:
         self.stopping = False
         self.restarting = False
         self.owner = True  # launched here (or adopted at startup): restarts it when it dies
+        self.from_pool = False  # claimed from a warm pool
         self._watcher: asyncio.Task | None = None
 
     @property
@@ -146,6 +148,12 @@ class ManagedKernel:
             log.warning("[kernel %s] watching it failed: %s", self.kernel_id, exc)
             return
         if self.stopping or self.restarting:
+            return
+        if self.kernel.pooled:  # nobody uses it yet: the pool replaces it
+            self.execution_state = "dead"
+            self.registry.ended(self.kernel_id, "died while waiting in a warm pool")
+            log.warning("[kernel %s] died with status %s while waiting in a warm pool", self.kernel_id, status)
+            await self.registry.emit(self.kernel, "died", {"status": status, "pooled": True})
             return
         persistence = self.registry.persistence
         if persistence is not None and persistence.mode == "replication":
@@ -236,6 +244,8 @@ class KernelRegistry:
         self.catalog = catalog
         self.pm = pm
         self.kernels: dict[str, ManagedKernel] = {}
+        # Running but not listed, culled or persisted: warm pool kernels waiting to be claimed.
+        self.unlisted: dict[str, ManagedKernel] = {}
         self.pending: set[str] = set()
         self.recently_ended: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.persistence: Any = None  # a SessionPersistence when availability_mode is set
@@ -256,6 +266,7 @@ class KernelRegistry:
     def ended(self, kernel_id: str, reason: str) -> None:
         """Forget a kernel, remembering why for a while (404 answers say it was culled...)."""
         self.kernels.pop(kernel_id, None)
+        self.unlisted.pop(kernel_id, None)
         self.recently_ended[kernel_id] = reason
         while len(self.recently_ended) > RECENTLY_ENDED:
             self.recently_ended.popitem(last=False)
@@ -352,6 +363,67 @@ class KernelRegistry:
         self.pending.add(kernel_id)
         try:
             await self.emit(kernel, "requested", {})
+            if "KERNEL_ID" not in request_env and implemented(self.pm.hook.eg_claim_kernel):
+                claimed = await self._claim(kernel)
+                if claimed is not None:
+                    return claimed
+            return await self._launch(entry, kernel)
+        finally:
+            self.pending.discard(kernel_id)
+
+    async def _claim(self, request: KernelContext) -> ManagedKernel | None:
+        """Offer the request to ``eg_claim_kernel`` (a warm pool) after the launch policies
+        (``eg_before_launch``) accepted it; a claimed kernel is listed under its own id."""
+        start = time.monotonic()
+        timings: dict[str, float] = {}
+        try:
+            await run_phase("before_launch", Deadline(request.launch_timeout), before_launch(self.pm, request), timings)
+        except EGError as exc:
+            _log_launch_error(request, exc)
+            await self.emit(request, "launch_failed", {"phase": "before_launch", "error": exc.message})
+            raise
+        request.handles["policies_applied"] = timings["before_launch"]  # a cold launch reuses the verdict
+        try:
+            managed = await acall_first(self.pm.hook.eg_claim_kernel, kernel=request)
+        except Exception as exc:
+            request.log.warning("claiming a pooled kernel failed, starting one: %s", exc)
+            return None
+        if managed is None:
+            return None
+        self.unlisted.pop(managed.kernel_id, None)
+        managed.kernel.pooled = False
+        managed.from_pool = True
+        self.kernels[managed.kernel_id] = managed
+        await self.persist(managed)
+        duration = round(time.monotonic() - start, 4)
+        managed.kernel.log.info("claimed from the warm pool of %s by %s in %.3fs (request %s)", managed.kernel.kernel_name, managed.kernel.user, duration, request.kernel_id)
+        await self.emit(managed.kernel, "pool_claimed", {"request_id": request.kernel_id, "duration": duration})
+        return managed
+
+    async def start_pooled(self, name: str) -> ManagedKernel:
+        """Launch a kernel of kernelspec ``name`` for nobody yet (a warm pool's): the gateway's
+        own user, the kernelspec's env, no request values. It is held in :attr:`unlisted` (not
+        listed, culled, persisted or counted per user) until a claim lists it."""
+        entry = self.catalog.get(name)
+        kernel_id = str(uuid.uuid4())
+        user = getpass.getuser()
+        spec = {**entry.spec.to_dict(), "resource_dir": entry.resource_dir}
+        kernel = KernelContext(
+            kernel_id=kernel_id,
+            kernel_name=entry.name,
+            resource_manager=entry.resource_manager,
+            spec=spec,
+            config=dict(entry.config),
+            env=kernel_env(
+                request_env={}, spec=spec, gateway_env=dict(os.environ), inherited_envs=self.settings.inherited_envs,
+                client_envs=self.settings.client_envs, kernel_id=kernel_id, user=user,
+            ),
+            user=user,
+            launch_timeout=float(self.settings.launch_timeout),
+            pooled=True,
+        )
+        self.pending.add(kernel_id)
+        try:
             return await self._launch(entry, kernel)
         finally:
             self.pending.discard(kernel_id)
@@ -392,20 +464,26 @@ class KernelRegistry:
             _log_launch_error(kernel, exc)
             await self.emit(kernel, "launch_failed", {"phase": getattr(exc, "phase", None), "error": exc.message})
             raise
-        self.kernels[kernel.kernel_id] = managed
-        await self.persist(managed)
+        if kernel.pooled:
+            self.unlisted[kernel.kernel_id] = managed
+        else:
+            self.kernels[kernel.kernel_id] = managed
+            await self.persist(managed)
         duration = time.monotonic() - start
         timings = dict(km.provisioner.timings)
         log.info(
-            "[kernel %s] launched %s on %s in %.3fs (%s)",
+            "[kernel %s] launched %s on %s in %.3fs (%s)%s",
             kernel.kernel_id, kernel.kernel_name, kernel.resource_manager, duration,
-            ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()),
+            ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()), " into the warm pool" if kernel.pooled else "",
         )
         try:
             await acall(self.pm.hook.eg_after_launch, kernel=kernel)
         except Exception as exc:
             log.warning("[kernel %s] an eg_after_launch observer failed: %s", kernel.kernel_id, exc)
-        await self.emit(kernel, "launched", {"duration": round(duration, 4), "phases": timings})
+        details = {"duration": round(duration, 4), "phases": timings}
+        if kernel.pooled:
+            details["pooled"] = True
+        await self.emit(kernel, "launched", details)
         return managed
 
     async def shutdown_all(self) -> None:

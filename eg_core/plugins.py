@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = {
     "authorization": "eg_core.builtin.authorization",
     "limits": "eg_core.builtin.limits",
     "culling": "eg_core.builtin.culling",
+    "pools": "eg_core.builtin.pools",
     "events": "eg_core.builtin.events",
     "metrics": "eg_core.builtin.metrics",
     "file_store": "eg_core.builtin.file_store",

@@ -69,7 +69,11 @@ class HookProvisioner(KernelProvisionerBase):
             kernel.env = {k: v for k, v in (kwargs.get("env") or {}).items() if k not in os.environ or os.environ[k] != v}
             kernel.env.update(substitute(self.kernel_spec.env, {**os.environ, **kernel.env}))
             kernel.cwd = kwargs.get("cwd")
-        await run_phase("before_launch", self.deadline, before_launch(self.pm, kernel), self.timings)
+        applied = kernel.handles.pop("policies_applied", None)  # seconds they took before a pool claim
+        if applied is None:
+            await run_phase("before_launch", self.deadline, before_launch(self.pm, kernel), self.timings)
+        else:
+            self.timings["before_launch"] = applied
         argv = list(self.kernel_spec.argv) + list(kwargs.pop("extra_arguments", []))
         if any("{connection_file}" in arg for arg in argv):
             self._write_connection_file()

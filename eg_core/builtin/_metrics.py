@@ -59,6 +59,9 @@ class Metrics:
         self.launches: Counter = Counter()  # (kernelspec, resource_manager)
         self.failures: Counter = Counter()  # (kernelspec, resource_manager, phase)
         self.culls: Counter = Counter()  # (kernelspec,)
+        self.pool_hits: Counter = Counter()  # (kernelspec,)
+        self.pool_misses: Counter = Counter()  # (kernelspec,)
+        self.pool_refill_seconds: dict[tuple, Histogram] = {}  # (kernelspec,)
         self.launch_seconds: dict[tuple, Histogram] = {}  # (kernelspec, resource_manager)
         self.phase_seconds: dict[tuple, Histogram] = {}  # (kernelspec, phase)
         self._registry: Any = None
@@ -73,6 +76,8 @@ class Metrics:
             duration = _number(details.get("duration"))
             if duration is not None:
                 self._histogram(self.launch_seconds, (spec, rm)).observe(duration)
+                if details.get("pooled"):
+                    self._histogram(self.pool_refill_seconds, (spec,)).observe(duration)
             for phase, seconds in (details.get("phases") or {}).items():
                 seconds = _number(seconds)
                 if seconds is not None:
@@ -81,6 +86,10 @@ class Metrics:
             self.failures[(spec, rm, str(details.get("phase") or "unknown"))] += 1
         elif event == "culled":
             self.culls[(spec,)] += 1
+        elif event == "pool_claimed":
+            self.pool_hits[(spec,)] += 1
+        elif event == "pool_miss":
+            self.pool_misses[(spec,)] += 1
 
     @staticmethod
     def _histogram(table: dict[tuple, Histogram], key: tuple) -> Histogram:
@@ -138,6 +147,15 @@ class Metrics:
             connections.add_metric([spec], value)
         yield kernels
         yield connections
+        pooled = GaugeMetricFamily(
+            "eg_pool_kernels", "Kernels waiting in a warm pool (not in eg_kernels), by kernelspec.", labels=["kernelspec"]
+        )
+        waiting: Counter = Counter({spec: 0 for (spec,) in (*self.pool_hits, *self.pool_misses, *self.pool_refill_seconds)})
+        for managed in list(registry.unlisted.values()) if registry is not None else []:
+            waiting[managed.kernel.kernel_name] += 1
+        for spec, value in sorted(waiting.items()):
+            pooled.add_metric([spec], value)
+        yield pooled
         pending = GaugeMetricFamily("eg_kernels_launching", "Kernel launches in progress.")
         pending.add_metric([], len(registry.pending) if registry is not None else 0)
         yield pending
@@ -148,6 +166,10 @@ class Metrics:
                        ["kernelspec", "resource_manager", "phase"], self.failures)
         yield _counter(CounterMetricFamily, "eg_kernel_culls", "Kernels shut down by the idle culler.",
                        ["kernelspec"], self.culls)
+        yield _counter(CounterMetricFamily, "eg_pool_hits", "Kernel requests served by a waiting warm-pool kernel.",
+                       ["kernelspec"], self.pool_hits)
+        yield _counter(CounterMetricFamily, "eg_pool_misses", "Kernel requests for a pooled kernelspec that started a kernel "
+                       "(pool empty, or the request needs what only a launch applies).", ["kernelspec"], self.pool_misses)
         yield _counter(CounterMetricFamily, "eg_kernel_events", "Kernel lifecycle events, by event.",
                        ["event", "kernelspec"], self.events)
 
@@ -164,6 +186,9 @@ class Metrics:
         yield _histogram(HistogramMetricFamily, "eg_kernel_launch_phase_duration_seconds",
                          "Seconds each launch phase took (before_launch, launch_process, confirm_startup, "
                          "connection_info, kernel_info).", ["kernelspec", "phase"], self.phase_seconds)
+        yield _histogram(HistogramMetricFamily, "eg_pool_refill_duration_seconds",
+                         "Seconds a warm pool's launch took (launch to kernel_info reply).", ["kernelspec"],
+                         self.pool_refill_seconds)
 
 
 def _counter(cls: Any, name: str, doc: str, labels: list[str], counts: Counter) -> Any:

@@ -2,7 +2,8 @@
 
 A launch reserves its slot in ``eg_before_launch`` (no await between the count and the
 reservation, so concurrent requests cannot overshoot); a failed launch or a shutdown releases it.
-Kernels the gateway adopted count too.
+Kernels the gateway adopted count too, and warm-pool kernels count in ``max_kernels`` (they run)
+but not per user until a request claims one (the claim is checked like a launch).
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ class _Slots:
     reserved: dict[str, str] = {}
 
 
-def _holders() -> dict[str, str]:
-    running = {kid: k.kernel.user for kid, k in (_Slots.registry.kernels.items() if _Slots.registry else ())}
-    return {**running, **_Slots.reserved}
+def _holders() -> dict[str, str | None]:
+    """Kernel id -> user of every running, pooled (user None) and reserved kernel."""
+    registry = _Slots.registry
+    running = {kid: k.kernel.user for kid, k in (registry.kernels.items() if registry else ())}
+    pooled = {kid: None for kid in (registry.unlisted if registry else ())}
+    return {**pooled, **running, **_Slots.reserved}
 
 
-def reserve(kernel_id: str, user: str) -> None:
+def reserve(kernel_id: str, user: str | None) -> None:
+    """Count a launch (or a claim) in before it happens; ``user`` None: a warm pool's kernel."""
     limits = KernelLimits.instance()
     holders = _holders()
     if limits.max_kernels > 0 and len(holders) >= limits.max_kernels:
@@ -44,7 +49,7 @@ def reserve(kernel_id: str, user: str) -> None:
             f"{len(holders)} active and pending kernels."
         )
     mine = sum(1 for owner in holders.values() if owner == user)
-    if limits.max_kernels_per_user >= 0 and mine >= limits.max_kernels_per_user:
+    if user is not None and limits.max_kernels_per_user >= 0 and mine >= limits.max_kernels_per_user:
         raise LaunchRefused(
             f"A max kernels per user limit has been set to {limits.max_kernels_per_user} and user "
             f"'{user}' currently has {mine} active and pending kernels."
@@ -66,10 +71,12 @@ def eg_startup(gateway):
 @hookimpl
 def eg_before_launch(kernel):
     if _Slots.registry is not None and not kernel.restarting:  # limits are the gateway's
-        reserve(kernel.kernel_id, kernel.user)
+        reserve(kernel.kernel_id, None if kernel.pooled else kernel.user)
 
 
 @hookimpl
-def eg_kernel_event(kernel, event):
+def eg_kernel_event(kernel, event, details):
     if event in ("launch_failed", "shut_down", "launched"):
         _Slots.reserved.pop(kernel.kernel_id, None)
+    elif event == "pool_claimed":  # the claim's reservation; the claimed kernel now counts as running
+        _Slots.reserved.pop(details.get("request_id"), None)

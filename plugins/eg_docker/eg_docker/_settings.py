@@ -19,14 +19,14 @@ import fnmatch
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlparse
 
 from traitlets import Bool, Float, Integer, List, Unicode, default, validate
 from traitlets.config import SingletonConfigurable
 
-from eg_core import BadRequest, KernelContext, LaunchRefused
+from eg_core import BadRequest, EGError, KernelContext, LaunchRefused
 
 # Labels every kernel container/service carries (Enterprise Gateway's, plus ours).
 LABEL_KERNEL_ID = "kernel_id"
@@ -589,4 +589,30 @@ def _container_name(kernel: KernelContext) -> str:
     return f"{user}-{kernel.kernel_id}"
 
 
-__all__ = ["DockerSettings", "KernelContainer", "resolve", "settings", "parse_size"]
+# What a container gets only when it is created; a pooled kernel serves a request only when
+# the request resolves to the same values.
+_CREATION_SETTINGS = ("mode", "docker_host", "image", "network", "uid", "gid", "working_dir", "mounts", "cpus", "memory", "gpus")
+
+
+def pool_misfit(pooled: KernelContext, request: KernelContext) -> str | None:
+    """Why the waiting container of ``pooled`` cannot serve ``request`` (``eg_pool_fit``):
+    a setting applied at creation (image, uid, mounts, resources, working dir...) or a
+    request label resolves differently; None when it fits. A refused or malformed request is a
+    miss too (its launch then answers the request with the error). The container's working
+    directory is its own (or the mirrored one compared here), so ``request.cwd`` is cleared."""
+    try:
+        wanted = resolve(replace(request, env=dict(request.env)))
+        have = resolve(replace(pooled, env=dict(pooled.env)))
+    except EGError as exc:
+        return f"the request's container settings are not accepted: {exc.message}"
+    differ = [name for name in _CREATION_SETTINGS if getattr(wanted, name) != getattr(have, name)]
+    own = set(_kernel_labels(request, settings()))
+    if {k: v for k, v in wanted.labels.items() if k not in own} != {k: v for k, v in have.labels.items() if k not in own}:
+        differ.append("labels")
+    if differ:
+        return f"the container's {', '.join(differ)} would differ (applied when a container is created)"
+    request.cwd = None
+    return None
+
+
+__all__ = ["DockerSettings", "KernelContainer", "resolve", "settings", "parse_size", "pool_misfit"]

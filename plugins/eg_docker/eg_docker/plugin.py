@@ -15,7 +15,7 @@ from eg_core.provisioner import provisioner_for
 from . import _lifecycle as lifecycle
 from . import _orphans
 from ._client import DockerError, client_for, close_clients
-from ._settings import DockerSettings, settings
+from ._settings import DockerSettings, pool_misfit, settings
 
 DockerProvisioner = provisioner_for("docker")
 log = logging.getLogger("eg.docker")
@@ -114,6 +114,11 @@ async def eg_describe_exit(kernel):
 @hookimpl
 async def eg_load_process_info(kernel, info):
     await lifecycle.adopt(kernel, info)
+
+
+@hookimpl
+def eg_pool_fit(kernel, request):
+    return pool_misfit(kernel, request)
 
 
 @hookimpl

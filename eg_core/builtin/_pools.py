@@ -1,0 +1,173 @@
+"""Warm pools: kernels started ahead of requests, per kernelspec, claimed by new requests.
+
+:class:`WarmPools` keeps ``KernelPools.pools[name]`` kernels of each kernelspec waiting (never
+more than ``max_pooled_kernels`` in all), refilling in the background with at most
+``refill_concurrency`` launches at a time; a kernelspec whose launches fail is retried with a
+growing pause (up to a minute). A claim takes the oldest waiting kernel that fits the request
+(:mod:`._pool_binding`), binds the request to it and hands it to the core, which lists it as an
+ordinary kernel: it is never returned to a pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from traitlets import Dict, Int
+from traitlets.config import SingletonConfigurable
+
+from ..config import EnvDefaults
+from ..errors import EGError
+from ._pool_binding import BindFailed, bind, misfit
+
+log = logging.getLogger("eg.pools")
+MAX_BACKOFF = 60.0
+
+
+class KernelPools(EnvDefaults, SingletonConfigurable):
+    """Kernels kept started and waiting for requests, per kernelspec."""
+
+    pools = Dict(
+        value_trait=Int(), default_value={}, config=True,
+        help="Kernels to keep started and waiting, by kernelspec name, e.g. {\"python3\": 2} "
+        "(EG_KERNEL_POOLS='{\"python3\": 2}'). A request for that kernelspec that fits gets one at once.",
+    ).tag(env=("EG_KERNEL_POOLS",))
+    max_pooled_kernels = Int(
+        16, config=True, help="Kernels all pools together may hold waiting (pooled kernels count in max_kernels too)."
+    ).tag(env=("EG_MAX_POOLED_KERNELS",))
+    refill_concurrency = Int(
+        2, config=True, help="Pool launches that may run at the same time while refilling."
+    ).tag(env=("EG_POOL_REFILL_CONCURRENCY",))
+
+
+class WarmPools:
+    """The waiting kernels of every pool of one gateway, and their refill loop."""
+
+    def __init__(self, registry: Any, settings: KernelPools):
+        self.registry = registry
+        self.settings = settings
+        self.waiting: dict[str, list[Any]] = {}
+        self.filling: Counter = Counter()
+        self.failures: Counter = Counter()
+        self.paused_until: dict[str, float] = {}
+        self.hits: Counter = Counter()
+        self.misses: Counter = Counter()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(max(1, settings.refill_concurrency))
+        self._launches: set[asyncio.Task] = set()
+        self._loop: asyncio.Task | None = None
+
+    # -- refill ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        known = self.registry.catalog.available()
+        unknown = [name for name in self.settings.pools if name not in known]
+        for name in unknown:
+            log.warning("warm pool for kernelspec %r ignored: no such kernelspec", name)
+        self._loop = asyncio.ensure_future(self._refill_loop())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def size(self, name: str) -> int:
+        return len(self.waiting.get(name, ()))
+
+    def total(self) -> int:
+        return sum(len(w) for w in self.waiting.values()) + sum(self.filling.values())
+
+    async def _refill_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            pause = self._refill()
+            try:
+                await asyncio.wait_for(self._wake.wait(), pause)
+            except asyncio.TimeoutError:
+                pass
+
+    def _refill(self) -> float | None:
+        """Start the launches the pools lack; the seconds until a paused pool may retry."""
+        now = time.monotonic()
+        next_retry = None
+        names = self.registry.catalog.available() if self.settings.pools else {}
+        for name, wanted in self.settings.pools.items():
+            if name not in names:
+                continue
+            paused = self.paused_until.get(name, 0) - now
+            if paused > 0:
+                next_retry = paused if next_retry is None else min(next_retry, paused)
+                continue
+            while self.size(name) + self.filling[name] < wanted and self.total() < self.settings.max_pooled_kernels:
+                self.filling[name] += 1
+                task = asyncio.ensure_future(self._launch(name))
+                self._launches.add(task)
+                task.add_done_callback(self._launches.discard)
+        return next_retry
+
+    async def _launch(self, name: str) -> None:
+        try:
+            async with self._slots:
+                managed = await self.registry.start_pooled(name)
+        except EGError as exc:
+            self.failures[name] += 1
+            pause = min(2.0 ** self.failures[name], MAX_BACKOFF)
+            self.paused_until[name] = time.monotonic() + pause
+            log.warning("warm pool %s: a launch failed (%s); retrying in %.0fs", name, exc.message.splitlines()[0], pause)
+            return
+        finally:
+            self.filling[name] -= 1
+            self.wake()
+        self.failures.pop(name, None)
+        self.waiting.setdefault(name, []).append(managed)
+
+    def forget(self, kernel_id: str) -> None:
+        """A waiting kernel ended (died, or was shut down): drop it, the loop refills."""
+        for waiting in self.waiting.values():
+            waiting[:] = [m for m in waiting if m.kernel_id != kernel_id]
+        self.wake()
+
+    # -- claims ------------------------------------------------------------------------------
+
+    async def claim(self, request: Any) -> Any:
+        """A waiting kernel bound to ``request``, or None (a miss, reported as ``pool_miss``)."""
+        name = request.kernel_name
+        if name not in self.settings.pools:
+            return None
+        waiting = self.waiting.setdefault(name, [])
+        waiting[:] = [m for m in waiting if m.kernel_id in self.registry.unlisted and m.execution_state != "dead"]
+        reason = "the pool is empty (refilling)" if not waiting else await misfit(waiting[0].kernel, request, waiting[0].km.provisioner.hooks)
+        managed = None
+        if reason is None:
+            managed = waiting.pop(0)
+            self.wake()
+            try:
+                await bind(managed, request)
+            except (BindFailed, asyncio.TimeoutError, EGError) as exc:
+                reason = f"binding the request failed: {exc or 'no reply'}"
+                asyncio.ensure_future(managed.shutdown(now=True, reason="its warm-pool binding failed"))
+                managed = None
+        if managed is None:
+            self.misses[name] += 1
+            request.log.info("warm pool %s: miss, starting a kernel: %s", name, reason)
+            await self.registry.emit(request, "pool_miss", {"reason": reason})
+            return None
+        self.hits[name] += 1
+        return managed
+
+    async def stop(self) -> None:
+        """Stop refilling and shut down every waiting kernel (pools are not kept across a
+        gateway restart: they refill in the next one)."""
+        if self._loop is not None:
+            self._loop.cancel()
+        for task in list(self._launches):
+            task.cancel()
+        await asyncio.gather(*self._launches, return_exceptions=True)
+        waiting = [m for pool in self.waiting.values() for m in pool] + list(self.registry.unlisted.values())
+        self.waiting.clear()
+        unique = {m.kernel_id: m for m in waiting}
+        await asyncio.gather(
+            *(m.shutdown(now=True, reason="warm pool dropped: the gateway is stopping") for m in unique.values()),
+            return_exceptions=True,
+        )

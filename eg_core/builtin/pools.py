@@ -1,0 +1,53 @@
+"""The ``pools`` plugin: warm pools of started kernels, per kernelspec.
+
+A builtin policy written exactly as a third-party one: thin hook implementations over
+:mod:`eg_core.builtin._pools` (the pools and their refill) and :mod:`eg_core.builtin._pool_binding`
+(what fits a request, and binding it). Settings::
+
+    eg-gateway --KernelPools.pools='{"python3": 2}' --KernelPools.max_pooled_kernels=16 \\
+               --KernelPools.refill_concurrency=2
+    EG_KERNEL_POOLS='{"python3": 2}' EG_MAX_POOLED_KERNELS=16 EG_POOL_REFILL_CONCURRENCY=2
+
+Waiting kernels are not listed, culled, persisted or counted per user (``max_kernels`` counts
+them); they are shut down when the gateway stops.
+"""
+
+from __future__ import annotations
+
+from .. import hookimpl
+from ._pools import KernelPools, WarmPools
+
+
+class _State:
+    pools: WarmPools | None = None
+
+
+@hookimpl
+def eg_configurables():
+    return [KernelPools]
+
+
+@hookimpl
+def eg_startup(gateway):
+    _State.pools = WarmPools(gateway.kernels, KernelPools.instance(parent=gateway))
+    _State.pools.start()
+
+
+@hookimpl
+async def eg_claim_kernel(kernel):
+    if _State.pools is not None:
+        return await _State.pools.claim(kernel)
+    return None
+
+
+@hookimpl
+def eg_kernel_event(kernel, event, details):
+    if _State.pools is not None and event in ("died", "shut_down") and details.get("pooled", event == "shut_down"):
+        _State.pools.forget(kernel.kernel_id)
+
+
+@hookimpl
+async def eg_shutdown(gateway):
+    if _State.pools is not None and _State.pools.registry is gateway.kernels:
+        pools, _State.pools = _State.pools, None
+        await pools.stop()

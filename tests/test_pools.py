@@ -1,0 +1,144 @@
+"""The ``pools`` builtin plugin: warm pools of started kernels, claimed by new requests.
+
+Real gateway processes, real ipykernel (``python3``) and tiny kernels. A claim binds the
+requester's user, ``KERNEL_*`` env and working directory to the waiting kernel; what only a
+launch applies, or a non-Python kernel with something to bind, is a miss that starts a kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+
+import psutil
+import pytest
+
+from eg_core.testing import KernelSocket
+
+EVENT_LINE = re.compile(r"\beg\.events\] (\{.*\})$")
+PYTHON_POOL = {"EG_KERNEL_POOLS": json.dumps({"python3": 1})}
+
+
+def events(gw, event: str) -> list[dict]:
+    found = [json.loads(m.group(1)) for line in gw.output().splitlines() if (m := EVENT_LINE.search(line))]
+    return [e for e in found if e["event"] == event]
+
+
+async def metric(http, name: str, kernelspec: str) -> float:
+    text = (await http.get("/metrics")).text
+    m = re.search(rf'^{name}{{kernelspec="{kernelspec}"}} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+async def wait_pool(http, kernelspec: str, size: int, within: float = 90) -> None:
+    deadline = time.monotonic() + within
+    while await metric(http, "eg_pool_kernels", kernelspec) != size:
+        assert time.monotonic() < deadline, f"the {kernelspec} pool did not reach {size} kernels"
+        await asyncio.sleep(0.2)
+
+
+async def test_claim_binds_user_env_and_working_dir(gateway_factory, tmp_path):
+    """A request gets the waiting kernel (said in the response, the log, an event and /metrics)
+    with its user, KERNEL_* env and working directory; the binding leaves no trace in the
+    notebook (execution count 1); the pool refills and never lists its waiting kernels."""
+    gw = gateway_factory(env=PYTHON_POOL)
+    workdir = tmp_path / "notebooks"
+    workdir.mkdir()
+    async with gw.client() as http:
+        await wait_pool(http, "python3", 1)
+        pooled_id = events(gw, "launched")[0]["kernel_id"]
+        assert (await http.get("/api/kernels")).json() == []
+        env = {"KERNEL_USERNAME": "alice", "KERNEL_PROJECT": "it's \"quoted\"; import os", "KERNEL_WORKING_DIR": str(workdir)}
+        r = await http.post("/api/kernels", json={"name": "python3", "env": env})
+        assert r.status_code == 201, r.text
+        model = r.json()
+        assert model["id"] == pooled_id and model["from_pool"] is True
+        assert r.headers["X-EG-Kernel-Source"] == "warm-pool"
+        ws = await KernelSocket.connect(gw, model["id"])
+        out = await ws.execute("import os; print(os.environ['KERNEL_USERNAME'], os.environ['KERNEL_PROJECT'], os.getcwd(), sep='|')")
+        await ws.close()
+        assert out["stdout"].strip() == f"alice|{env['KERNEL_PROJECT']}|{workdir}"
+        assert out["reply"]["execution_count"] == 1
+        await wait_pool(http, "python3", 1)  # refilled
+        listed = [k["id"] for k in (await http.get("/api/kernels")).json()]
+        assert listed == [pooled_id]
+        assert await metric(http, "eg_pool_hits_total", "python3") == 1
+        assert 'eg_pool_refill_duration_seconds_count{kernelspec="python3"} 2.0' in (await http.get("/metrics")).text
+    claimed = events(gw, "pool_claimed")
+    assert [e["kernel_id"] for e in claimed] == [pooled_id]
+    assert "claimed from the warm pool of python3 by alice" in gw.output()
+
+
+async def test_launch_time_values_and_non_python_kernels_miss(gateway_factory):
+    """What cannot be applied after start starts a kernel as usual, with the reason in a
+    ``pool_miss`` event and the miss counted; a tiny (non-Python) kernel is claimed only when
+    there is nothing to bind."""
+    gw = gateway_factory(env={"EG_KERNEL_POOLS": json.dumps({"python3": 1, "tiny": 1})})
+    async with gw.client() as http:
+        await wait_pool(http, "python3", 1)
+        await wait_pool(http, "tiny", 1)
+        r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_UID": "1234"}})
+        assert r.status_code == 201 and "from_pool" not in r.json(), r.text
+        r = await http.post("/api/kernels", json={"name": "tiny", "env": {"KERNEL_PROJECT": "x"}})
+        assert r.status_code == 201 and "from_pool" not in r.json(), r.text
+        r = await http.post("/api/kernels", json={"name": "tiny"})
+        assert r.status_code == 201 and r.json()["from_pool"] is True, r.text
+        assert await metric(http, "eg_pool_misses_total", "python3") == 1
+        assert await metric(http, "eg_pool_misses_total", "tiny") == 1
+        assert await metric(http, "eg_pool_hits_total", "tiny") == 1
+    reasons = [e["details"]["reason"] for e in events(gw, "pool_miss")]
+    assert reasons[0] == "KERNEL_UID can only be applied when a kernel starts"
+    assert "only for Python kernels" in reasons[1]
+
+
+async def test_bad_working_dir_is_a_miss_then_the_usual_error(gateway_factory):
+    """A working directory the kernel cannot enter fails the binding: the pooled kernel is
+    discarded and the request gets the cold launch's 4xx/5xx answer, not a half-bound kernel."""
+    gw = gateway_factory(env=PYTHON_POOL)
+    async with gw.client() as http:
+        await wait_pool(http, "python3", 1)
+        r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_WORKING_DIR": "/no/such/dir"}})
+        assert r.status_code >= 400 and "/no/such/dir" in r.json()["message"], r.text
+        assert (await http.get("/api/kernels")).json() == []
+        await wait_pool(http, "python3", 1)
+    assert "binding the request failed" in events(gw, "pool_miss")[0]["details"]["reason"]
+
+
+async def test_pools_skip_per_user_limits_and_culling_count_in_total(gateway_factory):
+    """Waiting kernels are not culled and not anyone's; a claimed one counts for its user."""
+    gw = gateway_factory(
+        "--KernelCuller.cull_idle_timeout=1", "--KernelCuller.cull_interval=0.3",
+        env={"EG_KERNEL_POOLS": json.dumps({"python3": 2}), "EG_MAX_KERNELS_PER_USER": "1", "EG_MAX_KERNELS": "3"},
+    )
+    async with gw.client() as http:
+        await wait_pool(http, "python3", 2)
+        pooled = {e["kernel_id"] for e in events(gw, "launched")}
+        r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_USERNAME": "bob"}})
+        assert r.status_code == 201 and r.json()["from_pool"] is True, r.text
+        r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_USERNAME": "bob"}})
+        assert r.status_code == 403 and "per user" in r.json()["message"], r.text
+        deadline = time.monotonic() + 60
+        while not events(gw, "culled"):  # bob's idle kernel is culled; the waiting ones are not
+            assert time.monotonic() < deadline, "the claimed kernel was not culled"
+            await asyncio.sleep(0.2)
+        await wait_pool(http, "python3", 2)
+        r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_USERNAME": "carol"}})
+        assert r.status_code == 201, r.text
+    culled = {e["kernel_id"] for e in events(gw, "culled")}
+    assert len(culled & pooled) == 1  # only the claimed one; the other waited uncull'd
+    assert r.json()["id"] in pooled
+
+
+async def test_gateway_stop_drops_waiting_kernels(gateway_factory):
+    """Waiting kernels are not kept across a restart: stopping the gateway shuts them down."""
+    gw = gateway_factory(env={"EG_KERNEL_POOLS": json.dumps({"tiny": 2})})
+    async with gw.client() as http:
+        await wait_pool(http, "tiny", 2)
+    kernels = psutil.Process(gw.proc.pid).children()
+    assert len(kernels) == 2
+    gw.stop()
+    gone, alive = psutil.wait_procs(kernels, timeout=30)
+    assert not alive
+    assert "warm pool dropped: the gateway is stopping" in gw.output()
