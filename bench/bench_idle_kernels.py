@@ -1,6 +1,6 @@
-"""Benchmark: what 100 idle kernels cost the gateway (memory per kernel, CPU at rest).
+"""Benchmark: what idle kernels cost the gateway (memory and open files per kernel, CPU at rest).
 
-    python bench/bench_idle_kernels.py [--kernels 100] [--idle-seconds 20] [--batch 10]
+    python bench/bench_idle_kernels.py [--kernels 500] [--idle-seconds 20] [--batch 10]
     python bench/bench_idle_kernels.py --profile     # in-process: where the memory goes (tracemalloc)
 
 The kernels are ``tests/kernelspecs/tiny``: a one-file kernel (pyzmq, no IPython) that answers
@@ -10,9 +10,13 @@ gateway process only (psutil), not on its kernels:
 - RSS fresh (just listening), after one kernel started and stopped (modules loaded on first use),
   with all kernels idle, and after they are shut down;
 - RSS per kernel = (RSS with N - RSS fresh) / N, and the same from the warmed-up baseline;
-- idle CPU: the gateway's CPU time over ``--idle-seconds`` with all kernels idle, in % of one core.
+- open files per kernel = (fds with N - fds after the warm-up start/stop) / N;
+- idle CPU: the gateway's CPU time over ``--idle-seconds`` with all kernels idle, in % of one core;
+- the (N+1)th start against the first: start -> kernel_info_reply over the websocket, median of
+  ``--probes`` starts each, alone (nothing else starting), with 0 and with N kernels held.
 
-Targets: <= 0.3 MiB per kernel, <= 1% CPU idle.
+Targets (issue 12): 500 kernels, <= 0.2 MiB and <= 3 open files per kernel, <= 1% CPU idle, the
+501st start as fast as the first (within 10%).
 """
 
 from __future__ import annotations
@@ -31,11 +35,14 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from eg_core.testing import GatewayProcess  # noqa: E402
+from _common import shutdown, start_to_kernel_info  # noqa: E402
 
 KERNELSPECS = str(ROOT / "tests" / "kernelspecs")
 MIB = 1024 * 1024
-TARGET_MIB_PER_KERNEL = 0.3
+TARGET_MIB_PER_KERNEL = 0.2
+TARGET_FDS_PER_KERNEL = 3
 TARGET_IDLE_CPU = 1.0
+TARGET_START_RATIO = 1.1
 
 
 def rss(proc: psutil.Process) -> int:
@@ -81,6 +88,9 @@ async def run(args: argparse.Namespace) -> dict:
             await http.get("/metrics")
             await settle(proc)
             out["rss_warm"] = rss(proc)
+            out["first_start"] = await probe_starts(gw, args.probes)
+            await settle(proc)
+            out["fds_warm"] = proc.num_fds()  # after the probes: every lazily opened gateway file is open
 
             t0 = time.perf_counter()
             retries: list[str] = []
@@ -101,6 +111,7 @@ async def run(args: argparse.Namespace) -> dict:
             c1, w1 = proc.cpu_times(), time.perf_counter()
             out["idle_cpu_percent"] = 100 * ((c1.user + c1.system) - (c0.user + c0.system)) / (w1 - w0)
             out["rss_after_idle"] = rss(proc)
+            out["next_start"] = await probe_starts(gw, args.probes)
 
             t0 = time.perf_counter()
             for i in range(0, len(ids), args.batch):
@@ -111,6 +122,17 @@ async def run(args: argparse.Namespace) -> dict:
     finally:
         gw.stop()
     return out
+
+
+async def probe_starts(gw, n: int) -> float:
+    """Median seconds of ``n`` single starts (start -> kernel_info over the websocket), each
+    kernel shut down before the next."""
+    times = []
+    for _ in range(n):
+        elapsed, kid = await start_to_kernel_info(gw, "tiny")
+        await shutdown(gw, kid)
+        times.append(elapsed)
+    return sorted(times)[len(times) // 2]
 
 
 def report(r: dict) -> bool:
@@ -131,7 +153,14 @@ def report(r: dict) -> bool:
     print(f"RSS per kernel (vs fresh)        {per_fresh:.3f} MiB   target <= {TARGET_MIB_PER_KERNEL}  {'OK' if ok_mem else 'MISSED'}")
     print(f"RSS per kernel (vs warmed up)    {per_warm:.3f} MiB")
     print(f"idle CPU with {n} kernels         {r['idle_cpu_percent']:.2f} %   target <= {TARGET_IDLE_CPU}  {'OK' if ok_cpu else 'MISSED'}")
-    return ok_mem and ok_cpu
+    fds = (r["fds"] - r["fds_warm"]) / n
+    ok_fds = fds <= TARGET_FDS_PER_KERNEL
+    print(f"open files per kernel            {fds:.2f}   target <= {TARGET_FDS_PER_KERNEL}  {'OK' if ok_fds else 'MISSED'}")
+    ratio = r["next_start"] / r["first_start"]
+    ok_start = ratio <= TARGET_START_RATIO
+    print(f"start with 0 / {n} kernels held   {r['first_start'] * 1000:.1f} / {r['next_start'] * 1000:.1f} ms (x{ratio:.2f})"
+          f"   target <= x{TARGET_START_RATIO}  {'OK' if ok_start else 'MISSED'}")
+    return ok_mem and ok_cpu and ok_fds and ok_start
 
 
 # -- in-process profile: where the per-kernel memory goes ---------------------------------------
@@ -188,7 +217,8 @@ async def profile(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kernels", type=int, default=100)
+    parser.add_argument("--kernels", type=int, default=500)
+    parser.add_argument("--probes", type=int, default=7, help="single starts timed with 0 and with N kernels held")
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=10, help="kernels started at once")
     parser.add_argument("--profile", action="store_true", help="in-process tracemalloc profile instead")

@@ -54,7 +54,13 @@ def _log_launch_error(kernel: KernelContext, exc: EGError) -> None:
 
 
 class EGKernelManager(AsyncKernelManager):
-    """jupyter_client's kernel manager, waiting on the provisioner instead of polling."""
+    """jupyter_client's kernel manager, waiting on the provisioner instead of polling, and
+    holding no control socket while the kernel idles: jupyter_client connects it when a
+    shutdown request or a message-mode interrupt needs it."""
+
+    async def _async_post_start_kernel(self, **kw: Any) -> None:
+        self.start_restarter()
+        await self.provisioner.post_launch(**kw)
 
     async def _async_wait(self, pollinterval: float = 0.1) -> None:
         if self.has_kernel:
