@@ -28,6 +28,7 @@ from ._settings import Launch, resolve, settings
 # a launch script): refused beyond what the core refuses ('$', backticks, line breaks).
 _SHELL_UNSAFE = re.compile(r"[;&|<>()\"'\\]")
 _CORE_VARIABLES = {"KERNEL_ID", "KERNEL_GATEWAY", "KERNEL_USERNAME", "KERNEL_LANGUAGE"}
+_CLOCK_SKEW_MS = 300_000
 
 
 def _client(kernel: KernelContext) -> RMClient:
@@ -62,12 +63,15 @@ def _check_env(kernel: KernelContext) -> None:
 
 async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     """Check the settings and the queue, then submit; see ``eg_launch_process``."""
+    if kernel.state.get("app_id"):  # a relaunch: the earlier application is never this one
+        kernel.state["stale_apps"] = [kernel.state["app_id"], *kernel.state.get("stale_apps", [])][:8]
     for stale in ("app_id", "am_host", "app_state", "diagnostics", "comm_ip", "comm_port", "submit_pid", "phase"):
         kernel.state.pop(stale, None)
     kernel.handles.pop("rm", None)
     _check_env(kernel)
     launch = resolve(kernel)
-    kernel.state.update(launch=dataclasses.asdict(launch), submission=launch.submission, started_ms=int(time.time() * 1000) - 1000)
+    # The RM's clock decides startedTime: allow for skew (the kernel id picks the application).
+    kernel.state.update(launch=dataclasses.asdict(launch), submission=launch.submission, started_ms=int(time.time() * 1000) - _CLOCK_SKEW_MS)
     rm = _client(kernel)
     s = settings()
     start = time.monotonic()
@@ -85,7 +89,8 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
 
 async def _find_app(kernel: KernelContext, rm: RMClient) -> dict | None:
     apps = await rm.apps(started_time_begin=str(kernel.state["started_ms"]))
-    mine = [a for a in apps if _submit.owns(a, kernel.kernel_id)]
+    stale = set(kernel.state.get("stale_apps", ()))
+    mine = [a for a in apps if _submit.owns(a, kernel.kernel_id) and a["id"] not in stale]
     return max(mine, key=lambda a: a["id"]) if mine else None
 
 
@@ -157,10 +162,7 @@ async def confirm(kernel: KernelContext) -> None:
         await remote.wait_for_callback(kernel, exited=watcher)
     finally:
         watcher.cancel()
-    if not kernel.state.get("am_host"):  # the callback can come before our next look at the RM
-        app = await _client(kernel).app(kernel.state["app_id"]) if kernel.state.get("app_id") else None
-        if app:
-            _record(kernel, app)
+    await _settle(kernel)
     host = kernel.state.get("am_host")
     if host:
         kernel.connection_info["ip"] = host
@@ -168,6 +170,30 @@ async def confirm(kernel: KernelContext) -> None:
     kernel.state["phase"] = "running"
     remote.forget(kernel)
     _submit.remove_key_file(kernel)
+
+
+async def _settle(kernel: KernelContext) -> None:
+    """After the callback: make sure the application and its AM host are known (the callback can
+    come before the next look at the RM; spark-submit's application may not even be found yet)."""
+    rm = _client(kernel)
+    delay = 0.05
+    while not (kernel.state.get("app_id") and kernel.state.get("am_host")):
+        try:
+            if not kernel.state.get("app_id"):
+                app = await _find_app(kernel, rm)
+                if app is not None:
+                    kernel.state["app_id"] = app["id"]
+            else:
+                app = await rm.app(kernel.state["app_id"])
+        except (RMUnavailable, RMError) as exc:
+            kernel.log.warning("yarn: %s", exc)
+            app = None
+        if app is not None:
+            _record(kernel, app)
+            if kernel.state.get("am_host") or app.get("state") in FINAL_STATES:
+                return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, settings().startup_poll_max)
 
 
 def _status(kernel: KernelContext, app: dict) -> int:
