@@ -479,7 +479,7 @@ class ResponseListener(LoggingConfigurable):
         waiter.accepted_from, waiter.accepted_at = peer, time.time()
         waiter.future.set_result(info)
         self.log.info(
-            "Kernel %s: connection info (payload version %s) received from %s after %.2fs",
+            "[kernel %s] connection info (payload version %s) received from %s after %.2fs",
             waiter.kernel_id, version, peer, waiter.accepted_at - waiter.registered_at,
         )
 
@@ -490,10 +490,8 @@ class ResponseListener(LoggingConfigurable):
             del waiter.rejections[:-20]
         else:
             self._unattributed.append(rejection)
-        self.log.warning(
-            "Response listener rejected a payload from %s%s: %s",
-            peer, f" for kernel {rejection.kernel_id}" if rejection.kernel_id else "", reason,
-        )
+        prefix = f"[kernel {rejection.kernel_id}] " if rejection.kernel_id else ""
+        self.log.warning("%sResponse listener rejected a payload from %s: %s", prefix, peer, reason)
 
 
 def _decode_wire_message(data: bytes) -> dict:

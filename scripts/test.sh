@@ -8,7 +8,7 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 packages=(-e ".[test]")
 for plugin in plugins/*/; do
-  [ -f "$plugin/pyproject.toml" ] && packages+=(-e "$plugin")
+  [ -f "$plugin/pyproject.toml" ] && packages+=(-e "$plugin[test]")
 done
 .venv/bin/python -m pip install -q "${packages[@]}"
 for setup in plugins/*/ci/setup.sh; do

@@ -90,6 +90,11 @@ class SSHResourceManager(SingletonConfigurable):
     prohibited_users = List(
         Unicode(), ["root"], config=True, help="Users kernels may never run as through impersonation."
     ).tag(env=("EG_SSH_PROHIBITED_USERS",))
+    gss_auth = Bool(
+        False, config=True,
+        help="Log in with Kerberos (GSSAPI) using the gateway's tickets (KRB5CCNAME), not keys or a "
+        "password; host keys are still verified against known_hosts. Needs pip install 'eg-ssh[gssapi]'.",
+    ).tag(env=("EG_REMOTE_GSS_SSH",))
     enable_tunneling = Bool(
         False, config=True,
         help="Reach kernels' ports through SSH tunnels (local port forwards to the kernel's host), so "
@@ -158,12 +163,13 @@ class Settings:
     idle_timeout: float
     password: str = field(default="", repr=False)
     tunneling: bool = False
+    gss: bool = False
 
     def target(self, host: str, port: int, user: str) -> Target:
         """Where and how to log in for a kernel on ``host``."""
         return Target(
             host, port, user, self.client_keys, self.known_hosts, self.connect_timeout, self.keepalive_interval,
-            password=self.password,
+            password=self.password, gss=self.gss,
         )
 
 
@@ -209,6 +215,7 @@ def resolve(kernel: KernelContext) -> Settings:
         idle_timeout=rm.connection_idle_timeout,
         password=rm.remote_password,
         tunneling=rm.enable_tunneling,
+        gss=rm.gss_auth,
     )
     for key, (field, kind) in _OVERRIDES.items():
         if key in kernel.config:

@@ -47,6 +47,7 @@ class Target:
     connect_timeout: float = 10.0
     keepalive_interval: float = 30.0
     password: str = field(default="", repr=False)
+    gss: bool = False
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
@@ -204,6 +205,16 @@ async def _options(target: Target) -> asyncssh.SSHClientConnectionOptions:
         kwargs.update(client_keys=[os.path.expanduser(k) for k in target.client_keys], agent_path=None)
     if target.password:
         kwargs.update(password=target.password)
+    kwargs.update(gss_auth=target.gss, gss_kex=False)
+    if target.gss:
+        kwargs.update(gss_host=target.host, client_keys=None, agent_path=None, password=None)
+        try:
+            import gssapi  # noqa: F401
+        except ImportError:
+            raise LoginRejected(
+                "GSSAPI (Kerberos) SSH logins need the gssapi package: pip install 'eg-ssh[gssapi]' "
+                "(it builds against MIT Kerberos: apt-get install libkrb5-dev)"
+            ) from None
     try:
         if not await asyncio.to_thread(os.path.isfile, known_hosts):
             raise LoginRejected(
@@ -217,6 +228,8 @@ async def _options(target: Target) -> asyncssh.SSHClientConnectionOptions:
 
 
 def _keys_text(target: Target) -> str:
+    if target.gss:
+        return "the Kerberos tickets (GSSAPI) of the gateway's credential cache (KRB5CCNAME)"
     if target.password:
         return ("the client key(s) " + ", ".join(repr(k) for k in target.client_keys) + " or " if target.client_keys else "") + "the password (remote_password)"
     if target.client_keys:

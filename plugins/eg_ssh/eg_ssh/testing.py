@@ -100,7 +100,13 @@ class TestSSHD:
 
     __test__ = False
 
-    def __init__(self, addresses=("127.0.0.1", "127.0.0.2"), users=TEST_USERS, max_sessions: int = 10):
+    def __init__(
+        self, addresses=("127.0.0.1", "127.0.0.2"), users=TEST_USERS, max_sessions: int = 10,
+        extra_config: str = "", env: dict[str, str] | None = None,
+    ):
+        """``extra_config`` lines are added to sshd_config; ``env`` to sshd's environment (e.g. a
+        Kerberos realm's ``KRB5_CONFIG`` and ``KRB5_KTNAME`` for GSSAPI logins)."""
+        self.env = {**os.environ, **(env or {})}
         self.addresses = tuple(addresses)
         self.users = tuple(users)
         self.dir = Path(tempfile.mkdtemp(prefix="eg-ssh-test-"))
@@ -130,17 +136,17 @@ class TestSSHD:
             f"{listen}HostKey {self.host_key_path}\nPidFile {self.dir}/sshd.pid\n"
             f"AuthorizedKeysFile {keys_dir}/%u\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nPermitRootLogin no\nUsePAM no\nStrictModes no\n"
-            f"MaxSessions {max_sessions}\nAllowUsers {' '.join(self.users)}\nLogLevel VERBOSE\n"
+            f"MaxSessions {max_sessions}\nAllowUsers {' '.join(self.users)}\nLogLevel VERBOSE\n{extra_config}"
         )
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "TestSSHD":
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        check = subprocess.run([SSHD, "-t", "-f", str(self.config)], capture_output=True, text=True)
+        check = subprocess.run([SSHD, "-t", "-f", str(self.config)], capture_output=True, text=True, env=self.env)
         if check.returncode:
             raise RuntimeError(f"sshd rejects its test config: {check.stderr}")
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=log)
+            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=log, env=self.env)
         deadline = time.monotonic() + 10
         for address in self.addresses:
             while True:

@@ -50,6 +50,17 @@ def ssh_gateway(gateway_factory, sshd, tmp_path):
     return start
 
 
+@pytest.fixture
+def stranger_key(tmp_path) -> str:
+    """A client key no test user authorizes (for logins that must succeed without keys)."""
+    import asyncssh
+
+    path = tmp_path / "not_authorized_key"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(path))
+    path.chmod(0o600)
+    return str(path)
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_kernels(request):
     """Every test must leave no launcher or kernel process of the test users behind."""

@@ -3,20 +3,11 @@ the gateway offers is not authorized, so only the password can log in."""
 
 from __future__ import annotations
 
-import asyncssh
 import pytest
 
 from eg_ssh.testing import PASSWORD_USER, TEST_PASSWORD, where
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def stranger_key(tmp_path) -> str:
-    path = tmp_path / "not_authorized_key"
-    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(path))
-    path.chmod(0o600)
-    return str(path)
 
 
 async def test_password_login(ssh_gateway, stranger_key):
