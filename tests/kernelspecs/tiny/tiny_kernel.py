@@ -3,8 +3,9 @@
     python tiny_kernel.py <connection_file>
 
 It binds the five channels of the connection file and answers, on shell and control,
-``kernel_info_request``, ``execute_request`` (code ``sleep <seconds>`` blocks that long, anything
-else is echoed as the result), ``interrupt_request`` and ``shutdown_request`` (then exits),
+``kernel_info_request``, ``execute_request`` (code ``sleep <seconds>`` blocks that long, ``stream <count> <bytes>
+<interval_ms>`` prints ``count`` lines of ``bytes`` bytes to stdout, one every ``interval_ms``,
+anything else is echoed as the result), ``interrupt_request`` and ``shutdown_request`` (then exits),
 publishing ``busy``/``idle`` status on iopub around each request; the heartbeat is echoed. One
 thread, blocking pyzmq, only the standard library besides: about 20 MiB of RSS and no CPU at rest,
 so a hundred of them fit on a laptop.
@@ -114,9 +115,20 @@ class TinyKernel:
         words = code.split()
         if len(words) == 2 and words[0] == "sleep":
             time.sleep(float(words[1]))
+        elif len(words) == 4 and words[0] == "stream":
+            self.stream(int(words[1]), int(words[2]), float(words[3]) / 1000, header)
         elif code.strip():
             self.send(self.iopub, "execute_result", {"execution_count": n, "data": {"text/plain": code}, "metadata": {}}, header)
         self.send(sock, "execute_reply", {"status": "ok", "execution_count": n, "user_expressions": {}, "payload": []}, header, idents)
+
+    def stream(self, count: int, size: int, interval: float, parent: dict) -> None:
+        line = "x" * max(size - 1, 0) + "\n"
+        due = time.monotonic()
+        for _ in range(count):
+            self.send(self.iopub, "stream", {"name": "stdout", "text": line}, parent)
+            if interval:
+                due += interval
+                time.sleep(max(due - time.monotonic(), 0))
 
     def run(self) -> None:
         poller = zmq.Poller()
