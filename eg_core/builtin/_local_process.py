@@ -73,7 +73,9 @@ def _watch(kernel: KernelContext) -> None:
     except ProcessLookupError:
         exited.set_result(_reap(kernel))
         return
-    if select.select([fd], [], [], 0)[0]:  # already ended (or a zombie nobody reaped yet)
+    ended = select.poll()  # not select(): a gateway holding hundreds of kernels has fds >= 1024
+    ended.register(fd, select.POLLIN)
+    if ended.poll(0):  # already ended (or a zombie nobody reaped yet)
         os.close(fd)
         exited.set_result(_reap(kernel))
         return
