@@ -7,7 +7,7 @@ The kernels are ``tests/kernelspecs/tiny``: a one-file kernel (pyzmq, no IPython
 kernel_info on shell and publishes status on iopub, so a hundred fit on two cores. Measured on the
 gateway process only (psutil), not on its kernels:
 
-- RSS fresh (just listening), after one kernel started and stopped (modules loaded on first use),
+- RSS fresh (just listening), after a batch of kernels started and stopped (modules loaded on first use),
   with all kernels idle, and after they are shut down;
 - RSS per kernel = (RSS with N - RSS fresh) / N, and the same from the warmed-up baseline;
 - open files per kernel = (fds with N - fds after the warm-up start/stop) / N;
@@ -83,8 +83,8 @@ async def run(args: argparse.Namespace) -> dict:
         async with gw.client() as http:
             await settle(proc)
             out["rss_fresh"] = rss(proc)
-            warm = await start_kernels(http, 1, 1)
-            await http.delete(f"/api/kernels/{warm[0]}")
+            warm = await start_kernels(http, args.batch, args.batch)  # also opens the client's keep-alive connections
+            await asyncio.gather(*(http.delete(f"/api/kernels/{k}") for k in warm))
             await http.get("/metrics")
             await settle(proc)
             out["rss_warm"] = rss(proc)
@@ -143,7 +143,7 @@ def report(r: dict) -> bool:
     print(f"start {n} kernels                 {r['start_seconds']:.1f} s ({r['port_race_retries']} launches retried after "
           f"losing a port to another socket); shut down: {r['stop_seconds']:.1f} s")
     print(f"gateway RSS fresh                {r['rss_fresh'] / MIB:.1f} MiB")
-    print(f"gateway RSS after 1 start/stop   {r['rss_warm'] / MIB:.1f} MiB")
+    print(f"gateway RSS after warm-up starts {r['rss_warm'] / MIB:.1f} MiB")
     print(f"gateway RSS with {n} idle         {r['rss_loaded'] / MIB:.1f} MiB "
           f"({r['threads']} threads, {r['fds']} fds)")
     print(f"gateway RSS after {r['idle_seconds']:g} s idle       {r['rss_after_idle'] / MIB:.1f} MiB")

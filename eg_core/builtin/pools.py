@@ -46,7 +46,7 @@ def eg_kernel_event(kernel, event, details):
         _State.pools.forget(kernel.kernel_id)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # before resource managers close their connections
 async def eg_shutdown(gateway):
     if _State.pools is not None and _State.pools.registry is gateway.kernels:
         pools, _State.pools = _State.pools, None

@@ -285,3 +285,20 @@ def remote_user(kernel: KernelContext, settings: Settings) -> str:
     if requested in rm.prohibited_users:
         raise LaunchRefused(f"kernels may not run as user {requested!r} (SSHResourceManager.prohibited_users)")
     return requested
+
+
+def pool_misfit(pooled: KernelContext, request: KernelContext) -> str | None:
+    """Why a waiting pooled kernel cannot serve ``request`` (``eg_pool_fit``): with
+    impersonation the request's kernel runs as another remote user; a request naming its host
+    (``KERNEL_REMOTE_HOST``) gets one started there. None when it fits."""
+    try:
+        wanted = remote_user(request, resolve(request))
+    except (BadRequest, LaunchRefused) as exc:
+        return f"the request's remote user is not accepted: {exc.message}"
+    have = pooled.state.get("user") or remote_user(pooled, resolve(pooled))
+    if wanted != have:
+        return f"the kernel would run as remote user {wanted!r}, the pooled one runs as {have!r}"
+    host = request.env.get("KERNEL_REMOTE_HOST")
+    if host and host != pooled.state.get("host"):
+        return f"the request asks for host {host!r}"
+    return None

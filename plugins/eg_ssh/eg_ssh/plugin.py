@@ -96,6 +96,13 @@ async def eg_shutdown():
 
 
 @hookimpl
+def eg_pool_fit(kernel, request):
+    """Called when a request could claim a waiting pooled SSH kernel: a miss for another
+    remote user (impersonation) or another host."""
+    return _settings.pool_misfit(kernel, request)
+
+
+@hookimpl
 async def eg_doctor(kernels):
     """Each SSH kernelspec's hosts accept our login, with known host keys, and run ipykernel."""
     from . import _doctor
