@@ -4,7 +4,8 @@
 #
 #   - MIT Kerberos: krb5-kdc, krb5-admin-server and krb5-user for the tests' KDC on loopback
 #     (eg_core.testing_kerberos), libkrb5-dev to build python-gssapi
-#   - eg-yarn's test extra (requests-kerberos, gssapi) into the checkout's .venv
+# (scripts/test.sh installs eg-yarn's test extra, whose python-gssapi builds against libkrb5-dev:
+# .ci/run installs these packages before it.)
 # No YARN is installed: none can run here; the tests start an emulated ResourceManager.
 set -eu
 cd "$(dirname "$0")/../../.."
@@ -33,7 +34,3 @@ if [ -n "$need" ]; then
     [ "$status" = 0 ] || exit "$status"
 fi
 
-if [ -x .venv/bin/python ] && ! .venv/bin/python -c "import gssapi, requests_kerberos" 2>/dev/null; then
-    echo "eg-yarn setup: installing eg-yarn's test extra into .venv" >&2
-    .venv/bin/python -m pip install -q -e "plugins/eg_yarn[test]" >&2
-fi
