@@ -16,7 +16,7 @@ import re
 import signal
 import time
 
-from eg_core import BadRequest, KernelContext, LaunchFailed, remote
+from eg_core import BadRequest, EGError, KernelContext, LaunchFailed, remote
 from eg_core.launcher_comm import LauncherRequestRejected
 
 from . import _submit
@@ -321,6 +321,28 @@ async def describe_exit(kernel: KernelContext) -> str | None:
     if kernel.state.get("phase") == "startup" and kernel.handles.get("callback") is not None:
         text += f"\n{remote.diagnose(kernel)}"
     return text
+
+
+_PLACEMENT = ("user", "queue", "node_label", "driver_memory_mb", "executor_memory_mb", "endpoints")
+
+
+def pool_misfit(pooled: KernelContext, request: KernelContext) -> str | None:
+    """Why a waiting pooled application cannot serve ``request`` (``eg_pool_fit``): what YARN
+    fixed at submission (the application's user, queue, node label, memory, RM) differs. None
+    when it fits. A YARN kernel has no working directory on the gateway's terms."""
+    request.cwd = None
+    try:
+        wanted = dataclasses.asdict(resolve(request))
+    except EGError as exc:
+        return f"the request's YARN settings are not accepted: {exc.message}"
+    have = pooled.state.get("launch") or {}
+    for name in _PLACEMENT:
+        want, got = wanted[name], have.get(name)
+        if name == "endpoints":
+            want, got = list(want), list(got or [])
+        if want != got:
+            return f"the application would need {name} {want!r}; the pooled one has {got!r}"
+    return None
 
 
 def adopt(kernel: KernelContext, info: dict) -> None:

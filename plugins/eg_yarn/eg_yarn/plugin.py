@@ -48,6 +48,13 @@ async def eg_reconcile(known_kernel_ids):
 
 
 @hookimpl
+def eg_pool_fit(kernel, request):
+    """Called when a request could claim a waiting pooled YARN kernel: a miss when the request
+    needs another user, queue, node label, memory or RM."""
+    return _kernels().pool_misfit(kernel, request)
+
+
+@hookimpl
 async def eg_doctor(kernels):
     """Called by ``eg-gateway doctor``: each YARN kernelspec's RM, queue and submit command."""
     from . import _doctor
