@@ -142,3 +142,18 @@ async def test_gateway_stop_drops_waiting_kernels(gateway_factory):
     gone, alive = psutil.wait_procs(kernels, timeout=30)
     assert not alive
     assert "warm pool dropped: the gateway is stopping" in gw.output()
+
+
+async def test_concurrent_requests_share_no_pooled_kernel(gateway_factory):
+    """Three requests at once on a pool of one: one gets the waiting kernel, the others start
+    their own; every kernel id is distinct and listed."""
+    gw = gateway_factory(env={"EG_KERNEL_POOLS": json.dumps({"tiny": 1}), "EG_POOL_REFILL_DELAY": "30"})
+    async with gw.client() as http:
+        await wait_pool(http, "tiny", 1)
+        rs = await asyncio.gather(*(http.post("/api/kernels", json={"name": "tiny"}) for _ in range(3)))
+        assert all(r.status_code == 201 for r in rs), [r.text for r in rs]
+        models = [r.json() for r in rs]
+        assert sum(bool(m.get("from_pool")) for m in models) == 1
+        listed = {k["id"] for k in (await http.get("/api/kernels")).json()}
+        assert listed == {m["id"] for m in models}
+        assert await metric(http, "eg_pool_kernels", "tiny") == 0  # the refill waits refill_delay

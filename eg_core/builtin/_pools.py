@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from traitlets import Dict, Int
+from traitlets import Dict, Float, Int
 from traitlets.config import SingletonConfigurable
 
 from ..config import EnvDefaults
@@ -41,6 +41,10 @@ class KernelPools(EnvDefaults, SingletonConfigurable):
     refill_concurrency = Int(
         2, config=True, help="Pool launches that may run at the same time while refilling."
     ).tag(env=("EG_POOL_REFILL_CONCURRENCY",))
+    refill_delay = Float(
+        1.0, config=True, help="Seconds after a claim before its replacement starts, so the claimant's first "
+        "requests do not compete with a kernel start for the host's CPU.",
+    ).tag(env=("EG_POOL_REFILL_DELAY",))
 
 
 class WarmPools:
@@ -137,11 +141,16 @@ class WarmPools:
             return None
         waiting = self.waiting.setdefault(name, [])
         waiting[:] = [m for m in waiting if m.kernel_id in self.registry.unlisted and m.execution_state != "dead"]
-        reason = "the pool is empty (refilling)" if not waiting else await misfit(waiting[0].kernel, request, waiting[0].km.provisioner.hooks)
-        managed = None
-        if reason is None:
-            managed = waiting.pop(0)
-            self.wake()
+        if not waiting:
+            managed, reason = None, "the pool is empty (refilling)"
+        else:
+            managed = waiting.pop(0)  # taken before any await, so concurrent claims never share one
+            reason = await misfit(managed.kernel, request, managed.km.provisioner.hooks)
+            if reason is not None:
+                waiting.insert(0, managed)
+                managed = None
+        if managed is not None:
+            asyncio.get_running_loop().call_later(self.settings.refill_delay, self.wake)
             try:
                 await bind(managed, request)
             except (BindFailed, asyncio.TimeoutError, EGError) as exc:

@@ -5,8 +5,8 @@ A builtin policy written exactly as a third-party one: thin hook implementations
 (what fits a request, and binding it). Settings::
 
     eg-gateway --KernelPools.pools='{"python3": 2}' --KernelPools.max_pooled_kernels=16 \\
-               --KernelPools.refill_concurrency=2
-    EG_KERNEL_POOLS='{"python3": 2}' EG_MAX_POOLED_KERNELS=16 EG_POOL_REFILL_CONCURRENCY=2
+               --KernelPools.refill_concurrency=2 --KernelPools.refill_delay=1
+    EG_KERNEL_POOLS='{"python3": 2}' EG_MAX_POOLED_KERNELS=16 EG_POOL_REFILL_CONCURRENCY=2 EG_POOL_REFILL_DELAY=1
 
 Waiting kernels are not listed, culled, persisted or counted per user (``max_kernels`` counts
 them); they are shut down when the gateway stops.
