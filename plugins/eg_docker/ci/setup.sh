@@ -14,6 +14,9 @@
 #   EG_DOCKER_RUN    the engine's run directory: data root, exec root, socket, log (/tmp/eg-docker)
 #   EG_DOCKER_CACHE  kept across runs: the debootstrap rootfs tarball and the saved kernel image,
 #                    keyed by a hash of their inputs (/var/cache/eg-docker)
+#   EG_DOCKERD_ARGS  extra dockerd arguments (split on spaces), used when this script starts the
+#                    engine; eg-k8s's setup runs its node's private engine with
+#                    "--add-runtime clamp=<wrapper> --default-runtime=clamp" (empty)
 #
 # The engine runs as infra.md §2 says: overlay2, no iptables, no default bridge; kernels use host
 # networking. No registry is reachable, so images come from a debootstrap rootfs and `docker build`
@@ -93,7 +96,7 @@ start_dockerd() {
         --data-root "$RUN/data" --exec-root "$RUN/exec" --pidfile "$RUN/dockerd.pid" \
         -H "unix://$SOCK" --storage-driver=overlay2 \
         --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
-        --userland-proxy=false \
+        --userland-proxy=false ${EG_DOCKERD_ARGS:-} \
         >"$RUN/dockerd.log" 2>&1 </dev/null 9>&- &
     local pid=$!
     for _ in $(seq 1 150); do

@@ -1,0 +1,11 @@
+# eg's configuration in the cluster (a ConfigMap made by kustomize from this file).
+c = get_config()  # noqa: F821
+
+# Kernels are pods in the gateway's namespace (EG_NAMESPACE, from the pod), each from this image.
+c.KubernetesSettings.namespace_mode = "shared"
+c.KubernetesSettings.image_name = "eg/kernel-py:local"
+# Kernel sessions live in the cluster (pod annotations and a Secret per kernel): a restarted
+# gateway, or another replica, finds every kernel.
+c.Gateway.availability_mode = "replication"
+c.KubernetesSettings.store_sessions = True
+c.Gateway.default_kernel_name = "python_kubernetes"

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane and node on loopback, for eg-k8s's tests and benchmark.
+#
+#   plugins/eg_k8s/ci/setup.sh              build (or reuse) the binaries, start (or reuse) the cluster
+#   plugins/eg_k8s/ci/setup.sh --build      only build (or reuse) the binaries
+#   plugins/eg_k8s/ci/setup.sh --teardown   stop every daemon this script started, remove its run dir
+#
+# Idempotent. On stdout it prints only shell assignments (progress goes to stderr):
+#   KUBECONFIG=/tmp/eg-k8s/kubeconfig
+#   EG_K8S_IMAGE=eg/kernel-py:local
+#   EG_K8S_NODE=eg-k8s-node
+#   EG_K8S_APISERVER_PORT=16443
+#   EG_K8S_BIN=/var/cache/eg-k8s/<source version>/bin
+#
+# Environment:
+#   EG_K8S_RUN    run directory: etcd data, certificates, kubelet root, the node's docker engine, logs
+#                 (/tmp/eg-k8s)
+#   EG_K8S_CACHE  kept across runs: kube-apiserver, kube-scheduler, kube-controller-manager and kubelet
+#                 built from Debian's `kubernetes` source package, under <source version>/bin
+#                 (/var/cache/eg-k8s)
+#
+# How and why (infra.md §3): nothing ships a kube-apiserver binary that can be installed here, but
+# Debian's `kubernetes` source package holds the whole upstream tree with vendor/, which builds
+# offline with Debian's Go through the upstream Makefile in GOPATH mode (about 11-12 minutes on two
+# cores, once per machine and source version). The node is kubelet 1.20 with its built-in dockershim,
+# talking to a private dockerd (started by eg-docker's setup script with its own run dir) whose
+# default runtime is a runc wrapper clamping negative oom_score_adj to 0: this sandbox refuses
+# negative values, and kubelet gives every pod sandbox -998. Pods use host networking; every
+# daemon listens on 127.0.0.1 and the node's name resolves to 127.0.0.1 (/etc/hosts), so the API
+# server reaches the kubelet (pod logs) through loopback only.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+RUN="${EG_K8S_RUN:-/tmp/eg-k8s}"
+CACHE="${EG_K8S_CACHE:-/var/cache/eg-k8s}"
+BINARIES="kube-apiserver kubelet kube-scheduler kube-controller-manager"
+
+say() { echo "eg-k8s setup: $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# --- packages ---------------------------------------------------------------------------------
+
+install_packages() {
+    local missing=()
+    command -v go >/dev/null || missing+=(golang-go)
+    command -v rsync >/dev/null || missing+=(rsync)
+    command -v etcd >/dev/null || missing+=(etcd-server)
+    command -v jq >/dev/null || missing+=(jq)
+    command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+    command -v openssl >/dev/null || missing+=(openssl)
+    # kubectl: use the one on the machine; Debian's kubernetes-client conflicts with it (infra.md §3).
+    command -v kubectl >/dev/null || die "kubectl is required (it is preinstalled here; do not install kubernetes-client)"
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        # etcd-server must not start a system etcd: the cluster runs its own.
+        local guard=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1
+        fi
+        apt-get update -q >&2
+        apt-get install -y -q "${missing[@]}" >&2
+        [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+    fi
+}
+
+# --- build ------------------------------------------------------------------------------------
+
+APT="$CACHE/apt"
+APTO=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$APT/sources"
+      -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache")
+
+source_version() {
+    # The version of Debian's kubernetes source package, from isolated deb-src lists (the system's
+    # apt configuration is left alone). Offline, the newest cached build is used.
+    mkdir -p "$APT/lists/partial" "$APT/sources" "$APT/cache/archives/partial" "$APT/src"
+    cat > "$APT/sources/src.sources" <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    local v=""
+    if apt-get "${APTO[@]}" update -q >/dev/null 2>&1; then
+        v="$(apt-cache "${APTO[@]}" showsrc kubernetes 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -n1)"
+    fi
+    if [ -z "$v" ]; then
+        v="$(find "$CACHE" -mindepth 3 -maxdepth 3 -path '*/bin/kubelet' 2>/dev/null | awk -F/ '{print $(NF-2)}' | sort -V | tail -n1)"
+        [ -n "$v" ] || die "cannot read the version of Debian's kubernetes source package, and nothing is cached"
+        say "offline: using the cached build $v"
+    fi
+    echo "$v"
+}
+
+have_binaries() {
+    local b
+    for b in $BINARIES; do [ -x "$1/bin/$b" ] || return 1; done
+    [ -f "$1/pause.c" ]
+}
+
+build_binaries() {
+    # Builds into $CACHE/<version>/; the 2 GB build tree is removed afterwards (binaries: ~360 MB).
+    local version="$1" dest="$CACHE/$1"
+    have_binaries "$dest" && return
+    local work="$CACHE/build-$version"
+    rm -rf "$work"; mkdir -p "$work/home"
+    say "fetching Debian's kubernetes $version source"
+    (cd "$APT/src" && apt-get "${APTO[@]}" source --download-only "kubernetes=$version" >&2)
+    local orig
+    orig="$(ls "$APT/src"/kubernetes_*.orig.tar.gz | sort -V | tail -n1)"
+    tar -C "$work" -xzf "$orig"
+    local tree
+    tree="$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes*' | head -n1)"
+    [ -f "$tree/Makefile" ] || die "no upstream tree in $orig"
+    mkdir -p "$tree/.go/src/k8s.io"
+    ln -s ../../.. "$tree/.go/src/k8s.io/kubernetes"
+    local t0=$SECONDS
+    say "building $BINARIES from $version (11-12 minutes on 2 cores, once per machine; log: $work/build.log)"
+    # GOPATH mode through the upstream Makefile, as Debian's rules do; a plain
+    # `go build -mod=vendor` fails (infra.md §3).
+    (cd "$tree" && env GOPATH="$tree/.go" CGO_ENABLED=0 GOPROXY=off GOFLAGS= GO111MODULE= \
+        HOME="$work/home" GOCACHE="$work/home/gocache" \
+        make WHAT="cmd/kube-apiserver cmd/kubelet cmd/kube-scheduler cmd/kube-controller-manager" \
+        >"$work/build.log" 2>&1) \
+        || { tail -n 30 "$work/build.log" >&2; die "build failed (log: $work/build.log)"; }
+    mkdir -p "$dest/bin.part"
+    local b
+    for b in $BINARIES; do cp "$tree/_output/bin/$b" "$dest/bin.part/"; done
+    cp "$tree/build/pause/linux/pause.c" "$dest/pause.c"
+    rm -rf "$dest/bin"; mv "$dest/bin.part" "$dest/bin"
+    cp "$work/build.log" "$dest/build.log"
+    rm -rf "$work"
+    say "built in $((SECONDS - t0)) s into $dest/bin"
+}
+
+# --- the node's Docker engine -------------------------------------------------------------------
+
+NODE="${EG_K8S_NODE:-eg-k8s-node}"
+DOCKER_RUN="$RUN/docker"
+ETCD_PORT=23790; APISERVER_PORT=16443; SCHEDULER_PORT=20259; CM_PORT=20257; KUBELET_PORT=20250; KUBELET_HEALTHZ=20248
+
+write_runc_clamp() {
+    # infra.md §3: this sandbox refuses negative oom_score_adj even as root, and kubelet gives every
+    # pod sandbox -998 ("can't get final child's PID from pipe: EOF"); clamp it to 0, then run runc.
+    cat > "$RUN/runc-clamp.part" <<'CLAMP'
+#!/bin/sh
+prev=""; bundle=""
+for a in "$@"; do case "$prev" in --bundle|-b) bundle="$a";; esac; prev="$a"; done
+if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
+  /usr/bin/jq -c '(.process.oomScoreAdj) |= (if . != null and . < 0 then 0 else . end)' "$bundle/config.json" > "$bundle/config.json.clamp" \
+    && mv "$bundle/config.json.clamp" "$bundle/config.json"
+fi
+exec /usr/sbin/runc "$@"
+CLAMP
+    chmod 755 "$RUN/runc-clamp.part"
+    mv "$RUN/runc-clamp.part" "$RUN/runc-clamp"
+}
+
+start_docker() {
+    # A private engine for the node, started by eg-docker's own setup (its run dir, its image
+    # cache), with the clamping runtime as default. The engine eg-docker's tests use is not touched.
+    local out
+    out="$(EG_DOCKER_RUN="$DOCKER_RUN" EG_DOCKERD_ARGS="--add-runtime clamp=$RUN/runc-clamp --default-runtime=clamp" \
+        bash "$REPO/plugins/eg_docker/ci/setup.sh")" || die "eg-docker's setup could not start the node's engine"
+    eval "$(echo "$out" | grep -E '^(DOCKER_HOST|EG_DOCKER_IMAGE)=')"
+    export DOCKER_HOST
+    KERNEL_IMAGE="$EG_DOCKER_IMAGE"
+    [ "$(docker info --format '{{.DefaultRuntime}}' 2>/dev/null)" = clamp ] \
+        || die "the engine at $DOCKER_HOST does not run the clamp runtime by default (stop it: $0 --teardown)"
+}
+
+pause_image() {
+    # The pod sandbox image, built from the source's pause.c (no registry here).
+    local tag=eg/pause:local
+    docker image inspect "$tag" >/dev/null 2>&1 && return
+    local dir; dir="$(mktemp -d)"
+    mkdir -p "$dir/rootfs"
+    gcc -Os -static -DVERSION=v3.4.1-eg -o "$dir/rootfs/pause" "$CACHE/$VERSION/pause.c" && strip "$dir/rootfs/pause"
+    tar -C "$dir/rootfs" -c . | docker import -c 'ENTRYPOINT ["/pause"]' - "$tag" >/dev/null
+    rm -rf "$dir"
+    say "built the pause image $tag"
+}
+
+# --- the control plane and the node ---------------------------------------------------------------
+
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+daemon() {
+    # daemon NAME CMD...: start CMD in its own session (it outlives this script), log and pid in $RUN.
+    local name="$1"; shift
+    if alive "$name"; then return; fi
+    setsid "$@" >"$RUN/$name.log" 2>&1 </dev/null 9>&- &
+    echo $! > "$RUN/$name.pid"
+    say "started $name (pid $!)"
+}
+
+wait_for() {
+    # wait_for WHAT SECONDS CMD...: until CMD succeeds, or fail with the daemon logs.
+    local what="$1" seconds="$2"; shift 2
+    local end=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if [ $SECONDS -ge $end ]; then
+            for log in "$RUN"/*.log; do echo "== $log" >&2; tail -n 15 "$log" >&2; done
+            die "$what not ready within ${seconds}s"
+        fi
+        sleep 0.3
+    done
+}
+
+credentials() {
+    [ -s "$RUN/sa.key" ] || { openssl genrsa -out "$RUN/sa.key" 2048 2>/dev/null; openssl rsa -in "$RUN/sa.key" -pubout -out "$RUN/sa.pub" 2>/dev/null; }
+    if [ ! -s "$RUN/tokens.csv" ]; then
+        echo "$(openssl rand -hex 16),admin,admin,system:masters" > "$RUN/tokens.csv"
+        chmod 600 "$RUN/tokens.csv"
+    fi
+    local token; token="$(cut -d, -f1 "$RUN/tokens.csv")"
+    local kc="$RUN/kubeconfig"
+    kubectl config --kubeconfig="$kc.part" set-cluster eg --server="https://127.0.0.1:$APISERVER_PORT" --insecure-skip-tls-verify=true >/dev/null
+    kubectl config --kubeconfig="$kc.part" set-credentials admin --token="$token" >/dev/null
+    kubectl config --kubeconfig="$kc.part" set-context eg --cluster=eg --user=admin >/dev/null
+    kubectl config --kubeconfig="$kc.part" use-context eg >/dev/null
+    chmod 600 "$kc.part"; mv "$kc.part" "$kc"
+    # The node's name resolves to loopback, so the API server reaches the kubelet (pod logs)
+    # there (--kubelet-preferred-address-types=Hostname) and never dials the node's own address.
+    grep -qE "^127\.0\.0\.1[[:space:]]+$NODE\$" /etc/hosts || echo "127.0.0.1 $NODE" >> /etc/hosts
+}
+
+start_cluster() {
+    local B="$CACHE/$VERSION/bin" kc="$RUN/kubeconfig"
+    mkdir -p "$RUN/etcd" "$RUN/certs" "$RUN/kubelet" "$RUN/kubelet-pki" "$RUN/dockershim"
+    daemon etcd etcd --name eg --data-dir "$RUN/etcd" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+        --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
+        --initial-cluster eg=http://127.0.0.1:23800 --listen-metrics-urls http://127.0.0.1:23810
+    daemon kube-apiserver "$B/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+        --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" --insecure-port=0 \
+        --cert-dir="$RUN/certs" --service-cluster-ip-range=10.96.0.0/24 \
+        --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+        --service-account-key-file="$RUN/sa.pub" --service-account-signing-key-file="$RUN/sa.key" \
+        --token-auth-file="$RUN/tokens.csv" --authorization-mode=Node,RBAC --allow-privileged=true \
+        --kubelet-preferred-address-types=Hostname
+    wait_for "kube-apiserver" 120 kubectl --kubeconfig="$kc" get --raw=/readyz
+    daemon kube-scheduler "$B/kube-scheduler" --kubeconfig="$kc" --authentication-kubeconfig="$kc" \
+        --authorization-kubeconfig="$kc" --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --port=0 --leader-elect=false
+    daemon kube-controller-manager "$B/kube-controller-manager" --kubeconfig="$kc" --authentication-kubeconfig="$kc" \
+        --authorization-kubeconfig="$kc" --bind-address=127.0.0.1 --secure-port="$CM_PORT" --port=0 --leader-elect=false \
+        --service-account-private-key-file="$RUN/sa.key" --root-ca-file="$RUN/certs/apiserver.crt" --controllers='*'
+    daemon kubelet "$B/kubelet" --kubeconfig="$kc" --hostname-override="$NODE" --root-dir="$RUN/kubelet" \
+        --cert-dir="$RUN/kubelet-pki" --container-runtime=docker --docker-endpoint="$DOCKER_HOST" \
+        --experimental-dockershim-root-directory="$RUN/dockershim" --pod-infra-container-image=eg/pause:local \
+        --cgroup-driver=cgroupfs --fail-swap-on=false --address=127.0.0.1 --port="$KUBELET_PORT" --read-only-port=0 \
+        --healthz-bind-address=127.0.0.1 --healthz-port="$KUBELET_HEALTHZ" --cgroups-per-qos=false \
+        --enforce-node-allocatable="" --network-plugin="" --eviction-hard="" \
+        --image-gc-high-threshold=100 --image-gc-low-threshold=99
+    wait_for "node $NODE" 180 kubectl --kubeconfig="$kc" wait --for=condition=Ready "node/$NODE" --timeout=5s
+    wait_for "the default service account" 60 kubectl --kubeconfig="$kc" -n default get serviceaccount default
+}
+
+# --- teardown ---------------------------------------------------------------------------------
+
+teardown() {
+    local name pid
+    for name in kubelet kube-controller-manager kube-scheduler kube-apiserver etcd; do
+        if alive "$name"; then
+            pid="$(cat "$RUN/$name.pid")"
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+            say "stopped $name"
+        fi
+    done
+    [ -d "$DOCKER_RUN" ] && EG_DOCKER_RUN="$DOCKER_RUN" bash "$REPO/plugins/eg_docker/ci/setup.sh" --teardown
+    if [ -d "$RUN" ]; then
+        awk -v run="$RUN" '$2 == run || index($2, run "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r mnt; do
+            umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || say "cannot unmount $mnt"
+        done
+        rm -rf "$RUN"
+    fi
+    say "torn down"
+}
+
+# --- main -------------------------------------------------------------------------------------
+
+MODE="${1:-}"
+case "$MODE" in
+    ""|--build|--teardown) ;;
+    *) die "usage: $0 [--build|--teardown]" ;;
+esac
+
+[ "$(id -u)" = 0 ] || die "must run as root (dockerd, kubelet)"
+if [ "$MODE" = --teardown ]; then teardown; exit 0; fi
+mkdir -p "$CACHE" "$RUN"
+T0=$SECONDS
+exec 9>"$CACHE.lock"
+flock 9
+install_packages
+VERSION="$(source_version)"
+build_binaries "$VERSION"
+BIN="$CACHE/$VERSION/bin"
+if [ "$MODE" = --build ]; then echo "EG_K8S_BIN=$BIN"; exit 0; fi
+exec 9>"$RUN.lock"
+flock 9
+write_runc_clamp
+start_docker
+pause_image
+credentials
+start_cluster
+say "cluster ready in $((SECONDS - T0)) s"
+echo "KUBECONFIG=$RUN/kubeconfig"
+echo "DOCKER_HOST=$DOCKER_HOST"
+echo "EG_K8S_IMAGE=$KERNEL_IMAGE"
+echo "EG_K8S_NODE=$NODE"
+echo "EG_K8S_APISERVER_PORT=$APISERVER_PORT"
+echo "EG_K8S_BIN=$BIN"

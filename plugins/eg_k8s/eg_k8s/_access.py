@@ -1,0 +1,93 @@
+"""What the gateway may do in the cluster, asked with SelfSubjectAccessReviews.
+
+A missing permission is named exactly (verb, resource, namespace), at startup in the log and at
+launch as a 403, before anything is created, instead of surfacing later as a half-done launch.
+Answers are cached for :data:`CACHE_SECONDS` per namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Iterable
+
+from kubernetes import client
+
+from eg_core import LaunchRefused
+
+from . import _api as api
+
+CACHE_SECONDS = 60.0
+# (verb, resource, subresource) the gateway needs in a kernel's namespace
+KERNEL_NAMESPACE = [
+    ("create", "pods", ""), ("get", "pods", ""), ("list", "pods", ""), ("watch", "pods", ""), ("delete", "pods", ""),
+    ("patch", "pods", ""), ("get", "pods", "log"),
+    ("create", "secrets", ""), ("get", "secrets", ""), ("patch", "secrets", ""), ("delete", "secrets", ""),
+]
+CREATED_NAMESPACE = [("create", "namespaces", ""), ("delete", "namespaces", ""), ("create", "rolebindings", "")]
+ALL_NAMESPACES = [("list", "pods", ""), ("watch", "pods", "")]
+KIND_RESOURCES = {"Service": "services", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims", "Secret": "secrets"}
+_GROUPS = {"rolebindings": "rbac.authorization.k8s.io"}
+
+_cache: dict[tuple[str, str, str, str], tuple[float, bool]] = {}
+
+
+async def allowed(verb: str, resource: str, subresource: str = "", namespace: str = "") -> bool:
+    key = (verb, resource, subresource, namespace)
+    hit = _cache.get(key)
+    if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    review = client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(
+                verb=verb, resource=resource, subresource=subresource or None, namespace=namespace or None,
+                group=_GROUPS.get(resource, ""),
+            )
+        )
+    )
+    answer = await api.call(api.authz().create_self_subject_access_review, review)
+    result = bool(answer.status.allowed)
+    _cache[key] = (time.monotonic(), result)
+    return result
+
+
+def describe(verb: str, resource: str, subresource: str, namespace: str) -> str:
+    what = f"{resource}/{subresource}" if subresource else resource
+    return f"{verb} {what}" + (f" in namespace {namespace}" if namespace else " (cluster-wide)")
+
+
+async def missing(needs: Iterable[tuple[str, str, str]], namespace: str) -> list[str]:
+    """The permissions of ``needs`` the gateway lacks in ``namespace`` ('' for cluster scope)."""
+    needs = list(needs)
+    answers = await asyncio.gather(*(allowed(v, r, s, namespace) for v, r, s in needs))
+    return [describe(v, r, s, namespace) for (v, r, s), ok in zip(needs, answers) if not ok]
+
+
+def launch_needs(kinds: Iterable[str], creates_namespace: bool) -> list[tuple[str, str, str]]:
+    needs = list(KERNEL_NAMESPACE)
+    for kind in kinds:
+        resource = KIND_RESOURCES.get(kind)
+        if resource:
+            needs += [("create", resource, ""), ("list", resource, ""), ("delete", resource, "")]
+    if creates_namespace:
+        needs.append(("create", "rolebindings", ""))
+    return needs
+
+
+async def require(namespace: str, kinds: Iterable[str], creates_namespace: bool, all_namespaces: bool) -> None:
+    """Refuse the launch (403) naming every permission the gateway lacks for it."""
+    lacking = await missing(launch_needs(kinds, creates_namespace), namespace)
+    if creates_namespace:
+        lacking += await missing([n for n in CREATED_NAMESPACE if n[1] == "namespaces"], "")
+    if all_namespaces:
+        lacking += await missing(ALL_NAMESPACES, "")
+    if lacking:
+        raise LaunchRefused(
+            "the gateway's Kubernetes identity lacks RBAC permission to: " + "; ".join(lacking)
+            + " (grant them in the gateway's Role or ClusterRole)",
+            reason="Kubernetes Permission Missing",
+        )
+
+
+def forget() -> None:
+    _cache.clear()

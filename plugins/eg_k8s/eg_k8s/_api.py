@@ -1,0 +1,106 @@
+"""The Kubernetes API, from the event loop: the synchronous ``kubernetes`` client run in a
+thread pool of its own, and its errors turned into readable ones.
+
+One API client per gateway process (its connection pool is shared by every kernel); the watch on
+kernel pods (:mod:`._pods`) reads in a thread of its own, so API calls never wait behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from ._settings import settings
+
+_api: client.ApiClient | None = None
+_executor: ThreadPoolExecutor | None = None
+
+
+def api_client() -> client.ApiClient:
+    """The process's API client: in-cluster config inside a pod, else the kubeconfig."""
+    global _api
+    if _api is None:
+        s = settings()
+        configuration = client.Configuration()
+        if not s.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(
+                config_file=s.kubeconfig or None, context=s.context or None, client_configuration=configuration
+            )
+        configuration.connection_pool_maxsize = max(s.api_threads, 4) + 2
+        _api = client.ApiClient(configuration)
+    return _api
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api_client())
+
+
+def rbac() -> client.RbacAuthorizationV1Api:
+    return client.RbacAuthorizationV1Api(api_client())
+
+
+def authz() -> client.AuthorizationV1Api:
+    return client.AuthorizationV1Api(api_client())
+
+
+async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one blocking client call in the API thread pool."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=max(settings().api_threads, 1), thread_name_prefix="eg-k8s-api")
+    return await asyncio.get_running_loop().run_in_executor(_executor, functools.partial(fn, *args, **kwargs))
+
+
+async def call_raw(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Like :func:`call`, returning the response's JSON as dicts (cheaper than the client's models)."""
+    response = await call(fn, *args, _preload_content=False, **kwargs)
+    return json.loads(response.data)
+
+
+def message(exc: ApiException) -> str:
+    """The API server's own message of a failed call."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    return str(body.get("message") or exc.reason or exc)
+
+
+def is_status(exc: BaseException, *statuses: int) -> bool:
+    return isinstance(exc, ApiException) and exc.status in statuses
+
+
+async def ignore_missing(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    """Run a delete; a 404 counts as done. Returns whether the object existed."""
+    try:
+        await call(fn, *args, **kwargs)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def close() -> None:
+    global _api, _executor
+    if _api is not None:
+        try:
+            _api.close()
+        except Exception:
+            pass
+        _api = None
+    if _executor is not None:
+        _executor.shutdown(wait=False)
+        _executor = None
+
+
+__all__ = ["ApiException", "api_client", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "close"]

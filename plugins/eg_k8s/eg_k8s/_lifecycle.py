@@ -1,0 +1,350 @@
+"""One kernel's life as a pod: the steps the hooks in :mod:`eg_k8s.plugin` delegate to.
+
+What later steps (and a gateway adopting the kernel) need is in ``kernel.state``: ``pod``,
+``namespace``, ``pod_uid``, ``secret``, ``scope`` (the namespace the shared watch covers, or None
+for all), ``gateway_id``, ``host`` (the address the gateway dials, if fixed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal as signals
+import time
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from eg_core import BadRequest, KernelContext, LaunchFailed, LaunchRefused, remote
+from eg_core.containers import container_command, container_env
+from eg_core.launcher_comm import LauncherRequestRejected
+
+from . import _access as access
+from . import _api as api
+from . import _namespaces as namespaces
+from . import _pods as pods
+from ._manifest import build, launch_secret, owned_by, selector
+from ._request import KernelPod, resolve
+
+TRANSIENT_ADMISSION = ("serviceaccount", "No API token found", "is being terminated")
+
+
+def watch_of(kernel: KernelContext):
+    return pods.pods(kernel.state.get("scope"), kernel.state.get("gateway_id", "eg"))
+
+
+def scope_of(kp: KernelPod) -> str | None:
+    """The shared watch covering this kernel: its namespace in the shared mode, else all."""
+    return kp.namespace if kp.namespace_mode == "shared" else None
+
+
+# -- launch --------------------------------------------------------------------------------------
+
+
+async def launch(kernel: KernelContext, cmd: list[str]) -> None:
+    """Check every value and permission (400/403 before anything exists), create the namespace
+    if the mode says so, then the launch Secret, the Pod, and what the pod template adds."""
+    start = time.monotonic()
+    kp = resolve(kernel)
+    creates_ns = namespaces.creates_namespace(kernel, kp)
+    secret = f"{kp.name}-eg"
+    launch_key = await remote.expect_callback(kernel, legacy=kp.legacy_launcher)
+    env = container_env(kernel, cmd, kp.bind_ip, {
+        "KERNEL_IMAGE": kp.image, "KERNEL_POD_NAME": kp.name, "KERNEL_NAMESPACE": kp.namespace,
+        "KERNEL_SERVICE_ACCOUNT_NAME": kp.service_account, "KERNEL_NAME": kernel.kernel_name,
+        **({"KERNEL_UID": str(kp.uid)} if kp.uid is not None else {}),
+        **({"KERNEL_GID": str(kp.gid)} if kp.gid is not None else {}),
+    })
+    if not kp.working_dir:
+        env.pop("KERNEL_WORKING_DIR", None)
+    objects = build(kernel, kp, container_command(kernel, cmd, kp.bind_ip), env, secret)
+    await access.require(kp.namespace, objects, creates_ns, scope_of(kp) is None)
+    kernel.state.update(
+        pod=kp.name, namespace=kp.namespace, namespace_mode=kp.namespace_mode, secret=secret, scope=scope_of(kp),
+        gateway_id=kp.gateway_id, host=kp.kernel_host, log_tail_lines=kp.log_tail_lines, confirmed=False,
+        fail_unschedulable=kp.fail_unschedulable, kinds=sorted(k for k in objects if k != "Pod"),
+    )
+    watch = watch_of(kernel)
+    watch.start()
+    if creates_ns:
+        await namespaces.ensure(kernel, kp, kernel.launch_timeout)
+    core = api.core()
+    await _create_secret(core, launch_secret(kernel, kp, secret, launch_key))
+    pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns)
+    kernel.state["pod_uid"] = pod["metadata"]["uid"]
+    kernel.handles["progress"] = watch.watch(kernel.kernel_id, pods.Progress(kernel, kernel.state["pod_uid"]))
+    await _own(core, kp, secret, pod)
+    for kind, obj in objects.items():
+        if kind != "Pod":
+            await _create_owned(kind, owned_by(obj, pod))
+    kernel.log.info("created pod %s in namespace %s from image %s in %.3fs", kp.name, kp.namespace, kp.image, time.monotonic() - start)
+
+
+async def _create_secret(core: client.CoreV1Api, body: dict[str, Any]) -> None:
+    try:
+        await api.call(core.create_namespaced_secret, body["metadata"]["namespace"], body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise _failed("the launch Secret", exc) from exc
+        await api.call(core.replace_namespaced_secret, body["metadata"]["name"], body["metadata"]["namespace"], body)
+
+
+async def _create_pod(kernel: KernelContext, core: client.CoreV1Api, body: dict[str, Any], *, retry_admission: bool) -> dict[str, Any]:
+    """Create the pod. A pod of the same name left by this kernel's earlier launch is removed
+    first; in a namespace just created, admission errors that clear by themselves (its service
+    account not made yet) are retried until the launch deadline."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    delay = 0.05
+    while True:
+        try:
+            return await api.call_raw(core.create_namespaced_pod, namespace, body)
+        except ApiException as exc:
+            text = api.message(exc)
+            if exc.status == 409:
+                await _replace_predecessor(kernel, core, namespace, name)
+                continue
+            if exc.status == 403 and retry_admission and any(t in text for t in TRANSIENT_ADMISSION):
+                await asyncio.sleep(delay)  # admission state of a new namespace: nothing to watch for
+                delay = min(delay * 2, 1.0)
+                continue
+            if exc.status in (400, 422):
+                raise BadRequest(f"the Kubernetes API refused the kernel pod: {text}") from exc
+            raise _failed("the kernel pod", exc) from exc
+
+
+async def _replace_predecessor(kernel: KernelContext, core: client.CoreV1Api, namespace: str, name: str) -> None:
+    existing = await api.call_raw(core.read_namespaced_pod, name, namespace)
+    if existing["metadata"].get("labels", {}).get("kernel_id") != kernel.kernel_id:
+        raise BadRequest(f"a pod named {name} exists in namespace {namespace} and is not this kernel's: choose another KERNEL_POD_NAME")
+    await _delete_pod(core, namespace, name, grace=0)
+    await asyncio.wait_for(watch_of(kernel).wait(kernel.kernel_id, lambda p: True if p is None or p["metadata"]["uid"] != existing["metadata"]["uid"] else None), 30)
+
+
+async def _own(core: client.CoreV1Api, kp: KernelPod, secret: str, pod: dict[str, Any]) -> None:
+    patch = owned_by({"metadata": {}}, pod)
+    await api.call(core.patch_namespaced_secret, secret, kp.namespace, patch)
+
+
+async def _create_owned(kind: str, body: dict[str, Any]) -> None:
+    core = api.core()
+    namespace = body["metadata"]["namespace"]
+    create = {
+        "Service": core.create_namespaced_service,
+        "ConfigMap": core.create_namespaced_config_map,
+        "Secret": core.create_namespaced_secret,
+        "PersistentVolumeClaim": core.create_namespaced_persistent_volume_claim,
+    }[kind]
+    try:
+        await api.call(create, namespace, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise _failed(f"the template's {kind}", exc) from exc
+
+
+def _failed(what: str, exc: ApiException) -> Exception:
+    if exc.status == 403:
+        return LaunchRefused(f"the Kubernetes API refused to create {what}: {api.message(exc)}", reason="Kubernetes Permission Missing")
+    return LaunchFailed("launch_process", f"creating {what} failed: {api.message(exc)}")
+
+
+# -- startup -------------------------------------------------------------------------------------
+
+
+async def confirm(kernel: KernelContext) -> None:
+    """Wait for the launcher's callback, failing fast on what the pod's state says
+    (unschedulable, image not pullable, container ended); then learn the pod's address."""
+    watch = watch_of(kernel)
+    decide = pods.LaunchWatch(kernel.state["pod_uid"], kernel.state.get("fail_unschedulable", True))
+    failure = asyncio.ensure_future(watch.wait(kernel.kernel_id, decide))
+    callback = asyncio.ensure_future(remote.wait_for_callback(kernel, host=kernel.state.get("host") or None))
+    try:
+        done, _ = await asyncio.wait({failure, callback}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (failure, callback):
+            if not task.done():
+                task.cancel()
+    if callback not in done:
+        why = failure.result()  # raises the named failure
+        raise LaunchFailed("confirm_startup", f"the kernel launcher did not call back: {why}")
+    callback.result()
+    if not kernel.state.get("host"):
+        pod = watch.get(kernel.kernel_id) or await api.call_raw(api.core().read_namespaced_pod, kernel.state["pod"], kernel.state["namespace"])
+        address = (pod.get("status") or {}).get("podIP")
+        if address:
+            kernel.connection_info["ip"] = address
+            kernel.state["comm_ip"] = address
+    kernel.state["confirmed"] = True
+    remote.forget(kernel)
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+async def current_pod(kernel: KernelContext) -> dict[str, Any] | None:
+    """The kernel's pod from the shared watch when it is live, else from the API."""
+    watch = watch_of(kernel)
+    uid = kernel.state.get("pod_uid")
+    if watch.connected:
+        return pods.ours(uid)(watch.get(kernel.kernel_id))
+    try:
+        pod = await api.call_raw(api.core().read_namespaced_pod, kernel.state["pod"], kernel.state["namespace"])
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return pods.ours(uid)(pod)
+
+
+async def poll(kernel: KernelContext) -> int | None:
+    if not kernel.state.get("pod"):
+        return 0
+    try:
+        return pods.exit_code(await current_pod(kernel))
+    except ApiException as exc:
+        kernel.log.warning("cannot read its pod: %s", api.message(exc))
+        return None  # the API is unreachable: that says nothing about the kernel
+
+
+async def wait(kernel: KernelContext) -> int:
+    """Wait on the shared watch until the kernel's pod ends or is deleted."""
+    if not kernel.state.get("pod"):
+        return 0
+    uid = kernel.state.get("pod_uid")
+
+    def ended(pod: dict[str, Any] | None) -> int | None:
+        if pod is not None and uid and pod["metadata"]["uid"] != uid:
+            return 0  # replaced by another launch's pod
+        return pods.exit_code(pod)
+
+    return await watch_of(kernel).wait(kernel.kernel_id, ended)
+
+
+async def send_signal(kernel: KernelContext, signum: int) -> None:
+    """Signals go through the launcher's comm port; SIGTERM/SIGKILL fall back to deleting the pod."""
+    if signum == 0:
+        return
+    if remote.has_comm_port(kernel):
+        try:
+            await remote.signal(kernel, signum)
+            return
+        except (OSError, asyncio.TimeoutError, LauncherRequestRejected, ValueError) as exc:
+            kernel.log.warning("signal %s through the launcher's comm port failed: %s", signum, exc)
+    if signum in (signals.SIGTERM, signals.SIGKILL):
+        await kill(kernel)
+
+
+async def terminate(kernel: KernelContext) -> None:
+    if remote.has_comm_port(kernel):
+        await remote.shutdown_launcher(kernel)
+    else:
+        await _delete_pod(api.core(), kernel.state["namespace"], kernel.state["pod"], grace=None)
+
+
+async def kill(kernel: KernelContext) -> None:
+    if kernel.state.get("pod"):
+        await _delete_pod(api.core(), kernel.state["namespace"], kernel.state["pod"], grace=0)
+
+
+async def _delete_pod(core: client.CoreV1Api, namespace: str, name: str, grace: int | None) -> None:
+    options = client.V1DeleteOptions(grace_period_seconds=grace, propagation_policy="Background")
+    await api.ignore_missing(core.delete_namespaced_pod, name, namespace, body=options)
+
+
+async def cleanup(kernel: KernelContext, restart: bool) -> None:
+    """Delete everything the launch created: the pod (waiting until it is gone, so a relaunch
+    can reuse its name), its Secret and template objects, and a namespace the launch created
+    (not on restart)."""
+    remote.forget(kernel)
+    stop = kernel.handles.pop("progress", None)
+    if stop:
+        stop()
+    name, namespace = kernel.state.get("pod"), kernel.state.get("namespace")
+    if not name or not namespace:
+        return
+    core = api.core()
+    await _delete_pod(core, namespace, name, grace=0)
+    uid = kernel.state.get("pod_uid")
+    try:
+        await asyncio.wait_for(watch_of(kernel).wait(kernel.kernel_id, lambda p: True if pods.ours(uid)(p) is None else None), 30)
+    except asyncio.TimeoutError:
+        kernel.log.warning("pod %s still listed 30s after its deletion", name)
+    await delete_owned(kernel.state, kernel.kernel_id)
+    if not restart:
+        await namespaces.release(kernel)
+
+
+_KIND_CALLS = {
+    "Service": ("list_namespaced_service", "delete_namespaced_service"),
+    "ConfigMap": ("list_namespaced_config_map", "delete_namespaced_config_map"),
+    "Secret": ("list_namespaced_secret", "delete_namespaced_secret"),
+    "PersistentVolumeClaim": ("list_namespaced_persistent_volume_claim", "delete_namespaced_persistent_volume_claim"),
+}
+
+
+async def delete_owned(state: dict[str, Any], kernel_id: str) -> None:
+    """The launch Secret, and the template's objects (found by the kernel's labels)."""
+    core = api.core()
+    namespace = state["namespace"]
+    if state.get("secret"):
+        await api.ignore_missing(core.delete_namespaced_secret, state["secret"], namespace)
+    found = selector(state.get("gateway_id", "eg"), kernel_id)
+    for kind in state.get("kinds") or []:
+        list_name, delete_name = _KIND_CALLS[kind]
+        listing = await api.call_raw(getattr(core, list_name), namespace, label_selector=found)
+        for item in listing.get("items") or []:
+            await api.ignore_missing(getattr(core, delete_name), item["metadata"]["name"], namespace)
+
+
+async def describe_exit(kernel: KernelContext) -> str | None:
+    """How the pod ended (phase, reason, exit status) and its last log lines."""
+    name, namespace = kernel.state.get("pod"), kernel.state.get("namespace")
+    if not name:
+        return None
+    try:
+        pod = await current_pod(kernel)
+    except ApiException as exc:
+        return f"pod {name}: cannot read it: {api.message(exc)}"
+    if pod is None:
+        text = f"pod {name} no longer exists"
+    else:
+        status = pods.container_status(pod)
+        state = status.get("state") or {}
+        terminated = state.get("terminated") or {}
+        if terminated:
+            text = f"pod {name}: its container exited with status {terminated.get('exitCode')}"
+            if terminated.get("reason"):
+                text += f" ({terminated['reason']}{': ' + terminated['message'] if terminated.get('message') else ''})"
+        else:
+            text = f"pod {name} is {(pod.get('status') or {}).get('phase', 'in an unknown phase')}"
+            waiting = state.get("waiting") or {}
+            if waiting.get("reason"):
+                text += f", container waiting: {waiting['reason']} {waiting.get('message') or ''}".rstrip()
+        try:
+            logs = await api.call(
+                api.core().read_namespaced_pod_log, name, namespace, tail_lines=int(kernel.state.get("log_tail_lines") or 25),
+                _request_timeout=10,
+            )
+        except ApiException as exc:
+            logs = ""
+            if exc.status not in (400, 404):  # 400: the container never started
+                text += f"; its log cannot be read: {api.message(exc)}"
+        except Exception as exc:
+            logs = ""
+            text += f"; its log cannot be read: {exc}"
+        text = f"{text}; its last log lines:\n{logs.strip()}" if logs.strip() else text
+    if not kernel.state.get("confirmed") and kernel.handles.get("callback") is not None:
+        text = f"{text}\n{remote.diagnose(kernel)}"
+    return text
+
+
+async def adopt(kernel: KernelContext, info: dict[str, Any]) -> None:
+    """Re-attach to a kernel pod launched by an earlier gateway process."""
+    kernel.state = dict(info)
+    kernel.handles.clear()
+    watch = watch_of(kernel)
+    watch.start()
+    if await current_pod(kernel) is None:
+        kernel.log.warning("its pod %s is gone; it will be reported dead", kernel.state.get("pod"))
+
+
+__all__ = ["launch", "confirm", "poll", "wait", "send_signal", "terminate", "kill", "cleanup", "describe_exit", "adopt", "delete_owned"]

@@ -1,0 +1,63 @@
+"""Kernel pods no gateway knows any more, found by their labels.
+
+A kernel pod carries ``component=kernel``, ``app=enterprise-gateway``, ``kernel_id=<id>`` and
+``eg.jupyter.org/gateway=<gateway_id>``. Those of this gateway id whose kernel id the gateway
+does not manage after adopting its stored sessions are orphans: left by a gateway that was killed
+without a session store, or by a failed cleanup. ``eg_reconcile`` logs or removes them (with
+their launch Secret, template objects and a per-kernel namespace) per ``orphans_at_startup``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from kubernetes import client
+
+from . import _api as api
+from ._lifecycle import delete_owned
+from ._manifest import LABEL_KERNEL_ID, selector
+from ._settings import settings
+
+
+@dataclass
+class OrphanPod:
+    namespace: str
+    name: str
+    kernel_id: str
+    phase: str
+    namespace_is_kernels: bool
+
+
+async def find(known_kernel_ids: Iterable[str], gateway_id: str | None = None) -> list[OrphanPod]:
+    s = settings()
+    gateway_id = gateway_id or s.gateway_id
+    known = set(known_kernel_ids)
+    core = api.core()
+    if s.namespace_mode == "shared":
+        listing = await api.call_raw(core.list_namespaced_pod, s.namespace, label_selector=selector(gateway_id))
+    else:
+        listing = await api.call_raw(core.list_pod_for_all_namespaces, label_selector=selector(gateway_id))
+    orphans = []
+    for pod in listing.get("items") or []:
+        meta = pod["metadata"]
+        kernel_id = meta["labels"][LABEL_KERNEL_ID]
+        if kernel_id in known:
+            continue
+        namespace = await api.call_raw(core.read_namespace, meta["namespace"])
+        orphans.append(OrphanPod(
+            meta["namespace"], meta["name"], kernel_id, (pod.get("status") or {}).get("phase", "?"),
+            (namespace["metadata"].get("labels") or {}).get(LABEL_KERNEL_ID) == kernel_id,
+        ))
+    return orphans
+
+
+async def remove(orphan: OrphanPod, gateway_id: str | None = None) -> None:
+    core = api.core()
+    options = client.V1DeleteOptions(grace_period_seconds=0, propagation_policy="Background")
+    await api.ignore_missing(core.delete_namespaced_pod, orphan.name, orphan.namespace, body=options)
+    state = {"namespace": orphan.namespace, "secret": f"{orphan.name}-eg", "gateway_id": gateway_id or settings().gateway_id,
+             "kinds": ["Service", "ConfigMap", "PersistentVolumeClaim"]}
+    await delete_owned(state, orphan.kernel_id)
+    if orphan.namespace_is_kernels:
+        await api.ignore_missing(core.delete_namespace, orphan.namespace, body=client.V1DeleteOptions(propagation_policy="Background"))

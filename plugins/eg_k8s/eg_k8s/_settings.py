@@ -1,0 +1,117 @@
+"""The gateway-wide settings of the ``k8s`` resource manager (``--KubernetesSettings.*``).
+
+Kernelspecs override most of them in their resource-manager ``config`` (the same names), and
+requests override only what the operator allow-lists (:mod:`._request`).
+"""
+
+from __future__ import annotations
+
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, validate
+from traitlets.config import SingletonConfigurable
+
+from eg_core.config import EnvDefaults
+
+NAMESPACE_MODES = ("shared", "per-user", "per-kernel")
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
+
+
+class KubernetesSettings(EnvDefaults, SingletonConfigurable):
+    """Where and how kernel pods run."""
+
+    kubeconfig = Unicode("", config=True, help="kubeconfig file; empty: in-cluster config inside a pod, else ~/.kube/config.").tag(
+        env=("KUBECONFIG",)
+    )
+    context = Unicode("", config=True, help="kubeconfig context (empty: its current context).")
+    namespace = Unicode("default", config=True, help="Namespace of kernel pods in the 'shared' namespace mode.").tag(
+        env=("EG_NAMESPACE",)
+    )
+    namespace_mode = Unicode(
+        "shared", config=True,
+        help="'shared': every kernel in `namespace` (needs only a namespace-scoped Role); 'per-user': "
+        "one namespace per user, created on demand and deleted with the user's last kernel; 'per-kernel': "
+        "a namespace per kernel (Enterprise Gateway's default), deleted at shutdown. The last two create "
+        "a RoleBinding of `kernel_cluster_role` for the kernel's service account.",
+    )
+    namespace_prefix = Unicode("eg-", config=True, help="Prefix of the namespaces the 'per-user' mode creates.")
+    kernel_cluster_role = Unicode(
+        "edit", config=True, help="ClusterRole bound to the kernel's service account in namespaces the gateway creates.",
+    ).tag(env=("EG_KERNEL_CLUSTER_ROLE",))
+    service_account_name = Unicode("default", config=True, help="Service account of kernel pods.").tag(
+        env=("EG_DEFAULT_KERNEL_SERVICE_ACCOUNT_NAME",)
+    )
+    image_name = Unicode("", config=True, help="Image for kernelspecs that name none.").tag(env=("EG_KERNEL_IMAGE",))
+    image_pull_policy = Unicode("IfNotPresent", config=True, help="The kernel container's imagePullPolicy.")
+    image_pull_secrets = List(Unicode(), config=True, help="Names of Secrets used to pull kernel images.")
+    host_network = Bool(False, config=True, help="Run kernel pods on the node's network (hostNetwork).")
+    kernel_host = Unicode(
+        "", config=True, help="Address the gateway dials to reach kernels; empty: the pod's IP (status.podIP).",
+    )
+    kernel_bind_ip = Unicode("0.0.0.0", config=True, help="Address kernels bind inside their pod.")
+    pod_template = Unicode(
+        "", config=True,
+        help="An Enterprise Gateway kernel-pod.yaml.j2 style template (path; relative paths are under the "
+        "kernelspec's directory). Empty: eg's built-in pod, the same as Enterprise Gateway's default template.",
+    )
+    pod_overlay = Dict(
+        config=True,
+        help="Merged into every kernel pod (kernelspecs add their own `pod_overlay`): a Pod manifest fragment; "
+        "`spec.containers[0]` merges into the kernel container. Shortcuts: see the README.",
+    )
+    request_overrides = List(
+        Unicode(), ["cpus", "memory", "gpus", "uid", "gid"], config=True,
+        help="Settings a request may set with KERNEL_* values (see the README for the names).",
+    )
+    allowed_images = List(Unicode(), config=True, help="fnmatch patterns of images KERNEL_IMAGE may name.")
+    allowed_namespaces = List(Unicode(), config=True, help="fnmatch patterns of namespaces KERNEL_NAMESPACE may name.")
+    allowed_service_accounts = List(Unicode(), config=True, help="Service accounts KERNEL_SERVICE_ACCOUNT_NAME may name.")
+    allowed_volume_types = List(
+        Unicode(), ["configMap", "secret", "persistentVolumeClaim", "emptyDir"], config=True,
+        help="Volume sources a request's KERNEL_VOLUMES may use (hostPath is never allowed from a request).",
+    )
+    max_cpus = Float(0.0, config=True, help="Most CPUs a request may ask for (0: no limit).")
+    max_memory = Unicode("", config=True, help="Most memory a request may ask for, e.g. '8Gi' (empty: no limit).")
+    max_gpus = Integer(0, config=True, help="Most GPUs a request may ask for (0: no limit).")
+    default_uid = Unicode("", config=True, help="runAsUser when neither kernelspec nor request sets one (empty: the image's).").tag(
+        env=("EG_DEFAULT_KERNEL_UID",)
+    )
+    default_gid = Unicode("", config=True, help="runAsGroup when neither kernelspec nor request sets one (empty: the image's).").tag(
+        env=("EG_DEFAULT_KERNEL_GID",)
+    )
+    prohibited_uids = List(Unicode(), ["0"], config=True, help="UIDs kernels may not run as (403).").tag(env=("EG_PROHIBITED_UIDS",))
+    prohibited_gids = List(Unicode(), ["0"], config=True, help="GIDs kernels may not run as (403).").tag(env=("EG_PROHIBITED_GIDS",))
+    gateway_id = Unicode(
+        "eg", config=True,
+        help="Value of the eg.jupyter.org/gateway label on this gateway's kernel pods; replicas of one "
+        "gateway share it, different gateways on one cluster need different ids.",
+    )
+    orphans_at_startup = Unicode("log", config=True, help="Kernel pods no gateway knows, at startup: 'log', 'remove' or 'ignore'.")
+    store_sessions = Bool(
+        True, config=True,
+        help="Keep kernel sessions in the cluster (pod annotations and a per-kernel Secret) instead of the "
+        "gateway's session store, so any gateway replica or a restarted gateway finds them.",
+    )
+    fail_unschedulable = Bool(True, config=True, help="Fail a launch as soon as the scheduler says the pod cannot be scheduled.")
+    log_tail_lines = Integer(25, config=True, help="Container log lines quoted when a kernel fails or dies.")
+    api_threads = Integer(16, config=True, help="Threads running Kubernetes API calls (the client is synchronous).")
+
+    @validate("namespace_mode")
+    def _check_mode(self, proposal):
+        if proposal["value"] not in NAMESPACE_MODES:
+            raise ValueError(f"namespace_mode must be one of {', '.join(NAMESPACE_MODES)}")
+        return proposal["value"]
+
+    @validate("image_pull_policy")
+    def _check_pull(self, proposal):
+        if proposal["value"] not in PULL_POLICIES:
+            raise ValueError(f"image_pull_policy must be one of {', '.join(PULL_POLICIES)}")
+        return proposal["value"]
+
+    @validate("orphans_at_startup")
+    def _check_orphans(self, proposal):
+        if proposal["value"] not in ("log", "remove", "ignore"):
+            raise ValueError("orphans_at_startup must be one of log, remove, ignore")
+        return proposal["value"]
+
+
+def settings() -> KubernetesSettings:
+    return KubernetesSettings.instance()

@@ -1,0 +1,142 @@
+"""The cluster as the session store of pod kernels.
+
+A kernel pod carries its session record (what a gateway needs to re-attach: the kernel's
+context and connection info) in the annotation :data:`ANNOTATION`; the one secret part, the
+kernel's connection key, goes into the kernel's launch Secret (owned by the pod). So a restarted
+gateway, or any replica, finds every pod kernel in the cluster with no shared filesystem.
+
+The ``eg_store_*`` hooks answer for pod kernels only, and decline (return None, synchronously)
+for any other kernel, so the gateway's own store keeps those. Which kernel ids are pod kernels
+is known from the shared pod watches, synced at startup.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any, Awaitable
+
+from kubernetes.client.rest import ApiException
+
+from . import _api as api
+from . import _pods as pods
+from ._manifest import selector
+from ._settings import settings
+
+ANNOTATION = "eg.jupyter.org/session"
+KEY_FIELD = "connection-key"
+
+
+def _is_k8s(record: dict[str, Any]) -> bool:
+    return ((record.get("provisioner") or {}).get("eg") or {}).get("resource_manager") == "k8s"
+
+
+def _known_pod(kernel_id: str) -> dict[str, Any] | None:
+    for watch in pods.watches():
+        pod = watch.get(kernel_id)
+        if pod is not None:
+            return pod
+    return None
+
+
+def _split_key(record: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    record = copy.deepcopy(record)
+    provisioner = record.get("provisioner") or {}
+    key = None
+    for info in (provisioner.get("connection_info"), (provisioner.get("eg") or {}).get("connection_info")):
+        if isinstance(info, dict) and "key" in info:
+            value = info.pop("key")
+            key = value.decode() if isinstance(value, bytes) else value
+    return record, key
+
+
+def _join_key(record: dict[str, Any], key: str | None) -> dict[str, Any]:
+    provisioner = record.get("provisioner") or {}
+    for info in (provisioner.get("connection_info"), (provisioner.get("eg") or {}).get("connection_info")):
+        if isinstance(info, dict) and key is not None:
+            info["key"] = key
+    return record
+
+
+def save(record: dict[str, Any]) -> Awaitable[bool] | None:
+    if not settings().store_sessions or not _is_k8s(record):
+        return None
+    return _save(record)
+
+
+async def _save(record: dict[str, Any]) -> bool:
+    state = record["provisioner"]["eg"].get("state") or {}
+    name, namespace, secret = state.get("pod"), state.get("namespace"), state.get("secret")
+    if not name or not namespace:
+        return False
+    public, key = _split_key(record)
+    core = api.core()
+    if secret and key is not None:
+        await api.call(core.patch_namespaced_secret, secret, namespace, {"stringData": {KEY_FIELD: key}})
+    await api.call(core.patch_namespaced_pod, name, namespace, {"metadata": {"annotations": {ANNOTATION: json.dumps(public)}}})
+    return True
+
+
+async def _record(pod: dict[str, Any]) -> dict[str, Any] | None:
+    text = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    state = ((record.get("provisioner") or {}).get("eg") or {}).get("state") or {}
+    key = None
+    if state.get("secret"):
+        try:
+            secret = await api.call_raw(api.core().read_namespaced_secret, state["secret"], pod["metadata"]["namespace"])
+            raw = (secret.get("data") or {}).get(KEY_FIELD)
+            key = base64.b64decode(raw).decode() if raw else None
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    return _join_key(record, key)
+
+
+def load(kernel_id: str) -> Awaitable[dict[str, Any] | None] | None:
+    if not settings().store_sessions:
+        return None
+    pod = _known_pod(kernel_id)
+    return _record(pod) if pod is not None else None
+
+
+def delete(kernel_id: str) -> Awaitable[bool] | None:
+    if not settings().store_sessions:
+        return None
+    pod = _known_pod(kernel_id)
+    return _delete(pod) if pod is not None else None
+
+
+async def _delete(pod: dict[str, Any]) -> bool:
+    meta = pod["metadata"]
+    try:
+        await api.call(api.core().patch_namespaced_pod, meta["name"], meta["namespace"], {"metadata": {"annotations": {ANNOTATION: None}}})
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    return True
+
+
+async def load_all() -> list[dict[str, Any]] | None:
+    """Every pod kernel of this gateway id that carries a session record."""
+    s = settings()
+    if not s.store_sessions:
+        return None
+    core = api.core()
+    found = selector(s.gateway_id)
+    if s.namespace_mode == "shared":
+        listing = await api.call_raw(core.list_namespaced_pod, s.namespace, label_selector=found)
+    else:
+        listing = await api.call_raw(core.list_pod_for_all_namespaces, label_selector=found)
+    records = []
+    for pod in listing.get("items") or []:
+        record = await _record(pod)
+        if record is not None:
+            records.append(record)
+    return records

@@ -1,0 +1,141 @@
+"""deploy/kubernetes applied to the test cluster with ``kubectl apply -k``: the gateway runs as a
+pod (in-cluster config, its namespace-scoped Role) and starts a kernel pod.
+
+The overlay written here changes only what this loopback-only machine needs: the gateway pod on
+the node's network, listening and called back on 127.0.0.1, reaching the API server on
+127.0.0.1 (there is no service network here), kernels dialled on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from eg_core.testing import KernelSocket, free_port
+
+from conftest import left_behind
+
+pytestmark = pytest.mark.timeout(900)
+REPO = Path(__file__).resolve().parents[3]
+DEPLOY = REPO / "deploy" / "kubernetes"
+
+
+class DeployedGateway:
+    def __init__(self, port: int, token: str):
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.token = token
+        self.headers = {"Authorization": f"token {token}"}
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=120)
+
+
+def kubectl(cluster, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["kubectl", f"--kubeconfig={cluster['KUBECONFIG']}", *args], capture_output=True, text=True,
+                          input=input, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+OVERLAY = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- {base}
+configMapGenerator:
+- name: eg-config
+  behavior: replace
+  files:
+  - eg_config.py
+patches:
+- target: {{kind: Deployment, name: eg-gateway}}
+  patch: |-
+    - op: add
+      path: /spec/template/spec/hostNetwork
+      value: true
+    - op: add
+      path: /spec/template/spec/enableServiceLinks
+      value: false
+    - op: add
+      path: /spec/template/spec/containers/0/env/-
+      value: {{name: KUBERNETES_SERVICE_HOST, value: "127.0.0.1"}}
+    - op: add
+      path: /spec/template/spec/containers/0/env/-
+      value: {{name: KUBERNETES_SERVICE_PORT, value: "{apiserver_port}"}}
+    - op: add
+      path: /spec/template/spec/containers/0/env/-
+      value: {{name: EG_RESPONSE_ADDRESS, value: "127.0.0.1:{response_port}"}}
+    - op: add
+      path: /spec/template/spec/containers/0/env/-
+      value: {{name: EG_RESPONSE_BIND_IP, value: "127.0.0.1"}}
+    - op: replace
+      path: /spec/template/spec/containers/0/env/1
+      value: {{name: EG_IP, value: "127.0.0.1"}}
+    - op: replace
+      path: /spec/template/spec/containers/0/env/2
+      value: {{name: EG_PORT, value: "{port}"}}
+    - op: replace
+      path: /spec/template/spec/containers/0/readinessProbe
+      value: {{tcpSocket: {{port: {port}, host: 127.0.0.1}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster, core, tmp_path_factory):
+    env = {**os.environ, "DOCKER_HOST": cluster["DOCKER_HOST"], "PIP_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt"}
+    build = subprocess.run(["bash", str(DEPLOY / "build-image.sh"), "eg/gateway:local", cluster["EG_K8S_IMAGE"]],
+                           capture_output=True, text=True, env=env, timeout=900)
+    assert build.returncode == 0, f"building the gateway image failed:\n{build.stderr[-3000:]}"
+    tmp = tmp_path_factory.mktemp("overlay")
+    port, response_port = free_port(), free_port()
+    (tmp / "eg_config.py").write_text((DEPLOY / "eg_config.py").read_text() + (
+        "\n# This machine: kernels on the node's network, bound and dialled on loopback.\n"
+        "c.KubernetesSettings.host_network = True\n"
+        "c.KubernetesSettings.kernel_host = '127.0.0.1'\n"
+        "c.KubernetesSettings.kernel_bind_ip = '127.0.0.1'\n"
+    ))
+    apiserver_port = cluster["EG_K8S_APISERVER_PORT"]
+    (tmp / "kustomization.yaml").write_text(OVERLAY.format(
+        base=os.path.relpath(DEPLOY, tmp), port=port, response_port=response_port, apiserver_port=apiserver_port))
+    token = secrets.token_hex(16)
+    kubectl(cluster, "create", "namespace", "eg", check=False)
+    kubectl(cluster, "-n", "eg", "delete", "secret", "eg-auth", "--ignore-not-found")
+    kubectl(cluster, "-n", "eg", "create", "secret", "generic", "eg-auth", f"--from-literal=token={token}")
+    kubectl(cluster, "apply", "-k", str(tmp))
+    rollout = kubectl(cluster, "-n", "eg", "rollout", "status", "deployment/eg-gateway", "--timeout=180s", check=False)
+    if rollout.returncode != 0:
+        logs = kubectl(cluster, "-n", "eg", "logs", "deployment/eg-gateway", "--tail=60", check=False)
+        describe = kubectl(cluster, "-n", "eg", "describe", "pods", check=False)
+        raise AssertionError(f"the gateway Deployment did not become ready:\n{rollout.stderr}\n{logs.stdout}{logs.stderr}\n{describe.stdout[-3000:]}")
+    yield DeployedGateway(port, token)
+    kubectl(cluster, "delete", "-k", str(tmp), "--wait=true", "--timeout=120s", check=False)
+
+
+async def test_kernel_through_the_gateway_pod(deployed, cluster, core):
+    async with deployed.client() as http:
+        r = await http.get("/api/kernelspecs")
+        assert r.status_code == 200, r.text
+        assert r.json()["default"] == "python_kubernetes"
+        r = await http.post("/api/kernels", json={"name": "python_kubernetes"})
+        assert r.status_code == 201, f"{r.text}\n{kubectl(cluster, '-n', 'eg', 'logs', 'deployment/eg-gateway', '--tail=40', check=False).stdout}"
+        kid = r.json()["id"]
+        pods = await asyncio.to_thread(core.list_namespaced_pod, "eg", label_selector=f"kernel_id={kid}")
+        assert len(pods.items) == 1 and pods.items[0].status.phase == "Running"
+        ks = await KernelSocket.connect(deployed, kid)
+        try:
+            assert (await ks.execute("print('hello from a pod kernel')"))["stdout"] == "hello from a pod kernel\n"
+        finally:
+            await ks.close()
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, "eg", kid) == {}
+    # The gateway runs with the Role of rbac.yaml only: it could not even list namespaces.
+    sa = kubectl(cluster, "auth", "can-i", "list", "namespaces", "--as=system:serviceaccount:eg:eg-gateway", check=False)
+    assert sa.stdout.strip() == "no"

@@ -1,0 +1,113 @@
+"""The pod a kernel gets, from settings, kernelspec, overlay, template and request (no cluster)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from eg_core import BadRequest, KernelContext, LaunchRefused
+from eg_k8s._manifest import build, merge, render_template, yaml_safe
+from eg_k8s._request import quantity, resolve
+from eg_k8s._settings import KubernetesSettings
+
+
+def kernel(config=None, env=None, user="alice", spec_env=None):
+    return KernelContext(
+        kernel_id="0b7a6d4e-6f5a-4c47-9a0e-2f8a1c9b3d21", kernel_name="k", resource_manager="k8s",
+        spec={"env": spec_env or {}, "resource_dir": "/nonexistent"}, config={"image_name": "eg/kernel-py:local"} if config is None else config,
+        env=env or {}, user=user,
+    )
+
+
+def settings(**kw):
+    return KubernetesSettings(**kw)
+
+
+def test_default_pod_is_enterprise_gateways():
+    k = kernel()
+    kp = resolve(k, settings(namespace="kernels"))
+    objects = build(k, kp, ["python", "x"], {"KERNEL_ID": k.kernel_id}, "s")
+    pod = objects["Pod"]
+    assert set(objects) == {"Pod"}
+    assert pod["metadata"]["name"] == f"alice-{k.kernel_id}" and pod["metadata"]["namespace"] == "kernels"
+    assert pod["metadata"]["labels"] == {"kernel_id": k.kernel_id, "app": "enterprise-gateway", "component": "kernel", "eg.jupyter.org/gateway": "eg"}
+    assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["serviceAccountName"] == "default"
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["python", "x"] and container["image"] == "eg/kernel-py:local"
+    assert {"name": "KERNEL_ID", "value": k.kernel_id} in container["env"]
+    assert container["env"][-1]["valueFrom"]["secretKeyRef"] == {"name": "s", "key": "launch-key", "optional": True}
+
+
+def test_merge_rules():
+    base = {"a": {"b": 1}, "volumes": [{"name": "x", "emptyDir": {}}], "args": ["1"]}
+    over = {"a": {"c": 2}, "volumes": [{"name": "x", "emptyDir": {"medium": "Memory"}}, {"name": "y"}], "args": ["2"]}
+    assert merge(base, over) == {"a": {"b": 1, "c": 2}, "volumes": [{"name": "x", "emptyDir": {"medium": "Memory"}}, {"name": "y"}], "args": ["1", "2"]}
+
+
+def test_overlay_cannot_change_the_kernels_identity():
+    k = kernel({"image_name": "i", "pod_overlay": {"metadata": {"name": "other", "labels": {"kernel_id": "x"}}, "spec": {"restartPolicy": "Always"}}})
+    pod = build(k, resolve(k, settings()), None, {}, "s")["Pod"]
+    assert pod["metadata"]["name"] == f"alice-{k.kernel_id}"
+    assert pod["metadata"]["labels"]["kernel_id"] == k.kernel_id
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_gpus_and_shm_shortcuts():
+    k = kernel({"image_name": "i", "pod_overlay": {"gpus": 2, "shm_size": "1Gi"}})
+    pod = build(k, resolve(k, settings()), None, {}, "s")["Pod"]
+    container = pod["spec"]["containers"][0]
+    assert container["resources"] == {"requests": {"nvidia.com/gpu": "2"}, "limits": {"nvidia.com/gpu": "2"}}
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+
+
+def test_yaml_safe_keeps_values_one_scalar():
+    value = "x\nkind: Secret"
+    assert yaml.safe_load("a: " + yaml_safe(value)) == {"a": value}
+    assert yaml.safe_load(f"a: {yaml_safe([{'name': 'v'}])}") == {"a": [{"name": "v"}]}
+
+
+def test_template_escapes_values_without_the_filter(tmp_path):
+    (tmp_path / "t.yaml.j2").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ kernel_pod_name }}\n  annotations:\n    who: {{ kernel_username }}\n"
+        "spec:\n  containers:\n  - name: k\n    image: {{ kernel_image | yaml_safe }}\n"
+    )
+    objects = render_template(str(tmp_path / "t.yaml.j2"), {"kernel_pod_name": "p", "kernel_username": "a\nspec: {}", "kernel_image": "i"})
+    assert objects["Pod"]["metadata"]["annotations"]["who"] == "a\nspec: {}"
+
+
+def test_template_kinds_are_limited(tmp_path):
+    (tmp_path / "t.yaml.j2").write_text("apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nkind: ClusterRoleBinding\n")
+    with pytest.raises(BadRequest, match="ClusterRoleBinding"):
+        render_template(str(tmp_path / "t.yaml.j2"), {})
+
+
+def test_request_values_need_the_operators_allow_list():
+    with pytest.raises(LaunchRefused, match="KERNEL_NAMESPACE may not be set"):
+        resolve(kernel(env={"KERNEL_NAMESPACE": "other"}), settings())
+    kp = resolve(kernel(env={"KERNEL_NAMESPACE": "team-a"}), settings(allowed_namespaces=["team-*"]))
+    assert kp.namespace == "team-a"
+    with pytest.raises(LaunchRefused, match="not among"):
+        resolve(kernel(env={"KERNEL_NAMESPACE": "kube-system"}), settings(allowed_namespaces=["team-*"]))
+    with pytest.raises(LaunchRefused, match="exceeds"):
+        resolve(kernel(env={"KERNEL_CPUS": "8"}), settings(max_cpus=2))
+    with pytest.raises(BadRequest, match="valid Kubernetes name"):
+        resolve(kernel(env={"KERNEL_NAMESPACE": "Bad_Name"}), settings(allowed_namespaces=["*"]))
+
+
+def test_a_kernelspec_env_value_is_the_operators_not_the_requests():
+    k = kernel(env={"KERNEL_IMAGE": "team/image:1"}, spec_env={"KERNEL_IMAGE": "team/image:1"}, config={})
+    assert resolve(k, settings()).image == "team/image:1"
+
+
+def test_namespace_modes():
+    k = kernel(user="Bob.Smith")
+    assert resolve(k, settings(namespace_mode="per-user")).namespace == "eg-bob-smith"
+    assert resolve(k, settings(namespace_mode="per-kernel")).namespace == f"bob-smith-{k.kernel_id}"
+    with pytest.raises(ValueError):
+        settings(namespace_mode="everywhere")
+
+
+def test_quantities():
+    assert quantity("500m") == 0.5 and quantity("1Gi") == 2**30 and quantity("2") == 2
+    with pytest.raises(ValueError):
+        quantity("1 GB")
