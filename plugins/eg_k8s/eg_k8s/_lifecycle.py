@@ -86,7 +86,9 @@ async def _create_secret(core: client.CoreV1Api, body: dict[str, Any]) -> None:
     except ApiException as exc:
         if exc.status != 409:
             raise _failed("the launch Secret", exc) from exc
-        await api.call(core.replace_namespaced_secret, body["metadata"]["name"], body["metadata"]["namespace"], body)
+        # this kernel's, left by an earlier launch of it (a restart): take it over
+        await api.call(core.patch_namespaced_secret, body["metadata"]["name"], body["metadata"]["namespace"],
+                       {"metadata": {"labels": body["metadata"]["labels"], "ownerReferences": None}, "stringData": body["stringData"]})
 
 
 async def _create_pod(kernel: KernelContext, core: client.CoreV1Api, body: dict[str, Any], *, retry_admission: bool) -> dict[str, Any]:

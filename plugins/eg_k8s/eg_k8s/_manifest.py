@@ -177,7 +177,7 @@ def template_variables(kernel: KernelContext, kp: KernelPod, env: dict[str, str]
 
 def render_template(path: str, variables: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Render an EG pod template; returns its objects by kind (at most one of each allowed kind)."""
-    from jinja2 import FileSystemLoader, StrictUndefined  # noqa: F401  (jinja2 is a dependency)
+    from jinja2 import FileSystemLoader
     from jinja2.exceptions import TemplateError
     from jinja2.sandbox import SandboxedEnvironment
 
