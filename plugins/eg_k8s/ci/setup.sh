@@ -10,6 +10,8 @@
 #   EG_K8S_IMAGE=eg/kernel-py:local
 #   EG_K8S_NODE=eg-k8s-node
 #   EG_K8S_APISERVER_PORT=16443
+#   EG_K8S_CA=/tmp/eg-k8s/certs/apiserver.crt      (the API server's certificate, to verify it)
+#   DOCKER_HOST=unix:///tmp/eg-k8s/docker/docker.sock   (the node's engine)
 #   EG_K8S_BIN=/var/cache/eg-k8s/<source version>/bin
 #
 # Environment:
@@ -49,6 +51,7 @@ install_packages() {
     command -v jq >/dev/null || missing+=(jq)
     command -v gcc >/dev/null || missing+=(gcc libc6-dev)
     command -v openssl >/dev/null || missing+=(openssl)
+    command -v curl >/dev/null || missing+=(curl)
     # kubectl: use the one on the machine; Debian's kubernetes-client conflicts with it (infra.md §3).
     command -v kubectl >/dev/null || die "kubectl is required (it is preinstalled here; do not install kubernetes-client)"
     if [ ${#missing[@]} -gt 0 ]; then
@@ -221,16 +224,27 @@ credentials() {
         echo "$(openssl rand -hex 16),admin,admin,system:masters" > "$RUN/tokens.csv"
         chmod 600 "$RUN/tokens.csv"
     fi
-    local token; token="$(cut -d, -f1 "$RUN/tokens.csv")"
-    local kc="$RUN/kubeconfig"
-    kubectl config --kubeconfig="$kc.part" set-cluster eg --server="https://127.0.0.1:$APISERVER_PORT" --insecure-skip-tls-verify=true >/dev/null
+    # The node's name resolves to loopback, so the API server reaches the kubelet (pod logs)
+    # there (--kubelet-preferred-address-types=Hostname) and never dials the node's own address.
+    grep -qE "^127\.0\.0\.1[[:space:]]+$NODE\$" /etc/hosts || echo "127.0.0.1 $NODE" >> /etc/hosts
+}
+
+write_kubeconfig() {
+    # The admin kubeconfig, trusting the API server's own (self-signed) certificate.
+    local token kc="$RUN/kubeconfig"
+    token="$(cut -d, -f1 "$RUN/tokens.csv")"
+    rm -f "$kc.part"
+    kubectl config --kubeconfig="$kc.part" set-cluster eg --server="https://127.0.0.1:$APISERVER_PORT" \
+        --certificate-authority="$RUN/certs/apiserver.crt" --embed-certs=true >/dev/null
     kubectl config --kubeconfig="$kc.part" set-credentials admin --token="$token" >/dev/null
     kubectl config --kubeconfig="$kc.part" set-context eg --cluster=eg --user=admin >/dev/null
     kubectl config --kubeconfig="$kc.part" use-context eg >/dev/null
     chmod 600 "$kc.part"; mv "$kc.part" "$kc"
-    # The node's name resolves to loopback, so the API server reaches the kubelet (pod logs)
-    # there (--kubelet-preferred-address-types=Hostname) and never dials the node's own address.
-    grep -qE "^127\.0\.0\.1[[:space:]]+$NODE\$" /etc/hosts || echo "127.0.0.1 $NODE" >> /etc/hosts
+}
+
+apiserver_ready() {
+    [ -s "$RUN/certs/apiserver.crt" ] && curl -sf --cacert "$RUN/certs/apiserver.crt" \
+        -H "Authorization: Bearer $(cut -d, -f1 "$RUN/tokens.csv")" "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null
 }
 
 start_cluster() {
@@ -247,7 +261,8 @@ start_cluster() {
         --service-account-key-file="$RUN/sa.pub" --service-account-signing-key-file="$RUN/sa.key" \
         --token-auth-file="$RUN/tokens.csv" --authorization-mode=Node,RBAC --allow-privileged=true \
         --kubelet-preferred-address-types=Hostname
-    wait_for "kube-apiserver" 120 kubectl --kubeconfig="$kc" get --raw=/readyz
+    wait_for "kube-apiserver" 120 apiserver_ready
+    write_kubeconfig
     daemon kube-scheduler "$B/kube-scheduler" --kubeconfig="$kc" --authentication-kubeconfig="$kc" \
         --authorization-kubeconfig="$kc" --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --port=0 --leader-elect=false
     daemon kube-controller-manager "$B/kube-controller-manager" --kubeconfig="$kc" --authentication-kubeconfig="$kc" \
@@ -319,4 +334,5 @@ echo "DOCKER_HOST=$DOCKER_HOST"
 echo "EG_K8S_IMAGE=$KERNEL_IMAGE"
 echo "EG_K8S_NODE=$NODE"
 echo "EG_K8S_APISERVER_PORT=$APISERVER_PORT"
+echo "EG_K8S_CA=$RUN/certs/apiserver.crt"
 echo "EG_K8S_BIN=$BIN"

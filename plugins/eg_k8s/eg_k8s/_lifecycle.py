@@ -105,7 +105,7 @@ async def _create_pod(kernel: KernelContext, core: client.CoreV1Api, body: dict[
             if exc.status == 409:
                 await _replace_predecessor(kernel, core, namespace, name)
                 continue
-            if exc.status == 403 and retry_admission and any(t in text for t in TRANSIENT_ADMISSION):
+            if retry_admission and exc.status in (403, 500) and any(t in text for t in TRANSIENT_ADMISSION):
                 await asyncio.sleep(delay)  # admission state of a new namespace: nothing to watch for
                 delay = min(delay * 2, 1.0)
                 continue

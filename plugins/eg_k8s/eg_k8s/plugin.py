@@ -41,6 +41,13 @@ def eg_kernelspec_dirs():
 
 
 @hookimpl
+async def eg_doctor(kernels):
+    from ._doctor import checks
+
+    return await checks(kernels)
+
+
+@hookimpl
 async def eg_startup():
     """Check the gateway's permissions for the configured namespace mode (each missing one is
     logged with its verb and resource) and sync the shared pod watch before requests come."""

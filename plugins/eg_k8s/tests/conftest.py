@@ -9,7 +9,6 @@ running before the session, outside CI).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -19,14 +18,13 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from eg_core.testing import GatewayProcess, KernelSocket  # noqa: F401  (re-exported for tests)
+from eg_core.testing import GatewayProcess
 
 HERE = Path(__file__).parent
 SETUP = HERE.parent / "ci" / "setup.sh"
 sys.path.append(str(HERE.parents[2] / "tests"))
-
-KINDS = ("pods", "secrets", "services", "configmaps")
-
+sys.path.insert(0, str(HERE))
+from k8s_helpers import gateway_args  # noqa: E402
 
 @pytest.fixture(scope="session")
 def cluster() -> dict[str, str]:
@@ -73,45 +71,8 @@ def gateway_id() -> str:
     return f"eg-test-{uuid.uuid4().hex[:8]}"
 
 
-def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str) -> list[str]:
-    """A gateway on the test cluster: kernels in ``namespace`` on the node's network, dialled and
-    bound on loopback (the node's own address is never a target here)."""
-    return [
-        f"--KubernetesSettings.kubeconfig={cluster['KUBECONFIG']}",
-        f"--KubernetesSettings.namespace={namespace}",
-        f"--KubernetesSettings.gateway_id={gateway_id}",
-        "--KubernetesSettings.host_network=True",
-        "--KubernetesSettings.kernel_host=127.0.0.1",
-        "--KubernetesSettings.kernel_bind_ip=127.0.0.1",
-        "--KubernetesSettings.image_pull_policy=IfNotPresent",
-        "--Gateway.launch_timeout=90",
-        *extra,
-    ]
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, kernel_spec_dirs, cluster, namespace, gateway_id):
     gw = GatewayProcess(tmp_path_factory.mktemp("gw"), *gateway_args(cluster, namespace, gateway_id), kernel_spec_dirs=kernel_spec_dirs)
     yield gw
     gw.stop()
-
-
-async def left_behind(core: client.CoreV1Api, namespace: str, kernel_id: str) -> dict[str, list[str]]:
-    """What exists in ``namespace`` (and as namespaces) labelled with the kernel id."""
-    selector = f"kernel_id={kernel_id}"
-
-    def names(kind: str) -> list[str]:
-        listing = getattr(core, f"list_namespaced_{ {'pods': 'pod', 'secrets': 'secret', 'services': 'service', 'configmaps': 'config_map'}[kind] }")(
-            namespace, label_selector=selector
-        )
-        return [i.metadata.name for i in listing.items if not i.metadata.deletion_timestamp]
-
-    found = {kind: await asyncio.to_thread(names, kind) for kind in KINDS}
-    namespaces = await asyncio.to_thread(core.list_namespace, label_selector=selector)
-    found["namespaces"] = [n.metadata.name for n in namespaces.items if n.status.phase != "Terminating"]
-    return {k: v for k, v in found.items() if v}
-
-
-async def pod_of(core: client.CoreV1Api, namespace: str, kernel_id: str):
-    pods = await asyncio.to_thread(core.list_namespaced_pod, namespace, label_selector=f"kernel_id={kernel_id}")
-    return pods.items[0] if pods.items else None

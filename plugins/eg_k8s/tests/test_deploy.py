@@ -19,7 +19,7 @@ import pytest
 
 from eg_core.testing import KernelSocket, free_port
 
-from conftest import left_behind
+from k8s_helpers import left_behind
 
 pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[3]

@@ -14,7 +14,7 @@ import pytest
 
 from eg_core.testing import GatewayProcess, KernelSocket
 
-from conftest import gateway_args, left_behind, pod_of
+from k8s_helpers import gateway_args, left_behind, pod_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -141,7 +141,7 @@ async def test_missing_rbac_permission_is_named_at_startup_and_at_launch(tmp_pat
     kubeconfig = tmp_path / "limited.kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{cluster['EG_K8S_APISERVER_PORT']}', insecure-skip-tls-verify: true}}}}]\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{cluster['EG_K8S_APISERVER_PORT']}', certificate-authority: '{cluster['EG_K8S_CA']}'}}}}]\n"
         f"users: [{{name: u, user: {{token: '{token}'}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
     )
     gw = start_gateway(tmp_path, cluster, namespace, f"eg-rbac-{uuid.uuid4().hex[:6]}", kernel_spec_dirs,

@@ -15,7 +15,7 @@ import pytest
 
 from eg_core.testing import KernelSocket, wait_until_busy
 
-from conftest import left_behind, pod_of
+from k8s_helpers import left_behind, pod_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -189,8 +189,11 @@ async def test_request_values_are_checked_before_anything_is_created(gateway, ht
     assert set(body) >= {"reason", "message"} and words in body["message"], body
 
 
+INJECTION = 'mallory" ]: {kind: Secret} # '
+
+
 async def test_enterprise_gateway_pod_template_with_a_config_map(gateway, http, core, namespace):
-    r = await start(http, "k8s_template", {"KERNEL_CPUS": "50m", "KERNEL_USERNAME": 'mallory"\nkind: Secret'})
+    r = await start(http, "k8s_template", {"KERNEL_CPUS": "50m", "KERNEL_USERNAME": INJECTION})
     assert r.status_code == 201, f"{r.text}\n{gateway.output()[-3000:]}"
     kid = r.json()["id"]
     try:
@@ -200,12 +203,12 @@ async def test_enterprise_gateway_pod_template_with_a_config_map(gateway, http, 
         cms = await asyncio.to_thread(core.list_namespaced_config_map, namespace, label_selector=f"kernel_id={kid}")
         assert len(cms.items) == 1
         cm = cms.items[0]
-        assert cm.data == {"owner": 'mallory"\nkind: Secret'}, "a template value must stay one YAML scalar"
+        assert cm.data == {"owner": INJECTION}, "a template value must stay one YAML scalar"
         assert cm.metadata.owner_references[0].uid == pod.metadata.uid
         ks = await KernelSocket.connect(gateway, kid)
         try:
             out = await ks.execute("import os; print(os.environ['FROM_TEMPLATE'], open('/etc/kernel-settings/owner').read())")
-            assert out["stdout"] == 'template-value mallory"\nkind: Secret\n', out
+            assert out["stdout"] == f"template-value {INJECTION}\n", out
         finally:
             await ks.close()
     finally:
