@@ -40,22 +40,33 @@ def _known_pod(kernel_id: str) -> dict[str, Any] | None:
     return None
 
 
-def _split_key(record: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    record = copy.deepcopy(record)
+def _secret_places(record: dict[str, Any]) -> list[tuple[dict, str]]:
+    """Where a record holds secrets: the connection key (twice) and the launch key (twice)."""
     provisioner = record.get("provisioner") or {}
+    eg = provisioner.get("eg") or {}
+    places = [(provisioner.get("connection_info"), "key"), (eg.get("connection_info"), "key"),
+              (eg.get("state"), "launch_key"), (eg.get("process_info"), "launch_key")]
+    return [(holder, name) for holder, name in places if isinstance(holder, dict)]
+
+
+def _split_key(record: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The record without its secrets, and the connection key (the launch key is in the
+    kernel's Secret already, as ``launch-key``)."""
+    record = copy.deepcopy(record)
     key = None
-    for info in (provisioner.get("connection_info"), (provisioner.get("eg") or {}).get("connection_info")):
-        if isinstance(info, dict) and "key" in info:
-            value = info.pop("key")
-            key = value.decode() if isinstance(value, bytes) else value
+    for holder, name in _secret_places(record):
+        if name in holder:
+            value = holder.pop(name)
+            if name == "key":
+                key = value.decode() if isinstance(value, bytes) else value
     return record, key
 
 
-def _join_key(record: dict[str, Any], key: str | None) -> dict[str, Any]:
-    provisioner = record.get("provisioner") or {}
-    for info in (provisioner.get("connection_info"), (provisioner.get("eg") or {}).get("connection_info")):
-        if isinstance(info, dict) and key is not None:
-            info["key"] = key
+def _join_key(record: dict[str, Any], key: str | None, launch_key: str | None) -> dict[str, Any]:
+    for holder, name in _secret_places(record):
+        value = key if name == "key" else launch_key
+        if value is not None:
+            holder[name] = value
     return record
 
 
@@ -87,16 +98,15 @@ async def _record(pod: dict[str, Any]) -> dict[str, Any] | None:
     except ValueError:
         return None
     state = ((record.get("provisioner") or {}).get("eg") or {}).get("state") or {}
-    key = None
+    data: dict[str, str] = {}
     if state.get("secret"):
         try:
             secret = await api.call_raw(api.core().read_namespaced_secret, state["secret"], pod["metadata"]["namespace"])
-            raw = (secret.get("data") or {}).get(KEY_FIELD)
-            key = base64.b64decode(raw).decode() if raw else None
+            data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
         except ApiException as exc:
             if exc.status != 404:
                 raise
-    return _join_key(record, key)
+    return _join_key(record, data.get(KEY_FIELD), data.get("launch-key") or None)
 
 
 def load(kernel_id: str) -> Awaitable[dict[str, Any] | None] | None:

@@ -9,11 +9,11 @@ from kubernetes import client
 KINDS = ("pods", "secrets", "services", "configmaps")
 
 
-def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str) -> list[str]:
+def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconfig: str | None = None) -> list[str]:
     """A gateway on the test cluster: kernels in ``namespace`` on the node's network, dialled and
     bound on loopback (the node's own address is never a target here)."""
     return [
-        f"--KubernetesSettings.kubeconfig={cluster['KUBECONFIG']}",
+        f"--KubernetesSettings.kubeconfig={kubeconfig or cluster['KUBECONFIG']}",
         f"--KubernetesSettings.namespace={namespace}",
         f"--KubernetesSettings.gateway_id={gateway_id}",
         "--KubernetesSettings.host_network=True",
