@@ -14,8 +14,8 @@ of an interactive client on its own idle kernel. Reported per client count:
 - the gateway's CPU seconds per relayed MB (bytes the clients received; target: flat as
   clients are added) and its CPU share.
 
-Then ``--heavy-runs`` runs of ``--heavy-mb`` MB printed as fast as possible to one client, and
-the gateway's RSS against its fresh value (target: within 10 MiB).
+First, on the fresh gateway, ``--heavy-runs`` runs of ``--heavy-mb`` MB printed as fast as
+possible to one client, and the gateway's RSS against its fresh value (target: within 10 MiB).
 """
 
 from __future__ import annotations
@@ -54,12 +54,14 @@ async def reader(args: argparse.Namespace) -> None:
     gw = _Gw(args.ws_url, args.token)
     kernel_ids = args.kernel_ids.split(",")
     sockets = [await KernelSocket.connect(gw, kernel_ids[i % len(kernel_ids)]) for i in range(args.n_clients)]
-    received = [0]
+    received = [0, 0]
 
     async def drain(ks: KernelSocket) -> None:
         try:
             while True:
-                received[0] += len(await ks.ws.recv())
+                frame = await ks.ws.recv()  # not `+= len(await ...)`: that adds to a value read before the await
+                received[0] += len(frame)
+                received[1] += 1
         except Exception:
             return
 
@@ -72,7 +74,7 @@ async def reader(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    print(json.dumps({"bytes": received[0]}), flush=True)
+    print(json.dumps({"bytes": received[0], "messages": received[1]}), flush=True)
     for t in tasks:
         t.cancel()
     os._exit(0)
@@ -119,13 +121,17 @@ async def fan_out_step(gw, proc, ids: list[str], clients: int, args, interactive
     c1, w1 = proc.cpu_times(), time.perf_counter()
     rd.send_signal(signal.SIGTERM)
     out, _ = await asyncio.get_running_loop().run_in_executor(None, rd.communicate)
-    total = json.loads(out.strip().splitlines()[-1])["bytes"]
+    counts = json.loads(out.strip().splitlines()[-1])
+    total = counts["bytes"]
     cpu = (c1.user + c1.system) - (c0.user + c0.system)
     # bytes over the measured window ~ total * window / (window + warm-up + tail): use the rate
     printing_seconds = count * args.interval_ms / 1000
-    relayed_mb = total / MIB * min((w1 - w0) / printing_seconds, 1.0)
+    share = min((w1 - w0) / printing_seconds, 1.0)
+    relayed_mb = total / MIB * share
+    relayed_messages = counts["messages"] * share
     await asyncio.sleep(3)  # let the printing end before the next step
-    return {"clients": clients, "rtt": rtts, "cpu_seconds": cpu, "window": w1 - w0, "relayed_mb": relayed_mb, "total_mb": total / MIB}
+    return {"clients": clients, "rtt": rtts, "cpu_seconds": cpu, "window": w1 - w0, "relayed_mb": relayed_mb,
+            "relayed_messages": relayed_messages, "total_mb": total / MIB}
 
 
 async def heavy_relay(gw, http, proc, args) -> dict:
@@ -153,6 +159,7 @@ async def run(args) -> None:
         async with gw.client() as http:
             await asyncio.sleep(1.5)
             rss_fresh = proc.memory_info().rss
+            heavy = await heavy_relay(gw, http, proc, args)
             [interactive_id] = await start_kernels(http, 1)
             interactive = await KernelSocket.connect(gw, interactive_id)
             ids = await start_kernels(http, args.kernels)
@@ -161,27 +168,28 @@ async def run(args) -> None:
             await interactive.close()
             await asyncio.gather(*(http.delete(f"/api/kernels/{k}") for k in ids + [interactive_id]))
             await asyncio.sleep(1.5)
-            rss_before_heavy = proc.memory_info().rss
-            heavy = await heavy_relay(gw, http, proc, args)
+            rss_after_fanout = proc.memory_info().rss
     finally:
         gw.stop()
     idle_p50 = statistics.median(idle) * 1000
     print(f"{args.kernels} kernels printing {args.line_bytes} B every {args.interval_ms} ms; interactive execute round trip "
           f"idle p50 {idle_p50:.1f} ms, p90 {pct(idle, 0.9) * 1000:.1f} ms")
-    print(f"{'clients':>8}{'rtt p50':>10}{'rtt p90':>10}{'x idle':>8}{'MB relayed':>12}{'CPU %':>8}{'CPU s/MB':>10}")
+    print(f"{'clients':>8}{'rtt p50':>10}{'rtt p90':>10}{'x idle':>8}{'msgs/s out':>11}{'MB relayed':>12}{'CPU %':>8}{'CPU s/MB':>10}{'CPU us/msg':>11}")
     for s in steps:
         p50 = statistics.median(s["rtt"]) * 1000
-        print(f"{s['clients']:>8}{p50:10.1f}{pct(s['rtt'], 0.9) * 1000:10.1f}{p50 / idle_p50:8.2f}{s['relayed_mb']:12.1f}"
-              f"{100 * s['cpu_seconds'] / s['window']:8.1f}{s['cpu_seconds'] / max(s['relayed_mb'], 1e-9):10.4f}")
+        print(f"{s['clients']:>8}{p50:10.1f}{pct(s['rtt'], 0.9) * 1000:10.1f}{p50 / idle_p50:8.2f}"
+              f"{s['relayed_messages'] / s['window']:11.0f}{s['relayed_mb']:12.1f}"
+              f"{100 * s['cpu_seconds'] / s['window']:8.1f}{s['cpu_seconds'] / max(s['relayed_mb'], 1e-9):10.4f}"
+              f"{1e6 * s['cpu_seconds'] / max(s['relayed_messages'], 1):11.1f}")
     worst = max(statistics.median(s["rtt"]) * 1000 / idle_p50 for s in steps)
     per_mb = [s["cpu_seconds"] / max(s["relayed_mb"], 1e-9) for s in steps]
     print(f"target interactive rtt <= 2x idle: {'MET' if worst <= 2 else 'MISSED'} (worst x{worst:.2f}); "
           f"CPU per MB from {per_mb[0]:.4f} to {per_mb[-1]:.4f} s/MB (x{per_mb[-1] / per_mb[0]:.2f})")
     runs = ", ".join(f"{r / MIB:.1f}" for r in heavy["rss_runs"])
     grown = (heavy["rss_after"] - rss_fresh) / MIB
-    print(f"gateway RSS fresh {rss_fresh / MIB:.1f} MiB, before heavy relay {rss_before_heavy / MIB:.1f} MiB, after each "
-          f"{args.heavy_mb} MB run {runs} MiB, after {heavy['rss_after'] / MIB:.1f} MiB: "
-          f"{'MET' if grown <= 10 else 'MISSED'} (+{grown:.1f} MiB, target <= 10)")
+    print(f"gateway RSS fresh {rss_fresh / MIB:.1f} MiB, after each {args.heavy_mb} MB run to one client {runs} MiB, "
+          f"kernel shut down {heavy['rss_after'] / MIB:.1f} MiB: {'MET' if grown <= 10 else 'MISSED'} (+{grown:.1f} MiB, "
+          f"target <= 10); after the fan-out steps (all kernels shut down) {rss_after_fanout / MIB:.1f} MiB")
 
 
 def main() -> None:
@@ -189,8 +197,8 @@ def main() -> None:
     parser.add_argument("--kernels", type=int, default=50)
     parser.add_argument("--clients", default="50,100,200", help="client counts, one step each")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per step")
-    parser.add_argument("--line-bytes", type=int, default=200)
-    parser.add_argument("--interval-ms", type=float, default=50.0)
+    parser.add_argument("--line-bytes", type=int, default=1000)
+    parser.add_argument("--interval-ms", type=float, default=100.0)
     parser.add_argument("--rtt-samples", type=int, default=40)
     parser.add_argument("--heavy-mb", type=int, default=50)
     parser.add_argument("--heavy-runs", type=int, default=3)
