@@ -1,25 +1,33 @@
-"""Async access to the Docker Engine API: raw HTTP over the engine's unix socket (or TCP) with httpx.
+"""The Docker Engine API from the event loop, through the ``docker`` package.
 
-Only the endpoints eg-docker uses, each a small method; nothing here blocks the event loop.
-Long waits use the engine's own blocking endpoints (``POST /containers/{id}/wait``), not
-sleep-polling. One client per engine address and event loop is shared by every kernel
-(:func:`client_for`); it holds no per-kernel state.
+The ``docker`` package is synchronous: each call runs in a thread pool of this client's own, so
+nothing blocks the event loop and a slow engine call never waits behind another plugin's work.
+Containers ending are learnt from one stream of the engine's events for all kernel containers
+(an :class:`eg_core.watch.SharedWatch`), not from one ``/containers/{id}/wait`` per kernel. One
+client per engine address and event loop is shared by every kernel (:func:`client_for`); it holds
+no per-kernel state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import os
-import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable
-from urllib.parse import quote, urlparse
 
-import httpx
+import docker
+import docker.errors
+import requests.exceptions
+
+from eg_core.watch import Change, SharedWatch, Snapshot, iterate_in_thread
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
-MAX_API_VERSION = (1, 41)  # Docker 20.10; newer engines serve it too
-REQUEST_TIMEOUT = 30.0
+API_VERSION = "1.41"  # Docker 20.10; newer engines serve it too
+REQUEST_TIMEOUT = 30
+THREADS = 16
+KERNEL_LABEL = "component=kernel"  # what every kernel container carries (see _settings)
 
 
 class DockerError(Exception):
@@ -33,19 +41,17 @@ class DockerError(Exception):
         self.path = path
 
     def __str__(self) -> str:
-        return self.message if not self.status else f"{self.message} (Docker API {self.method} {self.path}: {self.status})"
+        return self.message if not self.status else f"{self.message} (Docker API {self.method}: {self.status})"
 
 
-def _transport_and_base(docker_host: str) -> tuple[httpx.AsyncHTTPTransport, str]:
-    url = urlparse(docker_host)
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
-    if url.scheme == "unix":
-        return httpx.AsyncHTTPTransport(uds=url.path, limits=limits), "http://docker"
-    if url.scheme in ("tcp", "http"):
-        return httpx.AsyncHTTPTransport(limits=limits), f"http://{url.netloc}"
-    if url.scheme == "https":
-        return httpx.AsyncHTTPTransport(limits=limits), f"https://{url.netloc}"
-    raise ValueError(f"unsupported Docker host {docker_host!r}: use unix:///path or tcp://host:port")
+def _error(exc: Exception, what: str, docker_host: str) -> DockerError:
+    if isinstance(exc, docker.errors.APIError):
+        status = exc.status_code or 500
+        return DockerError(status, str(exc.explanation or exc).strip(), method=what)
+    return DockerError(0, f"cannot reach the Docker engine at {docker_host}: {exc or type(exc).__name__}")
+
+
+_ENGINE_ERRORS = (docker.errors.APIError, docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 
 class DockerClient:
@@ -53,55 +59,28 @@ class DockerClient:
 
     def __init__(self, docker_host: str | None = None):
         self.docker_host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
-        transport, base = _transport_and_base(self.docker_host)
-        # The transport has no cap on connections: every running kernel holds one open in its
-        # /wait long-poll, and a cap would make the next requests queue behind them.
-        self._http = httpx.AsyncClient(transport=transport, base_url=base, timeout=REQUEST_TIMEOUT)
-        self._prefix: str | None = None
-        self._prefix_lock = asyncio.Lock()
+        self._api = docker.APIClient(base_url=self.docker_host, version=API_VERSION, timeout=REQUEST_TIMEOUT, max_pool_size=THREADS)
+        self._executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="eg-docker-api")
+        self._exits: SharedWatch | None = None
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._exits is not None:
+            await self._exits.close()
+        self._executor.shutdown(wait=False)
+        self._api.close()
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    async def _api_prefix(self) -> str:
-        """``/v1.NN``: the engine's API version, capped at the newest we were written for."""
-        if self._prefix is None:
-            async with self._prefix_lock:
-                if self._prefix is None:
-                    data = await self._send("GET", "/version", prefix="")
-                    major, minor = (int(p) for p in str(data.get("ApiVersion", "1.41")).split(".")[:2])
-                    version = min((major, minor), MAX_API_VERSION)
-                    self._prefix = f"/v{version[0]}.{version[1]}"
-        return self._prefix
+    async def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except _ENGINE_ERRORS as exc:
+            raise _error(exc, what, self.docker_host) from exc
 
-    async def _send(
-        self, method: str, path: str, *, params: dict | None = None, body: Any = None,
-        timeout: float | None = REQUEST_TIMEOUT, prefix: str | None = None, raw: bool = False,
-    ) -> Any:
-        prefix = await self._api_prefix() if prefix is None else prefix
+    async def _call_or_none(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            response = await self._http.request(
-                method, prefix + path, params=_params(params), json=body,
-                timeout=httpx.Timeout(timeout, connect=10.0),
-            )
-        except httpx.HTTPError as exc:
-            raise DockerError(0, f"cannot reach the Docker engine at {self.docker_host}: {exc or type(exc).__name__}") from exc
-        if response.status_code >= 400:
-            raise DockerError(response.status_code, _error_message(response), method=method, path=path)
-        if raw:
-            return response.content
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
-
-    async def _send_or_none(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            return await self._send(method, path, **kwargs)
+            return await self._call(what, fn, *args, **kwargs)
         except DockerError as exc:
             if exc.status == 404:
                 return None
@@ -110,63 +89,76 @@ class DockerClient:
     # -- engine --------------------------------------------------------------------------------
 
     async def version(self) -> dict:
-        return await self._send("GET", "/version", prefix="")
+        return await self._call("version", self._api.version)
 
     async def info(self) -> dict:
-        return await self._send("GET", "/info")
+        return await self._call("info", self._api.info)
 
     # -- images and networks ---------------------------------------------------------------------
 
     async def image_inspect(self, name: str) -> dict | None:
         """The image, or None when the engine does not have it."""
-        return await self._send_or_none("GET", f"/images/{quote(name, safe='')}/json")
+        return await self._call_or_none("image inspect", self._api.inspect_image, name)
 
     async def image_pull(self, name: str, timeout: float, progress: Callable[[dict], None] | None = None) -> None:
         """Pull ``name`` (``repo[:tag]`` or ``repo@digest``); raises DockerError with the registry's
-        error. ``progress`` gets each of the engine's progress events."""
+        error. ``progress`` gets each of the engine's progress events (on the event loop)."""
         repo, tag = split_image(name)
-        params = {"fromImage": repo, "tag": tag}
-        try:
-            async for event in self._json_lines("POST", "/images/create", params, timeout):
+        loop = asyncio.get_running_loop()
+
+        def pull() -> None:
+            for event in self._api.pull(repo, tag=tag or None, stream=True, decode=True):
                 if event.get("error"):
-                    raise DockerError(500, event["error"], method="POST", path="/images/create")
+                    raise docker.errors.APIError(event["error"], explanation=event["error"])
                 if progress is not None:
-                    progress(event)
-        except httpx.HTTPError as exc:
-            raise DockerError(0, f"pulling {name} failed: {exc or type(exc).__name__}") from exc
+                    loop.call_soon_threadsafe(progress, event)
+
+        try:
+            await asyncio.wait_for(self._call("image pull", pull), timeout)
+        except asyncio.TimeoutError:
+            raise DockerError(0, f"pulling {name} took longer than {timeout:g}s") from None
 
     async def network_inspect(self, name: str) -> dict | None:
-        return await self._send_or_none("GET", f"/networks/{quote(name, safe='')}")
+        return await self._call_or_none("network inspect", self._api.inspect_network, name)
 
     # -- containers ------------------------------------------------------------------------------
 
     async def container_create(self, name: str, config: dict) -> str:
-        data = await self._send("POST", "/containers/create", params={"name": name}, body=config)
+        data = await self._call("container create", self._api.create_container_from_config, config, name=name)
         return data["Id"]
 
     async def container_start(self, container_id: str) -> None:
-        await self._send("POST", f"/containers/{container_id}/start")
+        await self._call("container start", self._api.start, container_id)
 
     async def container_inspect(self, container_id: str) -> dict | None:
-        return await self._send_or_none("GET", f"/containers/{container_id}/json")
+        return await self._call_or_none("container inspect", self._api.inspect_container, container_id)
 
     async def container_wait(self, container_id: str) -> int:
-        """Block (in the engine, not here) until the container stops; returns its exit code.
-
-        A container that no longer exists counts as ended with status 0.
-        """
-        try:
-            data = await self._send("POST", f"/containers/{container_id}/wait", params={"condition": "not-running"}, timeout=None)
-        except DockerError as exc:
-            if exc.status == 404:
+        """Wait until the container stops, on the engine's shared event stream; returns its exit
+        code. A container that no longer exists counts as ended with status 0."""
+        exits = self.container_exits()
+        await exits.synced()
+        if exits.get(container_id) is None:  # not seen on the stream yet: ask the engine once
+            info = await self.container_inspect(container_id)
+            if info is None:
                 return 0
-            raise
-        return int((data or {}).get("StatusCode", 0))
+            if not (info.get("State") or {}).get("Running"):
+                return int((info.get("State") or {}).get("ExitCode") or 0)
+        seen = False
+
+        def ended(state: dict | None) -> int | None:
+            nonlocal seen
+            if state is None:  # destroyed, or not on the stream yet (its start event is coming)
+                return 0 if seen else None
+            seen = True
+            return None if state.get("running") else int(state.get("exit_code") or 0)
+
+        return await exits.wait(container_id, ended)
 
     async def container_kill(self, container_id: str, signal: str = "SIGKILL") -> None:
         """Signal the container's main process; a container gone or not running is fine."""
         try:
-            await self._send("POST", f"/containers/{container_id}/kill", params={"signal": signal})
+            await self._call("container kill", self._api.kill, container_id, signal=signal)
         except DockerError as exc:
             if exc.status not in (404, 409):
                 raise
@@ -174,7 +166,7 @@ class DockerClient:
     async def container_remove(self, container_id: str) -> bool:
         """Remove the container (killing it if it runs) and its anonymous volumes; False if already gone."""
         try:
-            await self._send("DELETE", f"/containers/{container_id}", params={"force": True, "v": True})
+            await self._call("container remove", self._api.remove_container, container_id, v=True, force=True)
         except DockerError as exc:
             if exc.status == 404:
                 return False
@@ -185,33 +177,75 @@ class DockerClient:
 
     async def container_logs(self, container_id: str, tail: int) -> str:
         try:
-            data = await self._send(
-                "GET", f"/containers/{container_id}/logs",
-                params={"stdout": True, "stderr": True, "tail": str(tail)}, raw=True,
-            )
+            data = await self._call("container logs", self._api.logs, container_id, stdout=True, stderr=True, tail=tail)
         except DockerError as exc:
             if exc.status == 404:
                 return ""
             raise
-        return demux_logs(data)
+        return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
 
     async def containers(self, labels: dict[str, str | None], all: bool = True) -> list[dict]:
         """Containers carrying every label (``None`` value: the label with any value)."""
         filters = {"label": [k if v is None else f"{k}={v}" for k, v in labels.items()]}
-        return await self._send("GET", "/containers/json", params={"all": all, "filters": json.dumps(filters)})
+        return await self._call("container list", self._api.containers, all=all, filters=filters)
+
+    def container_exits(self) -> SharedWatch:
+        """The engine's kernel containers, by id, as ``{"running": bool, "exit_code": int}``:
+        one listing, then one event stream (``start``, ``die``, ``destroy``) for all of them."""
+        if self._exits is None:
+            self._exits = SharedWatch(f"kernel containers on {self.docker_host}", self._container_feed)
+        return self._exits
+
+    async def _container_feed(self) -> AsyncIterator[Snapshot | Change]:
+        since = int(time.time()) - 1  # events from just before the listing on: none missed
+        listing = await self._call("container list", self._api.containers, all=True, filters={"label": [KERNEL_LABEL]})
+        current = {}
+        for c in listing:
+            state = {"running": c.get("State") in ("running", "created", "restarting", "paused")}
+            if not state["running"]:
+                info = await self._call_or_none("container inspect", self._api.inspect_container, c["Id"])
+                state["exit_code"] = int(((info or {}).get("State") or {}).get("ExitCode") or 0)
+            current[c["Id"]] = state
+        yield Snapshot(current)
+        filters = {"type": ["container"], "label": [KERNEL_LABEL], "event": ["start", "die", "destroy"]}
+        holder: dict[str, Any] = {}
+
+        def open_stream():
+            holder["stream"] = self._api.events(since=since, filters=filters, decode=True)
+            return holder["stream"]
+
+        def close() -> None:
+            if "stream" in holder:
+                holder["stream"].close()
+
+        async for event in iterate_in_thread(open_stream, name="eg-docker-events", close=close):
+            container_id = event.get("id") or (event.get("Actor") or {}).get("ID")
+            action = event.get("Action") or event.get("status")
+            if not container_id:
+                continue
+            if action == "destroy":
+                yield Change(container_id, None)
+            elif action == "die":
+                code = (event.get("Actor") or {}).get("Attributes", {}).get("exitCode", "0")
+                yield Change(container_id, {"running": False, "exit_code": int(code or 0)})
+            elif action == "start":
+                yield Change(container_id, {"running": True})
 
     # -- swarm -----------------------------------------------------------------------------------
 
     async def service_create(self, spec: dict) -> str:
-        data = await self._send("POST", "/services/create", body=spec)
+        data = await self._call(
+            "service create", self._api.create_service, spec["TaskTemplate"], name=spec.get("Name"),
+            labels=spec.get("Labels"), mode=spec.get("Mode"), endpoint_spec=spec.get("EndpointSpec"),
+        )
         return data["ID"]
 
     async def service_inspect(self, service_id: str) -> dict | None:
-        return await self._send_or_none("GET", f"/services/{service_id}")
+        return await self._call_or_none("service inspect", self._api.inspect_service, service_id)
 
     async def service_remove(self, service_id: str) -> bool:
         try:
-            await self._send("DELETE", f"/services/{service_id}")
+            await self._call("service remove", self._api.remove_service, service_id)
         except DockerError as exc:
             if exc.status == 404:
                 return False
@@ -220,12 +254,12 @@ class DockerClient:
 
     async def services(self, labels: dict[str, str | None]) -> list[dict]:
         filters = {"label": [k if v is None else f"{k}={v}" for k, v in labels.items()]}
-        return await self._send("GET", "/services", params={"filters": json.dumps(filters)})
+        return await self._call("service list", self._api.services, filters=filters)
 
     async def service_tasks(self, service_id: str) -> list[dict]:
         """The service's tasks; none when the service does not exist (any more)."""
         try:
-            return await self._send("GET", "/tasks", params={"filters": json.dumps({"service": [service_id]})})
+            return await self._call("task list", self._api.tasks, filters={"service": service_id})
         except DockerError as exc:
             if exc.status == 404:
                 return []
@@ -233,48 +267,17 @@ class DockerClient:
 
     async def service_logs(self, service_id: str, tail: int) -> str:
         try:
-            data = await self._send(
-                "GET", f"/services/{service_id}/logs",
-                params={"stdout": True, "stderr": True, "tail": str(tail)}, raw=True,
-            )
+            data = await self._call("service logs", self._api.service_logs, service_id, stdout=True, stderr=True, tail=tail, is_tty=False)
         except DockerError as exc:
             if exc.status in (404, 503):
                 return ""
             raise
-        return demux_logs(data)
+        if not isinstance(data, (bytes, str)):
+            data = b"".join(data)
+        return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
 
     async def node_inspect(self, node_id: str) -> dict | None:
-        return await self._send_or_none("GET", f"/nodes/{node_id}")
-
-    async def events(self, filters: dict[str, list[str]]) -> AsyncIterator[dict]:
-        """Stream engine events matching ``filters`` until the caller stops iterating."""
-        async for event in self._json_lines("GET", "/events", {"filters": json.dumps(filters)}, None):
-            yield event
-
-    async def _json_lines(self, method: str, path: str, params: dict, timeout: float | None) -> AsyncIterator[dict]:
-        """A streaming endpoint's JSON lines (image pulls, events); an HTTP error raises DockerError."""
-        async with self._http.stream(
-            method, await self._api_prefix() + path, params=params, timeout=httpx.Timeout(timeout, connect=10.0)
-        ) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise DockerError(response.status_code, _error_message(response), method=method, path=path)
-            async for line in response.aiter_lines():
-                if line.strip():
-                    yield json.loads(line)
-
-
-def _params(params: dict | None) -> dict | None:
-    if not params:
-        return None
-    return {k: ("1" if v is True else "0" if v is False else v) for k, v in params.items()}
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("message") or response.text).strip()
-    except ValueError:
-        return response.text.strip() or f"HTTP {response.status_code}"
+        return await self._call_or_none("node inspect", self._api.inspect_node, node_id)
 
 
 def split_image(name: str) -> tuple[str, str]:
@@ -286,18 +289,6 @@ def split_image(name: str) -> tuple[str, str]:
     if colon > slash:
         return name[:colon], name[colon + 1:]
     return name, "latest"
-
-
-def demux_logs(data: bytes) -> str:
-    """Decode the engine's multiplexed log stream (8-byte frame headers) into text."""
-    out, pos = [], 0
-    while pos + 8 <= len(data) and data[pos] in (0, 1, 2) and data[pos + 1:pos + 4] == b"\0\0\0":
-        (size,) = struct.unpack(">I", data[pos + 4:pos + 8])
-        out.append(data[pos + 8:pos + 8 + size])
-        pos += 8 + size
-    if pos < len(data):  # a TTY container's raw stream, or trailing bytes
-        out.append(data[pos:])
-    return b"".join(out).decode("utf-8", errors="replace")
 
 
 _clients: dict[tuple[int, str], DockerClient] = {}
@@ -318,3 +309,6 @@ async def close_clients() -> None:
     loop_id = id(asyncio.get_running_loop())
     for key in [k for k in _clients if k[0] == loop_id]:
         await _clients.pop(key).aclose()
+
+
+__all__ = ["DockerClient", "DockerError", "client_for", "close_clients", "split_image"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
-from eg_docker._client import demux_logs, split_image
+from eg_docker._client import split_image
 from eg_docker._command import container_command, container_env, uses_image_command
 from eg_docker._containers import container_config
 from eg_docker._services import service_spec
@@ -195,6 +195,3 @@ def test_client_helpers():
     assert split_image("eg/kernel-py:local") == ("eg/kernel-py", "local")
     assert split_image("localhost:5000/img") == ("localhost:5000/img", "latest")
     assert split_image("img@sha256:abc") == ("img@sha256:abc", "")
-    frames = b"\x01\x00\x00\x00\x00\x00\x00\x03out" + b"\x02\x00\x00\x00\x00\x00\x00\x04err\n"
-    assert demux_logs(frames) == "outerr\n"
-    assert demux_logs(b"raw tty text") == "raw tty text"
