@@ -187,7 +187,7 @@ async def poll(kernel: KernelContext) -> int | None:
 
 
 async def wait(kernel: KernelContext) -> int:
-    """Wait in the engine (``/containers/{id}/wait``) until the container stops."""
+    """Wait until the container stops (on the engine event stream every kernel shares)."""
     container_id = kernel.state.get("container_id")
     if not container_id:
         return 0
