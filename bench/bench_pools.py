@@ -38,13 +38,14 @@ POST_TIMES: dict[bool, list[float]] = {}  # from_pool -> seconds until the POST 
 SETUP = ROOT / "plugins" / "eg_docker" / "ci" / "setup.sh"
 
 
-async def timed_start(gw, name: str, env: dict) -> tuple[float, str, bool]:
+async def timed_start(gw, http, name: str, env: dict) -> tuple[float, str, bool]:
+    """Seconds from POST /api/kernels to a kernel_info_reply over the websocket, with an HTTP
+    client already open (as Jupyter Server's is)."""
     t0 = time.perf_counter()
-    async with gw.client() as http:
-        r = await http.post("/api/kernels", json={"name": name, "env": env})
-        if r.status_code != 201:
-            raise RuntimeError(f"{name}: {r.status_code} {r.text}")
-        model = r.json()
+    r = await http.post("/api/kernels", json={"name": name, "env": env})
+    if r.status_code != 201:
+        raise RuntimeError(f"{name}: {r.status_code} {r.text}")
+    model = r.json()
     POST_TIMES.setdefault(bool(model.get("from_pool")), []).append(time.perf_counter() - t0)
     ks = await KernelSocket.connect(gw, model["id"])
     msg_id = await ks.request("kernel_info_request", {})
@@ -52,32 +53,35 @@ async def timed_start(gw, name: str, env: dict) -> tuple[float, str, bool]:
         pass
     elapsed = time.perf_counter() - t0
     await ks.close()
-    async with gw.client() as http:
-        await http.delete(f"/api/kernels/{model['id']}")
+    await http.delete(f"/api/kernels/{model['id']}")
     return elapsed, model["id"], bool(model.get("from_pool"))
 
 
-async def pool_full(gw, name: str) -> None:
-    async with gw.client() as http:
-        while True:
-            text = (await http.get("/metrics")).text
-            m = re.search(rf'^eg_pool_kernels{{kernelspec="{name}"}} (\S+)$', text, re.M)
-            if m and float(m.group(1)) >= 1:
-                return
-            await asyncio.sleep(0.05)
+async def pool_full(http, name: str) -> None:
+    while True:
+        text = (await http.get("/metrics")).text
+        m = re.search(rf'^eg_pool_kernels{{kernelspec="{name}"}} (\S+)$', text, re.M)
+        if m and float(m.group(1)) >= 1:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def run(gw, names: list[str], rounds: int, workdir: str) -> dict[str, dict[str, list[float]]]:
+    async with gw.client() as http:
+        return await _rounds(gw, http, names, rounds, workdir)
+
+
+async def _rounds(gw, http, names: list[str], rounds: int, workdir: str) -> dict[str, dict[str, list[float]]]:
     times = {name: {"hit": [], "cold": []} for name in names}
     for round_no in range(rounds + 1):
         for name in names:
             env = {"KERNEL_USERNAME": "alice", "KERNEL_WORKING_DIR": workdir}
             kinds = ("hit", "cold") if round_no % 2 else ("cold", "hit")
             for kind in kinds:
-                await pool_full(gw, name)
+                await pool_full(http, name)
                 await asyncio.sleep(0.3)  # let the refill's aftermath (logs, GC) settle
                 extra = {"KERNEL_ID": str(uuid.uuid4())} if kind == "cold" else {}
-                elapsed, _, from_pool = await timed_start(gw, name, {**env, **extra})
+                elapsed, _, from_pool = await timed_start(gw, http, name, {**env, **extra})
                 if from_pool != (kind == "hit"):
                     raise RuntimeError(f"{name} {kind}: from_pool={from_pool}")
                 if round_no:

@@ -403,7 +403,8 @@ class KernelRegistry:
         await self.persist(managed)
         duration = round(time.monotonic() - start, 4)
         managed.kernel.log.info("claimed from the warm pool of %s by %s in %.3fs (request %s)", managed.kernel.kernel_name, managed.kernel.user, duration, request.kernel_id)
-        await self.emit(managed.kernel, "pool_claimed", {"request_id": request.kernel_id, "duration": duration})
+        details = {"request_id": request.kernel_id, "duration": duration, "bind": managed.kernel.state.pop("pool_bind_seconds", None)}
+        await self.emit(managed.kernel, "pool_claimed", details)
         return managed
 
     async def start_pooled(self, name: str) -> ManagedKernel:

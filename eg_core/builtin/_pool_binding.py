@@ -11,6 +11,7 @@ resource manager's ``eg_pool_fit`` names, and any binding for a kernel that is n
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from .._calling import acall_first, implemented
@@ -66,6 +67,7 @@ def binding_code(changes: dict[str, str], cwd: str | None) -> str:
 
 async def bind(managed: Any, request: KernelContext) -> None:
     """Give the pooled kernel of ``managed`` the request's user, env and working directory."""
+    started = time.monotonic()
     pooled = managed.kernel
     changes = env_changes(pooled, request)
     if changes or request.cwd:
@@ -81,3 +83,4 @@ async def bind(managed: Any, request: KernelContext) -> None:
     pooled.user_from_request = request.user_from_request
     pooled.cwd = request.cwd
     pooled.launch_timeout = request.launch_timeout
+    pooled.state["pool_bind_seconds"] = round(time.monotonic() - started, 4)
