@@ -157,3 +157,31 @@ async def test_concurrent_requests_share_no_pooled_kernel(gateway_factory):
         listed = {k["id"] for k in (await http.get("/api/kernels")).json()}
         assert listed == {m["id"] for m in models}
         assert await metric(http, "eg_pool_kernels", "tiny") == 0  # the refill waits refill_delay
+
+
+async def test_killed_gateway_leaves_no_waiting_kernels(tmp_path, monkeypatch):
+    """A gateway killed with SIGKILL cannot shut its waiting kernels down: the next gateway on
+    the same port removes them (through the resource manager's hooks) before it serves."""
+    import eg_core.testing
+    from eg_core.testing import GatewayProcess
+
+    dirs = [str(__import__("pathlib").Path(__file__).parent / "kernelspecs")]
+    first = GatewayProcess(tmp_path, env={"EG_KERNEL_POOLS": json.dumps({"tiny": 2})}, kernel_spec_dirs=dirs)
+    try:
+        async with first.client() as http:
+            await wait_pool(http, "tiny", 2)
+        left = psutil.Process(first.proc.pid).children()
+        assert len(left) == 2
+        first.proc.kill()
+        first.proc.wait()
+    finally:
+        first.stop()
+    assert all(k.is_running() for k in left)
+    monkeypatch.setattr(eg_core.testing, "free_port", lambda: first.port)
+    second = GatewayProcess(tmp_path, kernel_spec_dirs=dirs)
+    try:
+        gone, alive = psutil.wait_procs(left, timeout=30)
+        assert not alive
+        assert second.output().count("left waiting by an earlier gateway") == 2
+    finally:
+        second.stop()

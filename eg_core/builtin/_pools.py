@@ -6,12 +6,18 @@ more than ``max_pooled_kernels`` in all), refilling in the background with at mo
 growing pause (up to a minute). A claim takes the oldest waiting kernel that fits the request
 (:mod:`._pool_binding`), binds the request to it and hands it to the core, which lists it as an
 ordinary kernel: it is never returned to a pool.
+
+The waiting kernels are listed in ``<runtime dir>/eg-warm-pool-<port>.json`` (their contexts, as
+the session store keeps them), so a gateway that was killed before it could shut them down has
+them removed by the next gateway on that port, through their resource managers' hooks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -19,8 +25,11 @@ from typing import Any
 from traitlets import Dict, Float, Int
 from traitlets.config import SingletonConfigurable
 
+from .._calling import acall_first, implemented
 from ..config import EnvDefaults
+from ..context import KernelContext
 from ..errors import EGError
+from ..plugins import resource_manager_hooks
 from ._pool_binding import BindFailed, bind, misfit
 
 log = logging.getLogger("eg.pools")
@@ -50,8 +59,9 @@ class KernelPools(EnvDefaults, SingletonConfigurable):
 class WarmPools:
     """The waiting kernels of every pool of one gateway, and their refill loop."""
 
-    def __init__(self, registry: Any, settings: KernelPools):
+    def __init__(self, registry: Any, settings: KernelPools, port: int = 0):
         self.registry = registry
+        self.record = os.path.join(registry.runtime_dir, f"eg-warm-pool-{port}.json")
         self.settings = settings
         self.waiting: dict[str, list[Any]] = {}
         self.filling: Counter = Counter()
@@ -66,12 +76,45 @@ class WarmPools:
 
     # -- refill ------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self._drop_leftovers()
         known = self.registry.catalog.available()
         unknown = [name for name in self.settings.pools if name not in known]
         for name in unknown:
             log.warning("warm pool for kernelspec %r ignored: no such kernelspec", name)
         self._loop = asyncio.ensure_future(self._refill_loop())
+
+    async def _drop_leftovers(self) -> None:
+        """Remove the waiting kernels an earlier gateway on this port left behind (it was
+        killed): load each through its resource manager, then kill and clean it up."""
+        try:
+            with open(self.record) as f:
+                records = json.load(f)
+        except (OSError, ValueError):
+            return
+        for record in records:
+            kernel = KernelContext.from_json(record)
+            hooks = resource_manager_hooks(self.registry.pm, kernel.resource_manager)
+            try:
+                if implemented(hooks.eg_load_process_info):
+                    await acall_first(hooks.eg_load_process_info, kernel=kernel, info=record.get("state") or {})
+                await acall_first(hooks.eg_kill, kernel=kernel, restart=False)
+                await acall_first(hooks.eg_cleanup, kernel=kernel, restart=False)
+                log.info("warm pool %s: removed kernel %s left waiting by an earlier gateway", kernel.kernel_name, kernel.kernel_id)
+            except Exception as exc:
+                log.warning("warm pool %s: could not remove kernel %s left by an earlier gateway: %s", kernel.kernel_name, kernel.kernel_id, exc)
+        self._save()
+
+    def _save(self) -> None:
+        """Rewrite the list of waiting (and binding) kernels; readable by the gateway only."""
+        records = [m.kernel.to_json() for m in self.registry.unlisted.values()]
+        try:
+            fd = os.open(self.record + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(records, f)
+            os.replace(self.record + ".tmp", self.record)
+        except OSError as exc:
+            log.warning("warm pools: cannot write %s: %s", self.record, exc)
 
     def wake(self) -> None:
         self._wake.set()
@@ -125,12 +168,16 @@ class WarmPools:
             self.wake()
         self.failures.pop(name, None)
         self.waiting.setdefault(name, []).append(managed)
+        self._save()
 
     def forget(self, kernel_id: str) -> None:
         """A waiting kernel ended (died, or was shut down): drop it, the loop refills."""
+        before = sum(len(w) for w in self.waiting.values())
         for waiting in self.waiting.values():
             waiting[:] = [m for m in waiting if m.kernel_id != kernel_id]
-        self.wake()
+        if sum(len(w) for w in self.waiting.values()) != before:
+            self.wake()
+            self._save()
 
     # -- claims ------------------------------------------------------------------------------
 
@@ -165,6 +212,10 @@ class WarmPools:
         self.hits[name] += 1
         return managed
 
+    def claimed(self) -> None:
+        """A claimed kernel left the waiting list (the core listed it)."""
+        self._save()
+
     async def stop(self) -> None:
         """Stop refilling and shut down every waiting kernel (pools are not kept across a
         gateway restart: they refill in the next one)."""
@@ -180,3 +231,7 @@ class WarmPools:
             *(m.shutdown(now=True, reason="warm pool dropped: the gateway is stopping") for m in unique.values()),
             return_exceptions=True,
         )
+        try:
+            os.unlink(self.record)
+        except OSError:
+            pass

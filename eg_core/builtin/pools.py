@@ -9,7 +9,8 @@ A builtin policy written exactly as a third-party one: thin hook implementations
     EG_KERNEL_POOLS='{"python3": 2}' EG_MAX_POOLED_KERNELS=16 EG_POOL_REFILL_CONCURRENCY=2 EG_POOL_REFILL_DELAY=1
 
 Waiting kernels are not listed, culled, persisted or counted per user (``max_kernels`` counts
-them); they are shut down when the gateway stops.
+them); they are shut down when the gateway stops, and removed by the next gateway on the same
+port when the gateway was killed first.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def eg_configurables():
 
 
 @hookimpl
-def eg_startup(gateway):
-    _State.pools = WarmPools(gateway.kernels, KernelPools.instance(parent=gateway))
-    _State.pools.start()
+async def eg_startup(gateway):
+    _State.pools = WarmPools(gateway.kernels, KernelPools.instance(parent=gateway), getattr(gateway, "port", 0))
+    await _State.pools.start()
 
 
 @hookimpl
@@ -42,8 +43,12 @@ async def eg_claim_kernel(kernel):
 
 @hookimpl
 def eg_kernel_event(kernel, event, details):
-    if _State.pools is not None and event in ("died", "shut_down") and details.get("pooled", event == "shut_down"):
+    if _State.pools is None:
+        return
+    if event in ("died", "shut_down") and details.get("pooled", event == "shut_down"):
         _State.pools.forget(kernel.kernel_id)
+    elif event == "pool_claimed":
+        _State.pools.claimed()
 
 
 @hookimpl(tryfirst=True)  # before resource managers close their connections
