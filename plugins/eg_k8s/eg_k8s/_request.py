@@ -105,6 +105,9 @@ class _Layers:
         self.gateway = gateway
         self.spec_env = {k: str(v) for k, v in (kernel.spec.get("env") or {}).items()}
         self.allowed = set(_as_list(self.config.get("request_overrides", gateway.request_overrides)))
+        self.ignored = set(_as_list(self.config.get("ignored_overrides", gateway.ignored_overrides)))
+        if _truthy(self.config.get("mirror_working_dirs", gateway.mirror_working_dirs)):
+            self.allowed.add("working_dir")
 
     def cfg(self, key: str, fallback: Any = None) -> Any:
         value = self.config.get(key)
@@ -123,6 +126,10 @@ class _Layers:
     def get(self, setting: str, config_key: str, fallback: Any = None) -> tuple[Any, bool]:
         """(value, came_from_request); refuses (403) a request value the operator does not allow."""
         value = self.requested(setting)
+        if value is not None and setting not in self.allowed and setting in self.ignored and setting not in _PATTERN_LISTS:
+            self.kernel.log.debug("%s from the request ignored: %r is not in request_overrides", REQUEST_VARIABLES[setting], setting)
+            self.kernel.env.pop(REQUEST_VARIABLES[setting], None)
+            value = None
         if value is not None:
             patterns = _as_list(self.cfg(_PATTERN_LISTS[setting], [])) if setting in _PATTERN_LISTS else []
             if setting not in self.allowed and not patterns:

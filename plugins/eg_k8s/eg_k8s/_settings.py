@@ -61,6 +61,16 @@ class KubernetesSettings(EnvDefaults, SingletonConfigurable):
         Unicode(), ["cpus", "memory", "gpus", "uid", "gid"], config=True,
         help="Settings a request may set with KERNEL_* values (see the README for the names).",
     )
+    mirror_working_dirs = Bool(
+        False, config=True, help="Let requests set the kernel container's working dir (KERNEL_WORKING_DIR).",
+    ).tag(env=("EG_MIRROR_WORKING_DIRS",))
+    ignored_overrides = List(
+        Unicode(), ["working_dir"], config=True,
+        help="Settings whose KERNEL_* request values are dropped (logged at DEBUG) rather than refused (403) "
+        "when request_overrides does not allow them. Default: working_dir, because Jupyter Server sends "
+        "KERNEL_WORKING_DIR with every request (Enterprise Gateway drops it too unless mirror_working_dirs "
+        "is on); make it [] to refuse such requests instead.",
+    )
     allowed_images = List(Unicode(), config=True, help="fnmatch patterns of images KERNEL_IMAGE may name.")
     allowed_namespaces = List(Unicode(), config=True, help="fnmatch patterns of namespaces KERNEL_NAMESPACE may name.")
     allowed_service_accounts = List(Unicode(), config=True, help="Service accounts KERNEL_SERVICE_ACCOUNT_NAME may name.")

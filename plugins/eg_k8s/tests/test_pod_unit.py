@@ -94,6 +94,16 @@ def test_request_values_need_the_operators_allow_list():
         resolve(kernel(env={"KERNEL_NAMESPACE": "Bad_Name"}), settings(allowed_namespaces=["*"]))
 
 
+def test_working_dir_from_jupyter_server_is_dropped_unless_mirrored_or_forbidden():
+    """Jupyter Server sends KERNEL_WORKING_DIR with every kernel: dropped (as by Enterprise
+    Gateway) unless mirror_working_dirs; refused only when the operator empties ignored_overrides."""
+    k = kernel(env={"KERNEL_WORKING_DIR": "/home/alice/notebooks"})
+    assert resolve(k, settings()).working_dir is None and "KERNEL_WORKING_DIR" not in k.env
+    assert resolve(kernel(env={"KERNEL_WORKING_DIR": "/home/alice"}), settings(mirror_working_dirs=True)).working_dir == "/home/alice"
+    with pytest.raises(LaunchRefused, match="KERNEL_WORKING_DIR may not be set"):
+        resolve(kernel(env={"KERNEL_WORKING_DIR": "/home/alice"}), settings(ignored_overrides=[]))
+
+
 def test_a_kernelspec_env_value_is_the_operators_not_the_requests():
     k = kernel(env={"KERNEL_IMAGE": "team/image:1"}, spec_env={"KERNEL_IMAGE": "team/image:1"}, config={})
     assert resolve(k, settings()).image == "team/image:1"
