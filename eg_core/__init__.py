@@ -3,7 +3,7 @@
 Writing a plugin (a resource manager or a policy) takes three steps::
 
     # my_plugin/__init__.py
-    from eg_core import hookimpl
+    from eg_core import LaunchRefused, hookimpl
 
     @hookimpl
     async def eg_before_launch(kernel):
@@ -17,17 +17,64 @@ Writing a plugin (a resource manager or a policy) takes three steps::
 Every hook, with when it is called and what it returns, is in :mod:`eg_core.hookspecs`.
 A resource manager implements the resource-manager hooks and is named in kernelspecs by its
 entry-point name (``metadata.kernel_provisioner.provisioner_name = "eg-<name>"``).
+
+The public API
+--------------
+A plugin imports only these; everything else in ``eg_core`` is internal and may change
+(``tests/test_public_api.py`` fails on any other import from a plugin):
+
+- this package: the names in ``__all__`` below;
+- :mod:`eg_core.hookspecs`: the hook reference (``NAME``, the ``eg_*`` specs);
+- :mod:`eg_core.config`: settings classes (:class:`~eg_core.config.EnvDefaults`, ``EG_*``
+  environment defaults, kernelspec overrides validated through the traits);
+- :mod:`eg_core.remote`: kernels started elsewhere (the launcher, its callback, its comm port,
+  signals with one fallback policy);
+- :mod:`eg_core.argv`: filling ``{name}`` templates in a kernelspec's argv;
+- :mod:`eg_core.process`: commands on the gateway host (a runner with a timeout and captured
+  output; the environment of local processes);
+- :mod:`eg_core.gateway`: the object ``eg_startup``/``eg_shutdown`` receive;
+- :mod:`eg_core.lifecycle`: event and launch-phase names;
+- :mod:`eg_core.doctor`: ``Check``, what a plugin's ``eg_doctor`` returns;
+- :mod:`eg_core.web`: the base class of a plugin's web handlers;
+- :mod:`eg_core.testing`: the pytest plugin (fixtures, the resource-manager conformance suite).
 """
+
+from typing import Any
 
 import pluggy
 
 from .context import KernelContext
 from .errors import BadRequest, EGError, LaunchFailed, LaunchRefused, NotFound
+from .gateway import GatewayAPI, KernelSummary
 from .hookspecs import NAME
+from .lifecycle import Event, Phase
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker(NAME)
+
+PUBLIC_MODULES = (
+    "eg_core",
+    "eg_core.hookspecs",
+    "eg_core.config",
+    "eg_core.remote",
+    "eg_core.argv",
+    "eg_core.process",
+    "eg_core.gateway",
+    "eg_core.lifecycle",
+    "eg_core.doctor",
+    "eg_core.web",
+    "eg_core.testing",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "provisioner_for":  # imported on use: it loads jupyter_client's provisioning
+        from .provisioner import provisioner_for
+
+        return provisioner_for
+    raise AttributeError(f"module 'eg_core' has no attribute {name!r}")
+
 
 __all__ = [
     "NAME",
@@ -38,5 +85,11 @@ __all__ = [
     "NotFound",
     "LaunchRefused",
     "LaunchFailed",
+    "Event",
+    "Phase",
+    "GatewayAPI",
+    "KernelSummary",
+    "provisioner_for",
+    "PUBLIC_MODULES",
     "__version__",
 ]

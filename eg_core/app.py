@@ -29,6 +29,7 @@ from .eg_compat import translate
 from .config_files import check_options, check_paths, check_tls, config_sources, configurable_classes, tls_minimum
 from .logs import apply_log_levels
 from .banner import banner_lines
+from .gateway import GatewayAPI
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import describe, get_plugin_manager, resource_managers
 from .ports import PortRange
@@ -280,6 +281,7 @@ class Gateway(JupyterApp):
         if self.availability_mode:
             self.kernels.persistence = SessionPersistence(self.kernels, self.availability_mode)
         self.sessions = SessionManager(self.kernels)
+        self.api = GatewayAPI(self)
 
     def get_default_logging_config(self) -> dict:
         config = super().get_default_logging_config()
@@ -415,7 +417,7 @@ class Gateway(JupyterApp):
         if set(resource_managers(self.pm)) - {"local"}:
             listener = await remote.start_listener(parent=self)
             self.log.info("Remote kernels call back to the response address %s (ResponseListener.response_address)", listener.address)
-        await acall(self.pm.hook.eg_startup, gateway=self)
+        await acall(self.pm.hook.eg_startup, gateway=self.api)
         if self.availability_mode == "standalone":
             adopted = await self.kernels.persistence.adopt_all()
             self.log.info("Adopted %d running kernel(s) from the session store", adopted)
@@ -438,7 +440,7 @@ class Gateway(JupyterApp):
         else:
             self.log.info("Leaving %d kernel(s) running for the next gateway", len(self.kernels.kernels))
             self.kernels.leave_running()
-        await acall(self.pm.hook.eg_shutdown, gateway=self)
+        await acall(self.pm.hook.eg_shutdown, gateway=self.api)
         await remote.stop_listener()
         self.kernels.close()
 

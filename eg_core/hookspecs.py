@@ -32,7 +32,11 @@ hookspec = pluggy.HookspecMarker(NAME)
 
 if TYPE_CHECKING:
     from .context import KernelContext
+<<<<<<< HEAD
     from .doctor import Check
+=======
+    from .gateway import GatewayAPI
+>>>>>>> 4d9d3fe (Declared public API: eg_core.__all__ and PUBLIC_MODULES, a typed GatewayAPI for eg_startup/eg_shutdown, Event/Phase names, eg_core.argv/process/web; builtins and plugins import only the public API (tests/test_public_api.py scans them); scripts/code_lines.py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,10 +394,12 @@ def eg_web_handlers() -> list[tuple]:
 
 
 @hookspec
-def eg_startup(gateway: Any) -> None:
+def eg_startup(gateway: GatewayAPI) -> None:
     """Start plugin services (listeners, reconcilers) once the gateway is configured.
 
-    Called before the gateway accepts requests. ``gateway`` is the :class:`eg_core.app.Gateway`.
+    Called before the gateway accepts requests. ``gateway`` is a :class:`eg_core.GatewayAPI`
+    (list kernels with their activity and connections, shut one down with a reason, emit an
+    event, read settings); keep it for the plugin's services.
 
     Participants: every plugin. May be async. Returns nothing.
     """
@@ -412,6 +418,7 @@ def eg_reconcile(known_kernel_ids: set[str]) -> None:
 
 
 @hookspec
+<<<<<<< HEAD
 def eg_doctor(kernels: list[KernelContext]) -> list[Check] | None:
     """Check the backend this plugin needs, without starting a kernel (``eg-gateway doctor``).
 
@@ -428,9 +435,13 @@ def eg_doctor(kernels: list[KernelContext]) -> list[Check] | None:
 
 @hookspec
 def eg_shutdown(gateway: Any) -> None:
+=======
+def eg_shutdown(gateway: GatewayAPI) -> None:
+>>>>>>> 4d9d3fe (Declared public API: eg_core.__all__ and PUBLIC_MODULES, a typed GatewayAPI for eg_startup/eg_shutdown, Event/Phase names, eg_core.argv/process/web; builtins and plugins import only the public API (tests/test_public_api.py scans them); scripts/code_lines.py)
     """Stop plugin services.
 
-    Called once when the gateway stops, after its kernels are handled.
+    Called once when the gateway stops, after its kernels are handled; ``gateway`` is the
+    :class:`eg_core.GatewayAPI` given to ``eg_startup``.
 
     Participants: every plugin. May be async. Returns nothing.
     """

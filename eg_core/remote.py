@@ -30,10 +30,19 @@ from typing import Any, Awaitable
 
 from . import launcher_comm
 from .context import KernelContext
+from .launcher_comm import LauncherRequestRejected
 from .errors import LaunchFailed
 from .response import ResponseListener
 
 _listener: ResponseListener | None = None
+
+
+def launcher_path() -> str:
+    """The path of eg's kernel launcher (``launch_ipykernel.py``, standard library only): copy it
+    to where the kernel runs (a remote host, an image) or run it from here."""
+    from .kernelspecs.launcher import launch_ipykernel
+
+    return str(launch_ipykernel.__file__)
 _starting: asyncio.Lock | None = None
 
 

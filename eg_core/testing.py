@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+
 from eg_core.wsproto import V1, from_legacy, from_v1, to_v1
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
@@ -31,6 +32,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def plugin_manager(*, load_entrypoints: bool = True):
+    """A plugin manager as the gateway builds it: the builtins, then (by default) every
+    installed plugin. For tests that check a plugin is discovered."""
+    from .plugins import get_plugin_manager
+
+    return get_plugin_manager(load_entrypoints=load_entrypoints)
+
+
+def resource_managers(pm) -> set[str]:
+    """The names of the resource managers registered with ``pm``."""
+    from .plugins import resource_managers as found
+
+    return set(found(pm))
+
+
+def resource_manager_of(spec: dict) -> tuple:
+    """``(resource manager name, its kernelspec config)`` for a kernelspec dict, as the
+    gateway reads it (``eg-<name>`` provisioners, and the aliases plugins register)."""
+    from .catalog import resource_manager_of as read
+
+    return read(spec)
+
+
+def kernelspec_dir(name: str) -> str:
+    """The directory of kernelspec ``name`` among those eg ships (core and installed plugins)."""
+    from .catalog import packaged_kernelspecs_dir
+
+    path = Path(packaged_kernelspecs_dir()) / name
+    if not (path / "kernel.json").exists():
+        raise LookupError(f"no kernelspec {name!r} is shipped with eg-core or an installed plugin")
+    return str(path)
 
 
 class GatewayProcess:

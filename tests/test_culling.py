@@ -142,7 +142,7 @@ async def test_settings_are_reread_at_runtime(tmp_path, monkeypatch, kernel_spec
     gw.initialize([*(a for d in kernel_spec_dirs for a in ("--Gateway.kernel_spec_dirs", d)), "--Gateway.auth_token=t"])
     try:
         managed = await gw.kernels.start("tiny")
-        culling.eg_startup(gw)
+        culling.eg_startup(gw.api)
         culler = KernelCuller.instance()
         assert culler.cull_idle_timeout == 0 and culler.cull_interval == 300
         culler.update_config(Config({"KernelCuller": {"cull_idle_timeout": 1, "cull_interval": 0.3}}))
@@ -157,7 +157,7 @@ async def test_settings_are_reread_at_runtime(tmp_path, monkeypatch, kernel_spec
         second = await gw.kernels.start("tiny")
         await asyncio.sleep(1.5)
         assert second.kernel_id in gw.kernels.kernels
-        await culling.eg_shutdown(gw)
+        await culling.eg_shutdown(gw.api)
     finally:
         await gw.kernels.shutdown_all()
         gw.kernels.close()

@@ -19,7 +19,8 @@ from typing import Any
 from traitlets import Bool, Float, observe, validate
 from traitlets.config import SingletonConfigurable
 
-from ..config import EnvDefaults
+from eg_core import Event
+from eg_core.config import EnvDefaults
 
 log = logging.getLogger("eg.culling")
 DEFAULT_INTERVAL = 300.0
@@ -61,14 +62,14 @@ class KernelCuller(EnvDefaults, SingletonConfigurable):
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._culling: dict[str, asyncio.Task] = {}
-        self.registry: Any = None
+        self.gateway: Any = None
         super().__init__(**kwargs)
 
     # -- service -----------------------------------------------------------------------------
 
-    def start(self, registry: Any) -> None:
-        """Start the loop over ``registry`` (the gateway's :class:`KernelRegistry`)."""
-        self.registry = registry
+    def start(self, gateway: Any) -> None:
+        """Start the loop over the kernels of ``gateway`` (an :class:`eg_core.GatewayAPI`)."""
+        self.gateway = gateway
         self._wake = asyncio.Event()
         self._task = asyncio.ensure_future(self._loop())
         if self.cull_idle_timeout > 0:
@@ -106,20 +107,20 @@ class KernelCuller(EnvDefaults, SingletonConfigurable):
 
     # -- one cycle ---------------------------------------------------------------------------
 
-    def reason_to_cull(self, managed: Any, now: float) -> str | None:
-        """Why kernel ``managed`` should be culled now, or None to keep it."""
+    def reason_to_cull(self, kernel: Any, now: float) -> str | None:
+        """Why ``kernel`` (a :class:`eg_core.KernelSummary`) should be culled now, or None to keep it."""
         timeout = self.cull_idle_timeout
-        if timeout <= 0 or managed.stopping or managed.restarting:
+        if timeout <= 0 or kernel.changing:
             return None
-        idle = now - managed.bridge.last_activity
+        idle = now - kernel.last_activity
         if idle <= timeout:
             return None
-        state = managed.execution_state
+        state = kernel.execution_state
         if state in ("starting", "restarting"):
             return None
         if state == "busy" and not self.cull_busy:
             return None
-        connections = managed.bridge.connections
+        connections = kernel.connections
         if connections and not self.cull_connected:
             return None
         busy = ", busy" if state == "busy" else ""
@@ -129,31 +130,30 @@ class KernelCuller(EnvDefaults, SingletonConfigurable):
         """Check every kernel once; start culling the idle ones. Returns their ids."""
         now = time.time()
         culled = []
-        for kernel_id, managed in list(self.registry.kernels.items()):
-            if kernel_id in self._culling:
+        for kernel in self.gateway.kernels():
+            if kernel.kernel_id in self._culling:
                 continue
-            reason = self.reason_to_cull(managed, now)
+            reason = self.reason_to_cull(kernel, now)
             if reason is None:
                 continue
-            culled.append(kernel_id)
-            task = asyncio.ensure_future(self._cull(managed, reason, now - managed.bridge.last_activity))
-            self._culling[kernel_id] = task
-            task.add_done_callback(lambda _t, k=kernel_id: self._culling.pop(k, None))
+            culled.append(kernel.kernel_id)
+            task = asyncio.ensure_future(self._cull(kernel, reason, now - kernel.last_activity))
+            self._culling[kernel.kernel_id] = task
+            task.add_done_callback(lambda _t, k=kernel.kernel_id: self._culling.pop(k, None))
         return culled
 
-    async def _cull(self, managed: Any, reason: str, idle: float) -> None:
-        kernel = managed.kernel
-        log.info("[kernel %s] culled (kernelspec %s, user %s): %s", kernel.kernel_id, kernel.kernel_name, kernel.user or "-", reason)
+    async def _cull(self, kernel: Any, reason: str, idle: float) -> None:
+        kernel_id = kernel.kernel_id
+        log.info("[kernel %s] culled (kernelspec %s, user %s): %s", kernel_id, kernel.kernel_name, kernel.user or "-", reason)
         details = {
             "reason": reason,
             "idle_seconds": round(idle, 3),
             "cull_idle_timeout": self.cull_idle_timeout,
-            "execution_state": managed.execution_state,
-            "connections": managed.bridge.connections,
+            "execution_state": kernel.execution_state,
+            "connections": kernel.connections,
         }
-        await self.registry.emit(kernel, "culled", details)
         try:
-            await managed.shutdown(reason=f"culled: {reason}")
+            await self.gateway.emit(kernel_id, Event.CULLED, details)
+            await self.gateway.shutdown_kernel(kernel_id, reason=f"culled: {reason}")
         except Exception as exc:
-            log.warning("[kernel %s] shutting down a culled kernel failed: %s", kernel.kernel_id, exc)
-
+            log.warning("[kernel %s] shutting down a culled kernel failed: %s", kernel_id, exc)

@@ -18,14 +18,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..context import KernelContext
-from ..doctor import Check
-from ..env import SECRET_NAMES
-from ..errors import LaunchFailed
+from eg_core import KernelContext, LaunchFailed
+from eg_core.doctor import Check
+from eg_core.process import kernel_process_env
 
 TAIL_BYTES = 4000
-# Set by a parent Jupyter process; a kernel that sees it exits with that parent, not with us.
-UNINHERITED = SECRET_NAMES | {"JPY_PARENT_PID"}
 
 
 def _log_path(kernel: KernelContext) -> Path:
@@ -35,8 +32,7 @@ def _log_path(kernel: KernelContext) -> Path:
 
 async def start(kernel: KernelContext, cmd: list[str]) -> None:
     """Start ``cmd`` in a new session with the gateway's environment plus ``kernel.env``."""
-    env = {k: v for k, v in os.environ.items() if k not in UNINHERITED}
-    env.update(kernel.env)
+    env = kernel_process_env(kernel)
     log_path = _log_path(kernel)
     cwd = kernel.cwd or None
     if cwd and not os.path.isdir(cwd):

@@ -12,9 +12,8 @@ from bisect import bisect_left
 from collections import Counter
 from typing import Any, Iterator
 
-from .. import __version__
-from ..channels import RelayCounts
-from ..handlers import APIHandler
+from eg_core import Event, __version__
+from eg_core.web import APIHandler
 
 # seconds; a launch takes ~1 s locally and up to minutes on a cluster (image pulls, YARN queues)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -71,7 +70,7 @@ class Metrics:
     def observe(self, kernel: Any, event: str, details: dict[str, Any]) -> None:
         spec, rm = kernel.kernel_name, kernel.resource_manager
         self.events[(event, spec)] += 1
-        if event == "launched":
+        if event == Event.LAUNCHED:
             self.launches[(spec, rm)] += 1
             duration = _number(details.get("duration"))
             if duration is not None:
@@ -82,9 +81,9 @@ class Metrics:
                 seconds = _number(seconds)
                 if seconds is not None:
                     self._histogram(self.phase_seconds, (spec, str(phase))).observe(seconds)
-        elif event == "launch_failed":
+        elif event == Event.LAUNCH_FAILED:
             self.failures[(spec, rm, str(details.get("phase") or "unknown"))] += 1
-        elif event == "culled":
+        elif event == Event.CULLED:
             self.culls[(spec,)] += 1
         elif event == "pool_claimed":
             self.pool_hits[(spec,)] += 1
@@ -131,16 +130,15 @@ class Metrics:
         connections = GaugeMetricFamily(
             "eg_websocket_connections", "Open websocket connections to kernels, by kernelspec.", labels=["kernelspec"]
         )
-        registry = getattr(self.gateway, "kernels", None)
-        held = list(registry.kernels.values()) if registry is not None else []
+        gateway = self.gateway
+        held = gateway.kernels() if gateway is not None else []
         by_state: Counter = Counter({(spec, rm, state): 0 for spec, rm in self.launches for state in EXECUTION_STATES})
         by_spec: Counter = Counter({spec: 0 for spec, _ in self.launches})
-        for managed in held:
-            kernel = managed.kernel
+        for kernel in held:
             for state in EXECUTION_STATES:
                 by_state.setdefault((kernel.kernel_name, kernel.resource_manager, state), 0)
-            by_state[(kernel.kernel_name, kernel.resource_manager, managed.execution_state)] += 1
-            by_spec[kernel.kernel_name] += managed.bridge.connections
+            by_state[(kernel.kernel_name, kernel.resource_manager, kernel.execution_state)] += 1
+            by_spec[kernel.kernel_name] += kernel.connections
         for labels, value in sorted(by_state.items()):
             kernels.add_metric(list(labels), value)
         for spec, value in sorted(by_spec.items()):
@@ -157,7 +155,7 @@ class Metrics:
             pooled.add_metric([spec], value)
         yield pooled
         pending = GaugeMetricFamily("eg_kernels_launching", "Kernel launches in progress.")
-        pending.add_metric([], len(registry.pending) if registry is not None else 0)
+        pending.add_metric([], gateway.launching if gateway is not None else 0)
         yield pending
 
         yield _counter(CounterMetricFamily, "eg_kernel_launches", "Kernels launched (first launches, not restarts).",
@@ -176,8 +174,9 @@ class Metrics:
         relayed = CounterMetricFamily(
             "eg_messages_relayed", "Kernel messages relayed between websockets and kernels.", labels=["direction"]
         )
-        relayed.add_metric(["from_kernel"], RelayCounts.from_kernel)
-        relayed.add_metric(["to_kernel"], RelayCounts.to_kernel)
+        counts = gateway.messages_relayed if gateway is not None else {"from_kernel": 0, "to_kernel": 0}
+        relayed.add_metric(["from_kernel"], counts["from_kernel"])
+        relayed.add_metric(["to_kernel"], counts["to_kernel"])
         yield relayed
 
         yield _histogram(HistogramMetricFamily, "eg_kernel_launch_duration_seconds",

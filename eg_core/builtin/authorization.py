@@ -6,8 +6,8 @@ from __future__ import annotations
 from traitlets.config import SingletonConfigurable
 from traitlets import Set, Unicode
 
-from .. import LaunchRefused, hookimpl
-from ..config import EnvDefaults
+from eg_core import LaunchRefused, hookimpl
+from eg_core.config import EnvDefaults
 
 
 class UserAuthorization(EnvDefaults, SingletonConfigurable):

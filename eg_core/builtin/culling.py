@@ -14,7 +14,8 @@ Each cull is logged with its reason and reported to every plugin as a ``culled``
 
 from __future__ import annotations
 
-from .. import hookimpl
+from eg_core import hookimpl
+
 from ._culler import KernelCuller
 
 
@@ -25,7 +26,7 @@ def eg_configurables():
 
 @hookimpl
 def eg_startup(gateway):
-    KernelCuller.instance(parent=gateway).start(gateway.kernels)
+    KernelCuller.instance().start(gateway)
 
 
 @hookimpl

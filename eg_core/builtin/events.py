@@ -14,7 +14,8 @@ route them with the logging config of the ``eg.events`` logger.
 
 from __future__ import annotations
 
-from .. import hookimpl
+from eg_core import hookimpl
+
 from ._event_log import log_event
 
 

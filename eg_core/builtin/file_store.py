@@ -16,8 +16,8 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Unicode, default
 from traitlets.config import SingletonConfigurable
 
-from .. import hookimpl
-from ..config import EnvDefaults
+from eg_core import hookimpl
+from eg_core.config import EnvDefaults
 
 log = logging.getLogger("eg")
 

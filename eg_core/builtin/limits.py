@@ -11,8 +11,8 @@ from __future__ import annotations
 from traitlets.config import SingletonConfigurable
 from traitlets import Int
 
-from .. import LaunchRefused, hookimpl
-from ..config import EnvDefaults
+from eg_core import Event, LaunchRefused, hookimpl
+from eg_core.config import EnvDefaults
 
 
 class KernelLimits(EnvDefaults, SingletonConfigurable):
@@ -25,17 +25,17 @@ class KernelLimits(EnvDefaults, SingletonConfigurable):
 
 
 class _Slots:
-    """Reserved launches by kernel id, and the gateway's registry of running kernels."""
+    """Reserved launches by kernel id, and the gateway (an :class:`eg_core.GatewayAPI`)."""
 
-    registry = None
+    gateway = None
     reserved: dict[str, str] = {}
 
 
 def _holders() -> dict[str, str | None]:
     """Kernel id -> user of every running, pooled (user None) and reserved kernel."""
-    registry = _Slots.registry
-    running = {kid: k.kernel.user for kid, k in (registry.kernels.items() if registry else ())}
-    pooled = {kid: None for kid in (registry.unlisted if registry else ())}
+    gateway = _Slots.gateway
+    running = {k.kernel_id: k.user for k in (gateway.kernels() if gateway else ())}
+    pooled = {kid: None for kid in (gateway.pooled_kernel_ids() if gateway else ())}
     return {**pooled, **running, **_Slots.reserved}
 
 
@@ -64,19 +64,19 @@ def eg_configurables():
 
 @hookimpl
 def eg_startup(gateway):
-    _Slots.registry = gateway.kernels
+    _Slots.gateway = gateway
     _Slots.reserved = {}
 
 
 @hookimpl
 def eg_before_launch(kernel):
-    if _Slots.registry is not None and not kernel.restarting:  # limits are the gateway's
+    if _Slots.gateway is not None and not kernel.restarting:  # limits are the gateway's
         reserve(kernel.kernel_id, None if kernel.pooled else kernel.user)
 
 
 @hookimpl
 def eg_kernel_event(kernel, event, details):
-    if event in ("launch_failed", "shut_down", "launched"):
+    if event in (Event.LAUNCH_FAILED, Event.SHUT_DOWN, Event.LAUNCHED):
         _Slots.reserved.pop(kernel.kernel_id, None)
-    elif event == "pool_claimed":  # the claim's reservation; the claimed kernel now counts as running
+    elif event == Event.POOL_CLAIMED:  # the claim's reservation; the claimed kernel now counts as running
         _Slots.reserved.pop(details.get("request_id"), None)

@@ -6,8 +6,8 @@ to :mod:`eg_core.builtin._local_process`.
 
 from __future__ import annotations
 
-from .. import hookimpl
-from ..provisioner import provisioner_for
+from eg_core import hookimpl, provisioner_for
+
 from . import _local_process as process
 
 LocalProvisioner = provisioner_for("local")

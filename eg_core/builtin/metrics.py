@@ -24,7 +24,8 @@ Scrape with ``Authorization: Bearer <token>`` (Prometheus' ``authorization`` set
 
 from __future__ import annotations
 
-from .. import hookimpl
+from eg_core import hookimpl
+
 from ._metrics import METRICS, MetricsHandler
 
 

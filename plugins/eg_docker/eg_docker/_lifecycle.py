@@ -11,7 +11,7 @@ import time
 from types import ModuleType
 
 from eg_core import KernelContext, remote
-from eg_core.launcher_comm import LauncherRequestRejected
+from eg_core.remote import LauncherRequestRejected
 
 from . import _containers, _services
 from ._client import DockerError, client_for

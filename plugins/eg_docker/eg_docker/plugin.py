@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from eg_core import hookimpl
-from eg_core.provisioner import provisioner_for
+from eg_core import hookimpl, provisioner_for
 
 from . import _lifecycle as lifecycle
 from . import _orphans

@@ -17,7 +17,7 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 
-from eg_core.catalog import packaged_kernelspecs_dir
+from eg_core.testing import kernelspec_dir
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -51,7 +51,7 @@ def jupyter_path(tmp_path, monkeypatch, docker_host):
     """A JUPYTER_PATH holding the python_docker kernelspec, for plain jupyter_client use."""
     kernels = tmp_path / "jupyter" / "kernels"
     kernels.mkdir(parents=True)
-    shutil.copytree(Path(packaged_kernelspecs_dir()) / "python_docker", kernels / "python_docker")
+    shutil.copytree(kernelspec_dir("python_docker"), kernels / "python_docker")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("DOCKER_HOST", docker_host)
     monkeypatch.setenv("EG_RESPONSE_ADDRESS", "127.0.0.1:0")

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncssh
 
-from eg_core import KernelContext, LaunchFailed
+from eg_core import KernelContext, LaunchFailed, remote
 
 from . import _bootstrap
 from ._ssh import Connection, HostUnreachable, SessionRefused, Target, pool
@@ -48,10 +48,8 @@ _code: Code | None = None
 async def code() -> Code:
     global _code
     if _code is None:
-        from eg_core.kernelspecs.launcher import launch_ipykernel
-
         def read() -> Code:
-            launcher = Path(launch_ipykernel.__file__).read_text(encoding="utf-8")
+            launcher = Path(remote.launcher_path()).read_text(encoding="utf-8")
             return Code(
                 bootstrap=Path(_bootstrap.__file__).read_text(encoding="utf-8"),
                 launcher=launcher,

@@ -8,8 +8,7 @@ go through its comm port, with SSH ``kill`` as the fallback.
 
 from __future__ import annotations
 
-from eg_core import hookimpl
-from eg_core.provisioner import provisioner_for
+from eg_core import hookimpl, provisioner_for
 
 from . import _settings
 

@@ -11,8 +11,7 @@ from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from traitlets.config import Config
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
-from eg_core.catalog import resource_manager_of
-from eg_core.plugins import get_plugin_manager, resource_managers
+from eg_core.testing import plugin_manager, resource_manager_of, resource_managers
 from eg_ssh import SSHResourceManager
 from eg_ssh._hosts import HostTable
 from eg_ssh._remote import prepare_argv
@@ -20,7 +19,7 @@ from eg_ssh._settings import remote_user, resolve, split_host
 
 
 def test_entry_points_discovered():
-    pm = get_plugin_manager()
+    pm = plugin_manager()
     assert pm.has_plugin("ssh") and "ssh" in resource_managers(pm)
     assert "eg-ssh" in KernelProvisionerFactory.instance().get_provisioner_entries()
     out = subprocess.run([sys.executable, "-m", "eg_core", "plugins"], capture_output=True, text=True, check=True).stdout

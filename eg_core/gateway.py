@@ -1,0 +1,128 @@
+"""The gateway object that ``eg_startup`` and ``eg_shutdown`` receive: what a policy plugin
+(culling, metrics, limits, an audit or quota plugin) may see and do, and nothing more.
+
+::
+
+    @hookimpl
+    def eg_startup(gateway):
+        for k in gateway.kernels():          # KernelSummary: id, kernelspec, user, activity...
+            ...
+        await gateway.shutdown_kernel(kernel_id, reason="over quota")
+        await gateway.emit(kernel_id, "quota_exceeded", {"limit": 3})
+        gateway.settings["launch_timeout"]   # the gateway's settings (no secrets)
+        MySettings.instance()                # a plugin's own settings class (see eg_configurables)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .errors import NotFound
+
+# Settings that stay out of :attr:`GatewayAPI.settings`.
+_SECRET_SETTINGS = {"auth_token", "keyfile"}
+
+
+@dataclass(frozen=True)
+class KernelSummary:
+    """One kernel as a policy sees it (a snapshot; ask :meth:`GatewayAPI.kernels` again for news).
+
+    ``last_activity`` is the epoch time of the kernel's last message; ``connections`` counts its
+    websocket clients; ``busy`` is ``execution_state == "busy"``; ``changing`` is True while the
+    kernel is being restarted or shut down.
+    """
+
+    kernel_id: str
+    kernel_name: str
+    resource_manager: str
+    user: str
+    execution_state: str
+    last_activity: float
+    connections: int
+    changing: bool
+
+    @property
+    def busy(self) -> bool:
+        return self.execution_state == "busy"
+
+
+class GatewayAPI:
+    """The running gateway, for plugins: list kernels, shut one down, emit an event, read settings.
+
+    Passed as ``gateway`` to ``eg_startup`` and ``eg_shutdown``; keep it for the life of the
+    plugin's services. Methods are safe to call from the event loop only.
+    """
+
+    def __init__(self, app: Any):
+        self._app = app
+
+    @property
+    def _registry(self) -> Any:
+        return self._app.kernels
+
+    def kernels(self) -> list[KernelSummary]:
+        """Every kernel the gateway holds now (launches under way are not included)."""
+        return [_summary(managed) for managed in list(self._registry.kernels.values())]
+
+    def kernel(self, kernel_id: str) -> KernelSummary:
+        """One kernel; raises :class:`eg_core.NotFound` when the gateway does not hold it."""
+        managed = self._registry.kernels.get(kernel_id)
+        if managed is None:
+            raise NotFound(f"Kernel does not exist: {kernel_id}")
+        return _summary(managed)
+
+    def pooled_kernel_ids(self) -> list[str]:
+        """The ids of warm-pool kernels: running, not yet claimed by a request (not listed by
+        :meth:`kernels`)."""
+        return list(getattr(self._registry, "unlisted", {}))
+
+    @property
+    def launching(self) -> int:
+        """How many launches are under way."""
+        return len(self._registry.pending)
+
+    async def shutdown_kernel(self, kernel_id: str, reason: str) -> None:
+        """Shut a kernel down; ``reason`` goes into the log, the ``shut_down`` event, the clients'
+        close frames and later 404 answers. Raises :class:`eg_core.NotFound` for an unknown id."""
+        await self._registry.get(kernel_id).shutdown(reason=reason)
+
+    async def emit(self, kernel_id: str, event: str, details: dict[str, Any] | None = None) -> None:
+        """Send ``event`` about a held kernel to every plugin's ``eg_kernel_event`` (observers'
+        errors are logged, not raised). Use the names in :class:`eg_core.Event` for lifecycle
+        events, your own names for others."""
+        await self._registry.emit(self._registry.get(kernel_id).kernel, event, dict(details or {}))
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The gateway's own settings (``eg-gateway --help-all``, section ``Gateway``), read-only,
+        without secrets. Plugin settings are read from the plugin's own settings class."""
+        app = self._app
+        return MappingProxyType(
+            {name: getattr(app, name) for name in app.traits(config=True) if name not in _SECRET_SETTINGS}
+        )
+
+    @property
+    def messages_relayed(self) -> dict[str, int]:
+        """Kernel messages relayed so far by this gateway process, by direction."""
+        from .channels import RelayCounts
+
+        return {"from_kernel": RelayCounts.from_kernel, "to_kernel": RelayCounts.to_kernel}
+
+
+def _summary(managed: Any) -> KernelSummary:
+    kernel = managed.kernel
+    return KernelSummary(
+        kernel_id=kernel.kernel_id,
+        kernel_name=kernel.kernel_name,
+        resource_manager=kernel.resource_manager,
+        user=kernel.user,
+        execution_state=managed.execution_state,
+        last_activity=managed.bridge.last_activity,
+        connections=managed.bridge.connections,
+        changing=bool(managed.stopping or managed.restarting),
+    )
+
+
+__all__ = ["GatewayAPI", "KernelSummary"]

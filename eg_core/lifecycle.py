@@ -1,0 +1,45 @@
+"""The names of kernel lifecycle events and launch phases, in one place.
+
+``Event`` names are what ``eg_kernel_event`` receives as ``event``; ``Phase`` names are what a
+:class:`eg_core.LaunchFailed` carries as ``phase`` and what the ``launched`` event's
+``details["phases"]`` times. Both are plain strings (compare with ``==``).
+"""
+
+from __future__ import annotations
+
+
+class Event:
+    """Kernel lifecycle events, in the order a kernel meets them."""
+
+    REQUESTED = "requested"  # a launch was asked for (details: {})
+    LAUNCHED = "launched"  # the kernel answered kernel_info (details: duration, phases)
+    LAUNCH_FAILED = "launch_failed"  # details: phase, error
+    CONNECTED = "connected"  # a websocket client connected
+    DISCONNECTED = "disconnected"  # a websocket client left
+    INTERRUPTED = "interrupted"
+    RESTARTED = "restarted"
+    DIED = "died"  # the kernel ended on its own (details: status, why)
+    CULLED = "culled"  # the culler is about to shut it down (details: reason, idle_seconds...)
+    SHUT_DOWN = "shut_down"  # details: reason
+
+    ALL = (
+        REQUESTED, LAUNCHED, LAUNCH_FAILED, CONNECTED, DISCONNECTED,
+        INTERRUPTED, RESTARTED, DIED, CULLED, SHUT_DOWN,
+    )
+
+
+class Phase:
+    """Launch phases, in the order the launch sequence runs them (see
+    :func:`eg_core.launch.launch_sequence`). A resource manager may fail a step of its own
+    with another name (eg-docker's ``image_pull``)."""
+
+    BEFORE_LAUNCH = "before_launch"  # policies: eg_before_launch
+    LAUNCH_PROCESS = "launch_process"  # eg_launch_process
+    CONFIRM_STARTUP = "confirm_startup"  # eg_confirm_startup
+    CONNECTION_INFO = "connection_info"  # eg_connection_info
+    KERNEL_INFO = "kernel_info"  # the core waits for kernel_info_reply
+
+    ALL = (BEFORE_LAUNCH, LAUNCH_PROCESS, CONFIRM_STARTUP, CONNECTION_INFO, KERNEL_INFO)
+
+
+__all__ = ["Event", "Phase"]
