@@ -32,6 +32,8 @@ A plugin imports only these; everything else in ``eg_core`` is internal and may 
 - :mod:`eg_core.argv`: filling ``{name}`` templates in a kernelspec's argv;
 - :mod:`eg_core.process`: commands on the gateway host (a runner with a timeout and captured
   output; the environment of local processes);
+- :mod:`eg_core.poller`: one batched status query for every kernel of a backend without events;
+- :mod:`eg_core.orphans`: the startup sweep of what a backend still runs for unknown kernels;
 - :mod:`eg_core.gateway`: the object ``eg_startup``/``eg_shutdown`` receive;
 - :mod:`eg_core.lifecycle`: event and launch-phase names;
 - :mod:`eg_core.doctor`: ``Check``, what a plugin's ``eg_doctor`` returns;
@@ -60,6 +62,8 @@ PUBLIC_MODULES = (
     "eg_core.remote",
     "eg_core.argv",
     "eg_core.process",
+    "eg_core.poller",
+    "eg_core.orphans",
     "eg_core.gateway",
     "eg_core.lifecycle",
     "eg_core.doctor",

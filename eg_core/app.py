@@ -31,7 +31,7 @@ from .logs import apply_log_levels
 from .banner import banner_lines
 from .gateway import GatewayAPI
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
-from .plugins import describe, get_plugin_manager, resource_managers
+from .plugins import describe, get_plugin_manager, kernelspec_aliases, kernelspec_dirs, resource_managers
 from .ports import PortRange
 from .response import ResponseListener
 from .sessions import SessionManager
@@ -272,11 +272,10 @@ class Gateway(JupyterApp):
         self.load_users()
         self.settings_objects = [self._settings_instance(cls) for cls in self._plugin_configurables()]
         ksm = KernelSpecManager(parent=self)
-        plugin_dirs = [d for dirs in self.pm.hook.eg_kernelspec_dirs() for d in dirs or ()]
-        ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *plugin_dirs, *jupyter_path("kernels")]
+        ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *kernelspec_dirs(self.pm), *jupyter_path("kernels")]
         if self.allowed_kernelspecs:
             ksm.allowed_kernelspecs = set(self.allowed_kernelspecs)
-        self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log)
+        self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log, kernelspec_aliases(self.pm))
         self.kernels = KernelRegistry(self, self.catalog, self.pm)
         if self.availability_mode:
             self.kernels.persistence = SessionPersistence(self.kernels, self.availability_mode)

@@ -7,6 +7,9 @@ A kernelspec names its resource manager in one of three ways:
 - Enterprise Gateway's ``metadata.process_proxy.class_name``;
 - neither: a plain local kernelspec, run by ``local``.
 
+The core names no plugin: the other gateways' names are aliases each plugin registers
+(``eg_kernelspec_aliases``).
+
 A kernelspec whose resource manager is not installed is not listed; asking for it by name gives
 a 404 that names the package to install.
 """
@@ -22,24 +25,6 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
 from .errors import NotFound
 
-PROVISIONER_NAMES = {
-    "local-provisioner": "local",
-    "distributed-provisioner": "ssh",
-    "docker-provisioner": "docker",
-    "docker-swarm-provisioner": "docker",
-    "kubernetes-provisioner": "k8s",
-    "yarn-provisioner": "yarn",
-}
-PROCESS_PROXY_CLASSES = {
-    "LocalProcessProxy": "local",
-    "DistributedProcessProxy": "ssh",
-    "DockerProcessProxy": "docker",
-    "DockerSwarmProcessProxy": "docker",
-    "KubernetesProcessProxy": "k8s",
-    "CustomResourceProcessProxy": "k8s",
-    "SparkOperatorProcessProxy": "k8s",
-    "YarnClusterProcessProxy": "yarn",
-}
 RESOURCE_FILES = ("kernel.js", "kernel.css", "logo-svg.svg")
 
 
@@ -50,9 +35,10 @@ def packaged_kernelspecs_dir() -> str:
     return str(Path(packaged.__file__).parent)
 
 
-def resource_manager_of(spec: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+def resource_manager_of(spec: dict[str, Any], aliases: dict[str, str]) -> tuple[str | None, dict[str, Any]]:
     """The resource-manager name a kernelspec asks for (``None`` if it names none of ours) and
-    that resource manager's settings from the kernelspec."""
+    that resource manager's settings from the kernelspec; ``aliases`` maps other gateways'
+    provisioner and process-proxy class names to ours."""
     metadata = spec.get("metadata") or {}
     provisioner = metadata.get("kernel_provisioner")
     if isinstance(provisioner, dict) and provisioner.get("provisioner_name"):
@@ -60,11 +46,11 @@ def resource_manager_of(spec: dict[str, Any]) -> tuple[str | None, dict[str, Any
         config = dict(provisioner.get("config") or {})
         if name.startswith("eg-"):
             return name[3:], config
-        return PROVISIONER_NAMES.get(name), config
+        return aliases.get(name), config
     proxy = metadata.get("process_proxy")
     if isinstance(proxy, dict) and proxy.get("class_name"):
         class_name = str(proxy["class_name"]).rsplit(".", 1)[-1]
-        return PROCESS_PROXY_CLASSES.get(class_name), dict(proxy.get("config") or {})
+        return aliases.get(class_name), dict(proxy.get("config") or {})
     return "local", {}
 
 
@@ -123,9 +109,10 @@ class KernelSpecEntry:
 class KernelSpecCatalog:
     """The kernelspecs this gateway can run, read from disk with a cache keyed on file mtimes."""
 
-    def __init__(self, ksm: KernelSpecManager, resource_managers: set[str], log: Any):
+    def __init__(self, ksm: KernelSpecManager, resource_managers: set[str], log: Any, aliases: dict[str, str]):
         self.ksm = ksm
         self.resource_managers = resource_managers
+        self.aliases = aliases
         self.log = log
         self._cache: dict[str, tuple[int, KernelSpecEntry]] = {}
 
@@ -143,7 +130,7 @@ class KernelSpecCatalog:
         except Exception as exc:
             self.log.warning("Skipping kernelspec %s: %s", path, exc)
             return None
-        rm, config = resource_manager_of(spec.to_dict())
+        rm, config = resource_manager_of(spec.to_dict(), self.aliases)
         entry = KernelSpecEntry(name=name, spec=spec, resource_manager=rm, config=config)
         self._cache[path] = (mtime, entry)
         return entry

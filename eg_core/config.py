@@ -1,16 +1,43 @@
-"""Settings from Enterprise Gateway's environment variables, for any traitlets Configurable.
+"""Settings classes for plugins: ``EG_*`` environment defaults, and per-kernelspec overrides
+validated through the traits.
 
-Tag a trait with ``.tag(env=("EG_NAME", "KG_NAME"))``; :class:`EnvConfigurable` (or a call of
-:func:`apply_env_defaults`) sets it from the first variable present, unless the config (file or
-CLI) sets it; ``--help-all`` shows the variable names.
+A plugin's settings are one traitlets class (returned from ``eg_configurables``)::
+
+    class SlurmSettings(EnvDefaults, SingletonConfigurable):
+        partition = Unicode("debug", config=True, help="Partition of kernel jobs.").tag(
+            env=("EG_SLURM_PARTITION",), kernelspec=True)
+        sbatch_timeout = Float(30.0, config=True, help="Seconds sbatch may take.")
+
+Precedence, lowest first: the trait's default; the first environment variable of its ``env``
+tag that is set; the config file and CLI (``--SlurmSettings.partition=gpu``); and, per kernel,
+the kernelspec's resource-manager ``config`` for traits tagged ``kernelspec=True`` (the one
+allow-list: an untagged setting in a kernelspec is refused with a 400)::
+
+    settings = kernelspec_settings(kernel, SlurmSettings)   # in eg_launch_process
+    settings.partition
+
+``--help-all`` shows each trait's environment variables. A help text may name an ``EG_*``
+variable only when the trait is tagged with it: ``env`` (applied as above) or ``env_default``
+(read by the trait's own ``@default`` method, for values built from several variables).
+``tests/test_settings_env.py`` checks every settings class, and that each tagged variable really
+changes the setting, so no setting advertises a variable it ignores.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from types import SimpleNamespace
 from typing import Any
 
-from traitlets import Bool, Dict, List, Set, TraitError
+from traitlets import Bool, Dict, Enum, List, Set, TraitError, Unicode
+
+from .context import KernelContext
+from .errors import BadRequest
+
+ENV_NAME = re.compile(r"\b(?:EG|KG)_[A-Z0-9_]+\b")
+_BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "on": True, "off": False}
 
 
 class ConfigError(Exception):
@@ -21,18 +48,19 @@ class ConfigError(Exception):
 def env_value(trait: Any, raw: str) -> Any:
     """Parse an environment value for ``trait`` (comma lists for List/Set, true/1/yes for Bool)."""
     if isinstance(trait, (List, Set)):
-        return [v.strip() for v in raw.split(",") if v.strip()]
+        item = getattr(trait, "_trait", None)
+        words = [v.strip() for v in raw.split(",") if v.strip()]
+        return [item.from_string(w) for w in words] if item is not None else words
     if isinstance(trait, Bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(trait, Dict):
-        import json
-
         return json.loads(raw)
-    return trait.from_string(raw)
+    return trait.from_string(raw.strip())
 
 
-def _names(trait: Any) -> tuple[str, ...]:
-    names = trait.metadata.get("env") or ()
+def env_names(trait: Any, tag: str = "env") -> tuple[str, ...]:
+    """The environment variables a trait is tagged with (``.tag(env=...)``, or another ``tag``)."""
+    names = trait.metadata.get(tag) or ()
     return (names,) if isinstance(names, str) else tuple(names)
 
 
@@ -46,7 +74,7 @@ def apply_env_defaults(obj: Any) -> None:
     for name, trait in obj.traits(config=True).items():
         if name in configured:
             continue
-        for env in _names(trait):
+        for env in env_names(trait):
             if env in os.environ:
                 raw = os.environ[env]
                 try:
@@ -73,7 +101,7 @@ def document_env(cls: type) -> type:
     """Append the environment variable names to each tagged trait's help (for --help-all);
     the gateway calls it for every class it configures."""
     for trait in cls.class_traits(config=True).values():
-        names = _names(trait)
+        names = env_names(trait)
         if names and "Environment:" not in (trait.help or ""):
             trait.help = f"{trait.help} Environment: {', '.join(names)}."
     return cls
@@ -93,3 +121,65 @@ class EnvDefaults:
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         apply_env_defaults(self)
+
+
+def overridable(cls: type) -> list[str]:
+    """The settings of ``cls`` a kernelspec may override (traits tagged ``kernelspec=True``)."""
+    return sorted(n for n, t in cls.class_traits(config=True).items() if t.metadata.get("kernelspec"))
+
+
+def kernelspec_settings(kernel: KernelContext, cls: Any) -> SimpleNamespace:
+    """The gateway's settings of ``cls`` (its ``instance()``, or ``cls`` itself when it is an
+    instance) with the kernel's kernelspec ``config`` applied to the overridable traits, each
+    value validated by its trait.
+
+    Called at launch, before anything is created. Keys of ``kernel.config`` that are not
+    settings of ``cls`` are left alone (the core's and other plugins' keys). A kernelspec value
+    for a setting that is not overridable, or one its trait refuses, raises
+    :class:`eg_core.BadRequest` naming the key and what to fix. Strings are accepted for lists
+    (comma separated), numbers and booleans (``"true"``/``"false"``), as in environment values.
+    """
+    gateway = cls.instance() if isinstance(cls, type) else cls
+    cls = type(gateway)
+    traits = gateway.traits(config=True)
+    values = {name: getattr(gateway, name) for name in traits}
+    where = f"kernelspec {kernel.kernel_name!r}"
+    for key, raw in kernel.config.items():
+        trait = traits.get(key)
+        if trait is None:
+            continue
+        if not trait.metadata.get("kernelspec"):
+            raise BadRequest(
+                f"{where}: config.{key} is a gateway-wide setting ({cls.__name__}.{key}) that a "
+                f"kernelspec may not override; it may set: {', '.join(overridable(cls)) or 'nothing'}"
+            )
+        try:
+            values[key] = trait._validate(gateway, _kernelspec_value(trait, raw))
+        except (TraitError, ValueError, TypeError) as exc:
+            raise BadRequest(f"{where}: config.{key} is not valid: {_first_line(exc)[:300]}") from None
+    return SimpleNamespace(**values)
+
+
+def _kernelspec_value(trait: Any, raw: Any) -> Any:
+    """A kernelspec's JSON value for ``trait``: strings stand for lists, numbers and booleans."""
+    if not isinstance(raw, str) or isinstance(trait, (Unicode, Enum)):
+        return raw
+    if isinstance(trait, Bool):
+        word = raw.strip().lower()
+        if word not in _BOOLEAN_WORDS:
+            raise ValueError(f"{raw[:40]!r} is not true or false")
+        return _BOOLEAN_WORDS[word]
+    return env_value(trait, raw)
+
+
+__all__ = [
+    "EnvDefaults",
+    "kernelspec_settings",
+    "overridable",
+    "env_value",
+    "env_names",
+    "apply_env_defaults",
+    "document_env",
+    "ENV_NAME",
+    "ConfigError",
+]

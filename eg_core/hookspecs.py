@@ -32,11 +32,8 @@ hookspec = pluggy.HookspecMarker(NAME)
 
 if TYPE_CHECKING:
     from .context import KernelContext
-<<<<<<< HEAD
     from .doctor import Check
-=======
     from .gateway import GatewayAPI
->>>>>>> 4d9d3fe (Declared public API: eg_core.__all__ and PUBLIC_MODULES, a typed GatewayAPI for eg_startup/eg_shutdown, Event/Phase names, eg_core.argv/process/web; builtins and plugins import only the public API (tests/test_public_api.py scans them); scripts/code_lines.py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,6 +78,9 @@ def eg_connection_info(kernel: KernelContext) -> dict[str, Any]:
     Called after ``eg_confirm_startup``. The dict has ``ip``, ``transport``, ``shell_port``,
     ``iopub_port``, ``stdin_port``, ``hb_port``, ``control_port``, ``key`` and
     ``signature_scheme``, with an ``ip`` this gateway can reach.
+
+    Optional: the default returns ``kernel.connection_info`` (the connection file the core wrote,
+    or what :func:`eg_core.remote.wait_for_callback` stored).
 
     Participants: the resource manager only. May be async. Returns the dict.
     """
@@ -191,7 +191,8 @@ def eg_load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None:
     """Re-attach to a running kernel from saved ``info`` (the result of ``eg_save_process_info``).
 
     Called when a gateway adopts a kernel launched by an earlier gateway process. Re-open what
-    ``kernel.handles`` needs. Optional: the default sets ``kernel.state = info``.
+    ``kernel.handles`` needs. Optional: the default sets ``kernel.state = info`` (and holds no
+    handles).
 
     Participants: the resource manager only. May be async. Returns nothing.
     """
@@ -371,12 +372,24 @@ def eg_configurables() -> list[type]:
 
 
 @hookspec
+def eg_kernelspec_aliases() -> dict[str, str]:
+    """Name the kernelspecs of other gateways this resource manager runs.
+
+    Keys are gateway_provisioners provisioner names (``"docker-provisioner"``) and Enterprise
+    Gateway process-proxy class names (their last dotted part, ``"DockerProcessProxy"``); values
+    are resource-manager names (``"docker"``). ``eg-<name>`` provisioner names need no alias.
+    Called once when the gateway reads kernelspecs.
+
+    Participants: every plugin. Sync only. Returns a dict.
+    """
+
+
+@hookspec
 def eg_kernelspec_dirs() -> list[str]:
-    """Return directories holding the kernelspecs this plugin ships (``<dir>/<name>/kernel.json``).
+    """Return directories of kernelspecs this plugin ships (each holds ``<name>/kernel.json``).
 
     Called once when the gateway starts; they are searched after ``Gateway.kernel_spec_dirs``
-    and eg-core's own kernelspecs, before the usual Jupyter paths, so a plugin's kernelspecs
-    are there as soon as the plugin is installed.
+    and before the usual Jupyter paths, so an operator's kernelspec of the same name wins.
 
     Participants: every plugin. Sync only. Returns a list of paths.
     """
@@ -418,7 +431,6 @@ def eg_reconcile(known_kernel_ids: set[str]) -> None:
 
 
 @hookspec
-<<<<<<< HEAD
 def eg_doctor(kernels: list[KernelContext]) -> list[Check] | None:
     """Check the backend this plugin needs, without starting a kernel (``eg-gateway doctor``).
 
@@ -434,10 +446,7 @@ def eg_doctor(kernels: list[KernelContext]) -> list[Check] | None:
 
 
 @hookspec
-def eg_shutdown(gateway: Any) -> None:
-=======
 def eg_shutdown(gateway: GatewayAPI) -> None:
->>>>>>> 4d9d3fe (Declared public API: eg_core.__all__ and PUBLIC_MODULES, a typed GatewayAPI for eg_startup/eg_shutdown, Event/Phase names, eg_core.argv/process/web; builtins and plugins import only the public API (tests/test_public_api.py scans them); scripts/code_lines.py)
     """Stop plugin services.
 
     Called once when the gateway stops, after its kernels are handled; ``gateway`` is the

@@ -119,15 +119,21 @@ async def launch_sequence(
         await run_phase(
             "confirm_startup", deadline, acall_first(hooks.eg_confirm_startup, kernel=kernel), timings, kernel
         )
-        info = await run_phase(
-            "connection_info", deadline, acall_first(hooks.eg_connection_info, kernel=kernel), timings, kernel
-        )
+        info = await run_phase("connection_info", deadline, connection_info(kernel, hooks), timings, kernel)
         if not info:
             raise LaunchFailed("connection_info", f"resource manager '{kernel.resource_manager}' returned none")
         return info
     except BaseException as exc:
         await abort_launch(kernel, hooks, exc)
         raise
+
+
+async def connection_info(kernel: KernelContext, hooks: Any) -> dict[str, Any]:
+    """``eg_connection_info``'s answer; without an implementation, ``kernel.connection_info``
+    (the connection file the core wrote, or what the launcher's callback reported)."""
+    if implemented(hooks.eg_connection_info):
+        return await acall_first(hooks.eg_connection_info, kernel=kernel)
+    return kernel.connection_info
 
 
 async def abort_launch(kernel: KernelContext, hooks: Any, exc: BaseException) -> None:

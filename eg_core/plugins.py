@@ -104,6 +104,19 @@ def resource_manager_hooks(pm: pluggy.PluginManager, name: str) -> ResourceManag
     return ResourceManagerHooks(pm, name)
 
 
+def kernelspec_aliases(pm: pluggy.PluginManager) -> dict[str, str]:
+    """Other gateways' names for our resource managers, from every plugin's ``eg_kernelspec_aliases``."""
+    aliases: dict[str, str] = {}
+    for answer in reversed(pm.hook.eg_kernelspec_aliases()):  # registration order: later plugins win
+        aliases.update(answer)
+    return aliases
+
+
+def kernelspec_dirs(pm: pluggy.PluginManager) -> list[str]:
+    """The kernelspec directories plugins ship, from every plugin's ``eg_kernelspec_dirs``."""
+    return [str(d) for answer in reversed(pm.hook.eg_kernelspec_dirs()) for d in answer]
+
+
 def describe(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
     """What ``eg-gateway plugins`` prints: each plugin, its distribution and its hooks."""
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from typing import Any
 
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
+from . import argv as argv_templates
 from . import remote
 from ._calling import acall_first, implemented
 from .context import KernelContext
@@ -25,7 +25,6 @@ from .launch import Deadline, before_launch, launch_sequence, run_phase
 from .plugins import resource_manager_hooks, shared_plugin_manager
 from .ports import PortRange, free_ports, release_ports
 
-_TEMPLATE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 _PROVISIONER_TRAITS = {"kernel_id", "kernel_spec", "parent", "connection_info", "config", "log"}
 _UNATTENDED_POLL_INTERVAL = 2.0
 
@@ -75,7 +74,7 @@ class HookProvisioner(KernelProvisionerBase):
         else:
             self.timings["before_launch"] = applied
         argv = list(self.kernel_spec.argv) + list(kwargs.pop("extra_arguments", []))
-        if any("{connection_file}" in arg for arg in argv):
+        if argv_templates.uses(argv, "connection_file"):
             self._write_connection_file()
         namespace = {
             "prefix": sys.prefix,
@@ -84,14 +83,14 @@ class HookProvisioner(KernelProvisionerBase):
             "port_range": str(self._port_range() or "0..0"),
             "connection_file": os.path.realpath(km.connection_file) if km.connection_file else "",
         }
-        if any("{response_address}" in arg or "{public_key}" in arg for arg in argv):
+        if argv_templates.uses(argv, "response_address", "public_key"):
             await remote.start_listener()
         namespace.update(remote.substitutions())
         for extra in self.pm.hook.eg_launch_substitutions(kernel=kernel):
             namespace.update(extra)
         if argv and argv[0] in ("python", f"python{sys.version_info[0]}") and kernel.resource_manager == "local":
             argv[0] = sys.executable
-        cmd = [_TEMPLATE.sub(lambda m: str(namespace.get(m.group(1), m.group(0))), arg) for arg in argv]
+        cmd = argv_templates.fill(argv, namespace)
         return {"cmd": cmd, "env": kernel.env, "cwd": kernel.cwd}
 
     def _port_range(self) -> PortRange | None:
@@ -199,6 +198,7 @@ class HookProvisioner(KernelProvisionerBase):
             await acall_first(self.hooks.eg_load_process_info, kernel=self.kernel, info=process_info)
         else:
             self.kernel.state = dict(process_info)
+            self.kernel.handles.clear()
         self._running = True
 
 

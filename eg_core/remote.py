@@ -16,7 +16,11 @@ a comm port for signals and shutdown. A resource manager uses it like this::
 
     @hookimpl
     async def eg_send_signal(kernel, signum):
-        await remote.signal(kernel, signum)
+        await remote.send_signal(kernel, signum, fallback=<signal it through the backend>)
+
+    @hookimpl
+    async def eg_terminate(kernel):
+        await remote.terminate(kernel, fallback=<signal it through the backend>)
 
 The kernelspec's argv gets ``{response_address}``, ``{public_key}``, ``{port_range}`` and
 ``{kernel_id}`` filled by the core. Enterprise Gateway launchers (payload version 1) work too:
@@ -26,7 +30,9 @@ call ``expect_callback(kernel, legacy=True)``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable
+import logging
+import signal as signals
+from typing import Any, Awaitable, Callable
 
 from . import launcher_comm
 from .context import KernelContext
@@ -35,6 +41,8 @@ from .errors import LaunchFailed
 from .response import ResponseListener
 
 _listener: ResponseListener | None = None
+log = logging.getLogger("eg")
+Fallback = Callable[[KernelContext, int], Awaitable[Any]]
 
 
 def launcher_path() -> str:
@@ -167,3 +175,46 @@ async def is_alive(kernel: KernelContext) -> bool:
     """Whether the launcher answers on its comm port (refused means the kernel is gone)."""
     host, port, key = _comm(kernel)
     return bool(port) and await launcher_comm.is_alive(host, port, key)
+
+
+def launcher_env(kernel: KernelContext, launch_key: str | None) -> dict[str, str]:
+    """The launcher's environment: the kernel's (``kernel.env``) plus ``EG_LAUNCH_KEY`` when
+    there is a launch key (from :func:`expect_callback`). Deliver it as an environment (a
+    container's, a job's, over an SSH channel), never on a command line."""
+    env = dict(kernel.env)
+    if launch_key:
+        env["EG_LAUNCH_KEY"] = launch_key
+    return env
+
+
+async def send_signal(kernel: KernelContext, signum: int, fallback: Fallback | None = None) -> None:
+    """Send ``signum`` to the kernel: the one policy for every remote resource manager.
+
+    Through the launcher's comm port when the launcher reported one. A refused connection means
+    the launcher, and the kernel with it, is gone: nothing more to do. Any other failure (a
+    timeout, a network error, a refused request) is logged and ``fallback(kernel, signum)``
+    (the backend's own way: ``kill`` over SSH, the engine's kill, ``scancel --signal``) is
+    tried; so is it when there is no comm port (an Enterprise Gateway launcher that never
+    called back, a launch that failed early).
+    """
+    if has_comm_port(kernel):
+        try:
+            await signal(kernel, signum)
+            return
+        except ConnectionRefusedError:
+            return
+        except (OSError, asyncio.TimeoutError, LauncherRequestRejected, ValueError) as exc:
+            if fallback is None:
+                raise
+            kernel.log.warning("signal %s through the launcher's comm port failed (%s); using the backend", signum, exc)
+    if fallback is not None:
+        await fallback(kernel, signum)
+
+
+async def terminate(kernel: KernelContext, fallback: Fallback | None = None) -> None:
+    """Ask the kernel to stop: the launcher's shutdown request through its comm port, else
+    ``fallback(kernel, SIGTERM)``."""
+    if has_comm_port(kernel):
+        await shutdown_launcher(kernel)
+    elif fallback is not None:
+        await fallback(kernel, signals.SIGTERM)

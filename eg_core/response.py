@@ -103,7 +103,7 @@ class ResponseListener(LoggingConfigurable):
         help="The 'host:port' launchers call back (Enterprise Gateway's {response_address}). "
         "Env: EG_RESPONSE_ADDRESS, or built from EG_RESPONSE_IP and EG_RESPONSE_PORT; "
         "default 127.0.0.1:8877. Port 0 picks a free port at start.",
-    )
+    ).tag(env_default=("EG_RESPONSE_ADDRESS", "EG_RESPONSE_IP", "EG_RESPONSE_PORT"))
 
     @default("response_address")
     def _default_response_address(self) -> str:
@@ -145,7 +145,7 @@ class ResponseListener(LoggingConfigurable):
         config=True,
         help="The ip the listener binds. Env: EG_RESPONSE_BIND_IP (or EG_RESPONSE_ADDR_ANY=true "
         "for 0.0.0.0); default: the host part of response_address.",
-    )
+    ).tag(env_default=("EG_RESPONSE_BIND_IP", "EG_RESPONSE_ADDR_ANY"))
 
     @default("bind_ip")
     def _default_bind_ip(self) -> str:

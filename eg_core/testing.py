@@ -53,18 +53,21 @@ def resource_manager_of(spec: dict) -> tuple:
     """``(resource manager name, its kernelspec config)`` for a kernelspec dict, as the
     gateway reads it (``eg-<name>`` provisioners, and the aliases plugins register)."""
     from .catalog import resource_manager_of as read
+    from .plugins import kernelspec_aliases
 
-    return read(spec)
+    return read(spec, kernelspec_aliases(plugin_manager()))
 
 
 def kernelspec_dir(name: str) -> str:
     """The directory of kernelspec ``name`` among those eg ships (core and installed plugins)."""
     from .catalog import packaged_kernelspecs_dir
+    from .plugins import kernelspec_dirs
 
-    path = Path(packaged_kernelspecs_dir()) / name
-    if not (path / "kernel.json").exists():
-        raise LookupError(f"no kernelspec {name!r} is shipped with eg-core or an installed plugin")
-    return str(path)
+    for directory in (packaged_kernelspecs_dir(), *kernelspec_dirs(plugin_manager())):
+        path = Path(directory) / name
+        if (path / "kernel.json").exists():
+            return str(path)
+    raise LookupError(f"no kernelspec {name!r} is shipped with eg-core or an installed plugin")
 
 
 class GatewayProcess:

@@ -14,6 +14,11 @@ LocalProvisioner = provisioner_for("local")
 
 
 @hookimpl
+def eg_kernelspec_aliases():
+    return {"local-provisioner": "local", "LocalProcessProxy": "local"}
+
+
+@hookimpl
 async def eg_launch_process(kernel, cmd):
     await process.start(kernel, cmd)
 
@@ -22,11 +27,6 @@ async def eg_launch_process(kernel, cmd):
 def eg_confirm_startup(kernel):
     """Nothing to wait for: the core's kernel_info phase proves the kernel is up, and an early
     exit is seen through ``eg_wait``."""
-
-
-@hookimpl
-def eg_connection_info(kernel):
-    return kernel.connection_info
 
 
 @hookimpl

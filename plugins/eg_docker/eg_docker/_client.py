@@ -256,10 +256,10 @@ class DockerClient:
         filters = {"label": [k if v is None else f"{k}={v}" for k, v in labels.items()]}
         return await self._call("service list", self._api.services, filters=filters)
 
-    async def service_tasks(self, service_id: str) -> list[dict]:
-        """The service's tasks; none when the service does not exist (any more)."""
+    async def service_tasks(self, *service_ids: str) -> list[dict]:
+        """The tasks of the services (one request); none when no service exists (any more)."""
         try:
-            return await self._call("task list", self._api.tasks, filters={"service": service_id})
+            return await self._call("task list", self._api.tasks, filters={"service": list(service_ids)})
         except DockerError as exc:
             if exc.status == 404:
                 return []

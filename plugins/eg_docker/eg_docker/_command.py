@@ -17,14 +17,11 @@ onto a command line.
 from __future__ import annotations
 
 import os
-import re
 
-
-from eg_core import KernelContext, remote
+from eg_core import KernelContext, argv, remote
 
 from ._settings import KernelContainer
 
-_TEMPLATE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 _EG_CONTAINER_LAUNCHERS = ("launch_docker.py",)
 _PORT_RANGE_FLAGS = ("--port-range", "--RemoteProcessProxy.port-range")
 
@@ -53,7 +50,7 @@ def container_command(kernel: KernelContext, kc: KernelContainer, cmd: list[str]
     if uses_image_command(kernel, cmd):
         return None
     values = {"kernel_bind_ip": kc.bind_ip, "kernel_id": kernel.kernel_id, **remote.substitutions()}
-    return [_TEMPLATE.sub(lambda m: str(values.get(m.group(1), m.group(0))), arg) for arg in cmd]
+    return argv.fill(cmd, values)
 
 
 def container_env(
@@ -62,7 +59,7 @@ def container_env(
     """The container's environment: the kernel's (kernelspec env, allowed request values,
     ``KERNEL_*`` set by the core), what Enterprise Gateway's container launcher adds, and the
     launch key."""
-    env = dict(kernel.env)
+    env = remote.launcher_env(kernel, launch_key)
     env.update(
         KERNEL_IMAGE=kc.image,
         KERNEL_UID=str(kc.uid),
@@ -84,8 +81,6 @@ def container_env(
             KERNEL_SPARK_CONTEXT_INIT_MODE=env.get("KERNEL_SPARK_CONTEXT_INIT_MODE", "none"),
         )
         env.setdefault("KERNEL_LANGUAGE", str(kernel.spec.get("language", "python")).lower())
-    if launch_key:
-        env["EG_LAUNCH_KEY"] = launch_key
     return env
 
 

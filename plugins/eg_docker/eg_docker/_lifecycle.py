@@ -11,7 +11,6 @@ import time
 from types import ModuleType
 
 from eg_core import KernelContext, remote
-from eg_core.remote import LauncherRequestRejected
 
 from . import _containers, _services
 from ._client import DockerError, client_for
@@ -79,26 +78,20 @@ async def wait(kernel: KernelContext) -> int:
             await asyncio.sleep(2.0)
 
 
-async def send_signal(kernel: KernelContext, signum: int) -> None:
-    """Signals go through the launcher's comm port (interrupts reach the kernel's process group);
-    SIGTERM/SIGKILL fall back to the engine when the launcher does not answer."""
-    if signum == 0:
-        return
-    if remote.has_comm_port(kernel):
-        try:
-            await remote.signal(kernel, signum)
-            return
-        except (OSError, asyncio.TimeoutError, LauncherRequestRejected, ValueError) as exc:
-            kernel.log.warning("signal %s through the launcher's comm port failed: %s", signum, exc)
-    if signum in (signals.SIGTERM, signals.SIGKILL):
+async def signal_container(kernel: KernelContext, signum: int) -> None:
+    """The backend's way to signal the kernel: the engine's kill of the container (or task)."""
+    if signum:
         await backend(kernel).signal(kernel, signals.Signals(signum).name)
 
 
+async def send_signal(kernel: KernelContext, signum: int) -> None:
+    """Through the launcher's comm port (interrupts reach the kernel's process group), else
+    through the engine (:func:`eg_core.remote.send_signal`'s policy)."""
+    await remote.send_signal(kernel, signum, fallback=signal_container)
+
+
 async def terminate(kernel: KernelContext) -> None:
-    if remote.has_comm_port(kernel):
-        await remote.shutdown_launcher(kernel)
-    else:
-        await backend(kernel).signal(kernel, "SIGTERM")
+    await remote.terminate(kernel, fallback=signal_container)
 
 
 async def kill(kernel: KernelContext) -> None:

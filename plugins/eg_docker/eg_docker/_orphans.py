@@ -11,25 +11,15 @@ the live kernel ids (a reconciler, the HA layer).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Iterable
+
+from eg_core.orphans import Resource, unknown
 
 from ._client import DockerClient, DockerError
 from ._settings import APP, COMPONENT, LABEL_APP, LABEL_COMPONENT, LABEL_GATEWAY, LABEL_KERNEL_ID
 
 
-@dataclass
-class KernelResource:
-    """One kernel container or Swarm service on the engine."""
-
-    kind: str  # "container" or "service"
-    id: str
-    name: str
-    kernel_id: str
-    state: str
-
-    def to_json(self) -> dict:
-        return asdict(self)
+KernelResource = Resource  # the core's description of one kernel resource
 
 
 def _labels(gateway_id: str | None) -> dict[str, str | None]:
@@ -61,18 +51,16 @@ async def kernel_resources(docker: DockerClient, gateway_id: str | None) -> list
 
 
 async def find_orphans(docker: DockerClient, known_kernel_ids: Iterable[str], gateway_id: str | None) -> list[KernelResource]:
-    known = set(known_kernel_ids)
-    return [r for r in await kernel_resources(docker, gateway_id) if r.kernel_id not in known]
+    return unknown(await kernel_resources(docker, gateway_id), known_kernel_ids)
+
+
+async def remove(docker: DockerClient, resource: KernelResource) -> bool:
+    """Remove one container (forced) or service; whether it was there."""
+    if resource.kind == "container":
+        return await docker.container_remove(resource.id)
+    return await docker.service_remove(resource.id)
 
 
 async def remove_resources(docker: DockerClient, resources: Iterable[KernelResource]) -> list[KernelResource]:
     """Remove containers (forced) and services; returns those removed."""
-    removed = []
-    for resource in resources:
-        if resource.kind == "container":
-            gone = await docker.container_remove(resource.id)
-        else:
-            gone = await docker.service_remove(resource.id)
-        if gone:
-            removed.append(resource)
-    return removed
+    return [resource for resource in resources if await remove(docker, resource)]

@@ -3,7 +3,9 @@ replicated service with one task and no restarts per kernel.
 
 The same operations as :mod:`eg_docker._containers`, on the service and its task. Swarm tasks
 have no wait endpoint, so a task's end is seen by reading its state every
-``task_poll_interval`` seconds; the launch itself waits on the launcher's callback, not on this.
+``task_poll_interval`` seconds while launching; the launch itself waits on the launcher's
+callback, not on this. Running kernels are watched together: one task listing per engine and
+second for all of them (:class:`eg_core.poller.StatusPoller`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 from typing import Any
 
 from eg_core import BadRequest, KernelContext, LaunchFailed
+from eg_core.poller import StatusPoller
 
 from ._client import DockerClient, DockerError, client_for
 from ._settings import KernelContainer
@@ -109,7 +112,30 @@ async def current_task(kernel: KernelContext) -> dict | None:
     tasks = await client(kernel).service_tasks(service_id)
     if not tasks:
         return None
+    return _latest(tasks)
+
+
+def _latest(tasks: list[dict]) -> dict:
     return max(tasks, key=lambda t: (t.get("Version", {}).get("Index", 0), t.get("CreatedAt", "")))
+
+
+_pollers: dict[tuple[int, str], StatusPoller] = {}
+
+
+def _tasks_poller(kernel: KernelContext) -> StatusPoller:
+    """The engine's poller of running kernels' tasks: ``{service_id: its latest task}``."""
+    docker_host = kernel.state.get("docker_host") or ""
+    key = (id(asyncio.get_running_loop()), docker_host)
+    if key not in _pollers:
+
+        async def latest_tasks(service_ids: list[str]) -> dict[str, dict]:
+            by_service: dict[str, list[dict]] = {}
+            for task in await client_for(docker_host or None).service_tasks(*service_ids):
+                by_service.setdefault(task.get("ServiceID", ""), []).append(task)
+            return {sid: _latest(tasks) for sid, tasks in by_service.items()}
+
+        _pollers[key] = StatusPoller(latest_tasks, interval=1.0, name=f"docker swarm tasks at {docker_host}")
+    return _pollers[key]
 
 
 def _task_status(task: dict | None) -> tuple[str, int | None, str]:
@@ -150,10 +176,13 @@ async def poll(kernel: KernelContext) -> int | None:
 
 
 async def wait(kernel: KernelContext) -> int:
-    """Wait for a running kernel's task to end (checked every second: tasks have no wait endpoint)."""
-    await exited(kernel, interval=max(1.0, float(kernel.state.get("task_poll_interval") or 0)))
-    _, code, _ = _task_status(await current_task(kernel))
-    return int(code or 0)
+    """Wait for a running kernel's task to end, or its service to go (checked every second
+    with the engine's other kernels: tasks have no wait endpoint)."""
+    service_id = kernel.state.get("service_id")
+    if not service_id:
+        return 0
+    task = await _tasks_poller(kernel).wait_until(service_id, lambda t: t is None or _task_status(t)[0] not in ALIVE)
+    return int(_task_status(task)[1] or 0) if task is not None else 0
 
 
 async def address(kernel: KernelContext, kc: KernelContainer) -> str | None:

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlparse
 
-from traitlets import Bool, Float, Integer, List, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, EGError, KernelContext, LaunchRefused
+from eg_core.config import EnvDefaults, kernelspec_settings
 
 # Labels every kernel container/service carries (Enterprise Gateway's, plus ours).
 LABEL_KERNEL_ID = "kernel_id"
@@ -64,165 +65,91 @@ REQUEST_VARIABLES = {
 }
 
 
-def _env_list(name: str, fallback: str) -> list[str]:
-    return [v.strip() for v in os.environ.get(name, fallback).split(",") if v.strip()]
-
-
-def _env_bool(name: str, fallback: bool) -> bool:
-    value = os.environ.get(name)
-    return fallback if value is None else value.strip().lower() in ("1", "true", "yes", "on")
-
-
-class DockerSettings(SingletonConfigurable):
-    """Gateway-wide defaults of the ``docker`` resource manager (kernelspecs may override them)."""
+class DockerSettings(EnvDefaults, SingletonConfigurable):
+    """Gateway-wide defaults of the ``docker`` resource manager; kernelspecs may override the
+    settings tagged ``kernelspec=True`` in their resource-manager ``config``."""
 
     docker_host = Unicode(
         config=True, help="The Docker engine: unix:///path or tcp://host:port. Env: DOCKER_HOST.",
-    )
+    ).tag(kernelspec=True)
 
     @default("docker_host")
     def _default_docker_host(self) -> str:
         return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
     image_name = Unicode(
-        config=True, help="Image for kernelspecs that name none (Enterprise Gateway's EG_KERNEL_IMAGE).",
-    )
-
-    @default("image_name")
-    def _default_image(self) -> str:
-        return os.environ.get("EG_KERNEL_IMAGE", "")
-
-    mode = Unicode(
-        config=True, help="'container' (docker run) or 'swarm' (a Swarm service per kernel). "
-        "Kernelspecs of Enterprise Gateway's DockerSwarmProcessProxy always use 'swarm'. Env: EG_DOCKER_MODE.",
-    )
-
-    @default("mode")
-    def _default_mode(self) -> str:
-        return os.environ.get("EG_DOCKER_MODE", "container")
-
+        "", config=True, help="Image for kernelspecs that name none (Enterprise Gateway's EG_KERNEL_IMAGE).",
+    ).tag(kernelspec=True, env=("EG_KERNEL_IMAGE",))
+    mode = Enum(
+        ("container", "swarm"), "container", config=True, help="'container' (docker run) or 'swarm' (a Swarm service per kernel). "
+        "Kernelspecs of Enterprise Gateway's DockerSwarmProcessProxy always use 'swarm'.",
+    ).tag(kernelspec=True, env=("EG_DOCKER_MODE",))
     network = Unicode(
-        config=True, help="Network of kernel containers: 'host' or a named network. Env: EG_DOCKER_NETWORK.",
-    )
-
-    @default("network")
-    def _default_network(self) -> str:
-        return os.environ.get("EG_DOCKER_NETWORK", "host")
-
+        "host", config=True, help="Network of kernel containers: 'host' or a named network.",
+    ).tag(kernelspec=True, env=("EG_DOCKER_NETWORK",))
     kernel_host = Unicode(
         "", config=True,
         help="Address the gateway dials to reach host-networked kernels. Default: the Docker "
         "host's address (127.0.0.1 for a unix socket).",
-    )
+    ).tag(kernelspec=True)
     kernel_bind_ip = Unicode(
         "", config=True,
         help="Address kernels bind inside their container. Default: 127.0.0.1 for host-networked "
         "kernels on a local engine, else 0.0.0.0.",
-    )
+    ).tag(kernelspec=True)
     prohibited_uids = List(
-        Integer(), config=True, help="UIDs kernels may not run as (403). Env: EG_PROHIBITED_UIDS.",
-    )
-
-    @default("prohibited_uids")
-    def _default_prohibited_uids(self) -> list[int]:
-        return _int_list("EG_PROHIBITED_UIDS")
-
+        Integer(), [0], config=True, help="UIDs kernels may not run as (403).",
+    ).tag(env=("EG_PROHIBITED_UIDS",))
     prohibited_gids = List(
-        Integer(), config=True, help="GIDs kernels may not run as (403). Env: EG_PROHIBITED_GIDS.",
-    )
-
-    @default("prohibited_gids")
-    def _default_prohibited_gids(self) -> list[int]:
-        return _int_list("EG_PROHIBITED_GIDS")
-
-    default_uid = Unicode(config=True, help="UID when neither kernelspec nor request sets one. Env: EG_DEFAULT_KERNEL_UID.")
-
-    @default("default_uid")
-    def _default_default_uid(self) -> str:
-        return os.environ.get("EG_DEFAULT_KERNEL_UID", "1000")
-
-    default_gid = Unicode(config=True, help="GID when neither kernelspec nor request sets one. Env: EG_DEFAULT_KERNEL_GID.")
-
-    @default("default_gid")
-    def _default_default_gid(self) -> str:
-        return os.environ.get("EG_DEFAULT_KERNEL_GID", "100")
-
+        Integer(), [0], config=True, help="GIDs kernels may not run as (403).",
+    ).tag(env=("EG_PROHIBITED_GIDS",))
+    default_uid = Unicode(
+        "1000", config=True, help="UID when neither kernelspec nor request sets one."
+    ).tag(env=("EG_DEFAULT_KERNEL_UID",))
+    default_gid = Unicode(
+        "100", config=True, help="GID when neither kernelspec nor request sets one."
+    ).tag(env=("EG_DEFAULT_KERNEL_GID",))
     mirror_working_dirs = Bool(
-        config=True, help="Let requests set the container's working dir (KERNEL_WORKING_DIR). Env: EG_MIRROR_WORKING_DIRS.",
-    )
-
-    @default("mirror_working_dirs")
-    def _default_mirror(self) -> bool:
-        return _env_bool("EG_MIRROR_WORKING_DIRS", False)
-
+        False, config=True, help="Let requests set the container's working dir (KERNEL_WORKING_DIR).",
+    ).tag(kernelspec=True, env=("EG_MIRROR_WORKING_DIRS",))
     request_overrides = List(
         Unicode(), ["uid", "gid", "cpus", "memory", "gpus"], config=True,
         help=f"Settings a request may set with KERNEL_* values ({', '.join(sorted(REQUEST_VARIABLES))}). "
         "'image' lets a request name any image; allowed_images lets it name matching ones only.",
-    )
+    ).tag(kernelspec=True)
     ignored_overrides = List(
         Unicode(), ["working_dir"], config=True,
         help="Settings whose KERNEL_* request values are dropped (logged at DEBUG) rather than refused "
         "(403) when request_overrides does not allow them. Default: working_dir, because Jupyter Server "
         "sends KERNEL_WORKING_DIR with every request (Enterprise Gateway drops it too unless "
         "mirror_working_dirs is on); make it [] to refuse such requests instead.",
-    )
+    ).tag(kernelspec=True)
     allowed_images = List(
         Unicode(), config=True,
         help="Patterns (fnmatch) of images a request may ask for with KERNEL_IMAGE; empty: only the configured image.",
-    )
+    ).tag(kernelspec=True)
     max_cpus = Float(0.0, config=True, help="Most CPUs a request may ask for (0: no limit beyond the engine's).")
     max_memory = Unicode("", config=True, help="Most memory a request may ask for, e.g. '8g' (empty: no limit).")
-    pull_policy = Unicode(
-        "missing", config=True, help="'missing' (pull when the engine lacks the image), 'never' or 'always'.",
-    )
-    init = Bool(True, config=True, help="Run docker-init (tini) as PID 1, so signals and zombies are handled.")
+    pull_policy = Enum(
+        ("missing", "never", "always"), "missing", config=True, help="'missing' (pull when the engine lacks the image), 'never' or 'always'.",
+    ).tag(kernelspec=True)
+    init = Bool(True, config=True, help="Run docker-init (tini) as PID 1, so signals and zombies are handled.").tag(kernelspec=True)
     remove_containers = Bool(
-        config=True, help="Remove a kernel's container when it shuts down (else it stays, stopped). Env: EG_REMOVE_CONTAINER.",
-    )
-
-    @default("remove_containers")
-    def _default_remove(self) -> bool:
-        return _env_bool("EG_REMOVE_CONTAINER", True)
+        True, config=True, help="Remove a kernel's container when it shuts down (else it stays, stopped).",
+    ).tag(kernelspec=True, env=("EG_REMOVE_CONTAINER",))
 
     gateway_id = Unicode(
         "eg", config=True,
         help="Value of the eg.gateway label on this gateway's kernels; gateways sharing an engine "
         "need different ids, so orphan checks see only their own kernels.",
-    )
-    orphans_at_startup = Unicode(
-        "log", config=True,
+    ).tag(kernelspec=True)
+    orphans_at_startup = Enum(
+        ("log", "remove", "ignore"), "log", config=True,
         help="What to do at startup with kernel containers of this gateway_id that it does not "
         "know: 'log', 'remove' or 'ignore'.",
     )
-    log_tail_lines = Integer(25, config=True, help="Container log lines quoted when a kernel fails or dies.")
+    log_tail_lines = Integer(25, config=True, help="Container log lines quoted when a kernel fails or dies.").tag(kernelspec=True)
     task_poll_interval = Float(0.25, config=True, help="Seconds between Swarm task state checks (tasks have no wait endpoint).")
-
-    @validate("mode")
-    def _check_mode(self, proposal):
-        return _check_choice("mode", proposal["value"], ("container", "swarm"))
-
-    @validate("pull_policy")
-    def _check_pull(self, proposal):
-        return _check_choice("pull_policy", proposal["value"], ("missing", "never", "always"))
-
-    @validate("orphans_at_startup")
-    def _check_orphans(self, proposal):
-        return _check_choice("orphans_at_startup", proposal["value"], ("log", "remove", "ignore"))
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-    return value
-
-
-def _int_list(env: str) -> list[int]:
-    values = _env_list(env, "0")
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise ValueError(f"{env} must be a comma list of integers, not {os.environ.get(env)!r}") from None
 
 
 def settings() -> DockerSettings:
@@ -261,20 +188,14 @@ class KernelContainer:
 class _Layers:
     """Looks a setting up in request (if allowed), kernelspec config, then gateway defaults."""
 
-    def __init__(self, kernel: KernelContext, gateway: DockerSettings):
+    def __init__(self, kernel: KernelContext, gateway: Any):
         self.kernel = kernel
         self.config = kernel.config
         self.gateway = gateway
         self.spec_env = {k: str(v) for k, v in (kernel.spec.get("env") or {}).items()}
-        allowed = self.config.get("request_overrides", gateway.request_overrides)
-        if isinstance(allowed, str):
-            allowed = [a.strip() for a in allowed.split(",") if a.strip()]
-        self.allowed = set(allowed)
-        ignored = self.config.get("ignored_overrides", gateway.ignored_overrides)
-        if isinstance(ignored, str):
-            ignored = [i.strip() for i in ignored.split(",") if i.strip()]
-        self.ignored = set(ignored)
-        if _truthy(self.config.get("mirror_working_dirs", gateway.mirror_working_dirs)):
+        self.allowed = set(gateway.request_overrides)
+        self.ignored = set(gateway.ignored_overrides)
+        if gateway.mirror_working_dirs:
             self.allowed.add("working_dir")
 
     def requested(self, setting: str) -> str | None:
@@ -318,11 +239,11 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
     Called by ``eg_launch_process`` before it creates anything. Raises :class:`BadRequest` for
     malformed values and :class:`LaunchRefused` (403) for values the operator does not allow.
     """
-    gateway = gateway or settings()
+    gateway = kernelspec_settings(kernel, gateway or DockerSettings)
     layers = _Layers(kernel, gateway)
     cfg = kernel.config
 
-    mode = _mode(kernel, cfg.get("mode") or gateway.mode)
+    mode = _mode(kernel, gateway.mode)
     image = _image(kernel, layers, gateway)
     network = _network(layers, gateway)
     uid = _id("UID", layers.get("uid", "uid", gateway.default_uid)[0], gateway.prohibited_uids, "EG_PROHIBITED_UIDS")
@@ -339,9 +260,8 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
     # Labels add up: the kernelspec's, then the request's (where allowed), then the gateway's own.
     labels = {**_labels(kernel.config.get("labels") or {}), **_labels(layers.get("labels", "labels", {})[0])}
     labels.update(_kernel_labels(kernel, gateway))
-    docker_host = str(cfg.get("docker_host") or gateway.docker_host)
+    docker_host = gateway.docker_host
     host, bind_ip = _addresses(network, docker_host, cfg, gateway)
-    pull_policy = _check_400("pull_policy", str(cfg.get("pull_policy") or gateway.pull_policy), ("missing", "never", "always"))
     legacy = _truthy(cfg.get("legacy_launcher", False))
     return KernelContainer(
         mode=mode,
@@ -359,10 +279,10 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
         labels=labels,
         host=host,
         bind_ip=bind_ip,
-        pull_policy=pull_policy,
-        init=_truthy(cfg.get("init", gateway.init)),
-        remove=_truthy(cfg.get("remove_containers", gateway.remove_containers)),
-        log_tail_lines=int(cfg.get("log_tail_lines") or gateway.log_tail_lines),
+        pull_policy=gateway.pull_policy,
+        init=gateway.init,
+        remove=gateway.remove_containers,
+        log_tail_lines=gateway.log_tail_lines,
         legacy_launcher=legacy,
     )
 
@@ -396,9 +316,7 @@ def _image(kernel: KernelContext, layers: _Layers, gateway: DockerSettings) -> s
     requested = layers.requested("image")
     image = configured
     if requested and requested != configured:
-        patterns = kernel.config.get("allowed_images", gateway.allowed_images) or []
-        if isinstance(patterns, str):
-            patterns = [p.strip() for p in patterns.split(",") if p.strip()]
+        patterns = gateway.allowed_images
         if "image" not in layers.allowed and not patterns:
             raise LaunchRefused(
                 f"KERNEL_IMAGE may not be set by a request for kernelspec {kernel.kernel_name!r}; the operator "

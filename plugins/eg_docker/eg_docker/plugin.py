@@ -7,9 +7,9 @@ looks like, and the checks), :mod:`._client` (async Docker Engine API) and :mod:
 
 from __future__ import annotations
 
-import logging
+from pathlib import Path
 
-from eg_core import hookimpl, provisioner_for
+from eg_core import hookimpl, orphans, provisioner_for
 
 from . import _lifecycle as lifecycle
 from . import _orphans
@@ -17,7 +17,6 @@ from ._client import DockerError, client_for, close_clients
 from ._settings import DockerSettings, pool_misfit, settings
 
 DockerProvisioner = provisioner_for("docker")
-log = logging.getLogger("eg.docker")
 
 
 # -- registration ----------------------------------------------------------------------------------
@@ -32,24 +31,31 @@ def eg_configurables():
 async def eg_reconcile(known_kernel_ids):
     """Called at startup once the gateway adopted its stored kernels: deal with kernel
     containers of this gateway id that it does not know, per ``orphans_at_startup``."""
-    policy = settings().orphans_at_startup
-    if policy == "ignore":
-        return
-    known = set(known_kernel_ids)
     docker = client_for(settings().docker_host)
-    try:
-        orphans = await _orphans.find_orphans(docker, known, settings().gateway_id)
-        if orphans and policy == "remove":
-            orphans = await _orphans.remove_resources(docker, orphans)
-    except DockerError as exc:
-        log.warning("Docker engine %s not reachable at startup: %s", settings().docker_host, exc)
-        return
-    for orphan in orphans:
-        log.warning(
-            "%s kernel %s %s %s (%s) of gateway %r, unknown to this gateway",
-            "Removed" if policy == "remove" else "Found", orphan.kind, orphan.name, orphan.id[:12],
-            orphan.state, settings().gateway_id,
-        )
+    await orphans.sweep(
+        "docker",
+        known_kernel_ids,
+        lambda: _orphans.kernel_resources(docker, settings().gateway_id),
+        lambda resource: _orphans.remove(docker, resource),
+        policy=settings().orphans_at_startup,
+    )
+
+
+@hookimpl
+def eg_kernelspec_aliases():
+    """gateway_provisioners' and Enterprise Gateway's names for this resource manager."""
+    return {
+        "docker-provisioner": "docker",
+        "docker-swarm-provisioner": "docker",
+        "DockerProcessProxy": "docker",
+        "DockerSwarmProcessProxy": "docker",
+    }
+
+
+@hookimpl
+def eg_kernelspec_dirs():
+    """The ``python_docker`` kernelspec this package ships."""
+    return [str(Path(__file__).parent / "kernelspecs")]
 
 
 @hookimpl
@@ -68,11 +74,6 @@ async def eg_launch_process(kernel, cmd):
 @hookimpl
 async def eg_confirm_startup(kernel):
     await lifecycle.confirm(kernel)
-
-
-@hookimpl
-def eg_connection_info(kernel):
-    return kernel.connection_info
 
 
 @hookimpl

@@ -152,7 +152,7 @@ def test_labels_cannot_forge_identity(gateway):
 def test_swarm_mode_from_eg_class_name(gateway):
     metadata = {"process_proxy": {"class_name": "enterprise_gateway.services.processproxies.docker_swarm.DockerSwarmProcessProxy"}}
     assert resolve(make_kernel(metadata=metadata), gateway).mode == "swarm"
-    with pytest.raises(BadRequest, match="mode must be one of"):
+    with pytest.raises(BadRequest, match="config.mode is not valid.*container"):
         resolve(make_kernel(config={"mode": "kubernetes"}), gateway)
 
 

@@ -10,6 +10,7 @@ from eg_core.doctor import Check
 
 from . import _remote
 from ._settings import remote_user, resolve, split_host
+from ._settings import target as ssh_target
 from ._ssh import HostUnreachable, LoginRejected, Target, pool
 
 
@@ -20,9 +21,9 @@ def _targets(kernels, found: list[Check]) -> dict[tuple[Target, str], list[str]]
         try:
             settings = resolve(kernel)
             user = remote_user(kernel, settings)
-            for entry in settings.hosts:
-                host, port = split_host(entry, settings.port)
-                target = settings.target(host, port, user)
+            for entry in settings.remote_hosts:
+                host, port = split_host(entry, settings.ssh_port)
+                target = ssh_target(settings, host, port, user)
                 targets.setdefault((target, settings.remote_python), []).append(kernel.kernel_name)
         except EGError as exc:
             found.append(Check(f"kernelspec {kernel.kernel_name}", False, exc.message, "fix the kernelspec's config"))

@@ -18,7 +18,8 @@ from eg_core import KernelContext, LaunchFailed, remote
 from . import _remote, _tunnels
 from ._hosts import hosts
 from ._remote import RemoteProcess
-from ._settings import Settings, remote_user, resolve, split_host
+from ._settings import remote_user, resolve, split_host
+from ._settings import target as ssh_target
 from ._ssh import HostUnreachable, LoginRejected, SessionRefused, Target, pool
 
 _LIVENESS_INTERVAL = 5.0
@@ -30,11 +31,14 @@ def _process(kernel: KernelContext) -> RemoteProcess | None:
     return kernel.handles.get("ssh_process")
 
 
-def _target(kernel: KernelContext, settings: Settings | None = None) -> Target:
-    """The SSH target of a launched kernel, from its state (also after adoption)."""
+def _target(kernel: KernelContext, settings=None, entry: str | None = None, user: str | None = None) -> Target:
+    """The SSH target of host ``entry`` (default: the launched kernel's, from its state, also
+    after adoption)."""
     s = settings or resolve(kernel)
-    host, _ = split_host(kernel.state["host"], s.port)
-    return s.target(host, int(kernel.state["ssh_port"]), kernel.state["user"])
+    host, port = split_host(entry or kernel.state["host"], s.ssh_port)
+    if entry is None:
+        port = int(kernel.state["ssh_port"])
+    return ssh_target(s, host, port, user or kernel.state["user"])
 
 
 async def launch(kernel: KernelContext, cmd: list[str]) -> None:
@@ -44,19 +48,18 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     previous = kernel.state.get("host") if kernel.restarting else None
     for stale in _LAUNCH_STATE:  # a relaunch must not act on the previous launcher
         kernel.state.pop(stale, None)
-    candidates = hosts.candidates(settings.hosts, settings.algorithm, kernel.env.get("KERNEL_REMOTE_HOST"), previous)
+    candidates = hosts.candidates(
+        settings.remote_hosts, settings.load_balancing_algorithm, kernel.env.get("KERNEL_REMOTE_HOST"), previous
+    )
     argv, launcher_args = _remote.prepare_argv(cmd, settings.remote_python, settings.replace_eg_launcher)
     launch_key = await remote.expect_callback(kernel, legacy=not launcher_args)
-    env = dict(kernel.env)
-    if launch_key:
-        env["EG_LAUNCH_KEY"] = launch_key
-    log = _remote.log_path(settings.log_dir, kernel.kernel_id)
+    env = remote.launcher_env(kernel, launch_key)
+    log = _remote.log_path(settings.kernel_log_dir, kernel.kernel_id)
     kernel.handles.pop("ssh_process", None)
     kernel.handles.pop("exit_reported", None)
     failures = []
     for entry in candidates:
-        host, port = split_host(entry, settings.port)
-        target = settings.target(host, port, user)
+        target = _target(kernel, settings, entry, user)
         start = time.monotonic()
         try:
             conn, process = await _start_on(kernel, target, settings, argv, launcher_args, env, log)
@@ -72,7 +75,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
             raise
         hosts.mark_up(entry)
         hosts.assign(entry, kernel.kernel_id)
-        kernel.state.update(host=entry, ip=conn.peer_ip, ssh_port=port, user=user, pgid=process.pid, log=log)
+        kernel.state.update(host=entry, ip=conn.peer_ip, ssh_port=target.port, user=user, pgid=process.pid, log=log)
         kernel.log.info(
             "ssh: launcher pid %s started on %s in %.3fs", process.pid, target, time.monotonic() - start
         )
@@ -84,11 +87,11 @@ async def _start_on(kernel, target, settings, argv, launcher_args, env, log):
     """Start the launcher on ``target``; when sshd refuses another session on a pooled
     connection (MaxSessions), retry on another connection."""
     for attempt in range(3):
-        conn = await pool.acquire(target, settings.max_sessions, settings.idle_timeout)
+        conn = await pool.acquire(target, settings.max_sessions_per_connection, settings.connection_idle_timeout)
         try:
             return conn, await _remote.start(
                 kernel, conn, argv, launcher_args, settings.launcher_dir, settings.remote_python,
-                env, log, settings.keep_logs,
+                env, log, settings.keep_kernel_logs,
             )
         except SessionRefused as exc:
             kernel.log.info("ssh: %s; using another connection", exc)
@@ -105,9 +108,9 @@ async def confirm(kernel: KernelContext) -> None:
         kernel.handles["exit_reported"] = True
         raise
     settings = resolve(kernel)
-    if settings.tunneling:
+    if settings.enable_tunneling:
         try:
-            await _tunnels.open_tunnels(kernel, _target(kernel, settings), settings.max_sessions, settings.idle_timeout)
+            await _tunnels.open_tunnels(kernel, _target(kernel, settings), settings.max_sessions_per_connection, settings.connection_idle_timeout)
         except (HostUnreachable, LoginRejected, OSError) as exc:
             raise LaunchFailed("confirm_startup", f"cannot tunnel the kernel's ports through SSH: {exc}") from None
 
@@ -141,26 +144,19 @@ async def wait(kernel: KernelContext) -> int:
     return status
 
 
-async def send_signal(kernel: KernelContext, signum: int) -> None:
-    """Through the launcher's comm port; over SSH (``kill``) when it has none or does not answer."""
-    if remote.has_comm_port(kernel):
-        try:
-            await remote.signal(kernel, signum)
-            return
-        except ConnectionRefusedError:
-            return  # the launcher is gone, and the kernel with it
-        except Exception as exc:  # noqa: BLE001 - fall back to SSH
-            kernel.log.warning("ssh: comm port signal failed (%s); signalling over SSH", exc)
+async def kill_over_ssh(kernel: KernelContext, signum: int) -> None:
+    """The backend's way to signal the launcher's process group: ``kill`` over SSH."""
     pgid = kernel.state.get("pgid")
     if pgid and "host" in kernel.state:
         await _remote.kill_group(_target(kernel), pgid, signum)
 
 
+async def send_signal(kernel: KernelContext, signum: int) -> None:
+    await remote.send_signal(kernel, signum, fallback=kill_over_ssh)
+
+
 async def terminate(kernel: KernelContext) -> None:
-    if remote.has_comm_port(kernel):
-        await remote.shutdown_launcher(kernel)
-    else:
-        await send_signal(kernel, signal.SIGTERM)
+    await remote.terminate(kernel, fallback=kill_over_ssh)
 
 
 async def kill(kernel: KernelContext) -> None:
@@ -224,7 +220,7 @@ async def adopt(kernel: KernelContext, info: dict) -> None:
         hosts.assign(kernel.state["host"], kernel.kernel_id)
     if "tunnel" in kernel.state:
         settings = resolve(kernel)
-        await _tunnels.open_tunnels(kernel, _target(kernel, settings), settings.max_sessions, settings.idle_timeout)
+        await _tunnels.open_tunnels(kernel, _target(kernel, settings), settings.max_sessions_per_connection, settings.connection_idle_timeout)
 
 
 async def shutdown() -> None:

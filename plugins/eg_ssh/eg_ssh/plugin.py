@@ -8,6 +8,8 @@ go through its comm port, with SSH ``kill`` as the fallback.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from eg_core import hookimpl, provisioner_for
 
 from . import _settings
@@ -30,6 +32,18 @@ def eg_configurables():
 
 
 @hookimpl
+def eg_kernelspec_aliases():
+    """gateway_provisioners' and Enterprise Gateway's names for this resource manager."""
+    return {"distributed-provisioner": "ssh", "DistributedProcessProxy": "ssh"}
+
+
+@hookimpl
+def eg_kernelspec_dirs():
+    """The ``python_ssh`` kernelspec this package ships."""
+    return [str(Path(__file__).parent / "kernelspecs")]
+
+
+@hookimpl
 async def eg_launch_process(kernel, cmd):
     """Called once per (re)launch: choose a host, start the launcher there."""
     await _kernels().launch(kernel, cmd)
@@ -39,12 +53,6 @@ async def eg_launch_process(kernel, cmd):
 async def eg_confirm_startup(kernel):
     """Called after the launch: wait for the launcher's callback, or its early end."""
     await _kernels().confirm(kernel)
-
-
-@hookimpl
-def eg_connection_info(kernel):
-    """Called after the callback: the launcher's ports, with the host's address as ip."""
-    return kernel.connection_info
 
 
 @hookimpl

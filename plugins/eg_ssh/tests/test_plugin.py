@@ -99,7 +99,9 @@ def test_invalid_algorithm_is_refused(settings):
 def test_kernelspec_config_overrides(settings):
     settings(remote_hosts=["a"], ssh_port=22, remote_user="u")
     s = resolve(ctx({"remote_hosts": "h1, h2", "ssh_port": "2200", "remote_user": "v", "port_range": "x", "keep_kernel_logs": "true"}))
-    assert (s.hosts, s.port, s.user, s.keep_logs) == (("h1", "h2"), 2200, "v", True)
+    assert (s.remote_hosts, s.ssh_port, s.remote_user, s.keep_kernel_logs) == (("h1", "h2"), 2200, "v", True)
+    with pytest.raises(BadRequest, match="config.impersonation_enabled is a gateway-wide setting"):
+        resolve(ctx({"impersonation_enabled": True}))
     with pytest.raises(BadRequest, match="config.ssh_port"):
         resolve(ctx({"ssh_port": "twenty"}))
     with pytest.raises(BadRequest, match="load_balancing_algorithm"):

@@ -1,0 +1,79 @@
+"""One batched status query for every watched kernel of a backend that has no events.
+
+Some backends can only be asked (``squeue``, a REST list of tasks or applications). Rather than
+one polling loop per kernel, a resource manager keeps one :class:`StatusPoller` per backend: it
+asks about every watched kernel in one query per interval, and only while some kernel is
+watched::
+
+    def job_states(job_ids):            # async: {job_id: "RUNNING", ...}; absent ids are gone
+        ...
+
+    jobs = StatusPoller(job_states, interval=2.0, name="slurm")
+
+    @hookimpl
+    async def eg_wait(kernel):
+        state = await jobs.wait_until(kernel.state["job_id"], lambda s: s not in ALIVE)
+        return 0 if state in (None, "COMPLETED") else 1
+
+A failed query is logged and asked again at the next interval (a backend that is briefly
+unreachable says nothing about the kernels). Waiters may be cancelled at any time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Mapping
+
+log = logging.getLogger("eg.poller")
+Query = Callable[[list[str]], Awaitable[Mapping[str, Any]]]
+
+
+class StatusPoller:
+    """Watches keys (job ids, service ids...) with ``query(keys) -> {key: status}``."""
+
+    def __init__(self, query: Query, interval: float, name: str = "backend"):
+        self.query = query
+        self.interval = interval
+        self.name = name
+        self.latest: dict[str, Any] = {}  # the last status seen per watched key
+        self._waiters: dict[str, list[tuple[Callable[[Any], bool], asyncio.Future]]] = {}
+        self._task: asyncio.Task | None = None
+        self.queries = 0  # queries made so far (for tests and benchmarks)
+
+    async def wait_until(self, key: str, done: Callable[[Any], bool]) -> Any:
+        """Wait until ``done(status)`` holds for ``key``'s status (``None`` once the query no
+        longer lists it) and return that status."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, []).append((done, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        try:
+            return await asyncio.shield(future)
+        finally:
+            waiters = self._waiters.get(key, [])
+            if (done, future) in waiters:
+                waiters.remove((done, future))
+            if not waiters:
+                self._waiters.pop(key, None)
+
+    async def _run(self) -> None:
+        while self._waiters:
+            keys = list(self._waiters)
+            try:
+                statuses = dict(await self.query(keys))
+            except Exception as exc:
+                log.warning("%s: status query failed (%s); asking again in %gs", self.name, exc, self.interval)
+            else:
+                self.queries += 1
+                for key in keys:
+                    status = statuses.get(key)
+                    self.latest[key] = status
+                    for done, future in list(self._waiters.get(key, ())):
+                        if not future.done() and done(status):
+                            future.set_result(status)
+            await asyncio.sleep(self.interval)
+        self._task = None
+
+
+__all__ = ["StatusPoller"]

@@ -1,0 +1,158 @@
+"""The shared machinery plugins build on: argv templates, kernelspec overrides validated through
+the traits, the subprocess runner, the orphan sweep, the launcher's environment and the one
+signal fallback policy. In-process, with real subprocesses and real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import pytest
+from traitlets import Bool, Enum, Int, List, Unicode
+from traitlets.config import SingletonConfigurable
+
+from eg_core import BadRequest, KernelContext, argv, orphans, process, remote
+from eg_core.config import EnvDefaults, kernelspec_settings, overridable
+
+
+class DemoSettings(EnvDefaults, SingletonConfigurable):
+    partition = Unicode("debug", config=True, help="Partition.").tag(kernelspec=True, env=("EG_DEMO_PARTITION",))
+    cpus = Int(1, config=True, help="CPUs.").tag(kernelspec=True)
+    exclusive = Bool(False, config=True, help="Whole nodes.").tag(kernelspec=True)
+    queues = List(Unicode(), ["a"], config=True, help="Queues.").tag(kernelspec=True)
+    mode = Enum(("batch", "interactive"), "batch", config=True, help="Mode.").tag(kernelspec=True)
+    account = Unicode("ops", config=True, help="Gateway-wide only.")
+
+
+def kernel(**config) -> KernelContext:
+    return KernelContext(kernel_id="k1", kernel_name="demo", resource_manager="demo", config=config, env={"KERNEL_X": "1"})
+
+
+@pytest.fixture
+def demo(monkeypatch):
+    monkeypatch.setenv("EG_DEMO_PARTITION", "gpu")
+    DemoSettings.clear_instance()
+    yield DemoSettings.instance()
+    DemoSettings.clear_instance()
+
+
+def test_argv_fill_leaves_unknown_templates():
+    assert argv.fill(["x", "{a}-{b}", "{c}"], {"a": 1, "c": "z"}) == ["x", "1-{b}", "z"]
+    assert argv.uses(["--f", "{connection_file}"], "connection_file") and not argv.uses(["{x}"], "y")
+
+
+def test_kernelspec_overrides_are_validated_by_the_traits(demo):
+    assert overridable(DemoSettings) == ["cpus", "exclusive", "mode", "partition", "queues"]
+    s = kernelspec_settings(kernel(cpus="4", exclusive="true", queues="q1, q2", port_range="ignored"), DemoSettings)
+    assert (s.partition, s.cpus, s.exclusive, s.queues, s.account) == ("gpu", 4, True, ["q1", "q2"], "ops")
+    for config, message in [
+        ({"cpus": "four"}, "config.cpus is not valid"),
+        ({"exclusive": "maybe"}, "config.exclusive is not valid"),
+        ({"mode": "fast"}, "config.mode is not valid.*batch"),
+        ({"account": "root"}, "config.account is a gateway-wide setting.*may set: cpus, exclusive"),
+    ]:
+        with pytest.raises(BadRequest, match=message):
+            kernelspec_settings(kernel(**config), DemoSettings)
+
+
+async def test_run_captures_output_and_status():
+    done = await process.run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"], timeout=60)
+    assert (done.returncode, done.stdout.strip(), done.stderr.strip()) == (3, "out", "err")
+    assert done.explain().endswith("exited with status 3: err")
+    echoed = await process.run([sys.executable, "-c", "print(input()[::-1])"], timeout=60, input="abc\n")
+    assert echoed.stdout.strip() == "cba"
+
+
+async def test_run_kills_the_process_group_on_timeout(tmp_path):
+    marker = tmp_path / "child.pid"
+    code = f"import os, subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(600)"
+    with pytest.raises(process.CommandTimeout):
+        await process.run([sys.executable, "-c", code], timeout=3)
+    child = int(marker.read_text())
+    for _ in range(200):  # the grandchild was killed with its group (reaped by init)
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                if f.read().split(")")[-1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the command's child survived the timeout")
+
+
+def test_kernel_env_never_carries_gateway_secrets(monkeypatch):
+    monkeypatch.setenv("EG_AUTH_TOKEN", "secret")
+    env = process.kernel_process_env(kernel())
+    assert "EG_AUTH_TOKEN" not in env and env["KERNEL_X"] == "1"
+    assert remote.launcher_env(kernel(), "key")["EG_LAUNCH_KEY"] == "key"
+    assert "EG_LAUNCH_KEY" not in remote.launcher_env(kernel(), None)
+
+
+async def test_orphan_sweep_reports_and_removes_only_unknown_kernels(caplog):
+    held = [orphans.Resource("job", "1", "k-a", "a"), orphans.Resource("job", "2", "k-b", "b")]
+    removed = []
+
+    async def listing():
+        return held
+
+    async def remove(resource):
+        removed.append(resource.id)
+        return True
+
+    assert await orphans.sweep("demo", {"a"}, listing, remove) == [held[1]] and removed == []
+    assert "demo: found orphan job k-b" in caplog.text
+    assert await orphans.sweep("demo", {"a"}, listing, remove, policy="remove") == [held[1]] and removed == ["2"]
+    assert await orphans.sweep("demo", set(), listing, remove, policy="ignore") == []
+
+    async def unreachable():
+        raise OSError("connection refused")
+
+    assert await orphans.sweep("demo", set(), unreachable, remove) == []
+    assert "cannot list kernel resources" in caplog.text
+
+
+async def test_signal_policy_falls_back_once_and_trusts_a_refusal():
+    calls = []
+
+    async def fallback(k, signum):
+        calls.append(signum)
+
+    k = kernel()
+    await remote.send_signal(k, signal.SIGINT, fallback)  # no comm port: the backend's way
+    await remote.terminate(k, fallback)
+    assert calls == [signal.SIGINT, signal.SIGTERM]
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)  # answers nothing useful
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    k.state.update(comm_ip="127.0.0.1", comm_port=port, launch_key=None)
+    calls.clear()
+    await remote.send_signal(k, signal.SIGINT, fallback)  # refused: the launcher is gone, nothing to do
+    assert calls == []
+
+
+async def test_poller_asks_once_per_interval_for_every_watched_key():
+    from eg_core.poller import StatusPoller
+
+    states = {"a": "RUNNING", "b": "RUNNING"}
+    asked = []
+
+    async def query(keys):
+        asked.append(sorted(keys))
+        return {k: states[k] for k in keys if k in states}
+
+    poller = StatusPoller(query, interval=0.01, name="demo")
+    a = asyncio.ensure_future(poller.wait_until("a", lambda s: s != "RUNNING"))
+    b = asyncio.ensure_future(poller.wait_until("b", lambda s: s is None))
+    while poller.queries < 2:
+        await asyncio.sleep(0.01)
+    assert ["a", "b"] in asked and not a.done()
+    states["a"] = "FAILED"
+    del states["b"]
+    assert await asyncio.wait_for(a, 30) == "FAILED"
+    assert await asyncio.wait_for(b, 30) is None
+    assert all(len(keys) <= 2 for keys in asked)
+    await asyncio.sleep(0.05)
+    assert poller._task is None  # nothing watched: no more queries
