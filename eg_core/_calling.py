@@ -1,6 +1,9 @@
 """Awaiting hook results: pluggy calls hooks synchronously, implementations may be async.
 
-This is the one place that knows how async implementations are run.
+This is the one place that knows how async implementations are run. The rules that make it
+sound are enforced when a plugin registers (:class:`eg_core.plugins.PluginManager`): hooks
+documented "Sync only" refuse an ``async def``, and no hook that may be async takes a wrapper
+(a wrapper would see coroutines, not results).
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from pluggy import HookCaller
+from pluggy import HookCallError, HookCaller
 
 
 async def _resolve(result: Any) -> Any:
@@ -36,8 +39,22 @@ async def acall(caller: HookCaller, **kwargs: Any) -> list[Any]:
 
 
 async def acall_first(caller: HookCaller, **kwargs: Any) -> Any:
-    """Call a ``firstresult`` hook (a resource-manager hook) and await its result."""
-    return await _resolve(caller(**kwargs))
+    """Call a ``firstresult`` hook: ask each implementation in pluggy's order (LIFO, with
+    ``tryfirst``/``trylast``), awaiting its answer; the first that is not ``None`` wins, so an
+    async implementation can decline by returning ``None`` and the next one is asked.
+
+    Implementations are called one by one here rather than through ``caller(...)``: pluggy's own
+    ``firstresult`` would stop at the first coroutine, whatever it would return.
+    """
+    for impl in reversed(caller.get_hookimpls()):
+        try:
+            args = [kwargs[name] for name in impl.argnames]
+        except KeyError as missing:
+            raise HookCallError(f"hook call must provide argument {missing}") from None
+        result = await _resolve(impl.function(*args))
+        if result is not None:
+            return result
+    return None
 
 
 def implemented(caller: HookCaller) -> bool:

@@ -10,8 +10,12 @@ There are two kinds of hooks:
   **registration hooks** (``eg_configurables``, ``eg_web_handlers``, ``eg_startup``,
   ``eg_shutdown``): every registered plugin takes part.
 
-Any implementation may be ``async def`` unless its docstring says "sync only": the core awaits
-results through :mod:`eg_core._calling`. Do not use ``wrapper=True`` on hooks that may be async.
+Any implementation may be ``async def`` unless its docstring says "Sync only" (those hooks are
+listed in ``SYNC_ONLY_HOOKS``): the core awaits results through :mod:`eg_core._calling`. An
+async ``firstresult`` implementation may decline by returning ``None``: the next one is asked.
+Rules checked when a plugin registers (a :class:`pluggy.PluginValidationError` names the
+plugin and hook): an ``async def`` implementation of a sync-only hook is refused, and so is
+``wrapper=True``/``hookwrapper=True`` on any hook that may be async (it would see coroutines).
 
 The launch sequence, in the order the code runs it, is the docstring of
 :func:`eg_core.launch.launch_sequence`; restart runs ``eg_kill``/``eg_cleanup(restart=True)``
@@ -283,12 +287,14 @@ def eg_after_launch(kernel: KernelContext) -> None:
 def eg_kernel_event(kernel: KernelContext, event: str, details: dict[str, Any]) -> None:
     """Observe a kernel lifecycle event.
 
-    ``event`` is one of ``requested``, ``launched``, ``launch_failed``, ``connected``,
-    ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``, ``shut_down``, and
-    ``progress`` (a resource manager's launch step, from :meth:`eg_core.KernelContext.progress`),
-    and for warm pools ``pool_claimed`` (on the claimed kernel; ``request_id``, ``duration``) and
-    ``pool_miss`` (on the request; ``reason``). A pool's own launches are ``launched`` events
-    with ``details["pooled"]`` True (``kernel.pooled`` is set until the kernel is claimed).
+    ``event`` is one of ``requested``, ``launched``, ``launch_failed``, ``adopted``,
+    ``connected``, ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``,
+    ``shut_down``, and ``progress`` (a resource manager's launch step, from
+    :meth:`eg_core.KernelContext.progress`), and for warm pools ``pool_claimed`` (on the claimed
+    kernel; ``request_id``, ``duration``) and ``pool_miss`` (on the request; ``reason``). A
+    pool's own launches are ``launched`` events with ``details["pooled"]`` True
+    (``kernel.pooled`` is set until the kernel is claimed). :class:`eg_core.Event` names them;
+    a plugin may emit events of its own.
     ``details`` carries the event's facts (phase durations for ``launched``, the phase and error
     for ``launch_failed``, the exit status for ``died``...). Called when the event happens.
 
@@ -456,6 +462,15 @@ def eg_shutdown(gateway: GatewayAPI) -> None:
     """
 
 
+SYNC_ONLY_HOOKS = (
+    "eg_user_allowed",
+    "eg_launch_substitutions",
+    "eg_configurables",
+    "eg_kernelspec_aliases",
+    "eg_kernelspec_dirs",
+    "eg_web_handlers",
+)
+
 RESOURCE_MANAGER_HOOKS = (
     "eg_launch_process",
     "eg_confirm_startup",
@@ -473,6 +488,6 @@ RESOURCE_MANAGER_HOOKS = (
     "eg_pool_fit",
 )
 
-__all__ = ["NAME", "hookspec", "RESOURCE_MANAGER_HOOKS"] + [
+__all__ = ["NAME", "hookspec", "RESOURCE_MANAGER_HOOKS", "SYNC_ONLY_HOOKS"] + [
     name for name in dir() if name.startswith("eg_")
 ]

@@ -14,6 +14,7 @@ import asyncio
 from ._calling import acall, acall_first, implemented
 from .context import KernelContext
 from .errors import EGError, LaunchFailed
+from .lifecycle import Phase
 
 
 class Deadline:
@@ -110,18 +111,18 @@ async def launch_sequence(
     """
     try:
         await run_phase(
-            "launch_process",
+            Phase.LAUNCH_PROCESS,
             deadline,
             acall_first(hooks.eg_launch_process, kernel=kernel, cmd=cmd),
             timings,
             kernel,
         )
         await run_phase(
-            "confirm_startup", deadline, acall_first(hooks.eg_confirm_startup, kernel=kernel), timings, kernel
+            Phase.CONFIRM_STARTUP, deadline, acall_first(hooks.eg_confirm_startup, kernel=kernel), timings, kernel
         )
-        info = await run_phase("connection_info", deadline, connection_info(kernel, hooks), timings, kernel)
+        info = await run_phase(Phase.CONNECTION_INFO, deadline, connection_info(kernel, hooks), timings, kernel)
         if not info:
-            raise LaunchFailed("connection_info", f"resource manager '{kernel.resource_manager}' returned none")
+            raise LaunchFailed(Phase.CONNECTION_INFO, f"resource manager '{kernel.resource_manager}' returned none")
         return info
     except BaseException as exc:
         await abort_launch(kernel, hooks, exc)

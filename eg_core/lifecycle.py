@@ -14,6 +14,7 @@ class Event:
     REQUESTED = "requested"  # a launch was asked for (details: {})
     LAUNCHED = "launched"  # the kernel answered kernel_info (details: duration, phases)
     LAUNCH_FAILED = "launch_failed"  # details: phase, error
+    ADOPTED = "adopted"  # a kernel launched by an earlier gateway process was re-attached
     CONNECTED = "connected"  # a websocket client connected
     DISCONNECTED = "disconnected"  # a websocket client left
     INTERRUPTED = "interrupted"
@@ -21,10 +22,11 @@ class Event:
     DIED = "died"  # the kernel ended on its own (details: status, why)
     CULLED = "culled"  # the culler is about to shut it down (details: reason, idle_seconds...)
     SHUT_DOWN = "shut_down"  # details: reason
+    PROGRESS = "progress"  # a resource manager's launch step (kernel.progress(...))
 
     ALL = (
-        REQUESTED, LAUNCHED, LAUNCH_FAILED, CONNECTED, DISCONNECTED,
-        INTERRUPTED, RESTARTED, DIED, CULLED, SHUT_DOWN,
+        REQUESTED, LAUNCHED, LAUNCH_FAILED, ADOPTED, CONNECTED, DISCONNECTED,
+        INTERRUPTED, RESTARTED, DIED, CULLED, SHUT_DOWN, PROGRESS,
     )
 
 

@@ -9,6 +9,7 @@ leaves out every other resource manager, so exactly one takes part.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from functools import lru_cache
 from typing import Any, Iterable
@@ -16,7 +17,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .hookspecs import NAME, RESOURCE_MANAGER_HOOKS
+from .hookspecs import NAME, RESOURCE_MANAGER_HOOKS, SYNC_ONLY_HOOKS
 
 ENTRY_POINT_GROUP = "eg.plugins"
 BUILTIN_PLUGINS = {
@@ -31,6 +32,30 @@ BUILTIN_PLUGINS = {
 }
 
 
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager with eg's hook rules checked at registration (see :mod:`eg_core.hookspecs`):
+    sync-only hooks refuse ``async def`` implementations, and hooks that may be async refuse
+    wrappers."""
+
+    def _verify_hook(self, hook: Any, hookimpl: Any) -> None:  # pluggy calls it per implementation
+        super()._verify_hook(hook, hookimpl)
+        function = hookimpl.function
+        is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+        if hook.name in SYNC_ONLY_HOOKS and is_async:
+            raise pluggy.PluginValidationError(
+                hookimpl.plugin,
+                f"plugin {hookimpl.plugin_name!r}: {hook.name} is sync only (the core calls it without "
+                "awaiting); make the implementation a plain 'def'",
+            )
+        if hook.name not in SYNC_ONLY_HOOKS and (hookimpl.wrapper or hookimpl.hookwrapper):
+            raise pluggy.PluginValidationError(
+                hookimpl.plugin,
+                f"plugin {hookimpl.plugin_name!r}: {hook.name} may have async implementations, so a "
+                "wrapper would see coroutines, not results; use eg_before_launch/eg_after_launch or "
+                "eg_kernel_event to act around a step",
+            )
+
+
 def get_plugin_manager(
     disabled: Iterable[str] = (), *, load_entrypoints: bool = True
 ) -> pluggy.PluginManager:
@@ -39,7 +64,7 @@ def get_plugin_manager(
     ``EG_DISABLED_PLUGINS`` (a comma list) adds to ``disabled``; ``EG_TRACE_PLUGINS=1`` logs
     every hook call.
     """
-    pm = pluggy.PluginManager(NAME)
+    pm = PluginManager(NAME)
     pm.add_hookspecs(hookspecs)
     blocked = set(disabled) | {n for n in os.environ.get("EG_DISABLED_PLUGINS", "").split(",") if n}
     for name in blocked:

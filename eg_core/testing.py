@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 
+from eg_core import hookspecs
 from eg_core.wsproto import V1, from_legacy, from_v1, to_v1
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
@@ -32,6 +33,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def eg_plugin_manager():
+    """A fresh, in-process plugin manager with eg's hookspecs and registration rules and no
+    plugins: register inline plugins (``eg_plugin_manager.register(MyPolicy(), name="mine")``)
+    and call its hooks (``pm.hook.eg_before_launch(kernel=kernel_context())``)."""
+    from .hookspecs import NAME
+    from .plugins import PluginManager
+
+    pm = PluginManager(NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def kernel_context(**fields):
+    """A :class:`eg_core.KernelContext` for unit tests (a new kernel id, kernelspec ``test``,
+    resource manager ``local``, unless ``fields`` say otherwise)."""
+    from . import KernelContext
+
+    values = {"kernel_id": str(uuid.uuid4()), "kernel_name": "test", "resource_manager": "local", **fields}
+    return KernelContext(**values)
 
 
 def plugin_manager(*, load_entrypoints: bool = True):
