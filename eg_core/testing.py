@@ -1,11 +1,34 @@
 """Test harness for eg and its plugins: a real eg-gateway process, REST and websocket clients
-speaking both protocols.
+speaking both protocols, an in-process plugin manager, and the resource-manager conformance suite.
 
-It is a pytest plugin registered through the ``pytest11`` entry point, so its fixtures
-(``gateway``, ``gateway_factory``, ``http``, ``kernel``, ``kernel_spec_dirs``, and
-``kerberos_realm``: a real MIT KDC on loopback, see :mod:`eg_core.testing_kerberos`) are there in any
-test run where eg-core is installed. Using them needs the ``test`` extra (httpx, websockets,
-pytest-asyncio); they are imported only when used.
+It is an opt-in pytest plugin: a plugin's top-level ``conftest.py`` declares ::
+
+    pytest_plugins = ["eg_core.testing"]
+
+(this repository's root ``conftest.py`` does it for the core's and the bundled plugins' tests).
+Using it needs the ``test`` extra (httpx, websockets, pytest-asyncio, psutil).
+
+For a resource manager:
+
+- :class:`ResourceManagerConformance`: subclass it in a test module, name the kernelspec and
+  provide the fixtures ``eg_gateway_factory`` (a gateway configured for the backend; the default
+  starts a plain one) and ``eg_probe`` (what the backend still holds for a kernel id;
+  :func:`processes_of_kernel` for backends that run processes on this machine). It inherits the
+  checks every resource manager must pass: start and execute, interrupt, restart keeps the id,
+  shutdown leaves nothing, a failed start names the phase and leaves nothing, the launch
+  timeout leaves nothing, bad settings are refused before anything is created, adoption after a
+  gateway SIGKILL, orphans found after a restart.
+
+For a policy plugin:
+
+- ``eg_plugin_manager``: a fresh in-process plugin manager (eg's hookspecs and rules, no plugins);
+  :func:`kernel_context` builds a :class:`eg_core.KernelContext`;
+- :class:`EventRecorder`: a plugin that records kernel events, ``await recorder.wait("launched")``;
+  :func:`wait_for_event` waits for an event in a gateway process's event log.
+
+The core's own fixtures (``gateway``, ``gateway_factory``, ``http``, ``kernel``,
+``kernel_spec_dirs``) start real gateways for REST and websocket tests; ``kerberos_realm`` is a
+real MIT KDC on loopback (see :mod:`eg_core.testing_kerberos`).
 """
 
 from __future__ import annotations
@@ -23,7 +46,8 @@ from pathlib import Path
 import pytest
 
 
-from eg_core import hookspecs
+from eg_core import hookimpl, hookspecs
+from eg_core._conformance import ResourceManagerConformance, wait_until_gone  # noqa: F401  (public here)
 from eg_core.wsproto import V1, from_legacy, from_v1, to_v1
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
@@ -33,6 +57,87 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def eg_gateway_factory(gateway_factory, kernel_spec_dirs):
+    """``start(*args, env=None, kernel_spec_dirs=())`` starts a gateway (a :class:`GatewayProcess`,
+    stopped after the test). Override it in a resource manager's tests to configure the backend."""
+
+    def start(*args: str, env: dict | None = None, kernel_spec_dirs: list[str] | tuple = ()) -> GatewayProcess:
+        return gateway_factory(*args, env=env, kernel_spec_dirs=[*module_dirs, *kernel_spec_dirs])
+
+    module_dirs = list(kernel_spec_dirs)
+    return start
+
+
+async def processes_of_kernel(kernel_id: str) -> list[str]:
+    """Processes on this machine whose environment has ``KERNEL_ID=<kernel_id>`` (a probe for
+    the conformance suite; reading other users' environments needs root)."""
+    import psutil
+
+    def scan() -> list[str]:
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+            try:
+                if proc.info["status"] == psutil.STATUS_ZOMBIE or proc.environ().get("KERNEL_ID") != kernel_id:
+                    continue
+            except (psutil.Error, OSError):
+                continue
+            found.append(f"{proc.info['pid']} {' '.join(proc.info['cmdline'] or [])}")
+        return found
+
+    return await asyncio.to_thread(scan)
+
+
+class EventRecorder:
+    """A plugin that records every kernel event; register it on a plugin manager and wait::
+
+        recorder = EventRecorder()
+        eg_plugin_manager.register(recorder, name="recorder")
+        ...
+        details = await recorder.wait("culled", kernel_id=kid)
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict]] = []  # (kernel_id, event, details)
+        self._changed = asyncio.Condition()
+
+    @hookimpl
+    async def eg_kernel_event(self, kernel, event, details):
+        async with self._changed:
+            self.events.append((kernel.kernel_id, event, dict(details)))
+            self._changed.notify_all()
+
+    async def wait(self, event: str, kernel_id: str | None = None, timeout: float = 60.0) -> dict:
+        """The details of the first recorded ``event`` (of ``kernel_id``), waiting for it."""
+
+        def found():
+            return next((d for k, e, d in self.events if e == event and kernel_id in (None, k)), None)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: found() is not None), timeout)
+            return found()
+
+
+async def wait_for_event(gw: "GatewayProcess", event: str, kernel_id: str | None = None, timeout: float = 60.0) -> dict:
+    """The first ``event`` (of ``kernel_id``) in a gateway process's event log (the ``events``
+    plugin's JSON lines), waiting up to ``timeout`` seconds for it to be written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in gw.output().splitlines():
+            start = line.find('{"time"')
+            if start < 0:
+                continue
+            try:
+                record = json.loads(line[start:])
+            except ValueError:
+                continue
+            if record.get("event") == event and kernel_id in (None, record.get("kernel_id")):
+                return record
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {event!r} event{' for kernel ' + kernel_id if kernel_id else ''} within {timeout}s")
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from eg_core import LaunchFailed, hookimpl, remote
-from eg_core.kernelspecs.launcher import launch_ipykernel
-from eg_core.provisioner import provisioner_for
+from eg_core import LaunchFailed, hookimpl, provisioner_for, remote
 
 from . import _jobs
 from ._jobs import SlurmError
@@ -23,7 +21,7 @@ _KILL_WAIT = 30.0
 
 
 def _argv(cmd: list[str], python: str) -> list[str]:
-    argv = [launch_ipykernel.__file__ if arg == "{launcher}" else arg for arg in cmd]
+    argv = [remote.launcher_path() if arg == "{launcher}" else arg for arg in cmd]
     return [python, *argv[1:]] if argv and argv[0] in ("python", "python3") else argv
 
 

@@ -33,20 +33,21 @@ def kernel_spec_dirs():
 
 
 @pytest.fixture
-def ssh_gateway(gateway_factory, sshd, tmp_path):
+def ssh_gateway(gateway_factory, sshd, tmp_path, kernel_spec_dirs):
     """Start a gateway whose ssh resource manager points at the test sshd.
 
     ``hosts``, ``user`` and any other ``SSHResourceManager`` trait are keyword arguments;
-    ``env`` adds to the gateway's environment.
+    ``env`` adds to the gateway's environment, ``kernel_spec_dirs`` to the module's.
     """
 
-    def start(*args, env=None, hosts=None, user=USER, **settings):
+    def start(*args, env=None, hosts=None, user=USER, kernel_spec_dirs=(), **settings):
         config_dir = tmp_path / f"config-{next(_counter)}"
         config_dir.mkdir()
         (config_dir / "eg_gateway_config.py").write_text(sshd.gateway_config(hosts=hosts, user=user, **settings))
         full_env = {"JUPYTER_CONFIG_DIR": str(config_dir), "EG_RESPONSE_PORT": "0", **(env or {})}
-        return gateway_factory(*args, env=full_env)
+        return gateway_factory(*args, env=full_env, kernel_spec_dirs=[*module_dirs, *kernel_spec_dirs])
 
+    module_dirs = list(kernel_spec_dirs)
     return start
 
 

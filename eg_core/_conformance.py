@@ -1,0 +1,219 @@
+"""The resource-manager conformance suite (re-exported by :mod:`eg_core.testing`).
+
+A resource manager's test module subclasses :class:`ResourceManagerConformance`, names its
+kernelspec, and provides two fixtures: ``eg_gateway_factory`` (starts a gateway configured for
+its backend) and ``eg_probe`` (lists what the backend still holds for a kernel id)::
+
+    from eg_core.testing import ResourceManagerConformance, processes_of_kernel
+
+    class TestSlurmConformance(ResourceManagerConformance):
+        kernelspec = "python_slurm"
+        bad_config = {"partition": 42}          # refused with a 400 before anything is created
+
+        @pytest.fixture
+        def eg_probe(self):
+            return jobs_of_kernel             # async (kernel_id) -> ["job 123 RUNNING", ...]
+
+Every check starts its own gateway(s) and its own kernel, through the REST and websocket API,
+against the real backend. A check the resource manager cannot support is switched off in the
+subclass by setting it to ``None`` (e.g. ``test_eg_orphans_found_after_restart = None`` for a
+backend that cannot list what it runs); the suite then does not collect it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+from .lifecycle import Phase
+
+Probe = Callable[[str], Awaitable[list[str]]]
+# ``{connection_file}`` as an ignored argument: a resource manager that relies on the core's
+# connection file (local) gets one, as for a real kernel.
+FAILING_ARGV = ["python", "-c", "import sys; sys.exit(3)", "{connection_file}"]
+HANGING_ARGV = ["python", "-c", "import time; time.sleep(3600)", "{connection_file}"]
+
+
+async def wait_until_gone(probe: Probe, kernel_id: str, timeout: float = 60.0) -> list[str]:
+    """What ``probe`` still finds for ``kernel_id`` after waiting up to ``timeout`` s for nothing."""
+    deadline = time.monotonic() + timeout
+    while (left := await probe(kernel_id)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return left
+
+
+class ResourceManagerConformance:
+    """The checks every resource manager must pass (see the module docstring)."""
+
+    kernelspec: str = ""
+    bad_config: dict[str, Any] | None = None  # a kernelspec config the resource manager must refuse
+    orphan_args: tuple[str, ...] = ()  # gateway arguments that make it remove orphans at startup
+    launch_timeout: float = 10.0  # seconds, for the launch-timeout check
+
+    # -- setup --------------------------------------------------------------------------------
+
+    @pytest.fixture
+    def eg_variants(self, tmp_path, kernel_spec_dirs) -> Path:
+        """Kernelspecs derived from ``kernelspec``: ``<name>-eg-fails`` (exits at once),
+        ``<name>-eg-hangs`` (never answers) and ``<name>-eg-bad`` (``bad_config`` merged in)."""
+        from .testing import kernelspec_dir
+
+        source = next(
+            (Path(d) / self.kernelspec for d in kernel_spec_dirs if (Path(d) / self.kernelspec / "kernel.json").exists()),
+            None,
+        ) or Path(kernelspec_dir(self.kernelspec))
+        spec = json.loads((source / "kernel.json").read_text())
+        root = tmp_path / "eg-variants"
+        for suffix, argv, extra in (
+            ("fails", FAILING_ARGV, {}),
+            ("hangs", HANGING_ARGV, {}),
+            ("bad", spec["argv"], self.bad_config or {}),
+        ):
+            variant = json.loads(json.dumps(spec))
+            variant["argv"] = argv
+            variant["display_name"] = f"{spec.get('display_name', self.kernelspec)} ({suffix})"
+            metadata = variant.setdefault("metadata", {})
+            holder = metadata.get("kernel_provisioner") or metadata.get("process_proxy")
+            if holder is not None:
+                holder["config"] = {**(holder.get("config") or {}), **extra}
+            (root / f"{self.kernelspec}-eg-{suffix}").mkdir(parents=True)
+            (root / f"{self.kernelspec}-eg-{suffix}" / "kernel.json").write_text(json.dumps(variant))
+        return root
+
+    @pytest.fixture
+    def eg_start(self, eg_gateway_factory, eg_variants):
+        """Start a gateway for the suite: the plugin's factory, with the variant kernelspecs."""
+
+        def start(*args: str, **kwargs: Any):
+            return eg_gateway_factory(*args, kernel_spec_dirs=[str(eg_variants)], **kwargs)
+
+        return start
+
+    async def _launch(self, gw, name: str | None = None, env: dict | None = None):
+        async with gw.client() as http:
+            return await http.post("/api/kernels", json={"name": name or self.kernelspec, "env": env or {}})
+
+    async def _started(self, gw) -> str:
+        r = await self._launch(gw)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    async def _run(self, gw, kernel_id: str, code: str) -> dict:
+        from .testing import KernelSocket
+
+        ws = await KernelSocket.connect(gw, kernel_id)
+        try:
+            return await ws.execute(code)
+        finally:
+            await ws.close()
+
+    async def _shutdown(self, gw, kernel_id: str) -> None:
+        async with gw.client() as http:
+            r = await http.delete(f"/api/kernels/{kernel_id}")
+            assert r.status_code == 204, r.text
+
+    def _refused_launch(self, r, status: tuple[int, ...]) -> dict:
+        assert r.status_code in status, r.text
+        body = r.json()
+        assert set(body) >= {"reason", "message"} and body["message"], body
+        return body
+
+    # -- the checks ---------------------------------------------------------------------------
+
+    async def test_eg_start_and_execute(self, eg_start, eg_probe):
+        gw = eg_start()
+        kid = await self._started(gw)
+        assert (await self._run(gw, kid, "print(6 * 7)"))["stdout"] == "42\n"
+        assert await eg_probe(kid), "the probe finds nothing for a running kernel: it cannot prove cleanups"
+        await self._shutdown(gw, kid)
+
+    async def test_eg_interrupt(self, eg_start):
+        from .testing import KernelSocket, wait_until_busy
+
+        gw = eg_start()
+        kid = await self._started(gw)
+        ws = await KernelSocket.connect(gw, kid)
+        try:
+            run = asyncio.ensure_future(ws.execute("import time; time.sleep(120)", timeout=120))
+            async with gw.client() as http:
+                await wait_until_busy(http, kid, timeout=60)
+                assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
+            assert (await asyncio.wait_for(run, 60))["errors"] == ["KeyboardInterrupt"]
+        finally:
+            await ws.close()
+        await self._shutdown(gw, kid)
+
+    async def test_eg_restart_keeps_the_id(self, eg_start):
+        gw = eg_start()
+        kid = await self._started(gw)
+        await self._run(gw, kid, "before_restart = 1")
+        async with gw.client() as http:
+            r = await http.post(f"/api/kernels/{kid}/restart", json={})
+            assert r.status_code == 200, r.text
+            assert r.json()["id"] == kid
+        out = await self._run(gw, kid, "print('before_restart' in dir())")
+        assert out["stdout"] == "False\n", out
+        await self._shutdown(gw, kid)
+
+    async def test_eg_shutdown_leaves_nothing(self, eg_start, eg_probe):
+        gw = eg_start()
+        kid = await self._started(gw)
+        await self._shutdown(gw, kid)
+        assert await wait_until_gone(eg_probe, kid) == []
+
+    async def test_eg_failed_start_names_the_phase_and_leaves_nothing(self, eg_start, eg_probe):
+        gw = eg_start()
+        kid = str(uuid.uuid4())
+        r = await self._launch(gw, f"{self.kernelspec}-eg-fails", {"KERNEL_ID": kid})
+        body = self._refused_launch(r, (500, 502, 504))
+        assert r.status_code != 500, f"a failed launch is a 502, not a gateway error: {body}"
+        assert any(body["message"].startswith(f"{phase}:") for phase in Phase.ALL), body
+        assert await wait_until_gone(eg_probe, kid) == []
+
+    async def test_eg_launch_timeout_leaves_nothing(self, eg_start, eg_probe):
+        gw = eg_start()
+        kid = str(uuid.uuid4())
+        env = {"KERNEL_ID": kid, "KERNEL_LAUNCH_TIMEOUT": str(self.launch_timeout)}
+        body = self._refused_launch(await self._launch(gw, f"{self.kernelspec}-eg-hangs", env), (504,))
+        assert "launch timeout" in body["message"], body
+        assert await wait_until_gone(eg_probe, kid) == []
+
+    async def test_eg_bad_settings_are_refused_before_anything_is_created(self, eg_start, eg_probe):
+        assert self.bad_config, "name a kernelspec config the resource manager must refuse (bad_config)"
+        gw = eg_start()
+        kid = str(uuid.uuid4())
+        self._refused_launch(await self._launch(gw, f"{self.kernelspec}-eg-bad", {"KERNEL_ID": kid}), (400, 403))
+        assert await eg_probe(kid) == []
+
+    async def test_eg_adoption_after_gateway_sigkill(self, eg_start, eg_probe, tmp_path):
+        store = tmp_path / "eg-store"
+        args = ("--Gateway.availability_mode=standalone", f"--FileSessionStore.persistence_root={store}")
+        first = eg_start(*args)
+        kid = await self._started(first)
+        await self._run(first, kid, "survivor = 'kept'")
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        second = eg_start(*args)
+        assert (await self._run(second, kid, "print(survivor)"))["stdout"] == "kept\n"
+        await self._shutdown(second, kid)
+        assert await wait_until_gone(eg_probe, kid) == []
+
+    async def test_eg_orphans_found_after_restart(self, eg_start, eg_probe):
+        first = eg_start()
+        kid = await self._started(first)
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        assert await eg_probe(kid), "the kernel should outlive a killed gateway"
+        second = eg_start(*self.orphan_args)
+        assert await wait_until_gone(eg_probe, kid) == []
+        assert kid in second.output(), "the orphan sweep did not report the kernel"
+
+
+__all__ = ["ResourceManagerConformance", "wait_until_gone", "FAILING_ARGV", "HANGING_ARGV"]
