@@ -31,7 +31,9 @@ from .logs import apply_log_levels
 from .banner import banner_lines
 from .gateway import GatewayAPI
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
-from .plugins import describe, get_plugin_manager, kernelspec_aliases, kernelspec_dirs, resource_managers
+from .plugins import (
+    describe, dormant_kernelspec_aliases, get_plugin_manager, kernelspec_aliases, kernelspec_dirs, resource_managers,
+)
 from .ports import PortRange
 from .response import ResponseListener
 from .sessions import SessionManager
@@ -275,7 +277,8 @@ class Gateway(JupyterApp):
         ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *kernelspec_dirs(self.pm), *jupyter_path("kernels")]
         if self.allowed_kernelspecs:
             ksm.allowed_kernelspecs = set(self.allowed_kernelspecs)
-        self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log, kernelspec_aliases(self.pm))
+        self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log, kernelspec_aliases(self.pm),
+                                          lambda: dormant_kernelspec_aliases(self.pm))
         self.kernels = KernelRegistry(self, self.catalog, self.pm)
         if self.availability_mode:
             self.kernels.persistence = SessionPersistence(self.kernels, self.availability_mode)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
@@ -109,10 +109,14 @@ class KernelSpecEntry:
 class KernelSpecCatalog:
     """The kernelspecs this gateway can run, read from disk with a cache keyed on file mtimes."""
 
-    def __init__(self, ksm: KernelSpecManager, resource_managers: set[str], log: Any, aliases: dict[str, str]):
+    def __init__(
+        self, ksm: KernelSpecManager, resource_managers: set[str], log: Any, aliases: dict[str, str],
+        dormant_aliases: Callable[[], dict[str, str]] = dict,
+    ):
         self.ksm = ksm
         self.resource_managers = resource_managers
         self.aliases = aliases
+        self.dormant_aliases = dormant_aliases  # disabled plugins' aliases, to explain a 404
         self.log = log
         self._cache: dict[str, tuple[int, KernelSpecEntry]] = {}
 
@@ -155,10 +159,14 @@ class KernelSpecCatalog:
         entry = self._load(name.lower(), resource_dir) if resource_dir else None
         if entry is None:
             raise NotFound(f"Kernel spec {name!r} not found")
-        if entry.resource_manager is None:
+        rm = entry.resource_manager
+        if rm is None:
+            rm, _ = resource_manager_of(entry.spec.to_dict(), self.dormant_aliases())
+        if rm is None:
             raise NotFound(
-                f"Kernel spec {name!r} asks for {_asked_for(entry.spec.to_dict())!r}, which no eg resource manager provides"
+                f"Kernel spec {name!r} asks for {_asked_for(entry.spec.to_dict())!r}, which no installed eg resource "
+                "manager provides: install the plugin that runs it (eg-gateway plugins lists those installed)"
             )
-        if entry.resource_manager not in self.resource_managers:
-            raise NotFound(f"Kernel spec {name!r} {missing_plugin_advice(entry.resource_manager)}", reason="Resource Manager Not Installed")
+        if rm not in self.resource_managers:
+            raise NotFound(f"Kernel spec {name!r} {missing_plugin_advice(rm)}", reason="Resource Manager Not Installed")
         return entry

@@ -137,6 +137,24 @@ def kernelspec_aliases(pm: pluggy.PluginManager) -> dict[str, str]:
     return aliases
 
 
+def dormant_kernelspec_aliases(pm: pluggy.PluginManager) -> dict[str, str]:
+    """The aliases of installed plugins that are disabled (blocked), to tell an operator that a
+    kernelspec needs one of them. Imports those plugins' modules without registering them;
+    called only to explain a kernelspec that nothing runs."""
+    from importlib.metadata import entry_points
+
+    aliases: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if not pm.is_blocked(ep.name):
+            continue
+        try:
+            answer = getattr(ep.load(), "eg_kernelspec_aliases", None)
+            aliases.update(answer() if callable(answer) else {})
+        except Exception:  # a broken disabled plugin explains nothing
+            continue
+    return aliases
+
+
 def kernelspec_dirs(pm: pluggy.PluginManager) -> list[str]:
     """The kernelspec directories plugins ship, from every plugin's ``eg_kernelspec_dirs``."""
     return [str(d) for answer in reversed(pm.hook.eg_kernelspec_dirs()) for d in answer]
