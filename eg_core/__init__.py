@@ -30,6 +30,9 @@ A plugin imports only these; everything else in ``eg_core`` is internal and may 
 - :mod:`eg_core.remote`: kernels started elsewhere (the launcher, its callback, its comm port,
   signals with one fallback policy);
 - :mod:`eg_core.argv`: filling ``{name}`` templates in a kernelspec's argv;
+- :mod:`eg_core.containers`: the command and environment of a kernel container (eg's and
+  Enterprise Gateway's kernelspecs);
+- :mod:`eg_core.watch`: ``SharedWatch``, one backend stream feeding every kernel's waiters;
 - :mod:`eg_core.process`: commands on the gateway host (a runner with a timeout and captured
   output; the environment of local processes);
 - :mod:`eg_core.poller`: one batched status query for every kernel of a backend without events;
@@ -61,6 +64,8 @@ PUBLIC_MODULES = (
     "eg_core.config",
     "eg_core.remote",
     "eg_core.argv",
+    "eg_core.containers",
+    "eg_core.watch",
     "eg_core.process",
     "eg_core.poller",
     "eg_core.orphans",

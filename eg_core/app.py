@@ -167,7 +167,7 @@ class Gateway(JupyterApp):
         help="Log level per resource manager (or any eg.<name> logger), e.g. {'docker': 'DEBUG', 'ssh': 'WARNING'}; "
         "also Enterprise Gateway's EG_SSH_LOG_LEVEL, EG_DOCKER_LOG_LEVEL, EG_KUBERNETES_LOG_LEVEL, "
         "EG_YARN_LOG_LEVEL (EG_<NAME>_LOG_LEVEL for any plugin).",
-    )
+    ).tag(env_elsewhere=("EG_SSH_LOG_LEVEL", "EG_DOCKER_LOG_LEVEL", "EG_KUBERNETES_LOG_LEVEL", "EG_YARN_LOG_LEVEL"))
     ws_ping_interval = Float(30.0, config=True, help="Seconds between websocket pings (0: none).").tag(
         env=("EG_WS_PING_INTERVAL_SECS",)
     )
@@ -201,7 +201,7 @@ class Gateway(JupyterApp):
     log_format = Unicode(
         "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s", config=True,
         help="Format of log lines (Python logging's), or 'json': one JSON object per line for log collectors.",
-    ).tag(env=("EG_LOG_FORMAT",))
+    ).tag(env=("EG_LOG_FORMAT",), example="json")
 
     @validate("base_url")
     def _valid_base_url(self, proposal: dict) -> str:

@@ -18,7 +18,8 @@ allow-list: an untagged setting in a kernelspec is refused with a 400)::
 
 ``--help-all`` shows each trait's environment variables. A help text may name an ``EG_*``
 variable only when the trait is tagged with it: ``env`` (applied as above) or ``env_default``
-(read by the trait's own ``@default`` method, for values built from several variables).
+(read by the trait's own ``@default`` method, for values built from several variables), or
+``env_elsewhere`` (applied by other code, e.g. per-logger levels; named, not checked).
 ``tests/test_settings_env.py`` checks every settings class, and that each tagged variable really
 changes the setting, so no setting advertises a variable it ignores.
 """

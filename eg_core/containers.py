@@ -19,12 +19,10 @@ The per-kernel launch key is never put on a command line; the resource manager d
 from __future__ import annotations
 
 import os
-import re
 
-from . import remote
+from . import argv, remote
 from .context import KernelContext
 
-_TEMPLATE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 EG_CONTAINER_LAUNCHERS = ("launch_docker.py", "launch_kubernetes.py", "launch_custom_resource.py")
 _PORT_RANGE_FLAGS = ("--port-range", "--RemoteProcessProxy.port-range")
 
@@ -54,7 +52,7 @@ def container_command(kernel: KernelContext, cmd: list[str], bind_ip: str) -> li
     if uses_image_command(kernel, cmd):
         return None
     values = {"kernel_bind_ip": bind_ip, "kernel_id": kernel.kernel_id, **remote.substitutions()}
-    return [_TEMPLATE.sub(lambda m: str(values.get(m.group(1), m.group(0))), arg) for arg in cmd]
+    return argv.fill(cmd, values)
 
 
 def container_env(kernel: KernelContext, cmd: list[str], bind_ip: str, extra: dict[str, str]) -> dict[str, str]:

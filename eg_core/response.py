@@ -124,7 +124,7 @@ class ResponseListener(LoggingConfigurable):
         config=True,
         help="How many following ports to try when the response port is busy (Enterprise Gateway's "
         "EG_RESPONSE_PORT_RETRIES); when all are busy and the operator set no port, any free port is used.",
-    )
+    ).tag(env_default=("EG_RESPONSE_PORT_RETRIES",))
 
     @default("port_retries")
     def _default_port_retries(self) -> int:
@@ -135,7 +135,7 @@ class ResponseListener(LoggingConfigurable):
         help="Patterns (fnmatch, e.g. '10.0.*') of addresses the response address may not use "
         "(Enterprise Gateway's EG_PROHIBITED_LOCAL_IPS); response_address 'auto:<port>' picks the "
         "first address of this host that matches none.",
-    )
+    ).tag(env_default=("EG_PROHIBITED_LOCAL_IPS",))
 
     @default("prohibited_local_ips")
     def _default_prohibited(self) -> list[str]:

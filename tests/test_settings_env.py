@@ -45,6 +45,8 @@ def sample(trait, default):
         return "alpha,beta", ["alpha", "beta"]
     if isinstance(trait, Dict):
         return '{"a": 1}', {"a": 1}
+    if trait.metadata.get("example"):
+        return trait.metadata["example"], trait.metadata["example"]
     if isinstance(trait, Unicode):
         return "127.0.0.9:0" if "address" in trait.name else "sample-value", None
     raise AssertionError(f"no sample for {type(trait).__name__}")
@@ -53,7 +55,7 @@ def sample(trait, default):
 @pytest.mark.parametrize("cls,name,trait", TRAITS)
 def test_help_names_only_variables_the_trait_reads(cls, name, trait):
     mentioned = set(ENV_NAME.findall(trait.help or ""))
-    read = set(env_names(trait)) | set(env_names(trait, "env_default"))
+    read = set(env_names(trait)) | set(env_names(trait, "env_default")) | set(env_names(trait, "env_elsewhere"))
     assert mentioned <= read, (
         f"{cls.__name__}.{name}'s help names {sorted(mentioned - read)}, "
         "which it does not read: tag the trait with .tag(env=(...)) or drop the name from the help"

@@ -17,7 +17,7 @@ import signal
 import time
 
 from eg_core import BadRequest, EGError, KernelContext, LaunchFailed, remote
-from eg_core.launcher_comm import LauncherRequestRejected
+from eg_core.remote import LauncherRequestRejected
 
 from . import _submit
 from ._capacity import check_room

@@ -179,9 +179,9 @@ def am_command(kernel: KernelContext, cmd: list[str]) -> str:
 
 
 def _own_launcher() -> str:
-    from eg_core.kernelspecs.launcher import launch_ipykernel
+    from eg_core import remote
 
-    return launch_ipykernel.__file__
+    return remote.launcher_path()
 
 
 async def submit_rest(kernel: KernelContext, launch: Launch, rm: RMClient, cmd: list[str], launch_key: str | None) -> str:

@@ -9,8 +9,7 @@ its comm port; kills go through the ResourceManager.
 
 from __future__ import annotations
 
-from eg_core import hookimpl
-from eg_core.provisioner import provisioner_for
+from eg_core import hookimpl, provisioner_for
 
 from . import _settings
 
@@ -29,6 +28,12 @@ def _kernels():
 def eg_configurables():
     """Called once at gateway startup: the settings class, configured from the gateway's config."""
     return [_settings.YarnSettings]
+
+
+@hookimpl
+def eg_kernelspec_aliases():
+    """gateway_provisioners' and Enterprise Gateway's names for this resource manager."""
+    return {"yarn-provisioner": "yarn", "YarnClusterProcessProxy": "yarn"}
 
 
 @hookimpl
