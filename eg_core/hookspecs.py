@@ -406,7 +406,7 @@ def eg_web_handlers() -> list[tuple]:
     """Return extra tornado routes ``(pattern, HandlerClass[, kwargs])``, rooted at base_url.
 
     Called once when the web application is built. Token auth applies when the handler derives
-    from :class:`eg_core.handlers.APIHandler`.
+    from :class:`eg_core.web.APIHandler`.
 
     Participants: every plugin. Sync only. Returns a list.
     """
