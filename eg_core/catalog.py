@@ -110,12 +110,12 @@ class KernelSpecCatalog:
     """The kernelspecs this gateway can run, read from disk with a cache keyed on file mtimes."""
 
     def __init__(
-        self, ksm: KernelSpecManager, resource_managers: set[str], log: Any, aliases: dict[str, str],
+        self, ksm: KernelSpecManager, resource_managers: set[str], log: Any, aliases: dict[str, str] | None = None,
         dormant_aliases: Callable[[], dict[str, str]] = dict,
     ):
         self.ksm = ksm
         self.resource_managers = resource_managers
-        self.aliases = aliases
+        self.aliases = dict(aliases or {})  # other gateways' names for our resource managers
         self.dormant_aliases = dormant_aliases  # disabled plugins' aliases, to explain a 404
         self.log = log
         self._cache: dict[str, tuple[int, KernelSpecEntry]] = {}

@@ -56,12 +56,13 @@ def _kernelspec_contexts(pm: Any, catalog: Any) -> tuple[dict[str, list[KernelCo
     kernelspec whose resource manager is not installed (those of disabled plugins are skipped)."""
     by_rm: dict[str, list[KernelContext]] = {}
     missing = []
+    aliases = {**catalog.dormant_aliases(), **catalog.aliases}  # disabled plugins' names too
     for name, resource_dir in sorted(catalog.ksm.find_kernel_specs().items()):
         try:
             entry = catalog.get(name)
         except NotFound as exc:
             try:
-                rm = resource_manager_of(KernelSpec.from_resource_dir(resource_dir).to_dict())[0]
+                rm = resource_manager_of(KernelSpec.from_resource_dir(resource_dir).to_dict(), aliases)[0]
             except (OSError, ValueError):  # an unreadable kernel.json: the gateway skips it too
                 rm = None
             if rm is None or not pm.is_blocked(rm):
