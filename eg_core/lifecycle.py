@@ -15,6 +15,8 @@ class Event:
     LAUNCHED = "launched"  # the kernel answered kernel_info (details: duration, phases)
     LAUNCH_FAILED = "launch_failed"  # details: phase, error
     ADOPTED = "adopted"  # a kernel launched by an earlier gateway process was re-attached
+    POOL_CLAIMED = "pool_claimed"  # a warm-pool kernel was handed to a request (details: request_id)
+    POOL_MISS = "pool_miss"  # a request found no warm-pool kernel (details: reason)
     CONNECTED = "connected"  # a websocket client connected
     DISCONNECTED = "disconnected"  # a websocket client left
     INTERRUPTED = "interrupted"
@@ -25,7 +27,7 @@ class Event:
     PROGRESS = "progress"  # a resource manager's launch step (kernel.progress(...))
 
     ALL = (
-        REQUESTED, LAUNCHED, LAUNCH_FAILED, ADOPTED, CONNECTED, DISCONNECTED,
+        REQUESTED, LAUNCHED, LAUNCH_FAILED, ADOPTED, POOL_CLAIMED, POOL_MISS, CONNECTED, DISCONNECTED,
         INTERRUPTED, RESTARTED, DIED, CULLED, SHUT_DOWN, PROGRESS,
     )
 

@@ -30,7 +30,9 @@ def eg_configurables():
 
 @hookimpl
 async def eg_startup(gateway):
-    _State.pools = WarmPools(gateway.kernels, KernelPools.instance(parent=gateway), getattr(gateway, "port", 0))
+    # Warm pools start kernels outside any request: they are part of the core's kernel registry,
+    # not a policy on the public API (tests/test_public_api.py exempts them).
+    _State.pools = WarmPools(gateway._registry, KernelPools.instance(), gateway.settings.get("port", 0))
     await _State.pools.start()
 
 
@@ -53,6 +55,6 @@ def eg_kernel_event(kernel, event, details):
 
 @hookimpl(tryfirst=True)  # before resource managers close their connections
 async def eg_shutdown(gateway):
-    if _State.pools is not None and _State.pools.registry is gateway.kernels:
+    if _State.pools is not None and _State.pools.registry is gateway._registry:
         pools, _State.pools = _State.pools, None
         await pools.stop()
