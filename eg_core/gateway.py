@@ -73,10 +73,9 @@ class GatewayAPI:
             raise NotFound(f"Kernel does not exist: {kernel_id}")
         return _summary(managed)
 
-    def pooled_kernel_ids(self) -> list[str]:
-        """The ids of warm-pool kernels: running, not yet claimed by a request (not listed by
-        :meth:`kernels`)."""
-        return list(getattr(self._registry, "unlisted", {}))
+    def pooled_kernels(self) -> list[KernelSummary]:
+        """Warm-pool kernels: running, not yet claimed by a request (not in :meth:`kernels`)."""
+        return [_summary(managed) for managed in list(self._registry.unlisted.values())]
 
     @property
     def launching(self) -> int:

@@ -149,8 +149,8 @@ class Metrics:
             "eg_pool_kernels", "Kernels waiting in a warm pool (not in eg_kernels), by kernelspec.", labels=["kernelspec"]
         )
         waiting: Counter = Counter({spec: 0 for (spec,) in (*self.pool_hits, *self.pool_misses, *self.pool_refill_seconds)})
-        for managed in list(registry.unlisted.values()) if registry is not None else []:
-            waiting[managed.kernel.kernel_name] += 1
+        for kernel in gateway.pooled_kernels() if gateway is not None else []:
+            waiting[kernel.kernel_name] += 1
         for spec, value in sorted(waiting.items()):
             pooled.add_metric([spec], value)
         yield pooled

@@ -35,7 +35,7 @@ def _holders() -> dict[str, str | None]:
     """Kernel id -> user of every running, pooled (user None) and reserved kernel."""
     gateway = _Slots.gateway
     running = {k.kernel_id: k.user for k in (gateway.kernels() if gateway else ())}
-    pooled = {kid: None for kid in (gateway.pooled_kernel_ids() if gateway else ())}
+    pooled = {k.kernel_id: None for k in (gateway.pooled_kernels() if gateway else ())}
     return {**pooled, **running, **_Slots.reserved}
 
 
