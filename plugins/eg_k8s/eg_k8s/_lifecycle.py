@@ -17,7 +17,7 @@ from kubernetes.client.rest import ApiException
 
 from eg_core import BadRequest, KernelContext, LaunchFailed, LaunchRefused, remote
 from eg_core.containers import container_command, container_env
-from eg_core.launcher_comm import LauncherRequestRejected
+from eg_core.remote import LauncherRequestRejected
 
 from . import _access as access
 from . import _api as api

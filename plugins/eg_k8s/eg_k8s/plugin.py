@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 import os
 
-from eg_core import hookimpl
-from eg_core.provisioner import provisioner_for
+from eg_core import hookimpl, provisioner_for
 
 from . import _access as access
 from . import _api as api
@@ -33,6 +32,17 @@ KERNELSPECS = os.path.join(os.path.dirname(__file__), "kernelspecs")
 @hookimpl
 def eg_configurables():
     return [KubernetesSettings]
+
+
+@hookimpl
+def eg_kernelspec_aliases():
+    """gateway_provisioners' and Enterprise Gateway's names for this resource manager."""
+    return {
+        "kubernetes-provisioner": "k8s",
+        "KubernetesProcessProxy": "k8s",
+        "CustomResourceProcessProxy": "k8s",
+        "SparkOperatorProcessProxy": "k8s",
+    }
 
 
 @hookimpl
