@@ -316,8 +316,7 @@ def eg_launch_substitutions(kernel: KernelContext) -> dict[str, str] | None:
 # ---------------------------------------------------------------------------------------------
 # Session store hooks (firstresult: the last-registered store that answers wins, so a plugin's
 # database or webhook store replaces the builtin file store). Used when availability_mode is set.
-# A store that may decline (return None so the next store answers) must implement them as plain
-# functions returning None or an awaitable: an ``async def`` always answers (with a coroutine).
+# A store may decline (return None, also from an ``async def``): the next store is asked.
 # ---------------------------------------------------------------------------------------------
 
 
