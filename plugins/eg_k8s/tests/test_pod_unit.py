@@ -121,3 +121,9 @@ def test_quantities():
     assert quantity("500m") == 0.5 and quantity("1Gi") == 2**30 and quantity("2") == 2
     with pytest.raises(ValueError):
         quantity("1 GB")
+
+
+def test_a_requests_working_dir_is_dropped_unless_mirrored():
+    k = kernel(env={"KERNEL_WORKING_DIR": "/home/alice/work"})
+    assert resolve(k, settings()).working_dir is None
+    assert resolve(k, settings(mirror_working_dirs=True)).working_dir == "/home/alice/work"
