@@ -8,6 +8,7 @@ for all), ``gateway_id``, ``host`` (the address the gateway dials, if fixed).
 from __future__ import annotations
 
 import asyncio
+import json
 import signal as signals
 import time
 from typing import Any
@@ -29,6 +30,32 @@ from ._request import KernelPod, resolve
 TRANSIENT_ADMISSION = ("serviceaccount", "No API token found", "is being terminated")
 
 
+POD_CONNECTION_DIR = "/var/run/eg"
+POD_CONNECTION_FILE = f"{POD_CONNECTION_DIR}/connection.json"
+
+
+def uses_connection_file(kernel: KernelContext) -> bool:
+    """Whether the kernelspec runs the kernel on a connection file the gateway wrote
+    (``{connection_file}`` in its argv): then the pod gets that file from the kernel's Secret
+    and runs the kernel directly, with no launcher and no callback."""
+    return any("{connection_file}" in arg for arg in kernel.spec.get("argv") or [])
+
+
+def pod_argv(kernel: KernelContext, cmd: list[str]) -> list[str]:
+    """``cmd`` with the gateway's connection file path replaced by the pod's."""
+    argv = kernel.spec.get("argv") or []
+    return [argv[i].replace("{connection_file}", POD_CONNECTION_FILE) if i < len(argv) and "{connection_file}" in argv[i] else arg
+            for i, arg in enumerate(cmd)]
+
+
+def mount_connection_file(pod: dict[str, Any], secret: str) -> None:
+    spec = pod["spec"]
+    spec.setdefault("volumes", []).append(
+        {"name": "eg-connection", "secret": {"secretName": secret, "items": [{"key": "connection.json", "path": "connection.json"}]}}
+    )
+    spec["containers"][0].setdefault("volumeMounts", []).append({"name": "eg-connection", "mountPath": POD_CONNECTION_DIR, "readOnly": True})
+
+
 def watch_of(kernel: KernelContext):
     return pods.pods(kernel.state.get("scope"), kernel.state.get("gateway_id", "eg"))
 
@@ -48,7 +75,8 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     kp = resolve(kernel)
     creates_ns = namespaces.creates_namespace(kernel, kp)
     secret = f"{kp.name}-eg"
-    launch_key = await remote.expect_callback(kernel, legacy=kp.legacy_launcher)
+    direct = uses_connection_file(kernel)
+    launch_key = None if direct else await remote.expect_callback(kernel, legacy=kp.legacy_launcher)
     env = container_env(kernel, cmd, kp.bind_ip, {
         "KERNEL_IMAGE": kp.image, "KERNEL_POD_NAME": kp.name, "KERNEL_NAMESPACE": kp.namespace,
         "KERNEL_SERVICE_ACCOUNT_NAME": kp.service_account, "KERNEL_NAME": kernel.kernel_name,
@@ -57,19 +85,25 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     })
     if not kp.working_dir:
         env.pop("KERNEL_WORKING_DIR", None)
-    objects = build(kernel, kp, container_command(kernel, cmd, kp.bind_ip), env, secret)
+    command = container_command(kernel, pod_argv(kernel, cmd) if direct else cmd, kp.bind_ip)
+    objects = build(kernel, kp, command, env, secret)
+    if direct:
+        mount_connection_file(objects["Pod"], secret)
     await access.require(kp.namespace, objects, creates_ns, scope_of(kp) is None)
     kernel.state.update(
         pod=kp.name, namespace=kp.namespace, namespace_mode=kp.namespace_mode, secret=secret, scope=scope_of(kp),
         gateway_id=kp.gateway_id, host=kp.kernel_host, log_tail_lines=kp.log_tail_lines, confirmed=False,
-        fail_unschedulable=kp.fail_unschedulable, kinds=sorted(k for k in objects if k != "Pod"),
+        fail_unschedulable=kp.fail_unschedulable, kinds=sorted(k for k in objects if k != "Pod"), direct=direct,
     )
     watch = watch_of(kernel)
     watch.start()
     if creates_ns:
         await namespaces.ensure(kernel, kp, kernel.launch_timeout)
     core = api.core()
-    await _create_secret(core, launch_secret(kernel, kp, secret, launch_key))
+    body = launch_secret(kernel, kp, secret, launch_key)
+    if direct:
+        body["stringData"]["connection.json"] = json.dumps({**kernel.connection_info, "ip": kp.bind_ip})
+    await _create_secret(core, body)
     pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns)
     kernel.state["pod_uid"] = pod["metadata"]["uid"]
     kernel.handles["progress"] = watch.watch(kernel.kernel_id, pods.Progress(kernel, kernel.state["pod_uid"]))
@@ -158,7 +192,10 @@ async def confirm(kernel: KernelContext) -> None:
     watch = watch_of(kernel)
     decide = pods.LaunchWatch(kernel.state["pod_uid"], kernel.state.get("fail_unschedulable", True))
     failure = asyncio.ensure_future(watch.wait(kernel.kernel_id, decide))
-    callback = asyncio.ensure_future(remote.wait_for_callback(kernel, host=kernel.state.get("host") or None))
+    if kernel.state.get("direct"):  # the kernel reads the gateway's connection file: it is up once it runs
+        callback = asyncio.ensure_future(watch.wait(kernel.kernel_id, pods.running(kernel.state["pod_uid"])))
+    else:
+        callback = asyncio.ensure_future(remote.wait_for_callback(kernel, host=kernel.state.get("host") or None))
     try:
         done, _ = await asyncio.wait({failure, callback}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -169,7 +206,9 @@ async def confirm(kernel: KernelContext) -> None:
         why = failure.result()  # raises the named failure
         raise LaunchFailed("confirm_startup", f"the kernel launcher did not call back: {why}")
     callback.result()
-    if not kernel.state.get("host"):
+    if kernel.state.get("host"):
+        kernel.connection_info["ip"] = kernel.state["host"]
+    else:
         pod = watch.get(kernel.kernel_id) or await api.call_raw(api.core().read_namespaced_pod, kernel.state["pod"], kernel.state["namespace"])
         address = (pod.get("status") or {}).get("podIP")
         if address:
@@ -238,7 +277,7 @@ async def send_signal(kernel: KernelContext, signum: int) -> None:
 async def terminate(kernel: KernelContext) -> None:
     if remote.has_comm_port(kernel):
         await remote.shutdown_launcher(kernel)
-    else:
+    elif kernel.state.get("pod"):
         await _delete_pod(api.core(), kernel.state["namespace"], kernel.state["pod"], grace=None)
 
 

@@ -125,6 +125,15 @@ def ours(uid: str | None) -> Callable[[dict[str, Any] | None], dict[str, Any] | 
     return lambda pod: pod if pod is not None and (uid is None or pod["metadata"]["uid"] == uid) else None
 
 
+def running(uid: str) -> Callable[[dict[str, Any] | None], bool | None]:
+    """Decide: True once the pod ``uid``'s kernel container runs."""
+    def decide(pod: dict[str, Any] | None) -> bool | None:
+        if pod is None or pod["metadata"]["uid"] != uid:
+            return None
+        return True if (container_status(pod).get("state") or {}).get("running") else None
+    return decide
+
+
 def unschedulable(pod: dict[str, Any]) -> str | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and condition.get("reason") == "Unschedulable":
