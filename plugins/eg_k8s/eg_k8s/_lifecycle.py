@@ -107,7 +107,8 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns)
     kernel.state["pod_uid"] = pod["metadata"]["uid"]
     kernel.handles["progress"] = watch.watch(kernel.kernel_id, pods.Progress(kernel, kernel.state["pod_uid"]))
-    await _own(core, kp, secret, pod)
+    # The Secret's owner (for the garbage collector) is set while the pod starts, off the launch's path.
+    kernel.handles["owning"] = asyncio.ensure_future(_own(core, kp, secret, pod))
     for kind, obj in objects.items():
         if kind != "Pod":
             await _create_owned(kind, owned_by(obj, pod))
@@ -206,6 +207,12 @@ async def confirm(kernel: KernelContext) -> None:
         why = failure.result()  # raises the named failure
         raise LaunchFailed("confirm_startup", f"the kernel launcher did not call back: {why}")
     callback.result()
+    owning = kernel.handles.pop("owning", None)
+    if owning is not None:
+        try:
+            await owning
+        except ApiException as exc:
+            kernel.log.warning("could not make the pod own its Secret: %s", api.message(exc))
     if kernel.state.get("host"):
         kernel.connection_info["ip"] = kernel.state["host"]
     else:
@@ -296,6 +303,9 @@ async def cleanup(kernel: KernelContext, restart: bool) -> None:
     can reuse its name), its Secret and template objects, and a namespace the launch created
     (not on restart)."""
     remote.forget(kernel)
+    owning = kernel.handles.pop("owning", None)
+    if owning is not None:
+        owning.cancel()
     stop = kernel.handles.pop("progress", None)
     if stop:
         stop()
