@@ -124,6 +124,6 @@ def test_quantities():
 
 
 def test_a_requests_working_dir_is_dropped_unless_mirrored():
-    k = kernel(env={"KERNEL_WORKING_DIR": "/home/alice/work"})
-    assert resolve(k, settings()).working_dir is None
-    assert resolve(k, settings(mirror_working_dirs=True)).working_dir == "/home/alice/work"
+    env = {"KERNEL_WORKING_DIR": "/home/alice/work"}
+    assert resolve(kernel(env=dict(env)), settings()).working_dir is None
+    assert resolve(kernel(env=dict(env)), settings(mirror_working_dirs=True)).working_dir == "/home/alice/work"
