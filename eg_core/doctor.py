@@ -42,10 +42,10 @@ class Check:
     fix: str = ""
 
     def line(self, plugin: str) -> str:
-        """The check as ``eg-gateway doctor`` prints it."""
+        """The check as ``eg-gateway doctor`` prints it: one line (a multi-line detail is joined)."""
         text = f"{'ok  ' if self.ok else 'FAIL'}  {plugin}: {self.what}"
         if self.detail:
-            text += f": {self.detail}"
+            text += ": " + " / ".join(line.strip() for line in self.detail.splitlines() if line.strip())
         if not self.ok and self.fix:
             text += f"; fix: {self.fix}"
         return text

@@ -4,10 +4,21 @@ valid and its partition is up."""
 from __future__ import annotations
 
 from eg_core import BadRequest
+from eg_core.config import kernelspec_settings
 from eg_core.doctor import Check
 
 from . import _jobs
-from ._settings import SlurmSettings, resolve
+from ._settings import SlurmSettings
+
+
+async def _partitions(settings: SlurmSettings) -> dict[str, str]:
+    """Partition name -> availability (``up``...); the default partition also under ``""``."""
+    found = {}
+    for name, available in (line.split() for line in (await _jobs.run(settings, "sinfo", "--noheader", "--format=%P %a")).splitlines() if line.strip()):
+        found[name.rstrip("*")] = available
+        if name.endswith("*"):
+            found[""] = available
+    return found
 
 
 async def checks(kernels) -> list[Check]:
@@ -19,11 +30,11 @@ async def checks(kernels) -> list[Check]:
     found = [Check("controller", up, answer, "start slurmctld and munged on slurm.conf's SlurmctldHost, or set SLURM_CONF to the cluster's slurm.conf")]
     if not up:
         return found
-    partitions = await _jobs.partitions(settings)
+    partitions = await _partitions(settings)
     for kernel in kernels:
         what = f"kernelspec {kernel.kernel_name}"
         try:
-            partition = resolve(kernel).partition
+            partition = kernelspec_settings(kernel, SlurmSettings).partition
         except BadRequest as exc:
             found.append(Check(what, False, exc.message, "fix the kernelspec's config"))
             continue

@@ -1,88 +1,80 @@
-"""Kernel jobs on Slurm: submitted with ``sbatch``, read with ``scontrol``/``squeue``, signalled
-and cancelled with ``scancel``. Every command runs without a shell, within ``command_timeout``."""
+"""Kernel jobs on Slurm: submitted with ``sbatch``, watched with ``squeue`` (one query for all
+jobs, :class:`eg_core.poller.StatusPoller`), described by ``scontrol``, signalled and cancelled
+with ``scancel``. Every command runs without a shell, within ``command_timeout``."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import signal
 from pathlib import Path
 
-from eg_core import KernelContext
+from eg_core import KernelContext, process
+from eg_core.orphans import Resource
+from eg_core.poller import StatusPoller
 
 from ._settings import SlurmSettings
 
 JOB_PREFIX = "eg-kernel-"
-# Job states in which something of the job may still run (COMPLETING: its processes are ending).
+# States in which something of a job may still run (COMPLETING: its processes are ending).
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
-_GATEWAY_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "SLURM_CONF")
+_pollers: dict[float, StatusPoller] = {}
 
 
 class SlurmError(Exception):
     """A Slurm command failed, timed out or is not installed."""
 
 
-async def run(settings: SlurmSettings, *argv: str, stdin: str | None = None, env: dict | None = None) -> str:
-    """Run one Slurm command; returns its stdout, raises :class:`SlurmError` with its stderr."""
+async def run(settings: SlurmSettings, *argv: str, input: str | None = None, env: dict | None = None) -> str:
+    """Run one Slurm command; returns its stdout, raises :class:`SlurmError` saying why not."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, env=env, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    except FileNotFoundError:
-        raise SlurmError(f"{argv[0]} not found on PATH: install Slurm's client commands") from None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), settings.command_timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise SlurmError(f"{argv[0]} did not answer within {settings.command_timeout:g}s") from None
-    if proc.returncode:
-        raise SlurmError(f"{argv[0]} failed: {(err or out).decode(errors='replace').strip().splitlines()[0]}")
-    return out.decode(errors="replace")
-
-
-def output_file(settings: SlurmSettings, kernel: KernelContext) -> str:
-    return str(Path(settings.output_dir) / f"{JOB_PREFIX}{kernel.kernel_id}.log")
+        done = await process.run(argv, timeout=settings.command_timeout, input=input, env=env)
+    except (process.CommandTimeout, OSError) as exc:
+        raise SlurmError(f"{argv[0]}: {exc}") from None
+    if done.returncode:
+        raise SlurmError(done.explain())
+    return done.stdout
 
 
 async def submit(settings: SlurmSettings, kernel: KernelContext, argv: list[str], env: dict[str, str]) -> str:
-    """Submit the kernel's job: a batch script that execs ``argv``; ``env`` reaches it through
-    sbatch's environment (never the script). Returns the job id."""
-    options = [f"--job-name={JOB_PREFIX}{kernel.kernel_id}", f"--output={output_file(settings, kernel)}",
-               f"--cpus-per-task={settings.cpus}"]
-    options += [f"--{flag}={value}" for flag, value in
-                (("partition", settings.partition), ("time", settings.time_limit), ("mem", settings.memory)) if value]
-    if kernel.cwd:
-        options.append(f"--chdir={kernel.cwd}")
-    # sbatch reads options from SBATCH_* variables: the kernel's environment must not set them.
-    job_env = {k: v for k, v in env.items() if not k.startswith(("SBATCH_", "SLURM_"))}
-    job_env.update({k: os.environ[k] for k in _GATEWAY_ENV if k in os.environ})
+    """Submit the kernel's job, a script that execs ``argv``; ``env`` reaches the job through
+    sbatch's environment, never the script. Returns the job id."""
+    options = {"job-name": f"{JOB_PREFIX}{kernel.kernel_id}", "comment": f"eg-gateway:{settings.gateway_id}",
+               "output": Path(settings.output_dir) / f"{JOB_PREFIX}{kernel.kernel_id}.log", "partition": settings.partition, "chdir": kernel.cwd}
+    # sbatch takes options from SBATCH_* variables, which must not come from a kernel's request.
+    env = {k: v for k, v in env.items() if not k.startswith(("SBATCH_", "SLURM_")) or k == "SLURM_CONF"}
     script = "#!/bin/sh\nexec " + " ".join(shlex.quote(arg) for arg in argv) + "\n"
-    out = await run(settings, "sbatch", "--parsable", *options, *settings.sbatch_args, stdin=script, env=job_env)
+    out = await run(settings, "sbatch", "--parsable", *(f"--{k}={v}" for k, v in options.items() if v),
+                    *settings.sbatch_args, input=script, env=env)
     return out.strip().split(";")[0]
 
 
-async def state(settings: SlurmSettings, job_id: str) -> tuple[str, str, int]:
-    """The job's state, reason and exit status; a job Slurm no longer knows counts as ended."""
+async def states(settings: SlurmSettings) -> dict[str, str]:
+    """Job id -> state, for this user's jobs that Slurm still knows."""
+    out = await run(settings, "squeue", "--noheader", "--me", "--states=all", "--format=%i %T")
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+async def ended(settings: SlurmSettings, job_id: str) -> str | None:
+    """Wait until the job has ended (one squeue for all waiting kernels per ``poll_interval``);
+    returns its last state (``None``: Slurm no longer knows it)."""
+    poller = _pollers.setdefault(settings.poll_interval, StatusPoller(lambda _: states(settings), settings.poll_interval, "slurm"))
+    return await poller.wait_until(job_id, lambda state: state not in ACTIVE)
+
+
+async def describe(settings: SlurmSettings, job_id: str | None, kernel: KernelContext | None = None) -> str | None:
+    """The job's state, reason and exit code as ``scontrol`` says them, and the end of the
+    kernel's output file."""
+    if job_id is None:
+        return None
     try:
-        out = await run(settings, "scontrol", "--oneliner", "show", "job", job_id)
+        fields = dict(f.split("=", 1) for f in (await run(settings, "scontrol", "--oneliner", "show", "job", job_id)).split() if "=" in f)
+        text = f"Slurm job {job_id}: {fields.get('JobState')} ({fields.get('Reason')}), exit code {fields.get('ExitCode')}"
     except SlurmError as exc:
-        if "Invalid job id" in str(exc):
-            return "GONE", "no longer known to Slurm", 0
-        raise
-    fields = dict(f.split("=", 1) for f in out.split() if "=" in f)
-    code, _, by_signal = fields.get("ExitCode", "0:0").partition(":")
-    status = 128 + int(by_signal) if by_signal and by_signal != "0" else int(code or 0)
-    return fields.get("JobState", "UNKNOWN"), fields.get("Reason", ""), status
-
-
-async def ended(settings: SlurmSettings, job_id: str) -> str:
-    """Wait (checking every ``poll_interval``) until the job has ended; returns what Slurm says."""
-    while (found := await state(settings, job_id))[0] in ACTIVE:
-        await asyncio.sleep(settings.poll_interval)
-    job_state, reason, status = found
-    return f"Slurm job {job_id} ended: {job_state} ({reason}), exit status {status}"
+        text = f"Slurm job {job_id}: {exc}"
+    output = Path(settings.output_dir) / f"{JOB_PREFIX}{kernel.kernel_id}.log" if kernel else None
+    tail = output.read_text(errors="replace").splitlines()[-20:] if output and output.exists() else []
+    return text + ("; its output ends with:\n" + "\n".join(tail) if tail else "")
 
 
 async def send_signal(settings: SlurmSettings, job_id: str, signum: int) -> None:
@@ -90,25 +82,17 @@ async def send_signal(settings: SlurmSettings, job_id: str, signum: int) -> None
     await run(settings, "scancel", "--full", f"--signal={signal.Signals(signum).name[3:]}", job_id)
 
 
-async def cancel(settings: SlurmSettings, job_id: str, wait: float) -> None:
-    """Cancel the job and wait up to ``wait`` seconds for its processes to end."""
+async def cancel(settings: SlurmSettings, job_id: str, wait: float) -> bool:
+    """Cancel the job; wait up to ``wait`` seconds until it has ended."""
     await run(settings, "scancel", job_id)
-    await asyncio.wait_for(ended(settings, job_id), wait)
+    if wait:
+        await asyncio.wait_for(ended(settings, job_id), wait)
+    return True
 
 
-async def kernel_jobs(settings: SlurmSettings) -> dict[str, str]:
-    """The active kernel jobs of this user: kernel id -> job id."""
-    out = await run(settings, "squeue", "--noheader", "--me", "--format=%i %j")
-    jobs = (line.split(None, 1) for line in out.splitlines() if line.strip())
-    return {name[len(JOB_PREFIX):]: job_id for job_id, name in jobs if name.startswith(JOB_PREFIX)}
-
-
-async def partitions(settings: SlurmSettings) -> dict[str, str]:
-    """Partition name -> availability (``up``...); the default partition is also under ``""``."""
-    out = await run(settings, "sinfo", "--noheader", "--format=%P %a")
-    found = {}
-    for name, available in (line.split() for line in out.splitlines() if line.strip()):
-        found[name.rstrip("*")] = available
-        if name.endswith("*"):
-            found[""] = available
-    return found
+async def kernel_jobs(settings: SlurmSettings) -> list[Resource]:
+    """This gateway's kernel jobs that may still run (for the orphan sweep)."""
+    out = await run(settings, "squeue", "--noheader", "--me", "--format=%i|%j|%T|%k")
+    jobs = [line.split("|", 3) for line in out.splitlines() if line.strip()]
+    return [Resource("job", job_id, name, name[len(JOB_PREFIX):], state) for job_id, name, state, comment in jobs
+            if name.startswith(JOB_PREFIX) and comment == f"eg-gateway:{settings.gateway_id}"]

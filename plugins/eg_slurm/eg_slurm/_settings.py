@@ -1,5 +1,6 @@
-"""The ``slurm`` resource manager's settings: gateway-wide traits, which a kernelspec's
-``config`` may override for its kernels (the traits tagged ``kernelspec=True``)."""
+"""The ``slurm`` resource manager's settings. A kernelspec's ``config`` may override those
+tagged ``kernelspec=True``; every value is checked by its trait (a bad one fails the launch with
+400 before a job is submitted)."""
 
 from __future__ import annotations
 
@@ -7,60 +8,35 @@ import re
 import sys
 import tempfile
 
-from traitlets import Float, Integer, List, TraitError, Unicode
+from traitlets import Enum, Float, List, TraitError, Unicode, validate
 from traitlets.config import SingletonConfigurable
 
-from eg_core import BadRequest, KernelContext
 from eg_core.config import EnvDefaults
 
-_SLURM_WORD = r"[A-Za-z0-9_.+-]*\Z"
-_CORE_KEYS = {"port_range", "shutdown_wait_time", "authorized_users", "unauthorized_users"}  # read by eg-core
 
 
 class SlurmSettings(EnvDefaults, SingletonConfigurable):
     """Settings of the ``slurm`` resource manager (``--SlurmSettings.<name>``, config file, env)."""
 
     partition = Unicode("", config=True, help="Partition of kernel jobs ('': the cluster's default).").tag(
-        env="EG_SLURM_PARTITION", kernelspec=True, pattern=_SLURM_WORD)
-    time_limit = Unicode("", config=True, help="sbatch --time of kernel jobs, e.g. '8:00:00' ('': the partition's).").tag(
-        env="EG_SLURM_TIME_LIMIT", kernelspec=True, pattern=r"[0-9:-]*\Z")
-    cpus = Integer(1, min=1, config=True, help="CPUs per kernel job (sbatch --cpus-per-task).").tag(
-        env="EG_SLURM_CPUS", kernelspec=True)
-    memory = Unicode("", config=True, help="Memory per kernel job (sbatch --mem, e.g. '4G'; '': the partition's).").tag(
-        env="EG_SLURM_MEMORY", kernelspec=True, pattern=r"([0-9]+[KMGT]?)?\Z")
-    sbatch_args = List(Unicode(), config=True, help="More sbatch options for every kernel job, e.g. ['--account=ml'].").tag(
-        env="EG_SLURM_SBATCH_ARGS")
-    python = Unicode(sys.executable, config=True, help="Python (with ipykernel) that runs the launcher on the nodes; replaces 'python' as the argv's first word. Default: the gateway's own, for installs on a filesystem the nodes share.").tag(
+        env="EG_SLURM_PARTITION", kernelspec=True)
+    sbatch_args = List(Unicode(), config=True, help="More sbatch options of kernel jobs, e.g. ['--time=8:00:00', '--cpus-per-task=2', '--mem=4G', '--account=ml'].").tag(
+        env="EG_SLURM_SBATCH_ARGS", kernelspec=True)
+    python = Unicode(sys.executable, config=True, help="Python (with ipykernel) that runs eg's launcher on the nodes; replaces 'python' as the argv's first word. Default: the gateway's own, for installs on a filesystem the nodes share.").tag(
         env="EG_SLURM_PYTHON", kernelspec=True)
     output_dir = Unicode(tempfile.gettempdir(), config=True, help="Directory (seen by the nodes and the gateway) for the jobs' output files, eg-kernel-<id>.log.").tag(
         env="EG_SLURM_OUTPUT_DIR")
-    poll_interval = Float(2.0, min=0.2, config=True, help="Seconds between squeue checks of the kernel jobs.").tag(
+    poll_interval = Float(2.0, min=0.2, config=True, help="Seconds between squeue checks of the kernel jobs (one query for all of them).").tag(
         env="EG_SLURM_POLL_INTERVAL")
-    command_timeout = Float(30.0, min=1.0, config=True, help="Seconds a Slurm command (sbatch, squeue, scancel) may take.").tag(
+    command_timeout = Float(30.0, min=1.0, config=True, help="Seconds a Slurm command (sbatch, squeue, scontrol, scancel) may take.").tag(
         env="EG_SLURM_COMMAND_TIMEOUT")
+    gateway_id = Unicode("eg", config=True, help="Marks this gateway's kernel jobs (sbatch --comment); the orphan sweep at startup looks at these only.").tag(
+        env="EG_SLURM_GATEWAY_ID")
+    orphans_at_startup = Enum(["log", "remove", "ignore"], "log", config=True, help="What to do at startup with running kernel jobs of this gateway id that no kernel of the gateway owns.").tag(
+        env="EG_SLURM_ORPHANS_AT_STARTUP")
 
-
-def resolve(kernel: KernelContext) -> SlurmSettings:
-    """The settings for one kernel: the gateway's, with its kernelspec's overrides checked
-    (400 on an unknown name or a bad value); called before anything is submitted."""
-    base = SlurmSettings.instance()
-    resolved = SlurmSettings(config=base.config)
-    traits = base.traits(config=True)
-    for name in traits:
-        setattr(resolved, name, getattr(base, name))
-    for name, value in kernel.config.items():
-        if name in _CORE_KEYS:
-            continue
-        trait = traits.get(name)
-        if trait is None or not trait.metadata.get("kernelspec"):
-            allowed = sorted(n for n, t in traits.items() if t.metadata.get("kernelspec"))
-            raise BadRequest(f"slurm: kernelspec config '{name}' is not a setting a kernelspec may set ({', '.join(allowed)})")
-        try:
-            setattr(resolved, name, value)
-        except TraitError as exc:
-            raise BadRequest(f"slurm: kernelspec config {name}={value!r}: {exc}") from None
-    for name, trait in traits.items():
-        pattern = trait.metadata.get("pattern")
-        if pattern and not re.match(pattern, str(getattr(resolved, name))):
-            raise BadRequest(f"slurm: {name}={getattr(resolved, name)!r} is not a valid Slurm value")
-    return resolved
+    @validate("partition")
+    def _partition_name(self, proposal):
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]*", proposal["value"]):
+            raise TraitError(f"{proposal['value']!r} is not a Slurm partition name")
+        return proposal["value"]

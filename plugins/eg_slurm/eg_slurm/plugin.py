@@ -2,27 +2,33 @@
 
 The job script execs the kernelspec's argv (``python`` and ``{launcher}`` filled in); the
 kernel's environment and its launch key reach the job through sbatch's environment. The
-launcher calls back to the gateway's response address; interrupts and other signals go through
-``scancel --full --signal``, a kill is ``scancel``. ``kernel.state["job_id"]`` is the job.
+launcher calls back to the gateway's response address; signals (and a terminate request, SIGTERM)
+go through its comm port, with ``scancel --full --signal`` as the fallback; a kill is ``scancel``. ``kernel.state["job_id"]``
+is the job (saved, so an adopting gateway finds it).
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from eg_core import LaunchFailed, hookimpl, provisioner_for, remote
+from eg_core import LaunchFailed, hookimpl, orphans, process, provisioner_for, remote
+from eg_core.argv import fill
+from eg_core.config import kernelspec_settings
 
 from . import _jobs
 from ._jobs import SlurmError
-from ._settings import SlurmSettings, resolve
+from ._settings import SlurmSettings
 
 SlurmProvisioner = provisioner_for("slurm")
-_KILL_WAIT = 30.0
 
 
-def _argv(cmd: list[str], python: str) -> list[str]:
-    argv = [remote.launcher_path() if arg == "{launcher}" else arg for arg in cmd]
-    return [python, *argv[1:]] if argv and argv[0] in ("python", "python3") else argv
+def _settings(kernel):
+    return kernelspec_settings(kernel, SlurmSettings)
+
+
+async def _scancel_signal(kernel, signum):
+    await _jobs.send_signal(_settings(kernel), kernel.state["job_id"], signum)
 
 
 @hookimpl
@@ -31,14 +37,19 @@ def eg_configurables():
 
 
 @hookimpl
+def eg_kernelspec_dirs():
+    return [str(Path(__file__).parent / "kernelspecs")]
+
+
+@hookimpl
 async def eg_launch_process(kernel, cmd):
     """Submit the kernel's job (settings are checked first: a bad one fails with 400)."""
-    settings = resolve(kernel)
-    kernel.state.pop("job_id", None)
+    settings = _settings(kernel)
     launch_key = await remote.expect_callback(kernel)
-    env = {**kernel.env, "EG_LAUNCH_KEY": launch_key}
+    argv = fill(cmd, {"launcher": remote.launcher_path()})
+    argv[0] = settings.python if argv[0] in ("python", "python3") else argv[0]
     try:
-        kernel.state["job_id"] = await _jobs.submit(settings, kernel, _argv(cmd, settings.python), env)
+        kernel.state["job_id"] = await _jobs.submit(settings, kernel, argv, process.gateway_env(remote.launcher_env(kernel, launch_key)))
     except SlurmError as exc:
         raise LaunchFailed("launch_process", str(exc)) from None
     kernel.log.info("slurm: submitted job %s", kernel.state["job_id"])
@@ -47,32 +58,32 @@ async def eg_launch_process(kernel, cmd):
 @hookimpl
 async def eg_confirm_startup(kernel):
     """Wait for the launcher's callback; fail as soon as the job ends (or never starts)."""
-    await remote.wait_for_callback(kernel, exited=_jobs.ended(resolve(kernel), kernel.state["job_id"]))
-
-
-@hookimpl
-def eg_connection_info(kernel):
-    return kernel.connection_info
+    await remote.wait_for_callback(kernel, exited=_jobs.ended(_settings(kernel), kernel.state["job_id"]))
 
 
 @hookimpl
 async def eg_poll(kernel):
-    job_state, _, status = await _jobs.state(resolve(kernel), kernel.state["job_id"])
-    return None if job_state in _jobs.ACTIVE else status
+    state = (await _jobs.states(_settings(kernel))).get(kernel.state["job_id"])
+    return None if state in _jobs.ACTIVE else 0 if state in (None, "COMPLETED") else 1
+
+
+@hookimpl
+async def eg_wait(kernel):
+    """Wait on the shared squeue poller until the job has ended."""
+    return 0 if await _jobs.ended(_settings(kernel), kernel.state["job_id"]) in (None, "COMPLETED") else 1
 
 
 @hookimpl
 async def eg_send_signal(kernel, signum):
-    if signum and "job_id" in kernel.state:
-        await _jobs.send_signal(resolve(kernel), kernel.state["job_id"], signum)
+    await remote.send_signal(kernel, signum, fallback=_scancel_signal)
 
 
 @hookimpl
 async def eg_kill(kernel):
-    """Cancel the job and wait until Slurm says its processes have ended."""
+    """Cancel the job and wait until Slurm says it has ended."""
     if "job_id" in kernel.state:
         try:
-            await _jobs.cancel(resolve(kernel), kernel.state["job_id"], _KILL_WAIT)
+            await _jobs.cancel(_settings(kernel), kernel.state["job_id"], wait=60.0)
         except (SlurmError, asyncio.TimeoutError) as exc:
             kernel.log.warning("slurm: cancelling job %s: %s", kernel.state["job_id"], exc or "timed out")
 
@@ -85,17 +96,15 @@ def eg_cleanup(kernel):
 @hookimpl
 async def eg_describe_exit(kernel):
     """Slurm's account of the job, and the end of its output file."""
-    if "job_id" not in kernel.state:
-        return None
-    settings = resolve(kernel)
-    job_state, reason, status = await _jobs.state(settings, kernel.state["job_id"])
-    text = f"Slurm job {kernel.state['job_id']}: {job_state} ({reason}), exit status {status}"
-    try:
-        with open(_jobs.output_file(settings, kernel), errors="replace") as f:
-            tail = f.readlines()[-20:]
-    except OSError:
-        tail = []
-    return text + ("; its output ends with:\n" + "".join(tail) if tail else "")
+    return await _jobs.describe(_settings(kernel), kernel.state.get("job_id"), kernel)
+
+
+@hookimpl
+async def eg_reconcile(known_kernel_ids):
+    """At startup: this gateway's kernel jobs that no kernel owns, logged or cancelled."""
+    settings = SlurmSettings.instance()
+    cancel = lambda job: _jobs.cancel(settings, job.id, wait=0)  # noqa: E731
+    await orphans.sweep("slurm", known_kernel_ids, lambda: _jobs.kernel_jobs(settings), cancel, policy=settings.orphans_at_startup)
 
 
 @hookimpl

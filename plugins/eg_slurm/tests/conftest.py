@@ -23,10 +23,24 @@ def kernel_spec_dirs():
 
 
 @pytest.fixture
+def slurm_probe():
+    """The conformance suite's probe: see :func:`jobs_of_kernel`."""
+    return jobs_of_kernel
+
+
+@pytest.fixture
 def kernel_jobs():
     """``kernel_jobs(kernel_id)``: the kernel's Slurm jobs in a state where something of them
     may still run."""
     return _kernel_jobs
+
+
+async def jobs_of_kernel(kernel_id: str) -> list[str]:
+    """What Slurm and this machine still hold for a kernel: its jobs that may still run, and
+    processes with its KERNEL_ID (the one node is this machine): the conformance suite's probe."""
+    from eg_core.testing import processes_of_kernel
+
+    return _kernel_jobs(kernel_id) + await processes_of_kernel(kernel_id)
 
 
 def _kernel_jobs(kernel_id: str) -> list[str]:

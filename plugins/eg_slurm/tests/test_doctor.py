@@ -25,7 +25,7 @@ def test_bad_kernelspecs_fail_with_the_fix(kernel_spec_dirs):
     lines = {line.split(":")[1].strip(): line for line in result.stdout.splitlines() if line.startswith(("ok", "FAIL"))}
     assert lines["kernelspec slurm_bad_partition"].startswith("FAIL  slurm:")
     assert "partition nosuchpartition is unknown; fix: use a partition that is up (debug)" in lines["kernelspec slurm_bad_partition"]
-    assert lines["kernelspec slurm_bad_config"].startswith("FAIL  slurm:") and "time_limit" in lines["kernelspec slurm_bad_config"]
+    assert lines["kernelspec slurm_bad_config"].startswith("FAIL  slurm:") and "partition" in lines["kernelspec slurm_bad_config"]
     assert lines["kernelspec python_slurm_test"].startswith("ok")
     assert result.stdout.rstrip().endswith("2 failed")
 

@@ -51,7 +51,7 @@ async def test_bad_kernelspec_setting_is_refused_before_submitting(gateway_facto
     async with gw.client() as http:
         r = await http.post("/api/kernels", json={"name": "slurm_bad_config"})
         assert r.status_code == 400, r.text
-        assert "time_limit" in r.json()["message"]
+        assert "partition" in r.json()["message"]
         assert (await http.get("/api/kernels")).json() == []
     assert "submitted job" not in gw.output()
 
