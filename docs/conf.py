@@ -18,7 +18,7 @@ myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_default_options = {"members": True}
+
 
 html_theme = "alabaster"
 html_title = "eg — a pluggable Jupyter kernel gateway"

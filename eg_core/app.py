@@ -503,6 +503,10 @@ def main(argv: list[str] | None = None) -> None:
         argv = ["--list-plugins", *argv[1:]]
     elif argv[:1] == ["doctor"]:
         argv = ["--doctor", *argv[1:]]
+    elif argv[:1] == ["new-plugin"]:
+        from .new_plugin import main as new_plugin
+
+        sys.exit(new_plugin(argv[1:]))
     try:
         app = Gateway()
         app.initialize(argv)

@@ -20,11 +20,14 @@ from eg_core import hookspecs
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 AUTHORS = DOCS / "authors"
+TEMPLATE = ROOT / "eg_core" / "plugin_template"
 PAGES = sorted([*DOCS.rglob("*.md"), ROOT / "README.md", *ROOT.glob("plugins/*/README.md")])
 NAME = re.compile(r"(?<![\w./-])(eg_[a-z0-9_]+(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
 FILE_SUFFIXES = (".py", ".json", ".md", ".toml", ".sh", ".log", ".yaml")
-EXAMPLE_NAMES: set[str] = set()
+# Names that stand for a plugin a reader creates (``eg-gateway new-plugin pbs`` writes eg_pbs).
+EXAMPLE_NAMES = {"eg_pbs"}
 FENCE = re.compile(r"^```(\{code-block\} python|python)\n(.*?)^```", re.S | re.M)
+INCLUDE = re.compile(r"^```\{literalinclude\} (\S+)", re.M)
 
 
 def test_site_builds_without_warnings(tmp_path):
@@ -56,6 +59,15 @@ def test_inline_examples_run(where, code, tmp_path):
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)] if path.name.startswith("test_") else [sys.executable, str(path)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, f"{where}:\n{code}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+
+
+def test_included_examples_come_from_the_tested_template():
+    """Code shown with literalinclude is the plugin template, which test_new_plugin.py
+    generates, installs and tests."""
+    for page in AUTHORS.glob("*.md"):
+        for target in INCLUDE.findall(page.read_text()):
+            path = (page.parent / target).resolve()
+            assert path.is_relative_to(TEMPLATE) and path.exists(), f"{page.name}: {target}"
 
 
 def _docstrings(path: Path) -> list[str]:
@@ -102,6 +114,7 @@ def _resolves(dotted: str) -> bool:
 def test_every_eg_name_exists(monkeypatch):
     """Every ``eg_*`` name in the docs, the READMEs and the docstrings of eg-core and its plugins
     is a module or object that imports, a hook, or a name eg's code uses."""
+    monkeypatch.syspath_prepend(str(TEMPLATE))  # the template's package, eg_hostproc
     texts = {str(page.relative_to(ROOT)): page.read_text() for page in PAGES}
     for path in [*ROOT.glob("eg_core/**/*.py"), *ROOT.glob("plugins/*/eg_*/**/*.py")]:
         texts.update({f"{path.relative_to(ROOT)} (docstring {i})": doc for i, doc in enumerate(_docstrings(path))})
@@ -113,7 +126,7 @@ def test_every_eg_name_exists(monkeypatch):
             for suffix in FILE_SUFFIXES:
                 name = name.removesuffix(suffix)
             head = name.split(".")[0]
-            if name in hooks or name in EXAMPLE_NAMES or (_resolves(name) if "." in name or _resolves(head) else head in identifiers):
+            if name in hooks or name in EXAMPLE_NAMES or (_resolves(name) if _resolves(head) else head in identifiers):
                 continue
             missing.append(f"{where}: {name}")
     assert not missing, "names that do not exist:\n" + "\n".join(sorted(missing))

@@ -1,0 +1,1 @@
+"""eg-hostproc: the ``hostproc`` resource manager of eg."""
