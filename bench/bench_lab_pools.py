@@ -72,12 +72,12 @@ async def one_mode(chromium: str, tmp: Path, pooled: bool, rounds: int) -> dict[
                     await asyncio.sleep(1.0)
                     page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
                     t0 = time.perf_counter()
-                    await page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}", timeout=TIMEOUT)
+                    await page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}", timeout=TIMEOUT)  # reset: no earlier tabs
                     idle = page.locator("#jp-main-statusbar").get_by_text(f"{KERNEL_DISPLAY_NAME} | Idle")
                     await expect(idle).to_be_visible(timeout=TIMEOUT)
                     t_idle = time.perf_counter() - t0
                     await page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-                    out = page.locator(CELLS).first.locator(".jp-OutputArea-output")
+                    out = page.locator(f"{CELLS}:visible").first.locator(".jp-OutputArea-output")
                     await expect(out).to_have_text(re.compile(r"^\s*42\s*$"), timeout=TIMEOUT)
                     t_out = time.perf_counter() - t0
                     await page.context.close()

@@ -336,6 +336,18 @@ class KernelRegistry:
         answers = self.pm.hook.eg_user_allowed(user=user, kernel_name=entry.name, config=entry.config)
         return False not in answers
 
+    def _context(self, entry: Any, kernel_id: str, request_env: dict[str, str], user: str) -> KernelContext:
+        """A new kernel's context: its kernelspec, and its env built from the request's values."""
+        spec = {**entry.spec.to_dict(), "resource_dir": entry.resource_dir}
+        env = kernel_env(
+            request_env=request_env, spec=spec, gateway_env=dict(os.environ), inherited_envs=self.settings.inherited_envs,
+            client_envs=self.settings.client_envs, kernel_id=kernel_id, user=user,
+        )
+        return KernelContext(
+            kernel_id=kernel_id, kernel_name=entry.name, resource_manager=entry.resource_manager, spec=spec,
+            config=dict(entry.config), env=env, user=user,
+        )
+
     async def start(
         self, name: str | None, env: Any = None, path: str | None = None, principal: str | None = None
     ) -> ManagedKernel:
@@ -345,27 +357,10 @@ class KernelRegistry:
         request_env = validate_request_env(env)
         kernel_id = self._kernel_id(request_env)
         user = request_user(request_env, principal, self.settings.bind_username)
-        spec = {**entry.spec.to_dict(), "resource_dir": entry.resource_dir}
-        kernel = KernelContext(
-            kernel_id=kernel_id,
-            kernel_name=entry.name,
-            resource_manager=entry.resource_manager,
-            spec=spec,
-            config=dict(entry.config),
-            env=kernel_env(
-                request_env=request_env,
-                spec=spec,
-                gateway_env=dict(os.environ),
-                inherited_envs=self.settings.inherited_envs,
-                client_envs=self.settings.client_envs,
-                kernel_id=kernel_id,
-                user=user,
-            ),
-            user=user,
-            user_from_request="KERNEL_USERNAME" in request_env or bool(principal),
-            cwd=request_env.get("KERNEL_WORKING_DIR") or path or None,
-            launch_timeout=self._launch_timeout(request_env),
-        )
+        kernel = self._context(entry, kernel_id, request_env, user)
+        kernel.user_from_request = "KERNEL_USERNAME" in request_env or bool(principal)
+        kernel.cwd = request_env.get("KERNEL_WORKING_DIR") or path or None
+        kernel.launch_timeout = self._launch_timeout(request_env)
         self.pending.add(kernel_id)
         try:
             await self.emit(kernel, "requested", {})
@@ -413,22 +408,9 @@ class KernelRegistry:
         listed, culled, persisted or counted per user) until a claim lists it."""
         entry = self.catalog.get(name)
         kernel_id = str(uuid.uuid4())
-        user = getpass.getuser()
-        spec = {**entry.spec.to_dict(), "resource_dir": entry.resource_dir}
-        kernel = KernelContext(
-            kernel_id=kernel_id,
-            kernel_name=entry.name,
-            resource_manager=entry.resource_manager,
-            spec=spec,
-            config=dict(entry.config),
-            env=kernel_env(
-                request_env={}, spec=spec, gateway_env=dict(os.environ), inherited_envs=self.settings.inherited_envs,
-                client_envs=self.settings.client_envs, kernel_id=kernel_id, user=user,
-            ),
-            user=user,
-            launch_timeout=float(self.settings.launch_timeout),
-            pooled=True,
-        )
+        kernel = self._context(entry, kernel_id, {}, getpass.getuser())
+        kernel.launch_timeout = float(self.settings.launch_timeout)
+        kernel.pooled = True
         self.pending.add(kernel_id)
         try:
             return await self._launch(entry, kernel)
