@@ -17,7 +17,6 @@ import signal
 import time
 
 from eg_core import BadRequest, EGError, KernelContext, LaunchFailed, remote
-from eg_core.remote import LauncherRequestRejected
 
 from . import _submit
 from ._capacity import check_room
@@ -223,23 +222,21 @@ async def wait(kernel: KernelContext) -> int:
         await _sleep(kernel, settings().watch_interval)
 
 
+async def _backend_signal(kernel: KernelContext, signum: int) -> None:
+    """YARN's own way when the launcher's comm port cannot be used: only ending the application."""
+    if signum in (signal.SIGTERM, signal.SIGKILL):
+        await kill(kernel)
+
+
 async def send_signal(kernel: KernelContext, signum: int) -> None:
-    """Interrupts and other signals through the launcher's comm port; SIGKILL kills the app."""
+    """Interrupts and other signals through the launcher's comm port (eg_core.remote's policy);
+    SIGKILL, and SIGTERM when the comm port fails, kill the application through the RM."""
     if signum == 0:
         return
     if signum == signal.SIGKILL:
         await kill(kernel)
         return
-    if remote.has_comm_port(kernel):
-        try:
-            await remote.signal(kernel, signum)
-            return
-        except ConnectionRefusedError:
-            return  # the launcher is gone
-        except (OSError, asyncio.TimeoutError, LauncherRequestRejected, ValueError) as exc:
-            kernel.log.warning("yarn: signal %s through the comm port failed: %s", signum, exc)
-    if signum == signal.SIGTERM:
-        await kill(kernel)
+    await remote.send_signal(kernel, signum, fallback=_backend_signal)
 
 
 async def shutdown_requested(kernel: KernelContext) -> None:
@@ -253,10 +250,7 @@ async def shutdown_requested(kernel: KernelContext) -> None:
 async def terminate(kernel: KernelContext) -> None:
     """Ask the launcher to stop the kernel (the application then ends on its own)."""
     _wake(kernel).set()
-    if remote.has_comm_port(kernel):
-        await remote.shutdown_launcher(kernel)
-    else:
-        await kill(kernel)
+    await remote.terminate(kernel, fallback=_backend_signal)
 
 
 async def kill(kernel: KernelContext) -> None:
