@@ -112,6 +112,15 @@ async def fan_out_step(gw, proc, ids: list[str], clients: int, args, interactive
     cmd = [sys.executable, __file__, "--reader", "--ws-url", gw.ws_url, "--token", gw.token, "--kernel-ids", ",".join(ids),
            "--n-clients", str(clients), "--code", f"stream {count} {args.line_bytes} {args.interval_ms}"]
     rd = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        return await _measure_step(rd, proc, clients, count, args, interactive)
+    finally:
+        if rd.poll() is None:  # the step failed: no reader outlives it
+            rd.kill()
+            rd.wait()
+
+
+async def _measure_step(rd, proc, clients: int, count: int, args, interactive: KernelSocket) -> dict:
     assert (await asyncio.get_running_loop().run_in_executor(None, rd.stdout.readline)).strip() == "ready"
     rd.stdin.write("go\n")
     rd.stdin.flush()
