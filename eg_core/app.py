@@ -177,6 +177,12 @@ class Gateway(JupyterApp):
         ["", "standalone", "replication"], "", config=True,
         help="Keep kernel sessions in the store: 'standalone' adopts them all at startup; 'replication' lets gateways sharing the store reach each other's kernels.",
     ).tag(env=("EG_AVAILABILITY_MODE",))
+    kernel_session_persistence = Bool(
+        True, config=True,
+        help="Record every kernel in the session store (FileSessionStore.persistence_root, under the Jupyter data dir) "
+        "from before its launch, so that the kernels of a gateway that crashed are adopted or removed by the next one "
+        "(availability_mode 'standalone' unless set). Off: no store, and kernels end with the gateway process.",
+    ).tag(env=("EG_KERNEL_SESSION_PERSISTENCE", "KG_KERNEL_SESSION_PERSISTENCE"))
     shutdown_kernels_on_exit = Bool(
         True, config=True, help="Shut kernels down when the gateway stops (default: yes, unless availability_mode is set)."
     ).tag(env=("EG_SHUTDOWN_KERNELS_ON_EXIT",))
@@ -187,8 +193,16 @@ class Gateway(JupyterApp):
 
     @default("availability_mode")
     def _mode_default(self) -> str:
+        # Enterprise Gateway: persistence turned on explicitly, without a mode, means replication.
         persistence = os.environ.get("EG_KERNEL_SESSION_PERSISTENCE", "").lower() == "true"
         return "replication" if persistence else ""
+
+    @property
+    def session_mode(self) -> str:
+        """The availability mode in effect: ``availability_mode``, else ``standalone`` while
+        ``kernel_session_persistence`` is on, else "" (no store)."""
+        return self.availability_mode or ("standalone" if self.kernel_session_persistence else "")
+
     dynamic_config_interval = Int(
         0, config=True, help="Seconds between checks of the config files for changes (0: only on SIGHUP)."
     ).tag(env=("EG_DYNAMIC_CONFIG_INTERVAL",))
@@ -280,8 +294,8 @@ class Gateway(JupyterApp):
         self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log, kernelspec_aliases(self.pm),
                                           lambda: dormant_kernelspec_aliases(self.pm))
         self.kernels = KernelRegistry(self, self.catalog, self.pm)
-        if self.availability_mode:
-            self.kernels.persistence = SessionPersistence(self.kernels, self.availability_mode)
+        if self.session_mode:
+            self.kernels.persistence = SessionPersistence(self.kernels, self.session_mode)
         self.sessions = SessionManager(self.kernels)
         self.api = GatewayAPI(self)
 
@@ -420,9 +434,9 @@ class Gateway(JupyterApp):
             listener = await remote.start_listener(parent=self)
             self.log.info("Remote kernels call back to the response address %s (ResponseListener.response_address)", listener.address)
         await acall(self.pm.hook.eg_startup, gateway=self.api)
-        if self.availability_mode == "standalone":
-            adopted = await self.kernels.persistence.adopt_all()
-            self.log.info("Adopted %d running kernel(s) from the session store", adopted)
+        if self.kernels.persistence is not None:
+            adopted, removed = await self.kernels.persistence.recover()
+            self.log.info("Session store: adopted %d running kernel(s), removed %d unfinished launch(es)", adopted, removed)
         await acall(self.pm.hook.eg_reconcile, known_kernel_ids=set(self.kernels.kernels))
         server = httpserver.HTTPServer(self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context())
         port = self._listen(server)

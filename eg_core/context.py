@@ -36,6 +36,9 @@ class KernelContext:
       ``user``, ``env`` and ``cwd`` are the gateway's defaults until a request claims it).
     - ``restarting``: True while the kernel is being restarted (the launch is a relaunch).
     - ``notify``: set by the gateway; use :meth:`progress` rather than calling it.
+    - ``survives_gateway``: True when the session store records the kernel, so a later gateway
+      process adopts or removes it; False when nothing would, and the kernel should end with
+      this gateway process (the local resource manager sets a parent-death signal).
     """
 
     kernel_id: str
@@ -54,6 +57,8 @@ class KernelContext:
     restarting: bool = False
     pooled: bool = False
     notify: Callable[[str, dict[str, Any]], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
+    survives_gateway: bool = True
+    _checkpoint: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
 
     def progress(self, step: str, **details: Any) -> None:
         """Report a step of a slow launch (``scheduled``, ``pulling``, ``started``...): a log line,
@@ -62,6 +67,19 @@ class KernelContext:
         self.log.info("launch progress: %s%s", step, "".join(f" {k}={v}" for k, v in details.items()))
         if self.notify is not None:
             asyncio.ensure_future(self.notify("progress", {"step": step, **details}))
+
+
+    async def checkpoint(self) -> None:
+        """Save ``state`` to the session store now (a no-op without one).
+
+        The core checkpoints before ``eg_launch_process`` and right after it. A resource
+        manager that creates something it could not find again from what the core saved (a
+        container named after a setting, a host picked from a list) records in ``state`` what
+        finds or removes it and calls this *before* creating it: a gateway that crashes from
+        then on leaves a record from which the next gateway removes it.
+        """
+        if self._checkpoint is not None:
+            await self._checkpoint()
 
     @property
     def log(self) -> logging.LoggerAdapter:
@@ -92,5 +110,5 @@ class KernelContext:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "KernelContext":
         """Rebuild a context saved by :meth:`to_json`."""
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "handles"}
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("handles", "_checkpoint")}
         return cls(**fields)

@@ -428,7 +428,11 @@ class KernelRegistry:
         km.eg_plugin_manager = self.pm
         km.eg_port_range = self.settings.port_range
         km.provisioner = HookProvisioner(kernel_id=kernel.kernel_id, kernel_spec=entry.spec, parent=km)
-        return ManagedKernel(self, kernel, km)
+        managed = ManagedKernel(self, kernel, km)
+        kernel.survives_gateway = self.persistence is not None
+        if self.persistence is not None:
+            self.persistence.track(managed)
+        return managed
 
     async def _launch(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
         start = time.monotonic()
@@ -451,6 +455,7 @@ class KernelRegistry:
                 raise
         except EGError as exc:
             _log_launch_error(kernel, exc)
+            await self._forget_launch(kernel.kernel_id)
             await self.emit(kernel, "launch_failed", {"phase": getattr(exc, "phase", None), "error": exc.message})
             raise
         if kernel.pooled:
@@ -474,6 +479,14 @@ class KernelRegistry:
             details["pooled"] = True
         await self.emit(kernel, "launched", details)
         return managed
+
+    async def _forget_launch(self, kernel_id: str) -> None:
+        """Delete the launching record of a launch that failed (and removed what it made)."""
+        if self.persistence is not None:
+            try:
+                await self.persistence.delete(kernel_id)
+            except Exception as exc:
+                log.error("[kernel %s] could not delete its session record: %s", kernel_id, exc)
 
     async def shutdown_all(self) -> None:
         await asyncio.gather(*(k.shutdown() for k in list(self.kernels.values())), return_exceptions=True)

@@ -98,7 +98,9 @@ async def launch_sequence(
     1. ``pm.hook.eg_before_launch(kernel)``   policies refuse or add env  (:func:`before_launch`,
        run by ``HookProvisioner.pre_launch``, which then writes the connection file when the
        argv uses one and fills the argv templates with ``eg_launch_substitutions``)
-    2. ``hooks.eg_launch_process(kernel, cmd)``  start the process / container / app
+    2. ``hooks.eg_launch_process(kernel, cmd)``  start the process / container / app, between
+       two ``kernel.checkpoint()`` calls: the session store holds a "launching" record before
+       anything exists, so a gateway that crashes mid-launch leaves nothing unknown
     3. ``hooks.eg_confirm_startup(kernel)``      wait for the resource manager and launcher
     4. ``hooks.eg_connection_info(kernel)``      where the kernel listens
     5. (``eg_core.kernels``) connect to the kernel and wait for ``kernel_info_reply``,
@@ -110,13 +112,7 @@ async def launch_sequence(
     phase, with ``hooks.eg_describe_exit``'s text) propagates, so nothing is left behind.
     """
     try:
-        await run_phase(
-            Phase.LAUNCH_PROCESS,
-            deadline,
-            acall_first(hooks.eg_launch_process, kernel=kernel, cmd=cmd),
-            timings,
-            kernel,
-        )
+        await run_phase(Phase.LAUNCH_PROCESS, deadline, _recorded_launch(kernel, hooks, cmd), timings, kernel)
         await run_phase(
             Phase.CONFIRM_STARTUP, deadline, acall_first(hooks.eg_confirm_startup, kernel=kernel), timings, kernel
         )
@@ -135,6 +131,12 @@ async def connection_info(kernel: KernelContext, hooks: Any) -> dict[str, Any]:
     if implemented(hooks.eg_connection_info):
         return await acall_first(hooks.eg_connection_info, kernel=kernel)
     return kernel.connection_info
+
+
+async def _recorded_launch(kernel: KernelContext, hooks: Any, cmd: list[str]) -> None:
+    await kernel.checkpoint()
+    await acall_first(hooks.eg_launch_process, kernel=kernel, cmd=cmd)
+    await kernel.checkpoint()
 
 
 async def abort_launch(kernel: KernelContext, hooks: Any, exc: BaseException) -> None:

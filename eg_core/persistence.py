@@ -1,9 +1,19 @@
 """Kernel sessions that survive the gateway: saved through the store hooks, adopted back.
 
+Every kernel is recorded before its resource manager creates anything: a ``launching`` record
+(with what the resource manager needs to find or remove it, checkpointed again once it exists)
+becomes ``running`` when the launch completes, and is deleted when the kernel is shut down. A
+gateway that crashes therefore leaves nothing unknown: at startup the next one removes every
+kernel whose launch was unfinished (its client never got an answer) and, in standalone mode,
+adopts every running one. Records name their owner (host, pid, start time); records of a live
+gateway on this host are left to it, so two gateways sharing a store by mistake do not take
+each other's kernels.
+
 ``availability_mode`` (Enterprise Gateway's names):
 
-- ``standalone``: at startup the gateway adopts every kernel in the store (same id, same
-  process, same state); kernels whose process died meanwhile are removed from the store.
+- ``standalone`` (the default while ``kernel_session_persistence`` is on): at startup the
+  gateway adopts every kernel in the store (same id, same process, same state); kernels whose
+  process died meanwhile are removed from the store.
 - ``replication``: several gateways share one store; a request for a kernel this gateway does
   not know adopts it from the store first, so any gateway reaches any kernel.
 
@@ -15,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import procinfo
 from ._calling import acall, acall_first
 from .context import KernelContext
 from .errors import EGError
@@ -27,6 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eg")
 RECORD_VERSION = 1
+LAUNCHING, RUNNING = "launching", "running"
+# A launching record of a gateway on another host is judged abandoned this long after its
+# launch timeout (this host's gateways are known alive or dead by their pid).
+ABANDONED_AFTER = 60.0
 
 
 def _merged(answers: list[Any]) -> list[dict[str, Any]]:
@@ -46,18 +62,27 @@ class SessionPersistence:
         self.mode = mode
         self.hook = registry.pm.hook
         self._adopting: dict[str, asyncio.Future] = {}
+        self.owner = procinfo.identity()
 
-    async def save(self, managed: "ManagedKernel") -> None:
-        """Store what another gateway process needs to take the kernel over."""
+    async def save(self, managed: "ManagedKernel", status: str = RUNNING) -> None:
+        """Store what another gateway process needs to take the kernel over (``running``), or
+        to find and remove what its launch created so far (``launching``)."""
         record = {
             "version": RECORD_VERSION,
             "kernel_id": managed.kernel_id,
             "kernel_name": managed.kernel.kernel_name,
             "user": managed.kernel.user,
+            "status": status,
+            "owner": self.owner,
             "saved_at": time.time(),
             "provisioner": await managed.km.provisioner.get_provisioner_info(),
         }
         await acall_first(self.hook.eg_store_save, record=record)
+
+    def track(self, managed: "ManagedKernel") -> None:
+        """Record the kernel's launches: each launch (and relaunch) checkpoints a ``launching``
+        record through ``kernel.checkpoint()``."""
+        managed.kernel._checkpoint = lambda: self.save(managed, LAUNCHING)
 
     async def delete(self, kernel_id: str) -> None:
         await acall_first(self.hook.eg_store_delete, kernel_id=kernel_id)
@@ -65,16 +90,76 @@ class SessionPersistence:
     async def load(self, kernel_id: str) -> dict[str, Any] | None:
         return await acall_first(self.hook.eg_store_load, kernel_id=kernel_id)
 
-    async def adopt_all(self) -> int:
-        """Adopt every stored kernel (standalone mode, at startup); returns how many run."""
-        records = _merged(await acall(self.hook.eg_store_load_all))
-        adopted = await asyncio.gather(*(self._adopt_once(r) for r in records))
-        return sum(1 for m in adopted if m is not None)
+    async def recover(self) -> tuple[int, int]:
+        """At startup: remove every kernel whose launch a dead gateway left unfinished and, in
+        standalone mode, adopt every running one. Returns (adopted, removed)."""
+        records = [r for r in _merged(await acall(self.hook.eg_store_load_all)) if self._ours_to_judge(r)]
+        unfinished = [r for r in records if r.get("status") == LAUNCHING]
+        removed = await asyncio.gather(*(self._remove_unfinished(r) for r in unfinished))
+        adopted: list = []
+        if self.mode == "standalone":
+            adopted = await asyncio.gather(*(self._adopt_once(r) for r in records if r.get("status") != LAUNCHING))
+        return sum(1 for m in adopted if m is not None), sum(removed)
+
+    def _ours_to_judge(self, record: Any) -> bool:
+        """Whether this gateway may act on ``record``: not one of a live gateway on this host,
+        nor (from another host) a launch that may still be under way."""
+        if not isinstance(record, dict):
+            return False
+        owner = record.get("owner")
+        if procinfo.is_running_here(owner):
+            return False
+        if record.get("status") == LAUNCHING and isinstance(owner, dict) and owner.get("host") != self.owner["host"]:
+            timeout = (record.get("provisioner") or {}).get("eg", {}).get("launch_timeout") or 0
+            saved = record.get("saved_at") or 0
+            return isinstance(timeout, (int, float)) and isinstance(saved, (int, float)) and time.time() > saved + timeout + ABANDONED_AFTER
+        return True
 
     async def adopt(self, kernel_id: str) -> "ManagedKernel | None":
-        """Adopt one kernel from the store, if it is there and alive (replication mode)."""
+        """Adopt one kernel from the store, if it is there, launched and alive (replication mode)."""
         record = await self.load(kernel_id)
-        return await self._adopt_once(record) if record else None
+        if not record or record.get("status") == LAUNCHING:
+            return None
+        return await self._adopt_once(record)
+
+    async def _remove_unfinished(self, record: dict[str, Any]) -> bool:
+        """Remove what an unfinished launch created (its client never learned of the kernel)."""
+        kernel_id = record.get("kernel_id")
+        restored = self._restore(record)
+        if restored is None:
+            return False
+        managed, info = restored
+        hooks = managed.km.provisioner.hooks
+        try:
+            await managed.km.provisioner.load_provisioner_info(info)
+            for hook in (hooks.eg_kill, hooks.eg_cleanup):
+                await asyncio.wait_for(acall_first(hook, kernel=managed.kernel, restart=False), 30)
+        except Exception as exc:
+            log.warning("[kernel %s] could not remove what its unfinished launch left: %s", kernel_id, exc)
+            return False
+        managed.km.provisioner.release_ports()
+        managed.km.cleanup_connection_file()
+        await self.delete(kernel_id)
+        log.warning("[kernel %s] removed: a gateway that ended during its launch left it unfinished", kernel_id)
+        return True
+
+    def _restore(self, record: dict[str, Any]) -> "tuple[ManagedKernel, dict] | None":
+        """A kernel manager for a stored record, not yet attached to anything."""
+        kernel_id = record.get("kernel_id")
+        try:
+            info = record["provisioner"]
+            kernel = KernelContext.from_json({k: v for k, v in info["eg"].items() if k != "process_info"})
+            entry = self.registry.catalog.get(kernel.kernel_name)
+        except EGError as exc:
+            log.warning("[kernel %s] not adopted: %s", kernel_id, exc.message)
+            return None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("[kernel %s] not adopted: its stored session is incomplete (%s)", kernel_id, exc)
+            return None
+        managed = self.registry.new_managed(entry, kernel)
+        if os.path.exists(managed.km.connection_file):  # written by the gateway that launched it
+            managed.km._connection_file_written = True  # so a shutdown here removes it
+        return managed, info
 
     async def _adopt_once(self, record: Any) -> "ManagedKernel | None":
         kernel_id = record.get("kernel_id") if isinstance(record, dict) else None
@@ -90,17 +175,11 @@ class SessionPersistence:
         return await asyncio.shield(pending)
 
     async def _adopt(self, kernel_id: str, record: dict[str, Any]) -> "ManagedKernel | None":
-        try:
-            info = record["provisioner"]
-            kernel = KernelContext.from_json({k: v for k, v in info["eg"].items() if k != "process_info"})
-            entry = self.registry.catalog.get(kernel.kernel_name)
-        except EGError as exc:
-            log.warning("[kernel %s] not adopted: %s", kernel_id, exc.message)
+        restored = self._restore(record)
+        if restored is None:
             return None
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("[kernel %s] not adopted: its stored session is incomplete (%s)", kernel_id, exc)
-            return None
-        managed = self.registry.new_managed(entry, kernel)
+        managed, info = restored
+        kernel = managed.kernel
         km = managed.km
         try:
             await km.provisioner.load_provisioner_info(info)
@@ -118,6 +197,8 @@ class SessionPersistence:
         km._attempted_start = True  # so jupyter_client's restart treats it as started here
         managed.adopt()
         self.registry.kernels[kernel_id] = managed
+        if self.mode == "standalone":
+            await self.save(managed)  # now ours
         log.info("[kernel %s] adopted (%s on %s, user %s)", kernel_id, kernel.kernel_name, kernel.resource_manager, kernel.user)
         await self.registry.emit(kernel, "adopted", {"mode": self.mode})
         return managed

@@ -219,7 +219,11 @@ class GatewayProcess:
             cmd.append("--no-auth")
         if response_address and not any(a.startswith("--ResponseListener.response_address") for a in args):
             cmd.append(f"--ResponseListener.response_address={response_address}")
-        full_env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
+        # The session store of the test's gateways is the test's own (not the user's data dir).
+        full_env = {
+            **os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "EG_PERSISTENCE_ROOT": str(tmp / "sessions"),
+            **(env or {}),
+        }
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
         self._wait_listening()

@@ -110,3 +110,81 @@ async def test_replicated_gateways_reach_each_others_kernels(gateway_factory, tm
             await asyncio.sleep(0.1)
         assert (await http.get(f"/api/kernels/{kid}")).status_code == 404
     assert "another gateway shut it down" in a.output()
+
+
+def stored(store) -> dict[str, dict]:
+    """The session store's records by kernel id (the builtin file store's JSON files)."""
+    records = {}
+    for path in store.glob("*.json"):
+        try:
+            records[path.stem] = json.loads(path.read_text())
+        except ValueError:  # being replaced right now
+            continue
+    return records
+
+
+def kernel_processes(kernel_ids) -> list[psutil.Process]:
+    """The local kernel processes of these ids (found by the KERNEL_ID in their environment)."""
+    from eg_core import procinfo
+
+    return [psutil.Process(pid) for kid in kernel_ids for pid in procinfo.with_env("KERNEL_ID", kid) if psutil.pid_exists(pid)]
+
+
+async def test_a_crash_during_concurrent_starts_leaves_nothing_unknown(gateway_factory, tmp_path):
+    """Default settings: kernels that had launched are adopted by the next gateway; those whose
+    launch was under way when the gateway was SIGKILLed are removed, even one whose pid the
+    crashed gateway never recorded."""
+    store = tmp_path / "sessions"  # the default store of the test harness's gateways
+    first = gateway_factory()
+    async with first.client() as http:
+        launched = []
+        for _ in range(2):
+            r = await http.post("/api/kernels", json={"name": "tiny"})
+            assert r.status_code == 201, r.text
+            launched.append(r.json()["id"])
+        starts = [asyncio.ensure_future(http.post("/api/kernels", json={"name": "slow_start"})) for _ in range(5)]
+        for _ in range(600):
+            in_flight = {k: r for k, r in stored(store).items() if r.get("status") == "launching"}
+            if len(in_flight) == 5 and all(r["provisioner"]["eg"]["process_info"].get("pid") for r in in_flight.values()):
+                break
+            await asyncio.sleep(0.05)
+        assert len(in_flight) == 5, stored(store)
+        assert len(kernel_processes(in_flight)) == 5
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        await asyncio.gather(*starts, return_exceptions=True)
+    assert len(kernel_processes(in_flight)) == 5  # a crash alone leaves them running, unknown
+    # As if the gateway had died between starting a process and recording its pid:
+    forgotten = next(iter(in_flight))
+    record = json.loads((store / f"{forgotten}.json").read_text())
+    for name in ("pid", "pgid", "started"):
+        record["provisioner"]["eg"]["process_info"].pop(name)
+    (store / f"{forgotten}.json").write_text(json.dumps(record))
+
+    second = gateway_factory()
+    gone, alive = psutil.wait_procs(kernel_processes(in_flight), timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+    assert sorted(stored(store)) == sorted(launched)
+    async with second.client() as http:
+        assert sorted(k["id"] for k in (await http.get("/api/kernels")).json()) == sorted(launched)
+    assert f"[kernel {forgotten}] removed" in second.output()
+    for kid in launched:
+        ks = await KernelSocket.connect(second, kid)
+        try:
+            assert (await ks.execute("1"))["reply"]["status"] == "ok"
+        finally:
+            await ks.close()
+
+
+async def test_without_persistence_kernels_end_with_a_killed_gateway(gateway_factory, tmp_path):
+    gw = gateway_factory("--Gateway.kernel_session_persistence=False")
+    async with gw.client() as http:
+        r = await http.post("/api/kernels", json={"name": "tiny"})
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+    [kernel] = kernel_processes([kid])
+    gw.proc.send_signal(signal.SIGKILL)
+    gw.proc.wait()
+    gone, alive = psutil.wait_procs([kernel], timeout=30)
+    assert not alive
+    assert not (tmp_path / "sessions").exists()

@@ -1,14 +1,20 @@
 """Local kernel processes: start, watch, signal, adopt.
 
-Each kernel runs in its own session (process group), so it outlives a gateway that is killed or
-that stops while keeping its kernels; stdout and stderr go to a per-kernel log file whose tail
-explains an early exit. The exit is watched through a pidfd (an event, no polling), for the
-gateway's own children and for processes adopted from an earlier gateway alike.
+Each kernel runs in its own session (process group), so that a gateway that keeps its kernels
+in the session store (``kernel.survives_gateway``) can be killed or stopped while they run on,
+for the next gateway to adopt; without a store, a kernel gets a parent-death signal and ends
+with the gateway. stdout and stderr go to a per-kernel log file whose tail explains an early
+exit. The exit is watched through a pidfd registered with the event loop (an event, no polling,
+no descriptor-number limit), for the gateway's own children and adopted processes alike.
+A kernel's environment carries ``KERNEL_ID``, so one whose pid a crashed gateway never recorded
+is still found.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import os
 import select
 import shutil
@@ -18,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from eg_core import KernelContext, LaunchFailed
+from eg_core import KernelContext, LaunchFailed, procinfo
 from eg_core.doctor import Check
 from eg_core.process import kernel_process_env
 
@@ -37,26 +43,36 @@ async def start(kernel: KernelContext, cmd: list[str]) -> None:
     cwd = kernel.cwd or None
     if cwd and not os.path.isdir(cwd):
         raise LaunchFailed("launch_process", f"working directory {cwd!r} does not exist on the gateway host")
+    preexec = None if kernel.survives_gateway else _die_with(os.getpid())
     with open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(
-                cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=preexec,
             )
         except OSError as exc:
             raise LaunchFailed("launch_process", f"cannot run {cmd[0]!r}: {exc.strerror}") from exc
     kernel.handles["process"] = proc
-    kernel.state.update(pid=proc.pid, pgid=proc.pid, log=str(log_path), started=_start_time(proc.pid))
+    kernel.state.update(pid=proc.pid, pgid=proc.pid, log=str(log_path), started=procinfo.start_time(proc.pid))
     _watch(kernel)
     kernel.log.debug("started local process %s", proc.pid)
 
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot): with the pid, its identity."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl
+
+
+def _die_with(parent: int):
+    """A ``preexec_fn``: the kernel gets SIGKILL when the gateway process ends (Linux's
+    parent-death signal; the launching thread is the event loop's, which lives as long as the
+    gateway). A gateway that already ended before this runs is seen as a changed parent."""
+
+    def preexec() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def _watch(kernel: KernelContext) -> None:
@@ -162,10 +178,24 @@ def adopt(kernel: KernelContext, info: dict) -> None:
     kernel.state = dict(info)
     kernel.handles.pop("process", None)
     pid = kernel.state.get("pid")
-    if pid and _start_time(pid) not in (None, kernel.state.get("started")):
+    if not pid:  # a launch interrupted before its pid was recorded
+        _find(kernel)
+    elif procinfo.start_time(pid) not in (None, kernel.state.get("started")):
         kernel.state["pid"] = None
     if kernel.state.get("pid"):
         _watch(kernel)
+
+
+def _find(kernel: KernelContext) -> None:
+    """Find the kernel's process by the ``KERNEL_ID`` in its environment: the leader of its
+    own session (children inherit the variable too)."""
+    for pid in procinfo.with_env("KERNEL_ID", kernel.kernel_id):
+        try:
+            if os.getsid(pid) == pid:
+                kernel.state.update(pid=pid, pgid=pid, started=procinfo.start_time(pid))
+                return
+        except ProcessLookupError:
+            continue
 
 
 async def check(kernel: KernelContext) -> Check:

@@ -235,9 +235,13 @@ async def describe(kernel: KernelContext) -> str | None:
 
 
 async def reattach(kernel: KernelContext) -> bool:
-    """After a gateway restart: whether the saved container still exists and is this kernel's."""
-    container_id = kernel.state.get("container_id")
+    """After a gateway restart: whether the saved container still exists and is this kernel's. One
+    whose id a crashed launch never recorded is found by its name (and its id recorded)."""
+    container_id = kernel.state.get("container_id") or kernel.state.get("name")
     if not container_id:
         return False
     info = await client(kernel).container_inspect(container_id)
-    return bool(info) and (info.get("Config", {}).get("Labels") or {}).get("kernel_id") == kernel.kernel_id
+    if not info or (info.get("Config", {}).get("Labels") or {}).get("kernel_id") != kernel.kernel_id:
+        return False
+    kernel.state["container_id"] = info["Id"]
+    return True

@@ -33,6 +33,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
         task_poll_interval=settings().task_poll_interval,
     )
     kernel.handles["docker_settings"] = kc
+    await kernel.checkpoint()  # the name is recorded: a crash from here on leaves nothing unknown
     docker = client_for(kc.docker_host)
     await _containers.check_network(docker, kc)
     await _containers.ensure_image(docker, kc, timeout=max(kernel.launch_timeout, 1.0), kernel=kernel)

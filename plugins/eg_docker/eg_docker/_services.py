@@ -240,8 +240,13 @@ async def describe(kernel: KernelContext) -> str | None:
 
 
 async def reattach(kernel: KernelContext) -> bool:
-    service_id = kernel.state.get("service_id")
+    """After a gateway restart: whether the saved service still exists and is this kernel's. One
+    whose id a crashed launch never recorded is found by its name (and its id recorded)."""
+    service_id = kernel.state.get("service_id") or kernel.state.get("name")
     if not service_id:
         return False
     info = await client(kernel).service_inspect(service_id)
-    return bool(info) and (info.get("Spec", {}).get("Labels") or {}).get("kernel_id") == kernel.kernel_id
+    if not info or (info.get("Spec", {}).get("Labels") or {}).get("kernel_id") != kernel.kernel_id:
+        return False
+    kernel.state["service_id"] = info["ID"]
+    return True

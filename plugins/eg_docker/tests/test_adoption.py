@@ -154,3 +154,37 @@ async def test_gateway_restart_adopts_kernel_containers(gateway_factory, docker,
         assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
     assert await docker.containers({"kernel_id": kid}) == []
+
+
+async def test_a_crash_during_concurrent_starts_leaves_no_container(gateway_factory, docker, docker_host, tmp_path):
+    """Default settings (orphans only logged): SIGKILL the gateway while three containers wait
+    for their launcher's callback; the next gateway removes them from the launching records,
+    also one whose container id the crashed gateway never recorded (found by its name)."""
+    store = tmp_path / "sessions"  # the test harness's default session store
+    env = {"DOCKER_HOST": docker_host, "EG_RESPONSE_ADDRESS": "127.0.0.1:0"}
+    args = (f"--DockerSettings.gateway_id=eg-crash-{os.getpid()}-{tmp_path.name[-6:]}",)
+    first = gateway_factory(*args, env=env)
+    async with first.client() as http:
+        starts = [asyncio.ensure_future(http.post("/api/kernels", json={"name": "docker_never_calls_back"})) for _ in range(3)]
+        for _ in range(2400):
+            records = [json.loads(p.read_text()) for p in store.glob("*.json")]
+            if len(records) == 3 and all(r["provisioner"]["eg"]["process_info"].get("container_id") for r in records):
+                break
+            await asyncio.sleep(0.05)
+        in_flight = [r["kernel_id"] for r in records]
+        assert len(in_flight) == 3 and all(r["status"] == "launching" for r in records), records
+        first.proc.kill()
+        first.proc.wait()
+        await asyncio.gather(*starts, return_exceptions=True)
+    for kid in in_flight:
+        assert len(await docker.containers({"kernel_id": kid})) == 1
+    path = store / f"{in_flight[0]}.json"
+    record = json.loads(path.read_text())
+    del record["provisioner"]["eg"]["process_info"]["container_id"]  # as if killed right after creating it
+    path.write_text(json.dumps(record))
+
+    second = gateway_factory(*args, env=env)
+    for kid in in_flight:
+        assert await docker.containers({"kernel_id": kid}) == []
+        assert f"[kernel {kid}] removed" in second.output()
+    assert list(store.glob("*.json")) == []

@@ -153,3 +153,29 @@ async def test_gateway_restart_adopts_ssh_kernels(ssh_gateway, tmp_path):
         await ws.close()
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
     assert await wait_no_processes(USER) == []
+
+
+async def test_a_crash_during_concurrent_ssh_starts_leaves_nothing_running(ssh_gateway, tmp_path):
+    """Default settings: SIGKILL the gateway while three SSH launches wait for their callback;
+    the next gateway removes the remote processes from the launching records."""
+    store = tmp_path / "sessions"  # the test harness's default session store
+    first = ssh_gateway()
+    async with first.client() as http:
+        starts = [asyncio.ensure_future(http.post("/api/kernels", json={"name": "ssh_sleep"})) for _ in range(3)]
+        for _ in range(1200):
+            records = [json.loads(p.read_text()) for p in store.glob("*.json")]
+            if len(records) == 3 and all(r["provisioner"]["eg"]["process_info"].get("pgid") for r in records):
+                break
+            await asyncio.sleep(0.05)
+        in_flight = [r["kernel_id"] for r in records]
+        assert len(in_flight) == 3 and all(r["status"] == "launching" for r in records), records
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        await asyncio.gather(*starts, return_exceptions=True)
+    assert all(user_processes(USER, kid) for kid in in_flight)  # left running, unknown
+
+    second = ssh_gateway()
+    for kid in in_flight:
+        assert await wait_no_processes(USER, kid, timeout=30) == []
+        assert f"[kernel {kid}] removed" in second.output()
+    assert list(store.glob("*.json")) == []

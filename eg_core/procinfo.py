@@ -1,0 +1,70 @@
+"""Identifying local processes across gateway restarts (Linux ``/proc``).
+
+A pid alone names a process only until it is reused; with its start time it names exactly one.
+The gateway records both for itself (the owner of its session records) and the local resource
+manager for each kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), or None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int | None, started: int | None) -> bool:
+    """Whether the process ``pid`` that started at ``started`` still runs (not a zombie)."""
+    if not pid:
+        return False
+    now = start_time(pid)
+    if now is None or (started is not None and now != started):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def identity() -> dict[str, object]:
+    """This process: host name, pid and start time."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": start_time(pid)}
+
+
+def is_running_here(owner: object) -> bool:
+    """Whether ``owner`` (an :func:`identity`) is a live process of this host other than us."""
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return False
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    started = owner.get("started")
+    return alive(pid, started if isinstance(started, int) else None)
+
+
+def with_env(name: str, value: str) -> list[int]:
+    """Pids of this user's processes whose environment has ``name=value``."""
+    wanted = f"{name}={value}".encode()
+    uid = os.getuid()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                if wanted in f.read().split(b"\0"):
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
