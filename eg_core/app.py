@@ -18,13 +18,13 @@ from jupyter_core.paths import jupyter_path
 from tornado import httpserver, web
 from traitlets import Bool, CaselessStrEnum, Dict, Enum, Float, Int, List, Set, TraitError, Unicode, default, validate
 
-from . import __version__, remote
+from . import __version__, redact, remote
 from ._calling import acall
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
 from .logs import JSON, JsonFormatter, one_line
 from .persistence import SessionPersistence
-from .config import ConfigError, apply_env_defaults, document_env, first_line
+from .config import ConfigError, apply_env_defaults, check_finite, document_env, first_line
 from .eg_compat import translate
 from .config_files import check_options, check_paths, check_tls, config_sources, configurable_classes, tls_minimum
 from .logs import apply_log_levels
@@ -137,6 +137,15 @@ class Gateway(JupyterApp):
     port_range = Unicode("0..0", config=True, help="Ports kernels may use, 'lower..upper' ('0..0': any).").tag(
         env=("EG_PORT_RANGE",)
     )
+    max_body_size = Int(
+        8 * 1024 * 1024, config=True,
+        help="Largest request body accepted, in bytes (413 beyond); bodies are read only once the token is checked.",
+    ).tag(env=("EG_MAX_BODY_SIZE",))
+    ws_client_buffer_size = Int(
+        4 * 1024 * 1024, config=True,
+        help="Bytes that may wait to be sent to one websocket client; beyond it the client's iopub output is dropped "
+        "(it is told how much), and it is disconnected if replies alone exceed four times as much.",
+    ).tag(env=("EG_WS_CLIENT_BUFFER_SIZE",))
     buffer_offline_messages = Bool(True, config=True, help="Buffer a disconnected session's messages for its reconnection.")
     kernel_info_timeout = Float(
         60.0, config=True,
@@ -279,8 +288,13 @@ class Gateway(JupyterApp):
         eg_log.setLevel(self.log_level)
         eg_log.propagate = False
         eg_log.handlers = list(self.log.handlers)
+        redact.install(eg_log.handlers)
         if self.list_plugins or self.generate_config:
             return
+        try:
+            check_finite(self)
+        except ValueError as exc:
+            raise ConfigError(f"{exc}: fix this option") from None
         PortRange.parse(self.port_range)
         check_paths(self)
         check_tls(self)
@@ -438,7 +452,11 @@ class Gateway(JupyterApp):
             adopted, removed = await self.kernels.persistence.recover()
             self.log.info("Session store: adopted %d running kernel(s), removed %d unfinished launch(es)", adopted, removed)
         await acall(self.pm.hook.eg_reconcile, known_kernel_ids=set(self.kernels.kernels))
-        server = httpserver.HTTPServer(self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context())
+        server = httpserver.HTTPServer(
+            self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context(),
+            # API handlers answer 413 themselves at max_body_size; this caps every other route.
+            max_body_size=self.max_body_size + 1024 * 1024,
+        )
         port = self._listen(server)
         self._print_banner(port, token_generated)
         stop = asyncio.Event()

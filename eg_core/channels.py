@@ -86,6 +86,19 @@ def status_parts(session: str, state: str) -> list[bytes]:
     return [json.dumps(header).encode(), b"{}", b"{}", json.dumps({"execution_state": state}).encode()]
 
 
+def notice_parts(session: str, parent: bytes, text: str) -> list[bytes]:
+    """An iopub ``stream`` message (stderr) from the gateway itself, in reply to ``parent``."""
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": "stream",
+        "username": "eg",
+        "session": session,
+        "date": datetime.now(timezone.utc).isoformat(),
+        "version": "5.3",
+    }
+    return [json.dumps(header).encode(), bytes(parent), b"{}", json.dumps({"name": "stderr", "text": text}).encode()]
+
+
 class SessionChannels:
     """One client session: its sockets, its websocket (or none), its buffer while parked."""
 

@@ -27,12 +27,13 @@ changes the setting, so no setting advertises a variable it ignores.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from types import SimpleNamespace
 from typing import Any
 
-from traitlets import Bool, Dict, Enum, List, Set, TraitError, Unicode
+from traitlets import Bool, Dict, Enum, Float, List, Set, TraitError, Unicode
 
 from .context import KernelContext
 from .errors import BadRequest
@@ -44,6 +45,24 @@ _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": Tr
 class ConfigError(Exception):
     """A configuration mistake; its text is one line naming the file, option or variable and
     the fix. ``eg-gateway`` prints it and exits non-zero."""
+
+
+def finite_number(value: Any) -> float:
+    """``value`` as a float; raises ValueError for text that is no number, and for NaN and the
+    infinities (which would silently remove a limit: every comparison with NaN is false)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def check_finite(obj: Any) -> None:
+    """Raise ValueError naming the first ``Float`` setting of ``obj`` that is NaN or infinite."""
+    for name, trait in obj.traits(config=True).items():
+        if isinstance(trait, Float):
+            value = getattr(obj, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{type(obj).__name__}.{name} must be a finite number, not {value}")
 
 
 def env_value(trait: Any, raw: str) -> Any:
@@ -122,6 +141,7 @@ class EnvDefaults:
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         apply_env_defaults(self)
+        check_finite(self)
 
 
 def overridable(cls: type) -> list[str]:

@@ -9,6 +9,7 @@ import json
 import mimetypes
 import os
 import re
+import socket
 import sys
 from typing import Any
 from urllib.parse import urlparse
@@ -68,10 +69,27 @@ class AuthMixin:
             )
 
     def origin_allowed(self, origin: str) -> bool:
+        """``allow_origin`` ('*' or one origin), else the same origin: scheme, host and port
+        of the request, under a name of this gateway (a ``Host`` header naming another site is
+        what a DNS-rebinding page sends)."""
         allowed = self.gateway.allow_origin
         if allowed == "*" or origin == allowed:
             return True
-        return urlparse(origin).netloc.lower() == self.request.host.lower()
+        parsed = urlparse(origin)
+        return (
+            parsed.scheme == self.request.protocol
+            and parsed.netloc.lower() == self.request.host.lower()
+            and self.request.host_name.lower().strip("[]") in _own_names(self.gateway.ip)
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def _own_names(ip: str) -> frozenset[str]:
+    """The names a browser may use for this gateway: its address, loopback, the host's names."""
+    names = {"localhost", "127.0.0.1", "::1", socket.gethostname().lower(), socket.getfqdn().lower()}
+    if ip not in ("", "0.0.0.0", "::"):
+        names.add(ip.lower())
+    return frozenset(names)
 
 
 def _host_matches(pattern: str, host: str) -> bool:
@@ -97,45 +115,9 @@ def _token_from_header(header: str) -> str | None:
     return None
 
 
-class APIHandler(AuthMixin, web.RequestHandler):
-    """Base of every REST handler: JSON in and out, ``{"reason","message"}`` on errors."""
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        for header, value in self.gateway.cors_headers().items():
-            self.set_header(header, value)
-
-    def prepare(self) -> None:
-        if self.request.method == "OPTIONS":
-            return
-        self.check_token()
-        origin = self.request.headers.get("Origin")
-        if origin and not self.origin_allowed(origin):
-            raise EGError(
-                f"cross-origin request from {origin} is not allowed; set allow_origin to permit it",
-                status=403,
-                reason="Forbidden",
-            )
-
-    def options(self, *args: Any) -> None:
-        self.set_status(204)
-        self.finish()
-
-    def json_body(self) -> dict[str, Any]:
-        """The request body as a JSON object; an empty body is ``{}``."""
-        if not self.request.body:
-            return {}
-        try:
-            body = json.loads(self.request.body)
-        except ValueError as exc:
-            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise BadRequest("the request body must be a JSON object")
-        return body
-
-    def write_json(self, obj: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.finish(json.dumps(obj))
+class JSONErrorsMixin:
+    """Errors as ``{"reason","message"}`` JSON with the error's status, for REST and websocket
+    handlers alike (a websocket handshake refused, or a method other than GET)."""
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, EGError) and not self._finished:
@@ -154,6 +136,88 @@ class APIHandler(AuthMixin, web.RequestHandler):
         else:
             body = {"reason": self._reason, "message": "internal error; see the gateway log" if status_code >= 500 else ""}
         self.finish(json.dumps(body))
+
+
+@web.stream_request_body
+class APIHandler(JSONErrorsMixin, AuthMixin, web.RequestHandler):
+    """Base of every REST handler: JSON in and out, ``{"reason","message"}`` on errors.
+
+    The token (and origin) is checked as soon as the headers arrive, before any of the body is
+    read; the body is then received up to ``Gateway.max_body_size`` bytes (413 beyond) and read
+    with :meth:`body` or :meth:`json_body`.
+    """
+
+    _body_parts: list[bytes] | None = None
+    _body_size = 0
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        for header, value in self.gateway.cors_headers().items():
+            self.set_header(header, value)
+
+    def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return
+        self.check_token()
+        origin = self.request.headers.get("Origin")
+        if origin and not self.origin_allowed(origin):
+            raise EGError(
+                f"cross-origin request from {origin} is not allowed; set allow_origin to permit it",
+                status=403,
+                reason="Forbidden",
+            )
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.gateway.max_body_size:
+            raise self._too_large(int(length))
+
+    def _too_large(self, size: int) -> EGError:
+        limit = self.gateway.max_body_size
+        return EGError(
+            f"the request body has {size} bytes or more; at most {limit} are accepted (max_body_size)",
+            status=413,
+            reason="Payload Too Large",
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._body_size += len(chunk)
+        if self._body_size > self.gateway.max_body_size:
+            self._body_parts = None
+            error = self._too_large(self._body_size)
+            self.send_error(error.status, reason=error.reason, exc_info=(EGError, error, None))
+            return
+        if self._body_parts is None:
+            self._body_parts = []
+        self._body_parts.append(chunk)
+
+    def body(self) -> bytes:
+        """The request body (empty when there is none)."""
+        return b"".join(self._body_parts or ())
+
+    def options(self, *args: Any) -> None:
+        self.set_status(204)
+        self.finish()
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object; an empty body is ``{}``."""
+        raw = self.body()
+        if not raw:
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequest("the request body is nested too deeply") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
+
+    def write_json(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(obj))
+
 
 
 def _header_safe(text: str) -> str:

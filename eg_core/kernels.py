@@ -27,6 +27,7 @@ from .context import KernelContext
 from .env import kernel_env, request_user, validate_request_env
 from .errors import BadRequest, EGError, LaunchFailed, NotFound
 from .catalog import KernelSpecCatalog
+from .config import finite_number
 from .launch import Deadline, abort_launch, before_launch, run_phase
 from .logs import KernelManagerLog, one_line
 from .provisioner import HookProvisioner
@@ -324,9 +325,9 @@ class KernelRegistry:
         if value is None:
             return limit
         try:
-            requested = float(value)
+            requested = finite_number(value)
         except ValueError:
-            raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be a number of seconds") from None
+            raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be a (finite) number of seconds") from None
         if requested <= 0:
             raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be positive")
         return min(requested, limit)

@@ -19,6 +19,7 @@ from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from . import argv as argv_templates
 from . import remote
 from ._calling import acall_first, implemented
+from .config import finite_number
 from .context import KernelContext
 from .env import substitute
 from .launch import Deadline, before_launch, launch_sequence, run_phase
@@ -173,7 +174,10 @@ class HookProvisioner(KernelProvisionerBase):
         return None
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
-        return float(self.kernel.config.get("shutdown_wait_time", recommended))
+        try:
+            return finite_number(self.kernel.config.get("shutdown_wait_time", recommended))
+        except (TypeError, ValueError):
+            return recommended
 
     # -- persistence -----------------------------------------------------------------------
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, EGError, NotFound
 from .kernels import KernelRegistry
+
+MAX_TEXT = 4096  # characters of a session's path, name and type
+MAX_PER_KERNEL = 64  # sessions bound to one kernel
 
 
 class SessionManager:
@@ -51,6 +54,7 @@ class SessionManager:
         kernel_id = kernel_spec.get("id")
         if kernel_id:
             kernel = await self.kernels.lookup(str(kernel_id))
+            self._check_room(kernel.kernel_id)
         else:
             kernel_name = kernel_spec.get("name")
             if kernel_name is not None and not isinstance(kernel_name, str):
@@ -60,20 +64,27 @@ class SessionManager:
         self.sessions[session["id"]] = session
         return self._model(session), True
 
+    def _check_room(self, kernel_id: str) -> None:
+        bound = sum(1 for s in list(self.sessions.values()) if s["kernel_id"] == kernel_id and self._model(s) is not None)
+        if bound >= MAX_PER_KERNEL:
+            raise EGError(
+                f"kernel {kernel_id} already has {bound} sessions, the most one kernel may have", status=409, reason="Conflict"
+            )
+
     async def update(self, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
         if session_id not in self.sessions:
             raise NotFound(f"Session does not exist: {session_id}")
         session = self.sessions[session_id]
         for key in ("path", "name", "type"):
             if key in body:
-                if not isinstance(body[key], str):
-                    raise BadRequest(f"'{key}' must be a string")
-                session[key] = body[key]
+                session[key] = _text(body[key], key)
         if isinstance(body.get("notebook"), dict) and isinstance(body["notebook"].get("path"), str):
-            session["path"] = body["notebook"]["path"]
+            session["path"] = _text(body["notebook"]["path"], "notebook.path")
         kernel = body.get("kernel")
         if isinstance(kernel, dict) and kernel.get("id") and kernel["id"] != session["kernel_id"]:
-            session["kernel_id"] = (await self.kernels.lookup(str(kernel["id"]))).kernel_id
+            target = await self.kernels.lookup(str(kernel["id"]))
+            self._check_room(target.kernel_id)
+            session["kernel_id"] = target.kernel_id
         elif isinstance(kernel, dict) and kernel.get("name"):
             started = await self.kernels.start(str(kernel["name"]))
             old = self.kernels.kernels.get(session["kernel_id"])
@@ -102,4 +113,12 @@ def _path_type_name(body: dict[str, Any]) -> tuple[str, str, str]:
     name = body.get("name", notebook.get("name", ""))
     if not isinstance(name, str):
         raise BadRequest("'name' must be a string")
-    return path, kind, name
+    return _text(path, "path"), _text(kind, "type"), _text(name, "name")
+
+
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"'{key}' must be a string")
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"'{key}' is longer than {MAX_TEXT} characters")
+    return value

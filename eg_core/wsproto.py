@@ -74,6 +74,8 @@ def to_legacy(channel: str, parts: Sequence[bytes], header: dict[str, Any]) -> t
 
 def from_v1(frame: bytes) -> tuple[str, list[bytes]]:
     """Split a v1 frame into its channel and raw parts."""
+    if not isinstance(frame, bytes):
+        raise ProtocolError("the v1 protocol takes binary frames, not text")
     try:
         if len(frame) < 8:
             raise ProtocolError("frame too short")
@@ -106,6 +108,8 @@ def from_legacy(frame: str | bytes) -> tuple[str, list[bytes]]:
     if not isinstance(msg, dict) or not isinstance(msg.get("header"), dict):
         raise ProtocolError("a message needs a 'header' object")
     channel = msg.get("channel") or "shell"
+    if not isinstance(channel, str):
+        raise ProtocolError("'channel' must be a string such as \"shell\"")
     parts = [
         json.dumps(msg.get(key) or {}, separators=(",", ":")).encode()
         for key in ("header", "parent_header", "metadata", "content")

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from eg_core import KernelContext, LaunchFailed, procinfo
+from eg_core import BadRequest, KernelContext, LaunchFailed, procinfo
 from eg_core.doctor import Check
 from eg_core.process import kernel_process_env
 
@@ -42,7 +42,7 @@ async def start(kernel: KernelContext, cmd: list[str]) -> None:
     log_path = _log_path(kernel)
     cwd = kernel.cwd or None
     if cwd and not os.path.isdir(cwd):
-        raise LaunchFailed("launch_process", f"working directory {cwd!r} does not exist on the gateway host")
+        raise BadRequest(f"working directory {cwd[:200]!r} (KERNEL_WORKING_DIR or 'path') does not exist on the gateway host")
     preexec = None if kernel.survives_gateway else _die_with(os.getpid())
     with open(log_path, "ab") as log:
         try:

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from eg_core import Event, __version__
 from eg_core.web import APIHandler
+from eg_core.config import finite_number
 
 # seconds; a launch takes ~1 s locally and up to minutes on a cluster (image pulls, YARN queues)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -43,7 +44,7 @@ class Histogram:
 
 def _number(value: Any) -> float | None:
     try:
-        number = float(value)
+        number = finite_number(value)
     except (TypeError, ValueError):
         return None
     return number if number >= 0 else None

@@ -1,0 +1,172 @@
+"""Bad requests and bad clients are answered and bounded; the gateway and other kernels are not
+affected (issue 8: unanswered methods, unauthenticated bodies, slow readers, non-finite numbers,
+secrets in the log, deep JSON, invalid websocket messages, sessions, origins)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+import pytest
+import websockets
+
+from eg_core.redact import RedactSecrets
+from eg_core.testing import KernelSocket, new_msg
+
+
+async def raw_request(gw, head: str, body: bytes = b"", timeout: float = 20) -> bytes:
+    """Send ``head`` (request line and headers) and ``body`` as they are; return the answer
+    (status line and headers) without waiting for the connection to close."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(head.replace("\n", "\r\n").encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    finally:
+        writer.close()
+
+
+async def test_other_methods_on_channels_are_answered(gateway, kernel):
+    url = f"/api/kernels/{kernel['id']}/channels"
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        for method in ("TRACE", "POST", "PUT", "DELETE", "PATCH"):
+            r = await client.request(method, url, headers=gateway.headers)
+            assert r.status_code == 405, (method, r.text)
+            assert r.json()["reason"]
+        r = await client.post(url)
+        assert r.status_code == 401 and "token" in r.json()["message"]
+
+
+async def test_bodies_are_refused_before_they_are_read(gateway):
+    huge = 90 * 1024 * 1024
+    # No token: 401 as soon as the headers arrive (the 90 MB body is never sent).
+    answer = await raw_request(gateway, f"POST /api/kernels HTTP/1.1\nHost: x\nContent-Length: {huge}")
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    # A token, but more than max_body_size: 413 from the headers alone.
+    token = gateway.headers["Authorization"]
+    answer = await raw_request(gateway, f"POST /api/kernels HTTP/1.1\nHost: x\nAuthorization: {token}\nContent-Length: {huge}")
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    # Chunked, without a length: 413 once too much arrived (read while still sending).
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(f"POST /api/kernels HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+
+    async def send_chunks():
+        chunk = b"x" * (64 * 1024)
+        try:
+            for _ in range(800):
+                writer.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                await writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass
+
+    sending = asyncio.ensure_future(send_chunks())
+    assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 413 ")
+    await sending
+    writer.close()
+    async with gateway.client() as http:
+        assert (await http.get("/api")).status_code == 200
+
+
+async def test_deep_json_is_a_400(http):
+    r = await http.post("/api/kernels", content=b"[" * 100_000 + b"]" * 100_000)
+    assert r.status_code == 400 and "nested" in r.json()["message"]
+    r = await http.post("/api/sessions", content=b'{"a":' * 5000 + b"1" + b"}" * 5000)
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999"])
+async def test_non_finite_launch_timeouts_are_refused(http, value):
+    r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_LAUNCH_TIMEOUT": value}})
+    assert r.status_code == 400 and "KERNEL_LAUNCH_TIMEOUT" in r.json()["message"]
+
+
+def test_non_finite_settings_stop_the_gateway(gateway_factory):
+    with pytest.raises(RuntimeError, match="finite"):
+        gateway_factory(env={"EG_KERNEL_LAUNCH_TIMEOUT": "nan"})
+    with pytest.raises(RuntimeError, match="finite"):
+        gateway_factory("--Gateway.ws_ping_interval=inf")
+
+
+async def test_tokens_never_reach_the_log(gateway_factory, kernel_spec_dirs):
+    gw = gateway_factory("--log-level=DEBUG")
+    token = gw.token
+    async with httpx.AsyncClient(base_url=gw.url, timeout=20) as client:
+        r = await client.post("/api/kernels", params={"token": token}, json={"name": "python3"})
+        kernel_id = r.json()["id"]
+        for method in ("TRACE", "POST"):
+            await client.request(method, f"/api/kernels/{kernel_id}/channels", params={"token": token})
+        await client.get("/api/kernels/nope", params={"token": token})
+        await client.get("/api", headers={"Authorization": f"token {token}-wrong"})
+    ws = await websockets.connect(f"{gw.ws_url}/api/kernels/{kernel_id}/channels?token={token}")
+    await ws.send("not json")
+    await ws.close()
+    async with gw.client() as http:
+        await http.delete(f"/api/kernels/{kernel_id}")
+    gw.stop()
+    log = gw.log_path.read_text(errors="replace")
+    assert token not in log
+    assert "Traceback" not in log
+
+
+def test_the_redaction_filter_covers_tracebacks_and_arguments():
+    try:
+        raise ValueError("while fetching /x?token=s3cr3t-value&y=1")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("tornado.application", logging.ERROR, __file__, 1, "Uncaught exception %s %s",
+                                   ("GET", "/api?token=s3cr3t-value"), sys.exc_info())
+    RedactSecrets().filter(record)
+    text = logging.Formatter().format(record)
+    assert "s3cr3t" not in text and "token=[secret]" in text
+
+
+async def test_invalid_websocket_messages_are_answered_and_the_socket_kept(gateway, kernel):
+    ks = await KernelSocket.connect(gateway, kernel["id"])
+    msg = new_msg("kernel_info_request", {}, ks.session)
+    msg["channel"] = 5
+    await ks.ws.send(json.dumps(msg))
+    notice = await ks.recv()
+    assert notice["header"]["msg_type"] == "stream" and "'channel' must be a string" in notice["content"]["text"]
+    assert (await ks.execute("print('kept')"))["stdout"] == "kept\n"
+    await ks.close()
+    v1 = await KernelSocket.connect(gateway, kernel["id"], v1=True)
+    await v1.ws.send("a text frame")
+    notice = await v1.recv()
+    assert "binary frames" in notice["content"]["text"]
+    assert (await v1.execute("print('kept')"))["stdout"] == "kept\n"
+    await v1.close()
+
+
+async def test_a_missing_working_directory_is_a_400(http):
+    r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_WORKING_DIR": "/no/such/dir"}})
+    assert r.status_code == 400 and "/no/such/dir" in r.json()["message"]
+
+
+async def test_sessions_are_bounded(http, kernel):
+    r = await http.post("/api/sessions", json={"path": "p" * 5_000_000, "type": "notebook", "kernel": {"id": kernel["id"]}})
+    assert r.status_code == 400
+    r = await http.post("/api/sessions", json={"path": "p" * 5000, "type": "notebook", "kernel": {"id": kernel["id"]}})
+    assert r.status_code == 400 and "4096" in r.json()["message"]
+    created = []
+    for i in range(64):
+        r = await http.post("/api/sessions", json={"path": f"nb{i}.ipynb", "type": "notebook", "kernel": {"id": kernel["id"]}})
+        assert r.status_code == 201, r.text
+        created.append(r.json()["id"])
+    r = await http.post("/api/sessions", json={"path": "one-more.ipynb", "type": "notebook", "kernel": {"id": kernel["id"]}})
+    assert r.status_code == 409 and "64" in r.json()["message"]
+    assert (await http.get(f"/api/kernels/{kernel['id']}")).status_code == 200
+
+
+async def test_same_origin_needs_the_same_scheme_and_one_of_our_names(gateway_factory):
+    gw = gateway_factory()
+    async with gw.client() as http:
+        port = gw.port
+        same = await http.get("/api", headers={"Origin": f"http://127.0.0.1:{port}"})
+        assert same.status_code == 200
+        other_scheme = await http.get("/api", headers={"Origin": f"https://127.0.0.1:{port}"})
+        assert other_scheme.status_code == 403
+        rebound = await http.get("/api", headers={"Origin": f"http://evil.example:{port}", "Host": f"evil.example:{port}"})
+        assert rebound.status_code == 403
