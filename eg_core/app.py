@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 import os
+import resource
 import secrets
 import signal
 import ssl
@@ -18,7 +19,7 @@ from jupyter_core.paths import jupyter_path
 from tornado import httpserver, web
 from traitlets import Bool, CaselessStrEnum, Dict, Enum, Float, Int, List, Set, TraitError, Unicode, default, validate
 
-from . import __version__, redact, remote
+from . import __version__, procinfo, redact, remote
 from ._calling import acall
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
@@ -82,6 +83,10 @@ class Gateway(JupyterApp):
     auth_token = Unicode(
         "", config=True, help="Token clients must send. When empty (and no_auth is off) one is generated and printed."
     ).tag(env=("EG_AUTH_TOKEN", "KG_AUTH_TOKEN"))
+    auth_token_file = Unicode(
+        "", config=True,
+        help="File holding the token (its first line), read at startup: keeps the token out of the command line and environment.",
+    ).tag(env=("EG_AUTH_TOKEN_FILE",))
     users_file = Unicode(
         "", config=True, help="JSON file of per-user tokens, {\"alice\": \"<token>\", ...}; a client using one acts as that user."
     ).tag(env=("EG_USERS_FILE",))
@@ -146,6 +151,11 @@ class Gateway(JupyterApp):
         help="Bytes that may wait to be sent to one websocket client; beyond it the client's iopub output is dropped "
         "(it is told how much), and it is disconnected if replies alone exceed four times as much.",
     ).tag(env=("EG_WS_CLIENT_BUFFER_SIZE",))
+    heartbeat_interval = Float(
+        5.0, config=True,
+        help="Seconds between heartbeat pings to each kernel; a kernel that does not echo one within as long is "
+        "reported with execution_state 'unresponsive' (0: no heartbeat pings).",
+    ).tag(env=("EG_HEARTBEAT_INTERVAL",))
     buffer_offline_messages = Bool(True, config=True, help="Buffer a disconnected session's messages for its reconnection.")
     kernel_info_timeout = Float(
         60.0, config=True,
@@ -238,6 +248,21 @@ class Gateway(JupyterApp):
     def auth_enabled(self) -> bool:
         return bool(self.auth_token or self.user_tokens)
 
+    def load_token_file(self) -> None:
+        """Read ``auth_token_file`` (at start)."""
+        if not self.auth_token_file:
+            return
+        if self.auth_token:
+            raise ConfigError("Gateway.auth_token and Gateway.auth_token_file are both set: keep one")
+        try:
+            with open(self.auth_token_file) as f:
+                token = f.readline().strip()
+        except OSError as exc:
+            raise ConfigError(f"Gateway.auth_token_file {self.auth_token_file}: {exc.strerror}: fix the path") from None
+        if not token:
+            raise ConfigError(f"Gateway.auth_token_file {self.auth_token_file}: the file is empty: write the token on its first line")
+        self.auth_token = token
+
     def load_users(self) -> None:
         """Read ``users_file`` (at start and on config reload)."""
         self.user_tokens: dict[str, str] = {}
@@ -299,6 +324,7 @@ class Gateway(JupyterApp):
         check_paths(self)
         check_tls(self)
         apply_log_levels(self)
+        self.load_token_file()
         self.load_users()
         self.settings_objects = [self._settings_instance(cls) for cls in self._plugin_configurables()]
         ksm = KernelSpecManager(parent=self)
@@ -444,6 +470,9 @@ class Gateway(JupyterApp):
         """Run until SIGTERM or SIGINT, then stop kernels (per ``shutdown_kernels_on_exit``)."""
         token_generated = not (self.no_auth or self.auth_token or self.users_file)
         self._settle_auth()
+        raise_open_files_limit()
+        if not procinfo.make_undumpable():
+            self.log.warning("Could not make the gateway process non-dumpable; processes of its user can read its memory")
         if set(resource_managers(self.pm)) - {"local"}:
             listener = await remote.start_listener(parent=self)
             self.log.info("Remote kernels call back to the response address %s (ResponseListener.response_address)", listener.address)
@@ -503,6 +532,17 @@ class Gateway(JupyterApp):
 class _DropUnrecognized(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "not recognized by" not in str(record.msg)
+
+
+def raise_open_files_limit() -> None:
+    """Every kernel holds a few descriptors in the gateway (sockets, a pidfd): let the soft
+    open-files limit be the hard one, so the OS's limit is the only one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def log_request(handler: web.RequestHandler) -> None:

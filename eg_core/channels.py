@@ -149,7 +149,9 @@ class SessionChannels:
         sock = self.sockets.get(channel)
         if sock is None:
             raise KeyError(channel)
-        sock.send_multipart(self.bridge.signer.frames(parts))
+        frames = self.bridge.signer.frames(parts)
+        # Large parts (a long cell, buffers) go to ZMQ without a copy.
+        sock.send_multipart(frames, copy=sum(len(f) for f in frames) < ZERO_COPY_SIZE)
         RelayCounts.to_kernel += 1
 
     def replay(self) -> None:
@@ -161,8 +163,13 @@ class SessionChannels:
 class KernelBridge:
     """The ZMQ connections of one kernel, shared by its websocket clients."""
 
-    def __init__(self, kernel_id: str, context: zmq.asyncio.Context, on_status: Callable[[str], None], buffer_offline: bool = True):
+    def __init__(
+        self, kernel_id: str, context: zmq.asyncio.Context, on_status: Callable[[str], None], buffer_offline: bool = True,
+        heartbeat_interval: float = 0.0,
+    ):
         self.kernel_id = kernel_id
+        self.heartbeat_interval = heartbeat_interval
+        self.responsive = True  # False while the kernel does not echo its heartbeat
         self.context = context
         self.on_status = on_status
         self.buffer_offline = buffer_offline
@@ -199,6 +206,44 @@ class KernelBridge:
         self.signer = Signer(key.encode() if isinstance(key, str) else key, info.get("signature_scheme", "hmac-sha256"))
         self._iopub = self.socket("iopub", zmq.SUB)
         self._tasks = [asyncio.ensure_future(self._read_iopub())]
+        if self.heartbeat_interval > 0 and info.get("hb_port"):
+            self._tasks.append(asyncio.ensure_future(self._beat()))
+
+    async def _beat(self) -> None:
+        """Ping the kernel's heartbeat channel every ``heartbeat_interval`` seconds; a ping not
+        echoed within as long makes the kernel unresponsive (stopped, or hung below Python)
+        until one is echoed again. Works with a REP or an echoing ROUTER heartbeat."""
+        sock = self.socket("hb", zmq.DEALER)
+        loop = asyncio.get_running_loop()
+        count = 0
+        try:
+            while True:
+                await asyncio.sleep(self.heartbeat_interval)
+                count += 1
+                ping = str(count).encode()
+                sock.send_multipart([b"", ping])
+                deadline = loop.time() + self.heartbeat_interval
+                while True:
+                    try:
+                        echo = await asyncio.wait_for(sock.recv_multipart(), max(deadline - loop.time(), 0.0))
+                    except asyncio.TimeoutError:
+                        self._heard(False)
+                        break
+                    if echo[-1] == ping:
+                        self._heard(True)
+                        break
+        except (asyncio.CancelledError, zmq.ZMQError):
+            pass
+        finally:
+            sock.close(linger=0)
+
+    def _heard(self, responsive: bool) -> None:
+        if responsive != self.responsive:
+            self.responsive = responsive
+            if responsive:
+                log.info("[kernel %s] answers its heartbeat again", self.kernel_id)
+            else:
+                log.warning("[kernel %s] does not answer its heartbeat within %gs: unresponsive", self.kernel_id, self.heartbeat_interval)
 
     def reconnect(self, info: dict[str, Any]) -> None:
         """After a restart: reopen every socket if the kernel's address changed."""
@@ -218,6 +263,7 @@ class KernelBridge:
             self._iopub.close(linger=0)
         self._iopub = None
         self._tasks = []
+        self.responsive = True
         for future in self._replies.values():
             future.cancel()
         self._replies.clear()

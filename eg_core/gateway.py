@@ -117,7 +117,7 @@ def _summary(managed: Any) -> KernelSummary:
         kernel_name=kernel.kernel_name,
         resource_manager=kernel.resource_manager,
         user=kernel.user,
-        execution_state=managed.execution_state,
+        execution_state=managed.state(),
         last_activity=managed.bridge.last_activity,
         connections=managed.bridge.connections,
         changing=bool(managed.stopping or managed.restarting),

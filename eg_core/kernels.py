@@ -75,7 +75,10 @@ class ManagedKernel:
         self.registry = registry
         self.kernel = kernel
         self.km = km
-        self.bridge = KernelBridge(kernel.kernel_id, registry.zmq_context, self._on_status, registry.settings.buffer_offline_messages)
+        self.bridge = KernelBridge(
+            kernel.kernel_id, registry.zmq_context, self._on_status, registry.settings.buffer_offline_messages,
+            registry.settings.heartbeat_interval,
+        )
         self.execution_state = "starting"
         self.lock = asyncio.Lock()
         self.restart_count = 0
@@ -94,9 +97,16 @@ class ManagedKernel:
             "id": self.kernel_id,
             "name": self.kernel.kernel_name,
             "last_activity": datetime.fromtimestamp(self.bridge.last_activity, timezone.utc).strftime(TIMESTAMP),
-            "execution_state": self.execution_state,
+            "execution_state": self.state(),
             "connections": self.bridge.connections,
         }
+
+    def state(self) -> str:
+        """The execution state the kernel reported, or ``unresponsive`` while it does not echo
+        its heartbeat (e.g. stopped with SIGSTOP)."""
+        if not self.bridge.responsive and self.execution_state not in ("starting", "restarting", "dead"):
+            return "unresponsive"
+        return self.execution_state
 
     def _on_status(self, state: str) -> None:
         if state and not self.restarting:
@@ -257,6 +267,8 @@ class KernelRegistry:
         self.recently_ended: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.persistence: Any = None  # a SessionPersistence when availability_mode is set
         self.zmq_context = zmq.asyncio.Context()
+        # Two sockets per kernel and three per client session: not libzmq's default of 1023.
+        self.zmq_context.max_sockets = self.zmq_context.get(zmq.SOCKET_LIMIT)
         self.runtime_dir = jupyter_runtime_dir()
         os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
 

@@ -7,8 +7,14 @@ manager for each kernel.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import socket
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+prctl = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl  # Linux prctl(2)
 
 
 def start_time(pid: int) -> int | None:
@@ -68,3 +74,10 @@ def with_env(name: str, value: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def make_undumpable() -> bool:
+    """Make this process non-dumpable: no core dumps, and its ``/proc/<pid>/environ``, memory
+    and file descriptors become unreadable to other processes of the same user (e.g. local
+    kernels, which would otherwise read the gateway's token there). Returns whether it worked."""
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0

@@ -26,9 +26,9 @@ class Backlog:
     Policy, like Jupyter Server's iopub rate limits: while more than ``limit`` bytes wait to be
     sent to the client, its iopub output (everything but ``status`` messages) is dropped; once
     it has caught up, the client gets a stderr ``stream`` message saying how much was dropped.
-    Replies and ``status`` messages are always sent; if they alone pile up beyond
-    ``CLOSE_FACTOR`` times the limit, the client is disconnected (close code 1013), its session
-    parked as for any disconnection. Other clients of the kernel are not affected.
+    Replies and ``status`` messages are always sent; if those sent while over the limit add up
+    to more than ``CLOSE_FACTOR`` times the limit, the client is disconnected (close code 1013),
+    its session parked as for any disconnection. Other clients of the kernel are not affected.
     """
 
     CLOSE_FACTOR = 4
@@ -36,6 +36,7 @@ class Backlog:
     def __init__(self, limit: int):
         self.limit = limit
         self.pending = 0
+        self.kept = 0  # bytes of replies and status messages sent while over the limit
         self.dropped = 0
         self.dropped_bytes = 0
         self.dropped_parent = b"{}"
@@ -43,13 +44,15 @@ class Backlog:
     def verdict(self, channel: str, parts: list[bytes], header: dict | None, size: int) -> str:
         """``send``, ``drop`` or ``close`` for one message of ``size`` bytes."""
         if self.pending <= self.limit:
+            self.kept = 0
             return "send"
         if channel == "iopub" and (header is None or header.get("msg_type") != "status"):
             self.dropped += 1
             self.dropped_bytes += size
             self.dropped_parent = parts[1]
             return "drop"
-        return "close" if self.pending > self.CLOSE_FACTOR * self.limit else "send"
+        self.kept += size
+        return "close" if self.kept > self.CLOSE_FACTOR * self.limit else "send"
 
     def caught_up(self) -> str | None:
         """The notice to send once the client has read enough after drops, else None."""

@@ -110,8 +110,9 @@ def from_legacy(frame: str | bytes) -> tuple[str, list[bytes]]:
     channel = msg.get("channel") or "shell"
     if not isinstance(channel, str):
         raise ProtocolError("'channel' must be a string such as \"shell\"")
+    # Each value is released as soon as it is encoded: a large cell is held at most twice over.
     parts = [
-        json.dumps(msg.get(key) or {}, separators=(",", ":")).encode()
+        json.dumps(msg.pop(key, None) or {}, separators=(",", ":")).encode()
         for key in ("header", "parent_header", "metadata", "content")
     ]
     return channel, parts + buffers

@@ -170,3 +170,114 @@ async def test_same_origin_needs_the_same_scheme_and_one_of_our_names(gateway_fa
         assert other_scheme.status_code == 403
         rebound = await http.get("/api", headers={"Origin": f"http://evil.example:{port}", "Host": f"evil.example:{port}"})
         assert rebound.status_code == 403
+
+
+async def test_a_client_that_stops_reading_loses_output_not_the_gateway(gateway_factory):
+    """A stalled websocket gets its output dropped beyond ws_client_buffer_size and is told so
+    when it reads again; another client of the same kernel gets everything."""
+    gw = gateway_factory(f"--Gateway.ws_client_buffer_size={16 * 1024 * 1024}")
+    async with gw.client() as http:
+        r = await http.post("/api/kernels", json={"name": "python3"})
+        kernel_id = r.json()["id"]
+    stalled = await websockets.connect(
+        f"{gw.ws_url}/api/kernels/{kernel_id}/channels?session_id=stalled", additional_headers=gw.headers, max_queue=1, max_size=None
+    )
+    reader = await KernelSocket.connect(gw, kernel_id)
+    # 64 MiB at most ~20 MiB/s: a reading client keeps up; the stalled one takes 16 MiB plus
+    # what the socket buffers hold, and loses the rest.
+    code = "import sys, time\nfor i in range(64):\n    print('x' * (1024 * 1024 - 1)); sys.stdout.flush(); time.sleep(0.05)"
+    out = await reader.execute(code, timeout=180)
+    assert out["reply"]["status"] == "ok"
+    assert len(out["stdout"]) == 64 * 1024 * 1024
+    texts = []
+    while not any("were not sent to this client" in t for t in texts):
+        msg = json.loads(await asyncio.wait_for(stalled.recv(), 60))
+        if msg["header"]["msg_type"] == "stream":
+            texts.append(msg["content"]["text"])
+    assert sum(len(t) for t in texts) < 48 * 1024 * 1024  # much of the output was dropped for it
+    await stalled.send(json.dumps(new_msg("kernel_info_request", {}, "stalled")))  # still open and served
+    while (msg := json.loads(await asyncio.wait_for(stalled.recv(), 60)))["header"]["msg_type"] != "kernel_info_reply":
+        pass
+    await stalled.close()
+    await reader.close()
+
+
+async def wait_state(http, kernel_id: str, wanted: str, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (state := (await http.get(f"/api/kernels/{kernel_id}")).json()["execution_state"]) != wanted:
+        assert loop.time() < deadline, f"execution_state stayed {state!r}, not {wanted!r}"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_stopped_kernel_is_reported_unresponsive(gateway_factory):
+    import os
+    import signal
+
+    from eg_core import procinfo
+
+    gw = gateway_factory("--Gateway.heartbeat_interval=0.5")
+    async with gw.client() as http:
+        kernel_id = (await http.post("/api/kernels", json={"name": "python3"})).json()["id"]
+        [pid] = [p for p in procinfo.with_env("KERNEL_ID", kernel_id) if os.getsid(p) == p]
+        await wait_state(http, kernel_id, "idle")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await wait_state(http, kernel_id, "unresponsive")
+            metrics = (await http.get("/metrics")).text
+            assert 'execution_state="unresponsive"' in metrics
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await wait_state(http, kernel_id, "idle")
+        os.kill(pid, signal.SIGSTOP)
+        await wait_state(http, kernel_id, "unresponsive")
+        assert (await http.delete(f"/api/kernels/{kernel_id}")).status_code == 204  # bounded: killed
+    assert not procinfo.alive(pid, None)
+
+
+async def test_token_from_a_file_and_a_gateway_kernels_cannot_read(gateway_factory, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-0123456789\n")
+    gw = gateway_factory(f"--Gateway.auth_token_file={token_file}", token="")
+    gw.token = "file-token-0123456789"
+    async with gw.client() as http:
+        assert (await http.get("/api/kernels")).status_code == 200
+        kernel_id = (await http.post("/api/kernels", json={"name": "python3"})).json()["id"]
+    async with httpx.AsyncClient(base_url=gw.url) as anonymous:
+        assert (await anonymous.get("/api/kernels")).status_code == 401
+    with pytest.raises(RuntimeError, match="both set"):
+        gateway_factory(f"--Gateway.auth_token_file={token_file}")
+
+
+def test_a_non_dumpable_process_hides_its_environment_from_its_user():
+    """What the gateway does at startup (procinfo.make_undumpable), shown between two processes
+    of one unprivileged user: the other can read the environment only of a dumpable one."""
+    import os
+    import subprocess
+
+    def as_nobody():
+        os.setgid(65534)
+        os.setuid(65534)
+
+    from eg_core import procinfo
+
+    python = "/usr/bin/python3"  # the test's own interpreter may not be readable by nobody
+    load = (
+        "import importlib.util, time\n"
+        f"spec = importlib.util.spec_from_file_location('procinfo', {procinfo.__file__!r})\n"
+        "procinfo = importlib.util.module_from_spec(spec); spec.loader.exec_module(procinfo)\n"
+    )
+    secrets = {}
+    for dumpable in (True, False):
+        code = load + ("" if dumpable else "assert procinfo.make_undumpable()\n") + "print('ready', flush=True); time.sleep(60)"
+        target = subprocess.Popen([python, "-c", code], env={"PATH": "/usr/bin:/bin", "SECRET_TOKEN": "t0ken"},
+                                  stdout=subprocess.PIPE, preexec_fn=as_nobody, text=True, cwd="/")
+        try:
+            assert target.stdout.readline() == "ready\n"
+            reader = subprocess.run([python, "-c", f"print(open('/proc/{target.pid}/environ').read())"],
+                                    capture_output=True, text=True, preexec_fn=as_nobody, cwd="/")
+            secrets[dumpable] = "t0ken" in reader.stdout
+        finally:
+            target.kill()
+            target.wait()
+    assert secrets == {True: True, False: False}

@@ -13,8 +13,6 @@ is still found.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import os
 import select
 import shutil
@@ -58,17 +56,13 @@ async def start(kernel: KernelContext, cmd: list[str]) -> None:
     kernel.log.debug("started local process %s", proc.pid)
 
 
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl
-
-
 def _die_with(parent: int):
     """A ``preexec_fn``: the kernel gets SIGKILL when the gateway process ends (Linux's
     parent-death signal; the launching thread is the event loop's, which lives as long as the
     gateway). A gateway that already ended before this runs is seen as a changed parent."""
 
     def preexec() -> None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        procinfo.prctl(procinfo.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:
             os._exit(1)
 
