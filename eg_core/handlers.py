@@ -20,6 +20,8 @@ from . import __version__
 from .errors import BadRequest, EGError, NotFound
 
 API_DIR = os.path.join(os.path.dirname(__file__), "api")
+MAX_PATH = 4096  # characters of a kernel's working directory
+SMALL_BODY = 64 * 1024  # bytes of a refused request's body still read, so the answer arrives
 
 
 class AuthMixin:
@@ -149,6 +151,7 @@ class APIHandler(JSONErrorsMixin, AuthMixin, web.RequestHandler):
 
     _body_parts: list[bytes] | None = None
     _body_size = 0
+    _refusal: EGError | None = None
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json")
@@ -158,17 +161,34 @@ class APIHandler(JSONErrorsMixin, AuthMixin, web.RequestHandler):
     def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
-        self.check_token()
+        try:
+            self.check_token()
+        except EGError as exc:
+            return self.refuse(exc)
         origin = self.request.headers.get("Origin")
         if origin and not self.origin_allowed(origin):
-            raise EGError(
+            return self.refuse(EGError(
                 f"cross-origin request from {origin} is not allowed; set allow_origin to permit it",
                 status=403,
                 reason="Forbidden",
-            )
+            ))
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.gateway.max_body_size:
             raise self._too_large(int(length))
+
+    def refuse(self, error: EGError) -> None:
+        """Answer ``error`` without reading the request's body; a small body (up to
+        ``SMALL_BODY``) is read and dropped first, since a connection closed on unread data
+        loses the answer (the peer gets a reset)."""
+        length = self.request.headers.get("Content-Length", "")
+        if not (length.isdigit() and 0 < int(length) <= SMALL_BODY):
+            raise error
+        if self._refusal is None:
+            self._refusal = error
+            setattr(self, self.request.method.lower(), self._refuse)  # runs once the body is in
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise self._refusal
 
     def _too_large(self, size: int) -> EGError:
         limit = self.gateway.max_body_size
@@ -179,7 +199,7 @@ class APIHandler(JSONErrorsMixin, AuthMixin, web.RequestHandler):
         )
 
     def data_received(self, chunk: bytes) -> None:
-        if self._finished:
+        if self._finished or self._refusal is not None:
             return
         self._body_size += len(chunk)
         if self._body_size > self.gateway.max_body_size:
@@ -227,7 +247,7 @@ def _header_safe(text: str) -> str:
 class NotFoundHandler(APIHandler):
     def prepare(self) -> None:
         super().prepare()
-        raise NotFound(f"no such resource: {self.request.path}")
+        self.refuse(NotFound(f"no such resource: {self.request.path}"))
 
 
 class APIVersionHandler(APIHandler):
@@ -315,6 +335,8 @@ class KernelsHandler(APIHandler):
         path = body.get("path")
         if path is not None and not isinstance(path, str):
             raise BadRequest("'path' must be a string")
+        if path is not None and len(path) > MAX_PATH:
+            raise BadRequest(f"'path' is longer than {MAX_PATH} characters")
         env = body.get("env")
         headers = self._kernel_header_env()
         if headers and (env is None or isinstance(env, dict)):

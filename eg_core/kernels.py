@@ -508,6 +508,7 @@ class KernelRegistry:
         """Stop watching every kernel but leave it running (and stored) for the next gateway."""
         for managed in list(self.kernels.values()):
             managed.stopping = True
+            managed.km._connection_file_written = False  # the file stays with the kernel (not removed on exit)
             if managed._watcher:
                 managed._watcher.cancel()
             managed.bridge.close("the gateway is stopping; the kernel keeps running")

@@ -188,3 +188,20 @@ async def test_without_persistence_kernels_end_with_a_killed_gateway(gateway_fac
     gone, alive = psutil.wait_procs([kernel], timeout=30)
     assert not alive
     assert not (tmp_path / "sessions").exists()
+
+
+async def test_connection_files_live_as_long_as_their_kernels(gateway_factory, tmp_path):
+    """A graceful stop that leaves a kernel running keeps its connection file; the gateway that
+    adopts the kernel removes the file when the kernel is shut down."""
+    store = tmp_path / "store"
+    first = gateway_factory(*ha_args(store))
+    kid = await start_kernel(first)
+    connection_file = tmp_path / "runtime" / f"eg-kernel-{kid}.json"
+    assert connection_file.exists()
+    first.stop()
+    assert connection_file.exists()
+    second = gateway_factory(*ha_args(store))
+    assert await run(second, kid, "print('adopted')") == "adopted\n"
+    async with second.client() as http:
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert not connection_file.exists()

@@ -71,3 +71,40 @@ async def test_answers_match_the_description(spec, http, kernel):
     check(spec, "/api/sessions/{session_id}", "get", await http.get(f"/api/sessions/{sid}"))
     check(spec, "/api/sessions/{session_id}", "patch", await http.patch(f"/api/sessions/{sid}", json={"name": "n"}))
     check(spec, "/api/sessions/{session_id}", "delete", await http.delete(f"/api/sessions/{sid}"))
+
+
+async def announced_body(gateway, path: str, size: int):
+    """The answer to a POST announcing a body of ``size`` bytes, without sending it."""
+    import asyncio
+
+    import httpx
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    try:
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: token {gateway.token}\r\nContent-Length: {size}\r\n\r\n".encode())
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)).decode()
+        length = int(re.search(r"(?i)content-length: (\d+)", head).group(1))
+        body = await reader.readexactly(length)
+    finally:
+        writer.close()
+    return httpx.Response(int(head.split()[1]), content=body)
+
+
+async def test_refusals_are_documented(spec, gateway, http):
+    import httpx
+
+    async with httpx.AsyncClient(base_url=gateway.url) as anonymous:
+        check(spec, "/api/swagger.json", "get", await anonymous.get("/api/swagger.json"))
+        check(spec, "/api/kernels", "post", await anonymous.post("/api/kernels", json={}))
+    too_big = await announced_body(gateway, "/api/kernels", 9 * 1024 * 1024)
+    check(spec, "/api/kernels", "post", too_big)
+    assert too_big.status_code == 413
+    check(spec, "/api/sessions", "post", await http.post("/api/sessions", json={"type": "notebook"}))
+    env = spec["components"]["schemas"]["KernelStart"]["properties"]["env"]
+    name = re.compile(env["x-propertyNames"]["pattern"])
+    assert name.match("KERNEL_USERNAME") and not name.match("1BAD") and not name.match("A-B")
+    bad = await http.post("/api/kernels", json={"env": {"A-B": "x"}})
+    assert bad.status_code == 400
+    check(spec, "/api/kernels", "post", bad)
+    session = spec["components"]["schemas"]["SessionCreate"]
+    assert session["anyOf"] == [{"required": ["path"]}, {"required": ["notebook"]}]
