@@ -177,11 +177,14 @@ class APIHandler(JSONErrorsMixin, AuthMixin, web.RequestHandler):
             raise self._too_large(int(length))
 
     def refuse(self, error: EGError) -> None:
-        """Answer ``error`` without reading the request's body; a small body (up to
-        ``SMALL_BODY``) is read and dropped first, since a connection closed on unread data
-        loses the answer (the peer gets a reset)."""
-        length = self.request.headers.get("Content-Length", "")
-        if not (length.isdigit() and 0 < int(length) <= SMALL_BODY):
+        """Answer ``error`` without reading a large request body (the connection is closed
+        then); no body or a small one (up to ``SMALL_BODY``) is read and dropped first, so the
+        connection stays usable and the answer is not lost to a reset."""
+        headers = self.request.headers
+        length = headers.get("Content-Length")
+        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        small = (length is None and not chunked) or (length is not None and length.isdigit() and int(length) <= SMALL_BODY)
+        if not small:
             raise error
         if self._refusal is None:
             self._refusal = error

@@ -55,7 +55,11 @@ def eg_launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     uses a connection file written by the core, ``kernel.connection_info`` is already set.
 
     Record what later hooks need in ``kernel.state`` (JSON-able) and ``kernel.handles`` (live
-    objects). Raise :class:`eg_core.BadRequest` for invalid settings before creating anything, or
+    objects). The session store holds ``kernel.state`` from before this hook and again right
+    after it; when what is created cannot be found again from that (a name or host chosen
+    here), record it in ``kernel.state`` and ``await kernel.checkpoint()`` before creating it,
+    so the gateway that follows a crash finds and removes it (``eg_load_process_info``, then
+    ``eg_kill`` and ``eg_cleanup``). Raise :class:`eg_core.BadRequest` for invalid settings before creating anything, or
     :class:`eg_core.LaunchFailed` when the launch fails.
 
     Participants: the resource manager only. May be async. Returns nothing.
@@ -194,7 +198,10 @@ def eg_save_process_info(kernel: KernelContext) -> dict[str, Any]:
 def eg_load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None:
     """Re-attach to a running kernel from saved ``info`` (the result of ``eg_save_process_info``).
 
-    Called when a gateway adopts a kernel launched by an earlier gateway process. Re-open what
+    Called when a gateway adopts a kernel launched by an earlier gateway process, and before it
+    removes (``eg_kill``, ``eg_cleanup``) one whose launch a crashed gateway left unfinished: then
+    ``info`` is the last checkpoint and may lack ids learnt after it; find the kernel by its
+    kernel id (a label, an environment variable) where possible. Re-open what
     ``kernel.handles`` needs. Optional: the default sets ``kernel.state = info`` (and holds no
     handles).
 
