@@ -3,11 +3,12 @@ kernel leak)?
 
     python bench/bench_soak.py [--minutes 5] [--cycles 0] [--kernel tiny] [--parallel 4] [--churn 3]
 
-Each cycle, on ``--parallel`` concurrent lanes: start a kernel, run code over a websocket, close
+Each cycle (``--parallel`` at once): start a kernel, run code over a websocket, close
 and reopen the websocket ``--churn`` times (alternating the legacy and v1 protocols, one reconnect
-with the same session id), restart the kernel, run code again, shut it down. Every 25 cycles the
-gateway's open descriptors and RSS are sampled (psutil); after a warm-up fifth of the run, the
-growth is fitted by least squares and reported per 1,000 cycles. Ends after ``--minutes`` (or
+with the same session id), restart the kernel, run code again, shut it down. About every 25
+cycles, between rounds (no kernel running), the gateway's open descriptors and RSS are sampled
+(psutil); after a warm-up third of the run, the growth is fitted by least squares and reported
+per 1,000 cycles. Ends after ``--minutes`` (or
 ``--cycles`` when given), so it can run for an hour (``--minutes 60``) or a few minutes.
 
 Targets: descriptors do not grow (< 1 per 1,000 cycles); RSS grows < 2 MiB per 1,000 cycles;
@@ -86,26 +87,27 @@ async def run(args: argparse.Namespace) -> dict:
     def finished() -> bool:
         return (args.cycles and done >= args.cycles) or (not args.cycles and time.monotonic() >= stop_at)
 
-    async def lane(http) -> None:
-        nonlocal done
-        while not finished():
-            await cycle(gw, http, args.kernel, args.churn)
-            done += 1
-            if done % SAMPLE_EVERY == 0:
-                samples.append((done, proc.num_fds(), proc.memory_info().rss, time.monotonic() - t0))
+    async def sample() -> None:
+        await asyncio.sleep(0.5)  # let closed connections and ended kernels be reaped
+        samples.append((done, proc.num_fds(), proc.memory_info().rss, time.monotonic() - t0))
 
     try:
         async with gw.client() as http:
-            samples.append((0, proc.num_fds(), proc.memory_info().rss, 0.0))
-            await asyncio.gather(*(lane(http) for _ in range(args.parallel)))
-            await asyncio.sleep(1.0)
+            await sample()
+            while not finished():
+                # a round: --parallel cycles at once; samples are taken between rounds, when no
+                # kernel runs, so descriptor counts compare like with like
+                await asyncio.gather(*(cycle(gw, http, args.kernel, args.churn) for _ in range(args.parallel)))
+                done += args.parallel
+                if done % SAMPLE_EVERY < args.parallel:
+                    await sample()
             left = (await http.get("/api/kernels")).json()
-        samples.append((done, proc.num_fds(), proc.memory_info().rss, time.monotonic() - t0))
+            await sample()
         kernels_left = [p.pid for p in proc.children(recursive=True)]
         records_left = list((tmp / "sessions").glob("*.json"))
     finally:
         gw.stop()
-    steady = [s for s in samples if s[0] >= done / 5]
+    steady = [s for s in samples if s[0] >= done / 3]
     return {
         "cycles": done,
         "seconds": time.monotonic() - t0,
@@ -120,7 +122,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 def report(r: dict, args: argparse.Namespace) -> bool:
     first, last = r["samples"][0], r["samples"][-1]
-    print(f"cycles                  {r['cycles']} in {r['seconds']:.0f} s ({args.parallel} lanes, kernel {args.kernel}, "
+    print(f"cycles                  {r['cycles']} in {r['seconds']:.0f} s ({args.parallel} at once, kernel {args.kernel}, "
           f"{args.churn + 2} websockets and 1 restart per cycle)")
     print(f"open descriptors        {first[1]} at start, {last[1]} at end; growth {r['fds_per_1000']:+.2f} per 1,000 cycles "
           f"(target < {TARGET_FDS_PER_1000})")
