@@ -47,8 +47,15 @@ async def execute(gw, kernel_id: str, v1: bool, session_id: str | None = None) -
         await ks.close()
 
 
+PORT_RACES = []  # launches that lost a port to another process between its test and its bind
+
+
 async def cycle(gw, http, kernel: str, churn: int) -> None:
-    r = await http.post("/api/kernels", json={"name": kernel})
+    for _ in range(3):
+        r = await http.post("/api/kernels", json={"name": kernel})
+        if r.status_code == 201 or "Address already in use" not in r.text:
+            break
+        PORT_RACES.append(r.text)
     if r.status_code != 201:
         raise RuntimeError(f"start failed: {r.status_code} {r.text}")
     kernel_id = r.json()["id"]
@@ -114,6 +121,7 @@ async def run(args: argparse.Namespace) -> dict:
         "samples": samples,
         "fds_per_1000": slope_per_1000([(c, f) for c, f, _, _ in steady]),
         "rss_mib_per_1000": slope_per_1000([(c, r / MIB) for c, _, r, _ in steady]),
+        "port_races": len(PORT_RACES),
         "kernels_listed_at_end": len(left),
         "kernel_processes_left": len(kernels_left),
         "records_left": len(records_left),
@@ -128,6 +136,7 @@ def report(r: dict, args: argparse.Namespace) -> bool:
           f"(target < {TARGET_FDS_PER_1000})")
     print(f"RSS                     {first[2] / MIB:.1f} MiB at start, {last[2] / MIB:.1f} MiB at end; growth "
           f"{r['rss_mib_per_1000']:+.2f} MiB per 1,000 cycles after warm-up (target < {TARGET_RSS_MIB_PER_1000})")
+    print(f"port races retried      {r['port_races']} (a start whose port another process took first)")
     print(f"left at the end         {r['kernels_listed_at_end']} kernels listed, {r['kernel_processes_left']} kernel processes, "
           f"{r['records_left']} session records")
     print("samples (cycles, fds, RSS MiB, s):")
