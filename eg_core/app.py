@@ -152,8 +152,8 @@ class Gateway(JupyterApp):
         "(it is told how much), and it is disconnected if replies alone exceed four times as much.",
     ).tag(env=("EG_WS_CLIENT_BUFFER_SIZE",))
     heartbeat_interval = Float(
-        5.0, config=True,
-        help="Seconds between heartbeat pings to each kernel; a kernel that does not echo one within as long is "
+        10.0, config=True,
+        help="Seconds between heartbeat pings to each kernel; a kernel that does not echo one before the next is "
         "reported with execution_state 'unresponsive' (0: no heartbeat pings).",
     ).tag(env=("EG_HEARTBEAT_INTERVAL",))
     buffer_offline_messages = Bool(True, config=True, help="Buffer a disconnected session's messages for its reconnection.")

@@ -211,27 +211,21 @@ class KernelBridge:
 
     async def _beat(self) -> None:
         """Ping the kernel's heartbeat channel every ``heartbeat_interval`` seconds; a ping not
-        echoed within as long makes the kernel unresponsive (stopped, or hung below Python)
-        until one is echoed again. Works with a REP or an echoing ROUTER heartbeat."""
+        echoed by the next one makes the kernel unresponsive (stopped, or hung below Python)
+        until one is echoed again. One timer per interval and kernel, no task per ping. Works
+        with a REP or an echoing ROUTER heartbeat."""
         sock = self.socket("hb", zmq.DEALER)
-        loop = asyncio.get_running_loop()
         count = 0
         try:
             while True:
-                await asyncio.sleep(self.heartbeat_interval)
                 count += 1
                 ping = str(count).encode()
                 sock.send_multipart([b"", ping])
-                deadline = loop.time() + self.heartbeat_interval
-                while True:
-                    try:
-                        echo = await asyncio.wait_for(sock.recv_multipart(), max(deadline - loop.time(), 0.0))
-                    except asyncio.TimeoutError:
-                        self._heard(False)
-                        break
-                    if echo[-1] == ping:
-                        self._heard(True)
-                        break
+                await asyncio.sleep(self.heartbeat_interval)
+                echoed = False
+                while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    echoed = (await sock.recv_multipart(flags=zmq.NOBLOCK))[-1] == ping or echoed
+                self._heard(echoed)
         except (asyncio.CancelledError, zmq.ZMQError):
             pass
         finally:
