@@ -170,6 +170,7 @@ class ManagedKernel:
             self.execution_state = "dead"
             self.registry.ended(self.kernel_id, "died while waiting in a warm pool")
             log.warning("[kernel %s] died with status %s while waiting in a warm pool", self.kernel_id, status)
+            await self.registry._forget_launch(self.kernel_id)
             await self.registry.emit(self.kernel, "died", {"status": status, "pooled": True})
             return
         persistence = self.registry.persistence
