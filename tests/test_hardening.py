@@ -235,7 +235,7 @@ async def test_a_stopped_kernel_is_reported_unresponsive(gateway_factory):
     assert not procinfo.alive(pid, None)
 
 
-async def test_token_from_a_file_and_a_gateway_kernels_cannot_read(gateway_factory, tmp_path):
+async def test_the_token_from_a_file_is_on_no_command_line_and_in_no_environment(gateway_factory, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("file-token-0123456789\n")
     gw = gateway_factory(f"--Gateway.auth_token_file={token_file}", token="")
@@ -245,6 +245,14 @@ async def test_token_from_a_file_and_a_gateway_kernels_cannot_read(gateway_facto
         kernel_id = (await http.post("/api/kernels", json={"name": "python3"})).json()["id"]
     async with httpx.AsyncClient(base_url=gw.url) as anonymous:
         assert (await anonymous.get("/api/kernels")).status_code == 401
+    with open(f"/proc/{gw.proc.pid}/cmdline", "rb") as f:
+        assert b"file-token" not in f.read()
+    ks = await KernelSocket.connect(gw, kernel_id)
+    try:
+        out = await ks.execute("import os; print(any('file-token' in v for v in os.environ.values()))")
+    finally:
+        await ks.close()
+    assert out["stdout"] == "False\n"
     with pytest.raises(RuntimeError, match="both set"):
         gateway_factory(f"--Gateway.auth_token_file={token_file}")
 
