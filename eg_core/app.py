@@ -147,7 +147,7 @@ class Gateway(JupyterApp):
         help="Largest request body accepted, in bytes (413 beyond); bodies are read only once the token is checked.",
     ).tag(env=("EG_MAX_BODY_SIZE",))
     ws_client_buffer_size = Int(
-        4 * 1024 * 1024, config=True,
+        64 * 1024 * 1024, config=True,
         help="Bytes that may wait to be sent to one websocket client; beyond it the client's iopub output is dropped "
         "(it is told how much), and it is disconnected if replies alone exceed four times as much.",
     ).tag(env=("EG_WS_CLIENT_BUFFER_SIZE",))
