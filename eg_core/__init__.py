@@ -37,6 +37,8 @@ A plugin imports only these; everything else in ``eg_core`` is internal and may 
   output; the environment of local processes);
 - :mod:`eg_core.poller`: one batched status query for every kernel of a backend without events;
 - :mod:`eg_core.orphans`: the startup sweep of what a backend still runs for unknown kernels;
+- :mod:`eg_core.procinfo`: local processes named across restarts (pid with start time, found by
+  an environment variable), the parent-death signal and non-dumpable processes;
 - :mod:`eg_core.gateway`: the object ``eg_startup``/``eg_shutdown`` receive;
 - :mod:`eg_core.lifecycle`: event and launch-phase names;
 - :mod:`eg_core.doctor`: ``Check``, what a plugin's ``eg_doctor`` returns;
@@ -69,6 +71,7 @@ PUBLIC_MODULES = (
     "eg_core.process",
     "eg_core.poller",
     "eg_core.orphans",
+    "eg_core.procinfo",
     "eg_core.gateway",
     "eg_core.lifecycle",
     "eg_core.doctor",
