@@ -204,13 +204,15 @@ class ResourceManagerConformance:
         await self._shutdown(second, kid)
         assert await wait_until_gone(eg_probe, kid) == []
 
-    async def test_eg_orphans_found_after_restart(self, eg_start, eg_probe):
+    async def test_eg_orphans_found_after_restart(self, eg_start, eg_probe, tmp_path):
         first = eg_start()
         kid = await self._started(first)
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
         assert await eg_probe(kid), "the kernel should outlive a killed gateway"
-        second = eg_start(*self.orphan_args)
+        # An orphan is a kernel no store knows: the next gateway gets an empty session store.
+        unknown = f"--FileSessionStore.persistence_root={tmp_path / 'eg-empty-store'}"
+        second = eg_start(*self.orphan_args, unknown)
         assert await wait_until_gone(eg_probe, kid) == []
         assert kid in second.output(), "the orphan sweep did not report the kernel"
 
