@@ -83,9 +83,14 @@ async def _save(record: dict[str, Any]) -> bool:
         return False
     public, key = _split_key(record)
     core = api.core()
-    if secret and key is not None:
-        await api.call(core.patch_namespaced_secret, secret, namespace, {"stringData": {KEY_FIELD: key}})
-    await api.call(core.patch_namespaced_pod, name, namespace, {"metadata": {"annotations": {ANNOTATION: json.dumps(public)}}})
+    try:
+        if secret and key is not None:
+            await api.call(core.patch_namespaced_secret, secret, namespace, {"stringData": {KEY_FIELD: key}})
+        await api.call(core.patch_namespaced_pod, name, namespace, {"metadata": {"annotations": {ANNOTATION: json.dumps(public)}}})
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return False  # no pod yet (a launching record, a restart between pods): the next store keeps it
     return True
 
 
