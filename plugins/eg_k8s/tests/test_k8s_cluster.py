@@ -107,7 +107,9 @@ async def test_orphan_pods_are_removed_at_startup(tmp_path, cluster, core, names
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(30)
     assert await pod_of(core, namespace, kid) is not None
-    second = start_gateway(tmp_path, cluster, namespace, gateway_id, kernel_spec_dirs, "--KubernetesSettings.orphans_at_startup=remove")
+    # an orphan is a pod no store knows: the second gateway has an empty file store and no cluster store
+    second = start_gateway(tmp_path, cluster, namespace, gateway_id, kernel_spec_dirs, "--KubernetesSettings.orphans_at_startup=remove",
+                           "--KubernetesSettings.store_sessions=False", f"--FileSessionStore.persistence_root={tmp_path / 'eg-empty-store'}")
     try:
         deadline = time.monotonic() + 60
         while f"Removed kernel pod {namespace}/" not in second.output():
