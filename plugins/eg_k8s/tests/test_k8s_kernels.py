@@ -229,7 +229,10 @@ async def test_per_kernel_namespace_with_role_binding_is_deleted_at_shutdown(gat
     assert namespace.metadata.labels["kernel_id"] == kid
     binding = await asyncio.to_thread(client.RbacAuthorizationV1Api(api).read_namespaced_role_binding, "eg-kernel", ns)
     assert binding.role_ref.name == "view" and binding.subjects[0].name == "default"
-    assert (await pod_of(core, ns, kid)).status.phase == "Running"
+    deadline = time.monotonic() + 60  # the kubelet reports Running after the kernel may already answer
+    while (await pod_of(core, ns, kid)).status.phase != "Running":
+        assert time.monotonic() < deadline, (await pod_of(core, ns, kid)).status
+        await asyncio.sleep(0.5)
     assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
     namespace = await asyncio.to_thread(core.list_namespace, field_selector=f"metadata.name={ns}")
     assert not namespace.items or namespace.items[0].status.phase == "Terminating"
