@@ -137,7 +137,9 @@ async def test_orphaned_applications_are_found_then_killed(tmp_path, kernel_spec
     apps = [a for kid in kids for a in apps_of(rm, cluster, kid)]
     for policy, state in (("log", "live"), ("remove", "KILLED")):
         gw = GatewayProcess(tmp_path, f"--YarnSettings.yarn_endpoint={rm.url}", "--YarnSettings.gateway_id=orphans-test",
-                            f"--YarnSettings.orphans_at_startup={policy}", env=gateway_env(tmp_path, hadoop_conf),
+                            f"--YarnSettings.orphans_at_startup={policy}",
+                            # another session store: the killed gateway's records would be adopted, not found as orphans
+                            f"--FileSessionStore.persistence_root={tmp_path / 'other-store'}", env=gateway_env(tmp_path, hadoop_conf),
                             kernel_spec_dirs=kernel_spec_dirs)
         try:
             await async_wait_for(lambda: all(kid in gw.output() for kid in kids), 30, gw.output)
