@@ -26,6 +26,7 @@ LAUNCH_TIME_ENV = frozenset({
     "KERNEL_GPUS_LIMIT", "KERNEL_EXTRA_SPARK_OPTS", "KERNEL_QUEUE", "KERNEL_PARTITION",
 })
 BIND_TIMEOUT = 10.0
+WARM_UP_RUNS = 3
 
 
 class BindFailed(Exception):
@@ -63,6 +64,24 @@ def binding_code(changes: dict[str, str], cwd: str | None) -> str:
     if cwd:
         code += f"; __import__('os').chdir({str(cwd)!r})"
     return code
+
+
+async def warm_up(managed: Any) -> None:
+    """Run the binding code's shape once while the kernel waits, so a claim does not pay for the
+    interpreter's first executions (IPython's first cells are several times slower than later
+    ones). Values are the kernel's own; a failure only costs that speed-up."""
+    if not _is_python(managed.kernel):
+        return
+    content = {
+        "code": binding_code({}, None) + "; __import__('os').getcwd()", "silent": True, "store_history": False,
+        "user_expressions": {}, "allow_stdin": False, "stop_on_error": False,
+    }
+    for _ in range(WARM_UP_RUNS):
+        try:
+            await asyncio.wait_for(managed.bridge.request("execute_request", content), BIND_TIMEOUT)
+        except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - any failure: no warm-up
+            managed.kernel.log.debug("warm pool warm-up failed: %s", exc)
+            return
 
 
 async def bind(managed: Any, request: KernelContext) -> None:

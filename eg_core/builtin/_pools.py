@@ -30,7 +30,7 @@ from ..config import EnvDefaults
 from ..context import KernelContext
 from ..errors import EGError
 from ..plugins import resource_manager_hooks
-from ._pool_binding import BindFailed, bind, misfit
+from ._pool_binding import BindFailed, bind, misfit, warm_up
 
 log = logging.getLogger("eg.pools")
 MAX_BACKOFF = 60.0
@@ -157,6 +157,7 @@ class WarmPools:
         try:
             async with self._slots:
                 managed = await self.registry.start_pooled(name)
+                await warm_up(managed)
         except EGError as exc:
             self.failures[name] += 1
             pause = min(2.0 ** self.failures[name], MAX_BACKOFF)
