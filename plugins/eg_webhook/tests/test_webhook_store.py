@@ -1,12 +1,15 @@
 """The webhook session store against a real HTTP server the test starts (Enterprise Gateway's
-webhook protocol, basic auth): a kernel's session is saved, adopted by the next gateway from
-the webhook, and deleted at shutdown."""
+webhook protocol, basic or digest auth): a kernel's session is saved, adopted by the next gateway
+from the webhook, and deleted at shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import re
+import secrets
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,14 +19,33 @@ import pytest
 from eg_core.testing import GatewayProcess, KernelSocket
 
 pytestmark = pytest.mark.timeout(240)
-AUTH = "Basic " + base64.b64encode(b"eg:webhook-pw").decode()
+USER, PASSWORD, REALM = "eg", "webhook-pw", "eg-sessions"
+BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def digest_ok(header: str, method: str, nonces: set) -> bool:
+    """RFC 7616 digest (MD5, qop=auth) as a server checks it: the response hash, the realm, a
+    nonce this server issued, the request's own URI."""
+    fields = dict(re.findall(r'(\w+)="?([^",]*)"?', header[len("Digest "):]))
+    if fields.get("username") != USER or fields.get("realm") != REALM or fields.get("nonce") not in nonces:
+        return False
+    ha1 = _md5(f"{USER}:{REALM}:{PASSWORD}")
+    ha2 = _md5(f"{method}:{fields.get('uri')}")
+    expected = _md5(f"{ha1}:{fields['nonce']}:{fields.get('nc')}:{fields.get('cnonce')}:{fields.get('qop')}:{ha2}")
+    return fields.get("qop") == "auth" and secrets.compare_digest(expected, fields.get("response", ""))
 
 
 class Webhook(ThreadingHTTPServer):
     """Enterprise Gateway's webhook, in a thread (the gateway calls it while tests wait on it):
     POST/GET {url}/{id}, GET/DELETE {url}; every call recorded."""
 
-    def __init__(self):
+    def __init__(self, auth_type: str):
+        self.auth_type = auth_type
+        self.nonces: set = set()
         self.store: dict = {}
         self.calls: list = []
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -36,9 +58,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
-    def _answer(self, status: int, body: object = None) -> None:
+    def _answer(self, status: int, body: object = None, challenge: str | None = None) -> None:
         data = json.dumps(body).encode() if body is not None else b""
         self.send_response(status)
+        if challenge:
+            self.send_header("WWW-Authenticate", challenge)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -47,11 +71,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.calls.append((self.command, self.path))
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
-        if self.headers.get("Authorization") != AUTH:
-            self._answer(401)
+        if not self._authorized(self.headers.get("Authorization") or ""):
             return None
         kernel_id = self.path[len("/sessions/"):] if self.path.startswith("/sessions/") else None
         return kernel_id or None, body
+
+    def _authorized(self, header: str) -> bool:
+        if self.server.auth_type == "basic":
+            if header == BASIC:
+                return True
+            self._answer(401, challenge=f'Basic realm="{REALM}"')
+            return False
+        if header.startswith("Digest ") and digest_ok(header, self.command, self.server.nonces):
+            return True
+        nonce = secrets.token_hex(16)
+        self.server.nonces.add(nonce)
+        self._answer(401, challenge=f'Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{nonce}"')
+        return False
 
     def do_GET(self) -> None:
         if (started := self._start()) is None:
@@ -77,12 +113,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(204)
 
 
-@pytest.fixture
-def webhook():
-    server = Webhook()
+@pytest.fixture(params=["basic", "digest"])
+def webhook(request):
+    server = Webhook(request.param)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server.url, server.store, server.calls
+    yield server
     server.shutdown()
     server.server_close()
 
@@ -96,8 +132,8 @@ async def wait_for(condition, timeout: float = 30) -> None:
 
 
 async def test_sessions_kept_by_the_webhook_survive_a_gateway_restart(tmp_path, webhook):
-    url, store, calls = webhook
-    env = {"EG_WEBHOOK_URL": url, "EG_AUTH_TYPE": "basic", "EG_WEBHOOK_USERNAME": "eg", "EG_WEBHOOK_PASSWORD": "webhook-pw"}
+    url, store, calls = webhook.url, webhook.store, webhook.calls
+    env = {"EG_WEBHOOK_URL": url, "EG_AUTH_TYPE": webhook.auth_type, "EG_WEBHOOK_USERNAME": USER, "EG_WEBHOOK_PASSWORD": PASSWORD}
     args = ("--Gateway.availability_mode=standalone",)
     first = GatewayProcess(tmp_path, *args, env=env)
     try:
@@ -125,4 +161,6 @@ async def test_sessions_kept_by_the_webhook_survive_a_gateway_restart(tmp_path, 
         assert ("DELETE", "/sessions") in calls
     finally:
         second.stop()
-    assert "webhook-pw" not in first.output() + second.output()
+    assert PASSWORD not in first.output() + second.output()
+    if webhook.auth_type == "digest":
+        assert webhook.nonces, "the webhook never challenged: digest auth was not used"
