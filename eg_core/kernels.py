@@ -37,6 +37,19 @@ RECENTLY_ENDED = 1000
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+PORT_TAKEN_RETRIES = 2
+
+
+def _port_taken(managed: ManagedKernel, exc: LaunchFailed) -> bool:
+    """Whether a launch failed because a port the gateway chose for the kernel (free when chosen)
+    was bound by another process before the kernel bound it; not a timeout."""
+    return (
+        exc.status != 504 and managed.km.provisioner.chose_ports
+        and exc.phase in ("confirm_startup", "connection_info", "kernel_info")
+        and "Address already in use" in exc.message
+    )
+
+
 def _log_launch_error(kernel: KernelContext, exc: EGError) -> None:
     """One line per failed launch: ERROR naming the phase, or WARNING for a refusal (4xx); the
     traceback of an unexpected error at DEBUG. The request's access log line then stays at DEBUG."""
@@ -450,23 +463,17 @@ class KernelRegistry:
 
     async def _launch(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
         start = time.monotonic()
-        managed = self.new_managed(entry, kernel)
-        km = managed.km
         try:
-            try:
-                await km.start_kernel(kernel_id=kernel.kernel_id)
-            except EGError:
-                raise
-            except Exception as exc:
-                raise LaunchFailed("launch_process", f"{type(exc).__name__}: {exc}") from exc
-            try:
-                await managed.connect(km.provisioner.deadline, km.provisioner.timings)
-            except BaseException as exc:
-                managed.bridge.close()
-                await abort_launch(kernel, km.provisioner.hooks, exc)
-                km.provisioner.release_ports()
-                km.cleanup_connection_file()
-                raise
+            for attempt in range(PORT_TAKEN_RETRIES + 1):
+                managed = self.new_managed(entry, kernel)
+                try:
+                    await self._start_once(managed)
+                    break
+                except LaunchFailed as exc:
+                    if attempt == PORT_TAKEN_RETRIES or not _port_taken(managed, exc):
+                        raise
+                    taken = next(line for line in exc.message.splitlines() if "Address already in use" in line)
+                    kernel.log.warning("a port chosen for the kernel was taken before it bound it (%s); launching again with new ports", taken.strip())
         except EGError as exc:
             _log_launch_error(kernel, exc)
             await self._forget_launch(kernel.kernel_id)
@@ -478,7 +485,7 @@ class KernelRegistry:
             self.kernels[kernel.kernel_id] = managed
             await self.persist(managed)
         duration = time.monotonic() - start
-        timings = dict(km.provisioner.timings)
+        timings = dict(managed.km.provisioner.timings)
         log.info(
             "[kernel %s] launched %s on %s in %.3fs (%s)%s",
             kernel.kernel_id, kernel.kernel_name, kernel.resource_manager, duration,
@@ -493,6 +500,24 @@ class KernelRegistry:
             details["pooled"] = True
         await self.emit(kernel, "launched", details)
         return managed
+
+    async def _start_once(self, managed: ManagedKernel) -> None:
+        """One launch attempt; a failed one has removed what it created."""
+        km, kernel = managed.km, managed.kernel
+        try:
+            await km.start_kernel(kernel_id=kernel.kernel_id)
+        except EGError:
+            raise
+        except Exception as exc:
+            raise LaunchFailed("launch_process", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            await managed.connect(km.provisioner.deadline, km.provisioner.timings)
+        except BaseException as exc:
+            managed.bridge.close()
+            await abort_launch(kernel, km.provisioner.hooks, exc)
+            km.provisioner.release_ports()
+            km.cleanup_connection_file()
+            raise
 
     async def _forget_launch(self, kernel_id: str) -> None:
         """Delete the launching record of a launch that failed (and removed what it made)."""

@@ -51,6 +51,7 @@ class HookProvisioner(KernelProvisionerBase):
         self.timings: dict[str, float] = {}
         self._running = False
         self._ports: list[int] = []
+        self.chose_ports = False  # the gateway picked the kernel's ports (a connection file)
 
     @property
     def has_process(self) -> bool:
@@ -101,6 +102,7 @@ class HookProvisioner(KernelProvisionerBase):
         km = self.parent
         if not km.shell_port:
             self._ports = free_ports(5, km.ip, self._port_range())
+            self.chose_ports = True
             km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port = self._ports
         km.write_connection_file()
         self.kernel.connection_info = _jsonable(km.get_connection_info())
