@@ -381,7 +381,7 @@ class KernelSocket:
             return msg
         if isinstance(frame, bytes):
             channel, parts = from_legacy(frame)
-            msg = {k: json.loads(p) for k, p in zip(("header", "parent_header", "metadata", "content"), parts)}
+            msg = {k: json.loads(bytes(p)) for k, p in zip(("header", "parent_header", "metadata", "content"), parts)}
             msg["channel"], msg["buffers"] = channel, parts[4:]
             return msg
         return json.loads(frame)

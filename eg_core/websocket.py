@@ -93,7 +93,19 @@ class ChannelsHandler(JSONErrorsMixin, AuthMixin, WebSocketHandler):
         self._event("connected")
         log.debug("[kernel %s] websocket open, session %s, protocol %s", kernel_id, self.session_id, V1 if self.v1 else "legacy")
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> "asyncio.Future | None":
+        if len(message) < LARGE_MESSAGE:
+            self._relay(message)
+            return None
+        return asyncio.ensure_future(self._relay_large(message))
+
+    async def _relay_large(self, message: str | bytes) -> None:
+        # Tornado still holds the frame as read from the socket until the event loop turns
+        # (tornado reads the next frame only once this returns, so order is kept).
+        await asyncio.sleep(0)
+        self._relay(message)
+
+    def _relay(self, message: str | bytes) -> None:
         try:
             channel, parts = from_v1(message) if self.v1 else from_legacy(message)
             if channel not in CLIENT_CHANNELS:

@@ -16,6 +16,8 @@ import json
 import struct
 from typing import Any, Sequence
 
+from .jsonscan import Member, object_members, utf8_offsets
+
 V1 = "v1.kernel.websocket.jupyter.org"
 CHANNELS = ("shell", "control", "stdin", "iopub")
 
@@ -92,27 +94,53 @@ def from_v1(frame: bytes) -> tuple[str, list[bytes]]:
     return channel, parts
 
 
-def from_legacy(frame: str | bytes) -> tuple[str, list[bytes]]:
-    """Parse a legacy frame (JSON text, or the binary layout with buffers) into channel and
-    raw parts. A message without a channel goes to shell, as Jupyter Server does."""
-    buffers: list[bytes] = []
+def from_legacy(frame: str | bytes) -> tuple[str, list[bytes | memoryview]]:
+    """Split a legacy frame (JSON text, or the binary layout with buffers) into channel and
+    raw parts. A message without a channel goes to shell, as Jupyter Server does.
+
+    The frame is checked as JSON but not rebuilt: the header, parent_header, metadata and
+    content parts are slices of its UTF-8 text (and the buffers slices of the binary frame),
+    so a 50 MB cell is not decoded into Python objects and encoded again."""
     try:
         if isinstance(frame, bytes) and frame[:1] != b"{":
+            view = memoryview(frame)
             (nbufs,) = struct.unpack_from("!I", frame)
-            offsets = list(struct.unpack_from(f"!{nbufs}I", frame, 4)) + [len(frame)]
-            pieces = [frame[offsets[i] : offsets[i + 1]] for i in range(nbufs)]
-            frame, buffers = pieces[0], pieces[1:]
-        msg = json.loads(frame)
-    except (ValueError, struct.error, IndexError) as exc:
+            offsets = [*struct.unpack_from(f"!{nbufs}I", frame, 4), len(frame)]
+            if nbufs < 1 or offsets != sorted(offsets) or offsets[0] < 4 * (nbufs + 1):
+                raise ProtocolError("bad buffer offsets")
+            pieces = [view[offsets[i] : offsets[i + 1]] for i in range(nbufs)]
+            encoded, buffers = pieces[0], pieces[1:]
+            text = str(encoded, "utf-8")
+        else:
+            encoded, buffers = frame, []
+            text = frame if isinstance(frame, str) else frame.decode()
+        members = object_members(text)
+    except (ValueError, struct.error) as exc:  # JSONScanError and UnicodeDecodeError are ValueErrors
         raise ProtocolError(f"not a Jupyter message: {exc}") from exc
-    if not isinstance(msg, dict) or not isinstance(msg.get("header"), dict):
+    if members.get("header", Member(0, 0, None)).type is not dict:
         raise ProtocolError("a message needs a 'header' object")
-    channel = msg.get("channel") or "shell"
-    if not isinstance(channel, str):
-        raise ProtocolError("'channel' must be a string such as \"shell\"")
-    # Each value is released as soon as it is encoded: a large cell is held at most twice over.
-    parts = [
-        json.dumps(msg.pop(key, None) or {}, separators=(",", ":")).encode()
-        for key in ("header", "parent_header", "metadata", "content")
-    ]
+    channel = _channel(text, members.get("channel"))
+    spans = []
+    for key in ("header", "parent_header", "metadata", "content"):
+        member = members.get(key)
+        if member is None or member.type is type(None):
+            spans.append(None)
+        elif member.type is dict:
+            spans.append(member)
+        else:
+            raise ProtocolError(f"'{key}' must be an object")
+    if isinstance(encoded, str):
+        encoded = encoded.encode()
+    positions = [p for span in spans if span is not None for p in (span.start, span.end)]
+    offsets = iter(utf8_offsets(text, len(encoded), positions))
+    view = memoryview(encoded)
+    parts = [b"{}" if span is None else view[next(offsets) : next(offsets)] for span in spans]
     return channel, parts + buffers
+
+
+def _channel(text: str, member: Member | None) -> str:
+    if member is None or member.type is type(None):
+        return "shell"
+    if member.type is not str or member.end - member.start > 200:
+        raise ProtocolError("'channel' must be a string such as \"shell\"")
+    return json.loads(text[member.start : member.end]) or "shell"
