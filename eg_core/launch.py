@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncio
 
+from . import remote
 from ._calling import acall, acall_first, implemented
 from .context import KernelContext
 from .errors import EGError, LaunchFailed
@@ -155,3 +156,4 @@ async def abort_launch(kernel: KernelContext, hooks: Any, exc: BaseException) ->
             await asyncio.wait_for(acall_first(hook, kernel=kernel, restart=False), 30)
         except Exception as err:
             kernel.log.warning("%s after a failed launch raised %s", hook.name, err)
+    remote.release_lease(kernel)

@@ -95,6 +95,26 @@ def _checked(answer: dict | None) -> dict | None:
     return answer
 
 
+async def hold_lease(host: str, port: int, launch_key: str, timeout: float = 5.0) -> asyncio.StreamWriter:
+    """Take the lease of a launcher started with ``--lease``: one connection, kept open, whose
+    closing without a shutdown request (this process ending, however) makes the launcher stop
+    its kernel. Returns the connection's writer; close it to give the lease up. Raises
+    :class:`LauncherRequestRejected` when refused, OSError or ``asyncio.TimeoutError``."""
+    body = json.dumps(sign_request(derive_keys(launch_key), {"lease": 1})).encode("utf-8") + b"\n"
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        writer.write(body)
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        answer = json.loads(line or b"null")
+        if not isinstance(answer, dict):
+            raise LauncherRequestRejected(f"the launcher at {host}:{port} answered {line[:80]!r} to a lease request")
+        _checked(answer)
+    except BaseException:
+        writer.close()
+        raise
+    return writer
+
+
 async def _exchange(host: str, port: int, body: bytes) -> bytes:
     """Connect, send ``body``, half-close, read the answer until EOF."""
     reader, writer = await asyncio.open_connection(host, port)
@@ -110,4 +130,4 @@ async def _exchange(host: str, port: int, body: bytes) -> bytes:
         writer.close()
 
 
-__all__ = ["send_request", "signal", "is_alive", "shutdown", "LauncherRequestRejected"]
+__all__ = ["send_request", "signal", "is_alive", "shutdown", "hold_lease", "LauncherRequestRejected"]

@@ -162,6 +162,7 @@ class HookProvisioner(KernelProvisionerBase):
 
     async def cleanup(self, restart: bool = False) -> None:
         await acall_first(self.hooks.eg_cleanup, kernel=self.kernel, restart=restart)
+        remote.release_lease(self.kernel)
         self._running = False
         if not restart:
             self.release_ports()

@@ -25,6 +25,13 @@ a comm port for signals and shutdown. A resource manager uses it like this::
 The kernelspec's argv gets ``{response_address}``, ``{public_key}``, ``{port_range}`` and
 ``{kernel_id}`` filled by the core. Enterprise Gateway launchers (payload version 1) work too:
 call ``expect_callback(kernel, legacy=True)``.
+
+Without a session store (``kernel.survives_gateway`` False) no later gateway would adopt or
+remove a remote kernel, so it ends with this gateway process instead: :func:`launcher_env` starts
+the launcher with ``EG_LAUNCHER_LEASE=1`` and :func:`wait_for_callback` holds one connection to
+its comm port (the lease; one descriptor per kernel, no task), which the core closes once the
+kernel is cleaned up (:func:`release_lease`). When this process dies, however, its sockets close
+and the launcher stops the kernel.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from typing import Any, Awaitable, Callable
 
 from . import launcher_comm
 from .context import KernelContext
+from .kernelspecs.launcher.launch_ipykernel import LEASE_ENV
 from .launcher_comm import LauncherRequestRejected
 from .errors import LaunchFailed
 from .response import ResponseListener
@@ -132,7 +140,32 @@ async def wait_for_callback(
     if host:
         info["ip"] = host
     kernel.connection_info = info
+    if _leased(kernel) and kernel.state["comm_port"]:
+        await _take_lease(kernel)
     return info
+
+
+def _leased(kernel: KernelContext) -> bool:
+    """Whether the kernel must end with this gateway process: no session store records it (a
+    later gateway would neither adopt nor remove it) and our launcher runs it (a launch key)."""
+    return not kernel.survives_gateway and bool(kernel.state.get("launch_key"))
+
+
+async def _take_lease(kernel: KernelContext) -> None:
+    release_lease(kernel)
+    host, port, key = _comm(kernel)
+    try:
+        kernel.handles["lease"] = await launcher_comm.hold_lease(host, port, key)
+    except (OSError, asyncio.TimeoutError, LauncherRequestRejected, ValueError) as exc:
+        kernel.log.warning("could not take the launcher's lease (%s): the kernel will outlive this gateway", exc)
+
+
+def release_lease(kernel: KernelContext) -> None:
+    """Close the kernel's lease connection, if it has one (the launcher then stops the kernel
+    unless it was asked to shut down). The core calls it once the kernel is cleaned up."""
+    lease = kernel.handles.pop("lease", None)
+    if lease is not None:
+        lease.close()
 
 
 def diagnose(kernel: KernelContext) -> str:
@@ -184,6 +217,8 @@ def launcher_env(kernel: KernelContext, launch_key: str | None) -> dict[str, str
     env = dict(kernel.env)
     if launch_key:
         env["EG_LAUNCH_KEY"] = launch_key
+        if not kernel.survives_gateway:  # see _leased
+            env[LEASE_ENV] = "1"
     return env
 
 

@@ -218,6 +218,50 @@ async def test_all_ports_lie_in_the_port_range(listener, start_launcher):
     assert await asyncio.wait_for(launched.proc.wait(), 10) == 0
 
 
+async def test_lease_closed_without_shutdown_stops_the_kernel(listener, start_launcher):
+    """A launcher started with --lease ends its kernel when the gateway's lease connection closes."""
+    _, key, info, launched = await launch_kernel(listener, start_launcher, "--lease")
+    lease = await launcher_comm.hold_lease("127.0.0.1", info["comm_port"], key)
+    assert await launcher_comm.is_alive("127.0.0.1", info["comm_port"], key)  # other requests still served
+    assert psutil.pid_exists(info["pid"])
+    lease.close()  # as when the gateway process dies: the OS closes its sockets
+    assert await asyncio.wait_for(launched.proc.wait(), 30) != 0
+    await wait_until(lambda: not group_members(info["pgid"]), 10)
+    assert "the gateway that held the lease is gone" in launched.output
+
+
+async def test_lease_then_shutdown_exits_cleanly(listener, start_launcher):
+    _, key, info, launched = await launch_kernel(listener, start_launcher, "--lease")
+    lease = await launcher_comm.hold_lease("127.0.0.1", info["comm_port"], key)
+    assert await launcher_comm.shutdown("127.0.0.1", info["comm_port"], key)
+    assert await asyncio.wait_for(launched.proc.wait(), 30) == 0  # a requested shutdown, not a lost lease
+    lease.close()
+    assert "lease is gone" not in launched.output
+
+
+async def test_lease_needs_the_option_and_a_signature(listener, start_launcher):
+    _, key, info, launched = await launch_kernel(listener, start_launcher)
+    with pytest.raises(launcher_comm.LauncherRequestRejected, match="not started with --lease"):
+        await launcher_comm.hold_lease("127.0.0.1", info["comm_port"], key)
+    assert await launcher_comm.is_alive("127.0.0.1", info["comm_port"], key)
+    _, key2, info2, launched2 = await launch_kernel(listener, start_launcher, "--lease")
+    with pytest.raises(launcher_comm.LauncherRequestRejected):
+        await launcher_comm.hold_lease("127.0.0.1", info2["comm_port"], launcher.new_launch_key())
+    assert (await comm_exchange(info2["comm_port"], b'{"lease": 1}'))["ok"] is False
+    assert await launcher_comm.is_alive("127.0.0.1", info2["comm_port"], key2)
+    for k, i, proc in ((key, info, launched), (key2, info2, launched2)):
+        await launcher_comm.shutdown("127.0.0.1", i["comm_port"], k)
+        assert await asyncio.wait_for(proc.proc.wait(), 30) == 0
+
+
+async def test_lease_not_taken_in_time_stops_the_kernel(listener, start_launcher, monkeypatch):
+    monkeypatch.setenv("EG_LAUNCHER_LEASE", "1")
+    monkeypatch.setenv("EG_LAUNCHER_LEASE_WAIT", "1")
+    _, key, info, launched = await launch_kernel(listener, start_launcher)
+    assert await asyncio.wait_for(launched.proc.wait(), 30) != 0
+    assert "no gateway took the lease within 1s" in launched.output
+
+
 async def test_comm_port_refuses_unsigned_forged_and_replayed_requests(listener, start_launcher):
     _, key, info, launched = await launch_kernel(listener, start_launcher)
     port = info["comm_port"]

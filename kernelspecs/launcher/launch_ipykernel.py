@@ -3,7 +3,7 @@
 Run on the kernel's host (a remote machine, a container, a YARN container)::
 
     python launch_ipykernel.py --kernel-id ID --port-range 0..0 --response-address HOST:PORT \\
-        --public-key KEY [--ip 0.0.0.0] [--advertise-ip IP] [--kernel-class-name CLASS]
+        --public-key KEY [--ip 0.0.0.0] [--advertise-ip IP] [--kernel-class-name CLASS] [--lease]
 
 with the per-kernel secret in the environment variable ``EG_LAUNCH_KEY`` (or a file named by
 ``EG_LAUNCH_KEY_FILE``). The launcher
@@ -15,6 +15,13 @@ with the per-kernel secret in the environment variable ``EG_LAUNCH_KEY`` (or a f
    ``kernel_id``, to the response address as a version-2 payload (below);
 4. serves the comm port (signal, liveness and shutdown requests from the gateway) until the
    kernel exits, then exits with the kernel's exit code (0 after a requested shutdown).
+
+With ``--lease`` (or ``EG_LAUNCHER_LEASE=1`` in the environment, which is how a gateway that
+keeps no session store starts it) the kernel lives only as long as its gateway: the gateway holds
+one comm port connection open (a lease request), and when that connection closes without a
+shutdown request (the gateway was killed: its host's kernel closes its sockets), or when no
+gateway took the lease within ``LEASE_WAIT`` seconds (``EG_LAUNCHER_LEASE_WAIT``) of the call
+back, the launcher terminates the kernel and exits.
 
 It needs only the standard library and ipykernel (in the kernel's Python), so it can be copied to
 any host or image. Enterprise Gateway's arguments, including the deprecated
@@ -35,11 +42,14 @@ Version-2 payload (launcher -> gateway, one TCP connection, EOF ends the message
 where ``frame(x)`` is a 4-byte big-endian length followed by ``x``, so no two field lists give the
 same MAC input. The gateway checks the tag, the timestamp and the nonce (against replays).
 
-Comm port requests (gateway -> launcher; the sender half-closes, the launcher answers one JSON
-line ``{"ok": true, "alive": bool}`` or ``{"ok": false, "error": reason}``, then closes)::
+Comm port requests (gateway -> launcher; the request ends with a newline or where the sender
+half-closes; the launcher answers one JSON line ``{"ok": true, "alive": bool}`` or ``{"ok":
+false, "error": reason}``, then closes)::
 
     {"signum": n}          forward signal n to the kernel's process group (n=0: liveness check)
     {"shutdown": 1}        terminate the kernel, then exit
+    {"lease": 1}           (``--lease`` only) the answer comes, the connection stays open: the
+                           kernel is terminated when the gateway closes it without a shutdown
 
 With a launch key every request must come wrapped as
 ``{"request": {...}, "ts": unix time, "nonce": b64, "mac": b64}`` (see :func:`sign_request`);
@@ -78,6 +88,9 @@ NONCE_BYTES = 16
 MAX_MESSAGE_BYTES = 64 * 1024
 COMM_READ_TIMEOUT = 10.0
 COMM_REQUEST_MAX_SKEW = 60.0
+LEASE_WAIT = 60.0
+LEASE_ENV = "EG_LAUNCHER_LEASE"
+LEASE_WAIT_ENV = "EG_LAUNCHER_LEASE_WAIT"  # seconds, to override LEASE_WAIT
 KERNEL_TERMINATE_GRACE = 5.0
 KERNEL_PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
@@ -471,6 +484,30 @@ async def read_message(reader: asyncio.StreamReader, limit: int = MAX_MESSAGE_BY
         chunks.append(chunk)
 
 
+async def read_request(reader: asyncio.StreamReader, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+    """Read one comm request: up to a newline or EOF, whichever comes first; raises
+    :class:`ProtocolError` once more than ``limit`` bytes arrive."""
+    data = b""
+    while b"\n" not in data:
+        chunk = await reader.read(65536)
+        if not chunk:
+            return data
+        data += chunk
+        if len(data) > limit:
+            raise ProtocolError(f"message larger than {limit} bytes")
+    return data.split(b"\n", 1)[0]
+
+
+def _keep_alive(sock: socket.socket | None) -> None:
+    # So a lease whose gateway host vanished (no FIN ever comes) ends within about two minutes.
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
 class KernelSupervisor:
     """Runs beside the kernel child: serves the comm port and stops the kernel on request.
 
@@ -478,9 +515,12 @@ class KernelSupervisor:
     connection callback.
     """
 
-    def __init__(self, kernel: asyncio.subprocess.Process, keys: LaunchKeys | None):
+    def __init__(self, kernel: asyncio.subprocess.Process, keys: LaunchKeys | None, lease: bool = False):
         self.kernel = kernel
         self.keys = keys
+        self.lease = lease
+        self.leases = 0  # lease connections open now
+        self.lease_taken = asyncio.Event()
         self.pgid = os.getpgrp()
         self.nonces = NonceCache(COMM_REQUEST_MAX_SKEW)
         self.shutdown_requested = False
@@ -541,7 +581,7 @@ class KernelSupervisor:
             pass
 
     async def handle_comm_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Read one request (until EOF), act on it, answer one JSON line, close."""
+        """Read one request, act on it, answer one JSON line, close (a lease: hold it open)."""
         peer = writer.get_extra_info("peername")
         reply, after_reply = await self._answer(reader)
         if not reply["ok"]:
@@ -549,16 +589,45 @@ class KernelSupervisor:
         try:
             writer.write(json.dumps(reply).encode("utf-8") + b"\n")
             await writer.drain()
+            if after_reply == self.hold_lease:
+                await self.hold_lease(reader, writer)
         except OSError as err:
             log.debug("Could not answer the comm request from %s: %s", peer, err)
         finally:
             writer.close()
-        if after_reply is not None:
+        if after_reply is not None and after_reply != self.hold_lease:
             after_reply()
+
+    async def hold_lease(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Keep a lease connection until the gateway closes it; then, unless the gateway asked
+        for a shutdown or holds another lease, stop the kernel."""
+        self.leases += 1
+        self.lease_taken.set()
+        _keep_alive(writer.get_extra_info("socket"))
+        log.info("Comm port: the gateway holds the lease")
+        try:
+            while await reader.read(65536):
+                pass  # a lease carries nothing after its request
+        except OSError:
+            pass
+        finally:
+            self.leases -= 1
+        if not self.leases and not self.shutdown_requested:
+            self.stop("the gateway that held the lease is gone")
+
+    def watch_lease(self, timeout: float) -> None:
+        """Stop the kernel when no gateway takes the lease within ``timeout`` seconds."""
+        self._lease_watch = asyncio.ensure_future(self._expect_lease(timeout))
+
+    async def _expect_lease(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.lease_taken.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.stop(f"no gateway took the lease within {timeout:g}s")
 
     async def _answer(self, reader: asyncio.StreamReader):
         try:
-            data = await asyncio.wait_for(read_message(reader), COMM_READ_TIMEOUT)
+            data = await asyncio.wait_for(read_request(reader), COMM_READ_TIMEOUT)
             request = self._authenticate(json.loads(data or b"null"))
             return self._execute(request)
         except asyncio.TimeoutError:
@@ -579,8 +648,12 @@ class KernelSupervisor:
     def _execute(self, request: dict):
         """Act on a request; returns the reply and an action to run once the reply is sent."""
         after_reply = None
+        if request.get("lease"):
+            if not self.lease:
+                raise ProtocolError("this launcher was not started with --lease: it takes no lease")
+            return {"ok": True, "alive": self.alive}, self.hold_lease
         if "signum" not in request and "shutdown" not in request:
-            raise ProtocolError("unknown request (expected 'signum' or 'shutdown')")
+            raise ProtocolError("unknown request (expected 'signum', 'shutdown' or 'lease')")
         if request.get("signum") is not None:
             signum = request["signum"]
             if not isinstance(signum, int) or isinstance(signum, bool):
@@ -654,6 +727,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--response-timeout", dest="response_timeout", type=float, default=10.0,
         help="seconds to keep retrying the response address (default 10)",
     )
+    parser.add_argument(
+        "--lease", action="store_true", default=os.environ.get(LEASE_ENV, "").lower() in ("1", "true", "yes"),
+        help=f"stop the kernel when the gateway's lease connection closes without a shutdown request, or when "
+        f"no gateway takes a lease within {LEASE_WAIT:g}s of the call back (default: on when {LEASE_ENV}=1)",
+    )
     parser.add_argument("connection_file", nargs="?", help="deprecated: where to write the connection file")
     return parser
 
@@ -721,7 +799,7 @@ async def run_launcher(options: argparse.Namespace, launch_key: str | None) -> i
     conn_file, info, comm_socket = prepare_connection_file(options)
     supervisor = server = None
     try:
-        supervisor = KernelSupervisor(await start_kernel(conn_file, options.kernel_class_name), keys)
+        supervisor = KernelSupervisor(await start_kernel(conn_file, options.kernel_class_name), keys, options.lease)
         supervisor.install_signal_handlers()
         server = await asyncio.start_server(supervisor.handle_comm_connection, sock=comm_socket)
         if options.response_address:
@@ -730,6 +808,8 @@ async def run_launcher(options: argparse.Namespace, launch_key: str | None) -> i
                 comm_port=comm_socket.getsockname()[1], kernel_id=options.kernel_id,
             )
             await call_back(options, seal_connection_info(keys, options.kernel_id, info), supervisor)
+            if options.lease:
+                supervisor.watch_lease(float(os.environ.get(LEASE_WAIT_ENV) or LEASE_WAIT))
         else:
             log.info("No response address: the connection info is in %s", conn_file)
 

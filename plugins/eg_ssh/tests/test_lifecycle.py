@@ -140,6 +140,21 @@ async def test_gateway_stop_shuts_remote_kernels_down(ssh_gateway):
     assert await wait_no_processes(USER, kid) == []
 
 
+async def test_killed_gateway_without_persistence_takes_its_kernels_along(ssh_gateway):
+    """With no session store, a SIGKILLed gateway's lease connection closes and the launcher
+    stops its kernel; no other gateway has to start."""
+    gw = ssh_gateway("--Gateway.kernel_session_persistence=False")
+    async with gw.client() as http:
+        r = await http.post("/api/kernels", json={"name": "python_ssh"})
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+    assert (await run_code(gw, kid, "print(6 * 7)"))["stdout"] == "42\n"
+    assert user_processes(USER, kid)
+    gw.proc.kill()
+    gw.proc.wait()
+    assert await wait_no_processes(USER, kid, timeout=60) == []
+
+
 async def test_more_kernels_than_sshd_max_sessions(gateway_factory, tmp_path):
     """sshd allows 2 sessions per connection here; the gateway is told 8: the third kernel's
     channel is refused, and the pool opens a second connection for it."""
