@@ -99,8 +99,9 @@ async def test_adopt_after_sigkill_from_saved_state(tmp_path, jupyter_path, dock
 async def test_orphans_after_gateway_sigkill(gateway_factory, docker, docker_host, tmp_path):
     gateway_id = f"eg-orphans-{os.getpid()}-{tmp_path.name[-6:]}"
     env = {"DOCKER_HOST": docker_host, "EG_RESPONSE_ADDRESS": "127.0.0.1:0"}
-    no_store = "--Gateway.kernel_session_persistence=False"  # with a store, the next gateway adopts it
-    first = gateway_factory(f"--DockerSettings.gateway_id={gateway_id}", no_store, env=env)
+    # The first gateway records the kernel (without a store its kernels would end with it); the
+    # next one reads another, empty store, so the container is an orphan to it.
+    first = gateway_factory(f"--DockerSettings.gateway_id={gateway_id}", f"--FileSessionStore.persistence_root={tmp_path / 'store'}", env=env)
     async with first.client() as http:
         r = await http.post("/api/kernels", json={"name": "python_docker"})
         assert r.status_code == 201, r.text
@@ -118,7 +119,8 @@ async def test_orphans_after_gateway_sigkill(gateway_factory, docker, docker_hos
     assert [(o["kind"], o["kernel_id"]) for o in json.loads(listed.stdout)] == [("container", kid)]
 
     second = gateway_factory(
-        f"--DockerSettings.gateway_id={gateway_id}", "--DockerSettings.orphans_at_startup=remove", no_store, env=env
+        f"--DockerSettings.gateway_id={gateway_id}", "--DockerSettings.orphans_at_startup=remove",
+        f"--FileSessionStore.persistence_root={tmp_path / 'empty-store'}", env=env,
     )
     assert await docker.containers({"kernel_id": kid}) == []
     assert f"docker: removed container {container['Names'][0].lstrip('/')}" in second.output()
