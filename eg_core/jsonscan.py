@@ -15,6 +15,9 @@ import re
 from typing import NamedTuple
 
 _SPACE = re.compile(r"[ \t\n\r]*")
+_OPEN = re.compile(r"[ \t\n\r]*\{[ \t\n\r]*")
+_PLAIN_NAME = re.compile(r'"([^"\\\x00-\x1f]*)"[ \t\n\r]*:[ \t\n\r]*')  # a name without escapes, and its colon
+_AFTER_VALUE = re.compile(r"[ \t\n\r]*([,}])[ \t\n\r]*")
 MAX_NAME = 256  # characters; a longer member name is refused rather than decoded
 
 
@@ -48,24 +51,19 @@ def _expect(text: str, pos: int, chars: str) -> str:
 def object_members(text: str) -> dict[str, Member]:
     """Check that ``text`` is one JSON object; return each member's name and where its value
     lies. A repeated name keeps its last value, as :func:`json.loads` does."""
-    pos = _skip(text, 0)
-    _expect(text, pos, "{")
-    pos = _skip(text, pos + 1)
+    opening = _OPEN.match(text)
+    if opening is None:
+        raise JSONScanError("expected a JSON object at character 0")
+    pos = opening.end()
     members: dict[str, Member] = {}
     if text.startswith("}", pos):
         pos += 1
     else:
         while True:
-            _expect(text, pos, '"')
-            try:
-                name, pos = json.decoder.scanstring(text, pos + 1)
-            except ValueError as exc:
-                raise JSONScanError(str(exc)) from None
+            plain = _PLAIN_NAME.match(text, pos)
+            name, start = (plain.group(1), plain.end()) if plain else _escaped_name(text, pos)
             if len(name) > MAX_NAME:
                 raise JSONScanError(f"a member name longer than {MAX_NAME} characters at character {pos}")
-            pos = _skip(text, pos)
-            _expect(text, pos, ":")
-            start = _skip(text, pos + 1)
             try:
                 value, end = _decoder.raw_decode(text, start)
             except RecursionError:
@@ -74,14 +72,28 @@ def object_members(text: str) -> dict[str, Member]:
                 raise JSONScanError(str(exc)) from None
             members[name] = Member(start, end, type(value))
             del value
-            pos = _skip(text, end)
-            if _expect(text, pos, ",}") == "}":
-                pos += 1
+            after = _AFTER_VALUE.match(text, end)
+            if after is None:
+                raise JSONScanError(f"expected , or }} at character {_skip(text, end)}")
+            pos = after.end()
+            if after.group(1) == "}":
                 break
-            pos = _skip(text, pos + 1)
     if _skip(text, pos) != len(text):
         raise JSONScanError(f"extra data after the object at character {pos}")
     return members
+
+
+def _escaped_name(text: str, pos: int) -> tuple[str, int]:
+    """A member name with escapes in it (or not a name): the name and where its value starts."""
+    pos = _skip(text, pos)
+    _expect(text, pos, '"')
+    try:
+        name, pos = json.decoder.scanstring(text, pos + 1)
+    except ValueError as exc:
+        raise JSONScanError(str(exc)) from None
+    pos = _skip(text, pos)
+    _expect(text, pos, ":")
+    return name, _skip(text, pos + 1)
 
 
 def utf8_offsets(text: str, encoded_length: int, positions: list[int]) -> list[int]:

@@ -157,7 +157,7 @@ async def _take_lease(kernel: KernelContext) -> None:
     try:
         kernel.handles["lease"] = await launcher_comm.hold_lease(host, port, key)
     except (OSError, asyncio.TimeoutError, LauncherRequestRejected, ValueError) as exc:
-        kernel.log.warning("could not take the launcher's lease (%s): the kernel will outlive this gateway", exc)
+        kernel.log.warning("could not take the launcher's lease (%s): the launcher stops the kernel unless a lease comes within 60 s", exc)
 
 
 def release_lease(kernel: KernelContext) -> None:
