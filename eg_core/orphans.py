@@ -11,16 +11,32 @@ runs per kernel hands that list to :func:`sweep`::
 
 ``policy`` is ``"log"`` (report each orphan as a warning), ``"remove"`` (remove it, then report)
 or ``"ignore"``. A backend that cannot be reached is logged, never raised: the gateway starts.
+
+Kernels that are plain processes (the local resource manager, eg-ssh) carry their owner in
+their environment: :func:`owner_marks` (the gateway's ``gateway_id``, and the gateway process
+with its host, pid and start time) next to ``KERNEL_ID``. :func:`procinfo.kernel_sessions
+<eg_core.procinfo.kernel_sessions>` lists such kernels and :func:`owned_sessions` keeps those
+this gateway may judge: the same resource manager and gateway id, and no live gateway process
+owning them (neither this one nor another gateway on this host).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import socket
 from dataclasses import asdict, dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Mapping
+
+from traitlets import Unicode
+
+from . import procinfo
 
 log = logging.getLogger("eg.orphans")
 POLICIES = ("log", "remove", "ignore")
+GATEWAY_ID_VAR, OWNER_VAR = "EG_GATEWAY_ID", "EG_GATEWAY_OWNER"
+_GATEWAY_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}\Z")
 
 
 @dataclass(frozen=True)
@@ -85,4 +101,75 @@ async def sweep(
     return found
 
 
-__all__ = ["Resource", "sweep", "unknown", "POLICIES"]
+# -- kernels that are processes ---------------------------------------------------------------
+
+
+def default_gateway_id() -> str:
+    """``eg-<host name>``: the same for every start of a gateway on this host, and different
+    from a gateway's on another host that runs kernels on the same machines."""
+    return f"eg-{socket.gethostname()}"
+
+
+class GatewayId(Unicode):
+    """A ``gateway_id`` setting: letters, digits and ``_ . : @ -`` (at most 128), default
+    :func:`default_gateway_id`."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(default_gateway_id(), **kwargs)
+
+    def validate(self, obj: Any, value: Any) -> str:
+        value = super().validate(obj, value)
+        if not _GATEWAY_ID.match(value):
+            self.error(obj, value, info="letters, digits and '_', '.', ':', '@', '-' (at most 128)")
+        return value
+
+
+def owner_marks(resource_manager: str, gateway_id: str) -> dict[str, str]:
+    """The variables that name a kernel process's owner, for its environment (next to the
+    ``KERNEL_ID`` the core sets): the gateway id, and this gateway process."""
+    owner = {"resource_manager": resource_manager, **procinfo.identity()}
+    return {GATEWAY_ID_VAR: gateway_id, OWNER_VAR: json.dumps(owner, separators=(",", ":"))}
+
+
+def owned_sessions(
+    sessions: Iterable[Mapping[str, Any]], resource_manager: str, gateway_id: str, where: str = "",
+) -> list[Resource]:
+    """The kernel sessions (:func:`procinfo.kernel_sessions <eg_core.procinfo.kernel_sessions>`)
+    this gateway may treat as orphans when no store knows them: marked with ``resource_manager``
+    and ``gateway_id``, and not owned by a live gateway process of this host (this one, e.g. a
+    warm pool's kernels, or another one sharing the id). ``where`` (``user@host``) goes into the
+    resource's name. A resource's ``id`` is ``<pid>:<start time>`` (see :func:`session_of`)."""
+    me = procinfo.identity()
+    found = []
+    for session in sessions:
+        marks = session.get("marks") or {}
+        try:
+            owner = json.loads(marks.get(OWNER_VAR) or "null")
+        except ValueError:
+            owner = None
+        if not isinstance(owner, dict) or owner.get("resource_manager") != resource_manager:
+            continue
+        if marks.get(GATEWAY_ID_VAR) != gateway_id or procinfo.is_running_here(owner):
+            continue
+        identity = {k: owner.get(k) for k in me}
+        if identity == me:
+            continue
+        pid, started = int(session["pid"]), int(session["started"])
+        found.append(Resource(
+            "process group", f"{pid}:{started}", f"pid {pid}{' on ' + where if where else ''}", str(marks["KERNEL_ID"]),
+            f"its gateway, pid {owner.get('pid')} on {owner.get('host')}, is gone"
+            if owner.get("host") == me["host"] else f"its gateway ran on {owner.get('host')}",
+        ))
+    return found
+
+
+def session_of(resource: Resource) -> tuple[int, int]:
+    """``(pid, start time)`` of a resource from :func:`owned_sessions`."""
+    pid, _, started = resource.id.partition(":")
+    return int(pid), int(started)
+
+
+__all__ = [
+    "Resource", "sweep", "unknown", "POLICIES", "GatewayId", "default_gateway_id", "owner_marks", "owned_sessions",
+    "session_of", "GATEWAY_ID_VAR", "OWNER_VAR",
+]

@@ -81,3 +81,70 @@ def make_undumpable() -> bool:
     and file descriptors become unreadable to other processes of the same user (e.g. local
     kernels, which would otherwise read the gateway's token there). Returns whether it worked."""
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
+# -- kernels as process sessions, here and (the same code, as a script) on remote hosts --------
+# The two functions below use the standard library only, no annotations, and run on Python 3.6:
+# eg-ssh runs their source (:func:`script`) on remote hosts through its SSH connection.
+
+
+def kernel_sessions():
+    """This user's session leaders whose environment has ``KERNEL_ID`` (kernels started by a
+    resource manager in their own session): ``[{"pid", "started", "marks"}]``, ``marks`` being
+    the ownership variables of the environment they started with (``KERNEL_ID``,
+    ``EG_GATEWAY_ID``, ``EG_GATEWAY_OWNER``: see :mod:`eg_core.orphans`)."""
+    import os
+
+    names = (b"KERNEL_ID", b"EG_GATEWAY_ID", b"EG_GATEWAY_OWNER")
+    uid = os.getuid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            if os.stat("/proc/" + entry).st_uid != uid or os.getsid(pid) != pid:
+                continue
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                stat = f.read().rsplit(b")", 1)[1].split()
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                environ = f.read().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if stat[0] == b"Z":
+            continue
+        marks = {}
+        for item in environ:
+            name, _, value = item.partition(b"=")
+            if name in names:
+                marks[name.decode()] = value.decode("utf-8", "replace")
+        if "KERNEL_ID" in marks:
+            found.append({"pid": pid, "started": int(stat[19]), "marks": marks})
+    return found
+
+
+def end_session(pid, started):
+    """SIGKILL the process group of session leader ``pid`` if it is still the process that
+    started at ``started`` (a pid alone may have been reused). Returns whether it was there."""
+    import os
+    import signal
+
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            if int(f.read().rsplit(b")", 1)[1].split()[19]) != started:
+                return False
+        os.killpg(pid, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+def script(function, *args: int) -> str:
+    """A Python program that runs ``function`` (:func:`kernel_sessions` or :func:`end_session`)
+    with the integer ``args`` and prints its result as JSON, for ``python3 -c`` on another host.
+    Only eg's own code and integers go into it."""
+    import inspect
+    import textwrap
+
+    call = f"{function.__name__}({', '.join(str(int(a)) for a in args)})"
+    return f"{textwrap.dedent(inspect.getsource(function))}\nimport json\nprint(json.dumps({call}))\n"

@@ -5,14 +5,19 @@ signal fallback policy. In-process, with real subprocesses and real sockets."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
+import socket
+import subprocess
 import sys
+import uuid
 
 import pytest
 from traitlets import Bool, Enum, Int, List, Unicode
 from traitlets.config import SingletonConfigurable
 
-from eg_core import BadRequest, KernelContext, argv, orphans, process, remote
+from eg_core import BadRequest, KernelContext, argv, orphans, procinfo, process, remote
 from eg_core.config import EnvDefaults, kernelspec_settings, overridable
 
 
@@ -111,6 +116,66 @@ async def test_orphan_sweep_reports_and_removes_only_unknown_kernels(caplog):
 
     assert await orphans.sweep("demo", set(), unreachable, remove) == []
     assert "cannot list kernel resources" in caplog.text
+
+
+def _sleeper(env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A real process in its own session (as a local kernel or an SSH launcher runs)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], env={**os.environ, **(env or {})}, start_new_session=True,
+    )
+
+
+def _owner(proc: subprocess.Popen, resource_manager: str = "local") -> str:
+    ident = {"host": socket.gethostname(), "pid": proc.pid, "started": procinfo.start_time(proc.pid)}
+    return json.dumps({"resource_manager": resource_manager, **ident})
+
+
+async def test_only_kernels_of_this_gateway_id_whose_gateway_is_gone_are_orphans():
+    """Real processes carrying the ownership marks: of the five, only the one of this gateway id
+    whose gateway process ended is an orphan; not one of a live gateway (another, or this one),
+    of another id or of another resource manager. The remote form of the scan sees the same."""
+    dead_gateway, live_gateway = _sleeper(), _sleeper()
+    dead_owner, live_owner = _owner(dead_gateway), _owner(live_gateway)
+    dead_gateway.kill()
+    dead_gateway.wait()
+    gid = f"test-{uuid.uuid4().hex[:8]}"
+    marks = {
+        "orphan": {orphans.GATEWAY_ID_VAR: gid, orphans.OWNER_VAR: dead_owner},
+        "live gateway": {orphans.GATEWAY_ID_VAR: gid, orphans.OWNER_VAR: live_owner},
+        "this gateway": orphans.owner_marks("local", gid),
+        "another id": {orphans.GATEWAY_ID_VAR: gid + "-b", orphans.OWNER_VAR: dead_owner},
+        "another resource manager": {orphans.GATEWAY_ID_VAR: gid, orphans.OWNER_VAR: _owner(dead_gateway, "ssh")},
+    }
+    ids = {what: str(uuid.uuid4()) for what in marks}
+    kernels = {what: _sleeper({"KERNEL_ID": ids[what], **marks[what]}) for what in marks}
+    try:
+        sessions = await asyncio.to_thread(procinfo.kernel_sessions)
+        [orphan] = orphans.owned_sessions(sessions, "local", gid)
+        assert orphan.kernel_id == ids["orphan"] and orphan.id.startswith(f"{kernels['orphan'].pid}:")
+        assert "is gone" in orphan.state
+        remote_form = subprocess.run(
+            [sys.executable, "-c", procinfo.script(procinfo.kernel_sessions)], capture_output=True, text=True, check=True,
+        )
+        [again] = orphans.owned_sessions(json.loads(remote_form.stdout), "local", gid)
+        assert again == orphan
+        pid, started = orphans.session_of(orphan)
+        assert not procinfo.end_session(pid, started + 1)  # a pid now naming another process is left alone
+        assert kernels["orphan"].poll() is None
+        assert procinfo.end_session(pid, started)
+        assert kernels["orphan"].wait(30) == -signal.SIGKILL
+    finally:
+        for proc in [*kernels.values(), live_gateway]:
+            proc.kill()
+            proc.wait()
+
+
+def test_gateway_ids_are_checked_and_stable():
+    from eg_core.builtin._local_orphans import LocalResourceManager
+
+    assert LocalResourceManager().gateway_id == orphans.default_gateway_id() == f"eg-{socket.gethostname()}"
+    assert LocalResourceManager(gateway_id="team-a.gw:1").gateway_id == "team-a.gw:1"
+    with pytest.raises(Exception, match="letters, digits"):
+        LocalResourceManager(gateway_id="a b; rm -rf /")
 
 
 async def test_signal_policy_falls_back_once_and_trusts_a_refusal():

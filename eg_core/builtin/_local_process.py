@@ -7,7 +7,8 @@ with the gateway. stdout and stderr go to a per-kernel log file whose tail expla
 exit. The exit is watched through a pidfd registered with the event loop (an event, no polling,
 no descriptor-number limit), for the gateway's own children and adopted processes alike.
 A kernel's environment carries ``KERNEL_ID``, so one whose pid a crashed gateway never recorded
-is still found.
+is still found, and its owner (:mod:`eg_core.builtin._local_orphans`), so an orphan is known as
+this gateway's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from eg_core import BadRequest, KernelContext, LaunchFailed, procinfo
 from eg_core.doctor import Check
 from eg_core.process import kernel_process_env
 
+from ._local_orphans import marks
+
 TAIL_BYTES = 4000
 
 
@@ -36,7 +39,7 @@ def _log_path(kernel: KernelContext) -> Path:
 
 async def start(kernel: KernelContext, cmd: list[str]) -> None:
     """Start ``cmd`` in a new session with the gateway's environment plus ``kernel.env``."""
-    env = kernel_process_env(kernel)
+    env = {**kernel_process_env(kernel), **marks()}
     log_path = _log_path(kernel)
     cwd = kernel.cwd or None
     if cwd and not os.path.isdir(cwd):

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from eg_core import hookimpl, provisioner_for
 
+from . import _local_orphans as orphans
 from . import _local_process as process
 
 LocalProvisioner = provisioner_for("local")
+
+
+@hookimpl
+def eg_configurables():
+    """Called once at gateway startup: the settings class (``gateway_id``, ``orphans_at_startup``)."""
+    return [orphans.LocalResourceManager]
 
 
 @hookimpl
@@ -62,6 +69,13 @@ def eg_describe_exit(kernel):
 @hookimpl
 def eg_load_process_info(kernel, info):
     process.adopt(kernel, info)
+
+
+@hookimpl
+async def eg_reconcile(known_kernel_ids):
+    """At startup: this gateway's local kernels that no store knows and no live gateway owns,
+    logged or killed (``LocalResourceManager.orphans_at_startup``)."""
+    await orphans.reconcile(known_kernel_ids)
 
 
 @hookimpl

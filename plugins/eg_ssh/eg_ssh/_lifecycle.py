@@ -15,7 +15,7 @@ import time
 
 from eg_core import KernelContext, LaunchFailed, remote
 
-from . import _remote, _tunnels
+from . import _orphans, _remote, _tunnels
 from ._hosts import hosts
 from ._remote import RemoteProcess
 from ._settings import remote_user, resolve, split_host
@@ -53,7 +53,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     )
     argv, launcher_args = _remote.prepare_argv(cmd, settings.remote_python, settings.replace_eg_launcher)
     launch_key = await remote.expect_callback(kernel, legacy=not launcher_args)
-    env = remote.launcher_env(kernel, launch_key)
+    env = {**remote.launcher_env(kernel, launch_key), **_orphans.marks()}
     log = _remote.log_path(settings.kernel_log_dir, kernel.kernel_id)
     kernel.handles.pop("ssh_process", None)
     kernel.handles.pop("exit_reported", None)

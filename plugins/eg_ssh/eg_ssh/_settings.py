@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 from traitlets.config import SingletonConfigurable
 
-from eg_core import BadRequest, KernelContext, LaunchRefused
+from eg_core import BadRequest, KernelContext, LaunchRefused, orphans
 from eg_core.config import EnvDefaults, kernelspec_settings
 
 from ._ssh import Target
@@ -114,6 +114,18 @@ class SSHResourceManager(EnvDefaults, SingletonConfigurable):
     )
     connection_idle_timeout = Float(
         300.0, config=True, help="Seconds an SSH connection without kernels stays open for reuse."
+    )
+    gateway_id = orphans.GatewayId(
+        config=True,
+        help="Marks this gateway's launchers (in their environment). At startup, kernels of this id on "
+        "remote_hosts that the session store does not know, and whose gateway process is not alive on "
+        "this host, are orphans. Gateways sharing remote hosts need different ids; the default names "
+        "this host, so set one where the host name changes between restarts (a container).",
+    )
+    orphans_at_startup = Enum(
+        orphans.POLICIES, "log", config=True,
+        help="What to do at startup with orphaned kernels of this gateway_id on remote_hosts: 'log', "
+        "'remove' (kill their process group over SSH) or 'ignore'.",
     )
 
 

@@ -96,6 +96,15 @@ async def eg_load_process_info(kernel, info):
 
 
 @hookimpl
+async def eg_reconcile(known_kernel_ids):
+    """Called once at startup: this gateway's kernels on ``remote_hosts`` that no store knows
+    and no live gateway owns, logged or killed (``SSHResourceManager.orphans_at_startup``)."""
+    from . import _orphans
+
+    await _orphans.reconcile(known_kernel_ids)
+
+
+@hookimpl
 async def eg_shutdown():
     """Called once when the gateway stops: close the SSH connections (launchers keep running
     when the gateway does not shut its kernels down)."""
