@@ -480,7 +480,10 @@ class Gateway(JupyterApp):
         if self.kernels.persistence is not None:
             adopted, removed = await self.kernels.persistence.recover()
             self.log.info("Session store: adopted %d running kernel(s), removed %d unfinished launch(es)", adopted, removed)
-        await acall(self.pm.hook.eg_reconcile, known_kernel_ids=set(self.kernels.kernels))
+        known = set(self.kernels.kernels)
+        if self.kernels.persistence is not None:
+            known |= await self.kernels.persistence.stored_kernel_ids()
+        await acall(self.pm.hook.eg_reconcile, known_kernel_ids=known)
         server = httpserver.HTTPServer(
             self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context(),
             # API handlers answer 413 themselves at max_body_size; this caps every other route.

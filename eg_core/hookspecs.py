@@ -436,7 +436,8 @@ def eg_reconcile(known_kernel_ids: set[str]) -> None:
     an earlier gateway process) and report or remove them.
 
     Called once at startup, after the gateway adopted the kernels of its session store, with
-    the ids of every kernel it now manages.
+    the ids of every kernel it now manages or its store records (also those it left to another
+    gateway: a live one on this host, or any in replication mode).
 
     Participants: every plugin. May be async. Returns nothing.
     """

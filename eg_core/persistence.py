@@ -101,6 +101,13 @@ class SessionPersistence:
             adopted = await asyncio.gather(*(self._adopt_once(r) for r in records if r.get("status") != LAUNCHING))
         return sum(1 for m in adopted if m is not None), sum(removed)
 
+    async def stored_kernel_ids(self) -> set[str]:
+        """The ids of every kernel the store records: adopted here, left to a live gateway of
+        this host, launching elsewhere, or another gateway's in replication mode. None of
+        them is an orphan (``eg_reconcile``)."""
+        records = _merged(await acall(self.hook.eg_store_load_all))
+        return {r["kernel_id"] for r in records if isinstance(r, dict) and isinstance(r.get("kernel_id"), str)}
+
     def _ours_to_judge(self, record: Any) -> bool:
         """Whether this gateway may act on ``record``: not one of a live gateway on this host,
         nor (from another host) a launch that may still be under way."""

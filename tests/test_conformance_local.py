@@ -105,3 +105,20 @@ async def test_the_default_gateway_id_finds_the_orphans_of_the_previous_run(gate
             if session["marks"].get("KERNEL_ID") == kid:
                 procinfo.end_session(session["pid"], session["started"])
     assert await wait_until_gone(processes_of_kernel, kid) == []
+
+
+async def test_a_kernel_the_shared_store_records_is_no_orphan(gateway_factory, tmp_path):
+    """Replication mode: a gateway that starts while a killed one's kernel is still recorded in
+    their shared store does not adopt it at startup, and its sweep (``remove``) leaves it too:
+    the first request for it adopts it."""
+    gid = _gateway_id(f"eg-test-{uuid.uuid4().hex[:8]}")
+    shared = ("--Gateway.availability_mode=replication", _store(tmp_path, "shared"))
+    first = gateway_factory(gid, *shared)
+    kid = await _kernel(first)
+    _kill(first)
+    second = gateway_factory(gid, REMOVE, *shared)
+    assert kid not in second.output()
+    assert await _answers(second, kid)
+    async with second.client() as http:
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await wait_until_gone(processes_of_kernel, kid) == []
