@@ -168,6 +168,9 @@ def eg_cleanup(kernel: KernelContext, restart: bool) -> None:
     Called once the kernel has ended: after every shutdown, before a relaunch (``restart``
     True), and after a failed launch. It must be safe to call when launch never completed.
 
+    Optional: after it (or without it) the core releases what it holds itself, including the
+    response listener's wait for the launcher's callback (:func:`eg_core.remote.forget`).
+
     Participants: the resource manager only. May be async. Returns nothing.
     """
 

@@ -151,9 +151,22 @@ async def abort_launch(kernel: KernelContext, hooks: Any, exc: BaseException) ->
         if why:
             exc.message = f"{exc.message}\n{why}"
             exc.args = (exc.message,)
-    for hook in (hooks.eg_kill, hooks.eg_cleanup):
+    steps = {"eg_kill": lambda: acall_first(hooks.eg_kill, kernel=kernel, restart=False),
+             "eg_cleanup": lambda: cleanup(kernel, hooks, restart=False)}
+    for name, step in steps.items():
         try:
-            await asyncio.wait_for(acall_first(hook, kernel=kernel, restart=False), 30)
+            await asyncio.wait_for(step(), 30)
         except Exception as err:
-            kernel.log.warning("%s after a failed launch raised %s", hook.name, err)
-    remote.release_lease(kernel)
+            kernel.log.warning("%s after a failed launch raised %s", name, err)
+
+
+async def cleanup(kernel: KernelContext, hooks: Any, restart: bool) -> None:
+    """``hooks.eg_cleanup`` (optional), then what the core holds for the kernel: the response
+    listener forgets its launcher callback (:func:`eg_core.remote.forget`) and the lease
+    connection closes (:func:`eg_core.remote.release_lease`), so no resource manager needs to."""
+    try:
+        if implemented(hooks.eg_cleanup):
+            await acall_first(hooks.eg_cleanup, kernel=kernel, restart=restart)
+    finally:
+        remote.forget(kernel)
+        remote.release_lease(kernel)

@@ -33,6 +33,7 @@ from . import procinfo
 from ._calling import acall, acall_first
 from .context import KernelContext
 from .errors import EGError
+from .launch import cleanup
 
 if TYPE_CHECKING:
     from .kernels import KernelRegistry, ManagedKernel
@@ -139,8 +140,8 @@ class SessionPersistence:
         hooks = managed.km.provisioner.hooks
         try:
             await managed.km.provisioner.load_provisioner_info(info)
-            for hook in (hooks.eg_kill, hooks.eg_cleanup):
-                await asyncio.wait_for(acall_first(hook, kernel=managed.kernel, restart=False), 30)
+            await asyncio.wait_for(acall_first(hooks.eg_kill, kernel=managed.kernel, restart=False), 30)
+            await asyncio.wait_for(cleanup(managed.kernel, hooks, restart=False), 30)
         except Exception as exc:
             log.warning("[kernel %s] could not remove what its unfinished launch left: %s", kernel_id, exc)
             return False

@@ -15,6 +15,10 @@ watched::
         state = await jobs.wait_until(kernel.state["job_id"], lambda s: s not in ALIVE)
         return 0 if state in (None, "COMPLETED") else 1
 
+Keep the poller with :meth:`StatusPoller.shared` (``StatusPoller.shared(key, job_states,
+interval=2.0, name="slurm")``): one per backend ``key`` (an address, a settings value) and event
+loop, made on first use, so every kernel of that backend is asked about in the same query.
+
 A failed query is logged and asked again at the next interval (a backend that is briefly
 unreachable says nothing about the kernels). Waiters may be cancelled at any time.
 """
@@ -23,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Mapping
+import weakref
+from typing import Any, Awaitable, Callable, Hashable, Mapping
 
 log = logging.getLogger("eg.poller")
 Query = Callable[[list[str]], Awaitable[Mapping[str, Any]]]
+_shared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {key: poller}
 
 
 class StatusPoller:
@@ -40,6 +46,15 @@ class StatusPoller:
         self._waiters: dict[str, list[tuple[Callable[[Any], bool], asyncio.Future]]] = {}
         self._task: asyncio.Task | None = None
         self.queries = 0  # queries made so far (for tests and benchmarks)
+
+    @classmethod
+    def shared(cls, key: Hashable, query: Query, interval: float, name: str = "backend") -> "StatusPoller":
+        """The poller of backend ``key`` on the running event loop; made from ``query``,
+        ``interval`` and ``name`` the first time ``key`` is asked for (later calls get that one)."""
+        pollers = _shared.setdefault(asyncio.get_running_loop(), {})
+        if key not in pollers:
+            pollers[key] = cls(query, interval, name)
+        return pollers[key]
 
     async def wait_until(self, key: str, done: Callable[[Any], bool]) -> Any:
         """Wait until ``done(status)`` holds for ``key``'s status (``None`` once the query no

@@ -22,7 +22,7 @@ from ._calling import acall_first, implemented
 from .config import finite_number
 from .context import KernelContext
 from .env import substitute
-from .launch import Deadline, before_launch, launch_sequence, run_phase
+from .launch import Deadline, before_launch, cleanup, launch_sequence, run_phase
 from .plugins import resource_manager_hooks, shared_plugin_manager
 from .ports import PortRange, free_ports, release_ports
 
@@ -161,8 +161,7 @@ class HookProvisioner(KernelProvisionerBase):
         await acall_first(self.hooks.eg_kill, kernel=self.kernel, restart=restart)
 
     async def cleanup(self, restart: bool = False) -> None:
-        await acall_first(self.hooks.eg_cleanup, kernel=self.kernel, restart=restart)
-        remote.release_lease(self.kernel)
+        await cleanup(self.kernel, self.hooks, restart)
         self._running = False
         if not restart:
             self.release_ports()

@@ -174,7 +174,8 @@ def diagnose(kernel: KernelContext) -> str:
 
 
 def forget(kernel: KernelContext) -> None:
-    """Stop waiting for this kernel's callback (after a failed launch or at cleanup)."""
+    """Stop waiting for this kernel's callback. The core calls it after ``eg_cleanup`` (every
+    shutdown, relaunch and failed launch); a resource manager needs it only to give up earlier."""
     kernel.handles.pop("callback", None)
     if _listener is not None:
         _listener.forget(kernel.kernel_id)

@@ -221,3 +221,39 @@ async def test_poller_asks_once_per_interval_for_every_watched_key():
     assert all(len(keys) <= 2 for keys in asked)
     await asyncio.sleep(0.05)
     assert poller._task is None  # nothing watched: no more queries
+
+
+async def test_shared_poller_is_one_per_backend_and_event_loop():
+    from eg_core.poller import StatusPoller
+
+    async def query(keys):
+        return {}
+
+    first = StatusPoller.shared(("demo", "host-a"), query, 1.0, "demo")
+    assert StatusPoller.shared(("demo", "host-a"), query, 5.0, "other") is first
+    assert StatusPoller.shared(("demo", "host-b"), query, 1.0, "demo") is not first
+    other_loop = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: asyncio.run(_shared_poller_on_a_new_loop(query)))
+    assert other_loop is not first
+
+
+async def _shared_poller_on_a_new_loop(query):
+    from eg_core.poller import StatusPoller
+
+    return StatusPoller.shared(("demo", "host-a"), query, 1.0, "demo")
+
+
+async def test_core_forgets_the_launcher_callback_at_cleanup_without_an_eg_cleanup():
+    from eg_core.launch import cleanup
+    from eg_core.plugins import get_plugin_manager, resource_manager_hooks
+
+    hooks = resource_manager_hooks(get_plugin_manager(load_entrypoints=False), "no-such-manager")
+    k = kernel()
+    await remote.expect_callback(k)
+    try:
+        assert "callback" in k.handles
+        await cleanup(k, hooks, restart=False)
+        assert "callback" not in k.handles
+        assert "is not registered" in remote.diagnose(k)
+    finally:
+        await remote.stop_listener()

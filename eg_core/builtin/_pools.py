@@ -29,6 +29,7 @@ from .._calling import acall_first, implemented
 from ..config import EnvDefaults
 from ..context import KernelContext
 from ..errors import EGError
+from ..launch import cleanup
 from ..plugins import resource_manager_hooks
 from ._pool_binding import BindFailed, bind, misfit, warm_up
 
@@ -99,7 +100,7 @@ class WarmPools:
                 if implemented(hooks.eg_load_process_info):
                     await acall_first(hooks.eg_load_process_info, kernel=kernel, info=record.get("state") or {})
                 await acall_first(hooks.eg_kill, kernel=kernel, restart=False)
-                await acall_first(hooks.eg_cleanup, kernel=kernel, restart=False)
+                await cleanup(kernel, hooks, restart=False)
                 log.info("warm pool %s: removed kernel %s left waiting by an earlier gateway", kernel.kernel_name, kernel.kernel_id)
             except Exception as exc:
                 log.warning("warm pool %s: could not remove kernel %s left by an earlier gateway: %s", kernel.kernel_name, kernel.kernel_id, exc)

@@ -98,7 +98,6 @@ async def kill(kernel: KernelContext) -> None:
 
 
 def cleanup(kernel: KernelContext) -> None:
-    remote.forget(kernel)
     kernel.handles.pop("process", None)
 
 

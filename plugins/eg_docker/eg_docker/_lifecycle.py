@@ -100,9 +100,8 @@ async def kill(kernel: KernelContext) -> None:
 
 
 async def cleanup(kernel: KernelContext, restart: bool) -> None:
-    """Forget the callback; remove the container or service (kept stopped only after a normal
-    shutdown with ``remove_containers`` off)."""
-    remote.forget(kernel)
+    """Remove the container or service (kept stopped only after a normal shutdown with
+    ``remove_containers`` off)."""
     kernel.handles.pop("docker_settings", None)
     if restart or kernel.state.get("remove", True) or not kernel.state.get("confirmed"):
         await backend(kernel).remove(kernel)

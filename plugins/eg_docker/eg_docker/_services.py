@@ -119,23 +119,17 @@ def _latest(tasks: list[dict]) -> dict:
     return max(tasks, key=lambda t: (t.get("Version", {}).get("Index", 0), t.get("CreatedAt", "")))
 
 
-_pollers: dict[tuple[int, str], StatusPoller] = {}
-
-
 def _tasks_poller(kernel: KernelContext) -> StatusPoller:
     """The engine's poller of running kernels' tasks: ``{service_id: its latest task}``."""
     docker_host = kernel.state.get("docker_host") or ""
-    key = (id(asyncio.get_running_loop()), docker_host)
-    if key not in _pollers:
 
-        async def latest_tasks(service_ids: list[str]) -> dict[str, dict]:
-            by_service: dict[str, list[dict]] = {}
-            for task in await client_for(docker_host or None).service_tasks(*service_ids):
-                by_service.setdefault(task.get("ServiceID", ""), []).append(task)
-            return {sid: _latest(tasks) for sid, tasks in by_service.items()}
+    async def latest_tasks(service_ids: list[str]) -> dict[str, dict]:
+        by_service: dict[str, list[dict]] = {}
+        for task in await client_for(docker_host or None).service_tasks(*service_ids):
+            by_service.setdefault(task.get("ServiceID", ""), []).append(task)
+        return {sid: _latest(tasks) for sid, tasks in by_service.items()}
 
-        _pollers[key] = StatusPoller(latest_tasks, interval=1.0, name=f"docker swarm tasks at {docker_host}")
-    return _pollers[key]
+    return StatusPoller.shared(docker_host, latest_tasks, interval=1.0, name=f"docker swarm tasks at {docker_host}")
 
 
 def _task_status(task: dict | None) -> tuple[str, int | None, str]:

@@ -302,7 +302,6 @@ async def cleanup(kernel: KernelContext, restart: bool) -> None:
     """Delete everything the launch created: the pod (waiting until it is gone, so a relaunch
     can reuse its name), its Secret and template objects, and a namespace the launch created
     (not on restart)."""
-    remote.forget(kernel)
     owning = kernel.handles.pop("owning", None)
     if owning is not None:
         owning.cancel()

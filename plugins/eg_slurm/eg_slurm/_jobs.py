@@ -18,7 +18,6 @@ from ._settings import SlurmSettings
 JOB_PREFIX = "eg-kernel-"
 # States in which something of a job may still run (COMPLETING: its processes are ending).
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
-_pollers: dict[float, StatusPoller] = {}
 
 
 class SlurmError(Exception):
@@ -58,7 +57,7 @@ async def states(settings: SlurmSettings) -> dict[str, str]:
 async def ended(settings: SlurmSettings, job_id: str) -> str | None:
     """Wait until the job has ended (one squeue for all waiting kernels per ``poll_interval``);
     returns its last state (``None``: Slurm no longer knows it)."""
-    poller = _pollers.setdefault(settings.poll_interval, StatusPoller(lambda _: states(settings), settings.poll_interval, "slurm"))
+    poller = StatusPoller.shared(settings.poll_interval, lambda _: states(settings), settings.poll_interval, "slurm")
     return await poller.wait_until(job_id, lambda state: state not in ACTIVE)
 
 

@@ -89,11 +89,6 @@ async def eg_kill(kernel):
 
 
 @hookimpl
-def eg_cleanup(kernel):
-    remote.forget(kernel)
-
-
-@hookimpl
 async def eg_describe_exit(kernel):
     """Slurm's account of the job, and the end of its output file."""
     return await _jobs.describe(_settings(kernel), kernel.state.get("job_id"), kernel)

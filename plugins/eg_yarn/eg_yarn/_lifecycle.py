@@ -284,8 +284,7 @@ async def kill(kernel: KernelContext) -> None:
 
 async def cleanup(kernel: KernelContext, restart: bool) -> None:
     """Make sure the application has ended (kill it through the RM if not), reap the submit
-    command and forget the callback; see ``eg_cleanup``."""
-    remote.forget(kernel)
+    command; see ``eg_cleanup``."""
     if kernel.state.get("app_id") and kernel.state.get("app_state") not in FINAL_STATES:
         await kill(kernel)
     elif not kernel.state.get("app_id") and kernel.handles.get("submit_process") is not None:
