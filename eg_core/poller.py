@@ -19,7 +19,11 @@ Keep the poller with :meth:`StatusPoller.shared` (``StatusPoller.shared(key, job
 interval=2.0, name="slurm")``): one per backend ``key`` (an address, a settings value) and event
 loop, made on first use, so every kernel of that backend is asked about in the same query.
 
-A failed query is logged and asked again at the next interval (a backend that is briefly
+With ``start`` the poller backs off: it asks again after ``start`` seconds, then doubles the
+wait up to ``interval``; :meth:`StatusPoller.wake` (call it when a kill or a shutdown request
+was just sent) asks at once and starts the backoff over.
+
+A failed query is logged and asked again after the next wait (a backend that is briefly
 unreachable says nothing about the kernels). Waiters may be cancelled at any time.
 """
 
@@ -38,23 +42,33 @@ _shared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -
 class StatusPoller:
     """Watches keys (job ids, service ids...) with ``query(keys) -> {key: status}``."""
 
-    def __init__(self, query: Query, interval: float, name: str = "backend"):
+    def __init__(self, query: Query, interval: float, name: str = "backend", *, start: float | None = None):
         self.query = query
         self.interval = interval
         self.name = name
+        self.start = min(start or interval, interval)  # the first wait after a wake
+        self._delay = self.start
+        self._woken = asyncio.Event()
         self.latest: dict[str, Any] = {}  # the last status seen per watched key
         self._waiters: dict[str, list[tuple[Callable[[Any], bool], asyncio.Future]]] = {}
         self._task: asyncio.Task | None = None
         self.queries = 0  # queries made so far (for tests and benchmarks)
 
     @classmethod
-    def shared(cls, key: Hashable, query: Query, interval: float, name: str = "backend") -> "StatusPoller":
+    def shared(cls, key: Hashable, query: Query, interval: float, name: str = "backend", *,
+               start: float | None = None) -> "StatusPoller":
         """The poller of backend ``key`` on the running event loop; made from ``query``,
-        ``interval`` and ``name`` the first time ``key`` is asked for (later calls get that one)."""
+        ``interval``, ``name`` and ``start`` the first time ``key`` is asked for (later calls
+        get that one)."""
         pollers = _shared.setdefault(asyncio.get_running_loop(), {})
         if key not in pollers:
-            pollers[key] = cls(query, interval, name)
+            pollers[key] = cls(query, interval, name, start=start)
         return pollers[key]
+
+    def wake(self) -> None:
+        """Ask at once (if some key is watched), then back off again from ``start``."""
+        self._delay = self.start
+        self._woken.set()
 
     async def wait_until(self, key: str, done: Callable[[Any], bool]) -> Any:
         """Wait until ``done(status)`` holds for ``key``'s status (``None`` once the query no
@@ -71,6 +85,9 @@ class StatusPoller:
                 waiters.remove((done, future))
             if not waiters:
                 self._waiters.pop(key, None)
+                self.latest.pop(key, None)
+                if not self._waiters:
+                    self._woken.set()  # nothing left to watch: the loop ends now, not after its wait
 
     async def _run(self) -> None:
         while self._waiters:
@@ -78,7 +95,7 @@ class StatusPoller:
             try:
                 statuses = dict(await self.query(keys))
             except Exception as exc:
-                log.warning("%s: status query failed (%s); asking again in %gs", self.name, exc, self.interval)
+                log.warning("%s: status query failed (%s); asking again in %gs", self.name, exc, self._delay)
             else:
                 self.queries += 1
                 for key in keys:
@@ -87,8 +104,17 @@ class StatusPoller:
                     for done, future in list(self._waiters.get(key, ())):
                         if not future.done() and done(status):
                             future.set_result(status)
-            await asyncio.sleep(self.interval)
+            await self._pause()
         self._task = None
+
+    async def _pause(self) -> None:
+        delay, self._delay = self._delay, min(self._delay * 2, self.interval)
+        if not self._woken.is_set():
+            try:
+                await asyncio.wait_for(self._woken.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+        self._woken.clear()
 
 
 __all__ = ["StatusPoller"]

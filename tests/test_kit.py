@@ -257,3 +257,31 @@ async def test_core_forgets_the_launcher_callback_at_cleanup_without_an_eg_clean
         assert "is not registered" in remote.diagnose(k)
     finally:
         await remote.stop_listener()
+
+
+async def test_poller_backs_off_and_a_wake_asks_at_once():
+    from eg_core.poller import StatusPoller
+
+    asked = asyncio.Event()
+
+    async def query(keys):
+        asked.set()
+        return {k: "RUNNING" for k in keys}
+
+    poller = StatusPoller(query, interval=0.16, name="demo", start=0.01)
+    waiter = asyncio.ensure_future(poller.wait_until("a", lambda s: s is None))
+    while poller.queries < 6:  # waits of 0.01, 0.02, 0.04, 0.08, then the interval
+        await asyncio.sleep(0.01)
+    assert poller._delay == 0.16
+    waiter.cancel()
+
+    slow = StatusPoller(query, interval=3600, name="demo")
+    waiter = asyncio.ensure_future(slow.wait_until("a", lambda s: s is None))
+    await asyncio.wait_for(asked.wait(), 30)
+    assert slow.queries == 1
+    asked.clear()
+    slow.wake()  # the next query is an hour away: only the wake makes it ask now
+    await asyncio.wait_for(asked.wait(), 30)
+    assert slow.queries == 2
+    waiter.cancel()
+    await asyncio.wait_for(slow._task, 30)  # no kernel watched: the poller stops without its hour's wait

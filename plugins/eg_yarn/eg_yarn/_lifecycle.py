@@ -5,7 +5,8 @@
 and ``diagnostics``, plus what :mod:`eg_core.remote` records (``comm_ip``, ``comm_port``,
 ``launch_key``). ``kernel.handles`` holds the RM client and, in spark-submit mode, the submit
 process. Waiting backs off: fast while the application starts (from 0.1 s up to
-``startup_poll_max``), ``watch_interval`` while it runs, and at once after a kill or shutdown.
+``startup_poll_max``); once it runs, :mod:`eg_yarn._watch` asks about every running kernel of
+the RM in one query (backing off up to ``watch_interval``), at once after a kill or shutdown.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 
 from eg_core import BadRequest, EGError, KernelContext, LaunchFailed, remote
 
-from . import _submit
+from . import _submit, _watch
 from ._capacity import check_room
 from ._rm import FINAL_STATES, RMClient, RMError, RMUnavailable
 from ._settings import Launch, resolve, settings
@@ -30,28 +31,22 @@ _CORE_VARIABLES = {"KERNEL_ID", "KERNEL_GATEWAY", "KERNEL_USERNAME", "KERNEL_LAN
 _CLOCK_SKEW_MS = 300_000
 
 
+def _launch(kernel: KernelContext) -> Launch:
+    launch = kernel.state["launch"]
+    return Launch(**{**launch, "endpoints": tuple(launch["endpoints"])})
+
+
 def _client(kernel: KernelContext) -> RMClient:
     rm = kernel.handles.get("rm")
     if rm is None:
-        launch = kernel.state["launch"]
-        rm = RMClient.shared(Launch(**{**launch, "endpoints": tuple(launch["endpoints"])}))
-        kernel.handles["rm"] = rm
+        rm = kernel.handles["rm"] = RMClient.shared(_launch(kernel))
     return rm
 
 
-def _wake(kernel: KernelContext) -> asyncio.Event:
-    event = kernel.handles.get("wake")
-    if event is None:
-        event = kernel.handles["wake"] = asyncio.Event()
-    return event
-
-
-async def _sleep(kernel: KernelContext, seconds: float) -> None:
-    """Sleep, cut short when a kill or shutdown wakes the kernel's watchers."""
-    try:
-        await asyncio.wait_for(_wake(kernel).wait(), seconds)
-    except asyncio.TimeoutError:
-        pass
+def _wake(kernel: KernelContext) -> None:
+    """Make the watch of running kernels ask the RM at once (a kill or shutdown was just sent)."""
+    if kernel.state.get("launch"):
+        _watch.wake(_launch(kernel))
 
 
 def _check_env(kernel: KernelContext) -> None:
@@ -213,13 +208,17 @@ async def poll(kernel: KernelContext) -> int | None:
 
 
 async def wait(kernel: KernelContext) -> int:
-    """Wait for the application's end, asking the RM every ``watch_interval`` (at once after a
-    kill or shutdown request)."""
-    while True:
-        status = await poll(kernel)
-        if status is not None:
-            return status
-        await _sleep(kernel, settings().watch_interval)
+    """Wait for the application's end on the RM's shared watch (one query for every running
+    kernel, :mod:`eg_yarn._watch`); see ``eg_wait``."""
+    app_id = kernel.state.get("app_id")
+    if not app_id:
+        return 0
+    app = await _watch.ended(_launch(kernel), app_id)
+    if app is None:
+        kernel.log.warning("yarn: application %s is unknown to the ResourceManager", app_id)
+        return 1
+    _record(kernel, app)
+    return _status(kernel, app)
 
 
 async def _backend_signal(kernel: KernelContext, signum: int) -> None:
@@ -242,20 +241,22 @@ async def send_signal(kernel: KernelContext, signum: int) -> None:
 async def shutdown_requested(kernel: KernelContext) -> None:
     """A REST-submitted launcher cannot unregister from the RM, so its application would end
     FAILED when the kernel exits: kill it through the RM instead (recorded KILLED). Spark's AM
-    unregisters by itself (FINISHED)."""
+    unregisters by itself (FINISHED): the watch then asks at once whether it has."""
     if kernel.state.get("submission") == "rest":
         await kill(kernel)
+    else:
+        _wake(kernel)
 
 
 async def terminate(kernel: KernelContext) -> None:
     """Ask the launcher to stop the kernel (the application then ends on its own)."""
-    _wake(kernel).set()
+    _wake(kernel)
     await remote.terminate(kernel, fallback=_backend_signal)
 
 
 async def kill(kernel: KernelContext) -> None:
     """Kill the application through the RM and wait (``shutdown_wait_time``) for its final state."""
-    _wake(kernel).set()
+    _wake(kernel)
     app_id = kernel.state.get("app_id")
     if not app_id and kernel.handles.get("submit_process") is not None:
         try:  # spark-submit may have submitted it already
@@ -274,6 +275,7 @@ async def kill(kernel: KernelContext) -> None:
         while time.monotonic() < deadline:
             if _record(kernel, await rm.app(app_id)) in FINAL_STATES:
                 kernel.log.info("yarn: application %s is %s", app_id, kernel.state["app_state"])
+                _wake(kernel)  # its waiters learn it now
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -290,7 +292,6 @@ async def cleanup(kernel: KernelContext, restart: bool) -> None:
     elif not kernel.state.get("app_id") and kernel.handles.get("submit_process") is not None:
         await kill(kernel)
     await _submit.reap_submit(kernel)
-    kernel.handles.pop("wake", None)
 
 
 async def describe_exit(kernel: KernelContext) -> str | None:

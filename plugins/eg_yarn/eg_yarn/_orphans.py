@@ -11,11 +11,10 @@ import re
 
 from eg_core import EGError
 
-from ._rm import RMClient
-from ._settings import gateway_launch, settings
+from ._rm import LIVE_STATES, RMClient
+from ._settings import gateway_launch, gateway_tag, settings
 
 log = logging.getLogger("eg.yarn")
-LIVE_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
 _KERNEL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -40,7 +39,7 @@ async def reconcile(known_kernel_ids) -> None:
         return
     launch = gateway_launch()  # a slow RM must not hold the gateway's startup for long
     rm = RMClient.shared(dataclasses.replace(launch, timeout=min(launch.timeout, 10.0)))
-    tag = f"eg_gateway={settings().gateway_id}".lower()
+    tag = gateway_tag()
     try:
         apps = await rm.apps(states=LIVE_STATES, application_tags=[tag])
     except EGError as exc:

@@ -23,6 +23,7 @@ from ._settings import Launch
 log = logging.getLogger("eg.yarn")
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="eg-yarn-rm")
 FINAL_STATES = frozenset({"FINISHED", "FAILED", "KILLED"})
+LIVE_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
 
 for noisy in ("yarn_api_client", "urllib3.connectionpool"):
     logging.getLogger(noisy).setLevel(logging.WARNING)

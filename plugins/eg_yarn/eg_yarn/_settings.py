@@ -1,7 +1,8 @@
 """The ``yarn`` resource manager's settings, and what one launch asks for.
 
 Three layers, lowest first: the gateway's :class:`YarnSettings` (config file, ``--YarnSettings.*``,
-Enterprise Gateway's ``EG_*`` variables); the kernelspec's ``config`` (EG's
+Enterprise Gateway's ``EG_*`` variables); the kernelspec's ``config`` for the settings tagged
+``kernelspec=True``, each checked by its trait (:func:`eg_core.config.kernelspec_settings`; EG's
 ``process_proxy.config`` keys ``yarn_endpoint``, ``alt_yarn_endpoint``,
 ``yarn_endpoint_security_enabled`` work unchanged); and the request's ``KERNEL_QUEUE``,
 ``KERNEL_NODE_LABEL``, ``KERNEL_DRIVER_MEMORY``, ``KERNEL_EXECUTOR_MEMORY``, only those the
@@ -20,7 +21,7 @@ from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, val
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
-from eg_core.config import EnvDefaults
+from eg_core.config import EnvDefaults, kernelspec_settings
 
 SUBMISSION_MODES = ("spark-submit", "rest")
 # setting -> the request variable that may set it
@@ -44,15 +45,15 @@ class YarnSettings(EnvDefaults, SingletonConfigurable):
         "", config=True,
         help="The ResourceManager's web address (http[s]://host:8088). Empty: read "
         "yarn.resourcemanager.webapp.address (HA: every rm-id) from $HADOOP_CONF_DIR/yarn-site.xml.",
-    ).tag(env=("EG_YARN_ENDPOINT",))
+    ).tag(env=("EG_YARN_ENDPOINT",), kernelspec=True)
     alt_yarn_endpoint = Unicode(
         "", config=True, help="The second ResourceManager of an HA pair; the active one is used.",
-    ).tag(env=("EG_ALT_YARN_ENDPOINT",))
+    ).tag(env=("EG_ALT_YARN_ENDPOINT",), kernelspec=True)
     yarn_endpoint_security_enabled = Bool(
         False, config=True,
         help="Authenticate to the ResourceManager with Kerberos (SPNEGO, the gateway's ticket cache "
         "or KRB5CCNAME); otherwise Hadoop's pseudo authentication (user.name).",
-    ).tag(env=("EG_YARN_ENDPOINT_SECURITY_ENABLED",))
+    ).tag(env=("EG_YARN_ENDPOINT_SECURITY_ENABLED",), kernelspec=True)
     mutual_authentication = Enum(
         ("REQUIRED", "OPTIONAL", "DISABLED"), "REQUIRED", config=True,
         help="Kerberos mutual authentication of the ResourceManager.",
@@ -68,10 +69,10 @@ class YarnSettings(EnvDefaults, SingletonConfigurable):
     ).tag(env=("EG_IMPERSONATION_ENABLED",))
     prohibited_users = List(Unicode(), ["root", "yarn", "hdfs"], config=True,
                             help="Users applications may never be submitted as through impersonation.")
-    queue = Unicode("", config=True, help="Queue for kernels that name none (empty: the RM's default queue).")
-    node_label = Unicode("", config=True, help="Node label (partition) for kernels that name none.")
-    driver_memory = Unicode("", config=True, help="Driver (application master) memory, e.g. 2g, for kernels that name none.")
-    executor_memory = Unicode("", config=True, help="Executor memory, e.g. 2g, for kernels that name none.")
+    queue = Unicode("", config=True, help="Queue for kernels that name none (empty: the RM's default queue).").tag(kernelspec=True)
+    node_label = Unicode("", config=True, help="Node label (partition) for kernels that name none.").tag(kernelspec=True)
+    driver_memory = Unicode("", config=True, help="Driver (application master) memory, e.g. 2g, for kernels that name none.").tag(kernelspec=True)
+    executor_memory = Unicode("", config=True, help="Executor memory, e.g. 2g, for kernels that name none.").tag(kernelspec=True)
     request_overrides = List(
         Unicode(), list(REQUEST_VARIABLES), config=True,
         help="Settings a request may set through its KERNEL_* values: queue (KERNEL_QUEUE), node_label "
@@ -90,7 +91,7 @@ class YarnSettings(EnvDefaults, SingletonConfigurable):
         help="How kernelspecs that do not say (config 'submission') are submitted: 'spark-submit' runs "
         "the kernelspec's argv (e.g. run.sh calling spark-submit --deploy-mode cluster); 'rest' submits "
         "the argv itself as the application master through the RM's REST API.",
-    )
+    ).tag(kernelspec=True)
     am_memory = Integer(1024, config=True, help="REST submissions: the application master's memory (MB).")
     am_vcores = Integer(1, config=True, help="REST submissions: the application master's vcores.")
     application_type = Unicode("JUPYTER", config=True, help="REST submissions: the application type.")
@@ -118,7 +119,11 @@ class YarnSettings(EnvDefaults, SingletonConfigurable):
         return proposal["value"]
 
     startup_poll_max = Float(1.0, config=True, help="Longest wait between two RM queries while a kernel starts (s).")
-    watch_interval = Float(5.0, config=True, help="Seconds between RM queries that watch a running kernel.")
+    watch_interval = Float(
+        5.0, config=True,
+        help="Longest wait between two queries of the RM's live applications, one query for every running kernel "
+        "(it backs off to this from 0.1 s, and asks at once after a kill or shutdown request).",
+    )
     shutdown_wait_time = Float(
         15.0, config=True, help="Seconds to wait for an application to reach a final state after a kill.",
     ).tag(env=("EG_YARN_SHUTDOWN_WAIT_TIME",))
@@ -126,6 +131,11 @@ class YarnSettings(EnvDefaults, SingletonConfigurable):
 
 def settings() -> YarnSettings:
     return YarnSettings.instance()
+
+
+def gateway_tag() -> str:
+    """The tag on this gateway's applications (YARN keeps tags in lower case)."""
+    return f"eg_gateway={settings().gateway_id}".lower()
 
 
 @dataclass(frozen=True)
@@ -167,8 +177,8 @@ def _config_bool(kernel: KernelContext, key: str, default: bool) -> bool:
 def resolve(kernel: KernelContext) -> Launch:
     """Merge the layers for one launch and check every value; called before submitting."""
     s = settings()
-    cfg = kernel.config
-    values: dict[str, Any] = {name: cfg.get(name, getattr(s, name)) for name in REQUEST_VARIABLES}
+    ks = kernelspec_settings(kernel, s)  # the gateway's settings with the kernelspec's overrides
+    values: dict[str, Any] = {name: getattr(ks, name) for name in REQUEST_VARIABLES}
     for name, variable in REQUEST_VARIABLES.items():
         requested = kernel.env.get(variable)
         if requested is None or requested == str(values[name]):
@@ -182,19 +192,14 @@ def resolve(kernel: KernelContext) -> Launch:
             raise BadRequest(f"{REQUEST_VARIABLES[name]} must be a YARN {name.replace('_', ' ')} name (letters, digits, '_', '.', '-')")
     driver = memory_mb(values["driver_memory"], "KERNEL_DRIVER_MEMORY") if values["driver_memory"] else 0
     executor = memory_mb(values["executor_memory"], "KERNEL_EXECUTOR_MEMORY") if values["executor_memory"] else 0
-    endpoint = str(cfg.get("yarn_endpoint", s.yarn_endpoint) or "")
-    alt = str(cfg.get("alt_yarn_endpoint", s.alt_yarn_endpoint) or "")
-    submission = cfg.get("submission", s.submission)
-    if submission not in SUBMISSION_MODES:
-        raise BadRequest(f"kernelspec {kernel.kernel_name!r}: config.submission must be one of {', '.join(SUBMISSION_MODES)}")
     user, impersonate = _user(kernel, s)
     return Launch(
-        endpoints=tuple(e for e in (endpoint, alt if endpoint else "") if e),
-        kerberos=_config_bool(kernel, "yarn_endpoint_security_enabled", s.yarn_endpoint_security_enabled),
+        endpoints=tuple(e for e in (ks.yarn_endpoint, ks.alt_yarn_endpoint if ks.yarn_endpoint else "") if e),
+        kerberos=ks.yarn_endpoint_security_enabled,
         mutual_authentication=s.mutual_authentication,
         verify=s.cert_bundle or True,
         timeout=s.request_timeout,
-        submission=submission,
+        submission=ks.submission,
         user=user,
         impersonate=impersonate,
         queue=str(values["queue"] or ""),

@@ -26,7 +26,7 @@ from pathlib import Path
 from eg_core import KernelContext, LaunchFailed
 
 from ._rm import RMClient
-from ._settings import Launch, settings
+from ._settings import Launch, gateway_tag, settings
 
 KEY_FILE_NAME = "eg-launch.key"
 LAUNCHER_TOKEN = "{launcher}"
@@ -40,7 +40,7 @@ _SAFE_OPTION = re.compile(r"[A-Za-z0-9_.=:/#,+-]+\Z")
 
 def tags(kernel: KernelContext) -> list[str]:
     """The application's tags: the kernel id, and this gateway's id (for orphan sweeps)."""
-    return [kernel.kernel_id, f"eg_gateway={settings().gateway_id}".lower()]
+    return [kernel.kernel_id, gateway_tag()]
 
 
 def spark_opts(launch: Launch, kernel: KernelContext, key_file: str | None) -> str:

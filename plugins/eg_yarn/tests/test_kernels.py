@@ -211,3 +211,20 @@ async def test_am_liveness_expiry_of_a_rest_kernel_is_reported(gateway, http, rm
     assert first.state == "FAILED" and "ApplicationMaster for attempt" in first.diagnostics and "timed out" in first.diagnostics
     await async_wait_for(lambda: f'"event":"restarted","kernel_id":"{kid}"' in gateway.output(), 60, gateway.output)
     await stop(http, rm, cluster, kid)
+
+
+async def test_running_kernels_are_watched_with_one_query_for_all(gateway, http, rm, reset):
+    """Three running kernels cost one query of the RM's live applications per watch, not one
+    query per kernel; a kill is still seen as soon as the RM says so."""
+    cluster = reset
+    kids = [await start(http, "python_yarn_rest") for _ in range(3)]
+    apps = [app for kid in kids for app in apps_of(rm, cluster, kid)]
+    rm.call(cluster.requests.clear)
+    listed = lambda: [r for r in rm.call(list, cluster.requests) if r[:2] == ("GET", "/ws/v1/cluster/apps")]  # noqa: E731
+    await async_wait_for(lambda: len(listed()) >= 3, 60, lambda: f"requests: {rm.call(list, cluster.requests)}")
+    per_app = [r for r in rm.call(list, cluster.requests) if any(r[1].startswith(f"/ws/v1/cluster/apps/{a.id}") for a in apps)]
+    assert per_app == [], per_app
+    rm.call(cluster.kill_app, apps[0].id, "Killed by an operator")
+    await async_wait_for(lambda: f"[kernel {kids[0]}] died" in gateway.output(), 30, gateway.output)
+    for kid in kids:
+        await stop(http, rm, cluster, kid)
