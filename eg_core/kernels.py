@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
@@ -429,10 +429,11 @@ class KernelRegistry:
         await self.emit(managed.kernel, "pool_claimed", details)
         return managed
 
-    async def start_pooled(self, name: str) -> ManagedKernel:
+    async def start_pooled(self, name: str, prepare: Callable[[ManagedKernel], Awaitable[None]] | None = None) -> ManagedKernel:
         """Launch a kernel of kernelspec ``name`` for nobody yet (a warm pool's): the gateway's
         own user, the kernelspec's env, no request values. It is held in :attr:`unlisted` (not
-        listed, culled, persisted or counted per user) until a claim lists it."""
+        listed, culled, persisted or counted per user) until a claim lists it; ``prepare`` runs
+        on the started kernel before it shows there (as claimable)."""
         entry = self.catalog.get(name)
         kernel_id = str(uuid.uuid4())
         kernel = self._context(entry, kernel_id, {}, getpass.getuser())
@@ -440,7 +441,7 @@ class KernelRegistry:
         kernel.pooled = True
         self.pending.add(kernel_id)
         try:
-            return await self._launch(entry, kernel)
+            return await self._launch(entry, kernel, prepare)
         finally:
             self.pending.discard(kernel_id)
 
@@ -461,7 +462,9 @@ class KernelRegistry:
             self.persistence.track(managed)
         return managed
 
-    async def _launch(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
+    async def _launch(
+        self, entry: Any, kernel: KernelContext, prepare: Callable[[ManagedKernel], Awaitable[None]] | None = None
+    ) -> ManagedKernel:
         start = time.monotonic()
         try:
             for attempt in range(PORT_TAKEN_RETRIES + 1):
@@ -479,6 +482,8 @@ class KernelRegistry:
             await self._forget_launch(kernel.kernel_id)
             await self.emit(kernel, "launch_failed", {"phase": getattr(exc, "phase", None), "error": exc.message})
             raise
+        if prepare is not None:
+            await prepare(managed)
         if kernel.pooled:
             self.unlisted[kernel.kernel_id] = managed
         else:

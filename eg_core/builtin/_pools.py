@@ -157,8 +157,7 @@ class WarmPools:
     async def _launch(self, name: str) -> None:
         try:
             async with self._slots:
-                managed = await self.registry.start_pooled(name)
-                await warm_up(managed)
+                managed = await self.registry.start_pooled(name, prepare=warm_up)
         except EGError as exc:
             self.failures[name] += 1
             pause = min(2.0 ** self.failures[name], MAX_BACKOFF)
