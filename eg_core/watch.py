@@ -224,8 +224,9 @@ async def iterate_in_thread(open_iterator: Callable[[], Iterable[Any] | Iterator
     """Yield the items of a blocking iterator, read in a thread of its own.
 
     ``open_iterator`` is called in that thread (so connecting blocks only it). ``close`` is
-    called when the consumer stops early, to unblock the thread (e.g. close the HTTP response);
-    the thread is a daemon, so one blocked in a read never holds up the process's exit.
+    called when the consumer stops early, to unblock the thread (e.g. close the HTTP response),
+    in a thread of its own (closing may block until the read does); the threads are daemons, so
+    one blocked in a read never holds up the process's exit.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
@@ -258,10 +259,16 @@ async def iterate_in_thread(open_iterator: Callable[[], Iterable[Any] | Iterator
     finally:
         stopping.set()
         if close is not None and thread.is_alive():
-            try:
-                close()
-            except Exception:
-                pass
+            # Closing a stream may wait for the read blocked in it (a buffered reader's lock)
+            # until the backend sends or ends: never on the loop.
+            threading.Thread(target=_close_quietly, args=(close,), name=f"{name}-close", daemon=True).start()
+
+
+def _close_quietly(close: Callable[[], None]) -> None:
+    try:
+        close()
+    except Exception:
+        pass
 
 
 __all__ = ["SharedWatch", "Snapshot", "Change", "iterate_in_thread"]

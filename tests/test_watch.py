@@ -111,13 +111,23 @@ async def test_iterate_in_thread_reads_off_the_loop_and_closes():
 
     def endless():
         yield "first"
-        closed.wait(10)
+        closed.wait(60)
         yield "never seen"
 
-    stream = iterate_in_thread(endless, close=closed.set)
+    closers = []
+
+    def close():  # as closing a buffered HTTP response does: it waits for the blocked read
+        closers.append(threading.get_ident())
+        release_close.wait(60)
+        closed.set()
+
+    release_close = threading.Event()
+    stream = iterate_in_thread(endless, close=close)
     assert await stream.__anext__() == "first"
-    await stream.aclose()
-    assert closed.is_set()
+    await stream.aclose()  # returns while close() still blocks
+    release_close.set()
+    assert await asyncio.to_thread(closed.wait, 60)
+    assert closers and closers[0] != loop_thread
 
 
 async def test_iterate_in_thread_raises_the_readers_error():
