@@ -8,6 +8,7 @@ for all), ``gateway_id``, ``host`` (the address the gateway dials, if fixed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal as signals
 import time
@@ -24,8 +25,9 @@ from . import _access as access
 from . import _api as api
 from . import _namespaces as namespaces
 from . import _pods as pods
-from ._manifest import build, launch_secret, owned_by, selector
+from ._manifest import LABEL_KERNEL_ID, build, launch_secret, owned_by, selector
 from ._request import KernelPod, resolve
+from ._store import ANNOTATION
 
 TRANSIENT_ADMISSION = ("serviceaccount", "No API token found", "is being terminated")
 
@@ -90,21 +92,25 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     if direct:
         mount_connection_file(objects["Pod"], secret)
     await access.require(kp.namespace, objects, creates_ns, scope_of(kp) is None)
+    kernel.state.pop("pod_uid", None)  # a relaunch's pod is not its predecessor
     kernel.state.update(
         pod=kp.name, namespace=kp.namespace, namespace_mode=kp.namespace_mode, secret=secret, scope=scope_of(kp),
         gateway_id=kp.gateway_id, host=kp.kernel_host, log_tail_lines=kp.log_tail_lines, confirmed=False,
         fail_unschedulable=kp.fail_unschedulable, kinds=sorted(k for k in objects if k != "Pod"), direct=direct,
+        **({"created_namespace": True} if creates_ns else {}),
     )
+    # Recorded before anything is created: a gateway that dies from here on leaves a launching
+    # record naming what to remove (the gateway's own store keeps it until the pod exists).
+    await kernel.checkpoint()
     watch = watch_of(kernel)
     watch.start()
-    if creates_ns:
-        await namespaces.ensure(kernel, kp, kernel.launch_timeout)
     core = api.core()
     body = launch_secret(kernel, kp, secret, launch_key)
     if direct:
         body["stringData"]["connection.json"] = json.dumps({**kernel.connection_info, "ip": kp.bind_ip})
-    await _create_secret(core, body)
-    pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns)
+    async with namespaces.in_use(kernel, kp, kernel.launch_timeout) if creates_ns else contextlib.nullcontext():
+        await _create_secret(core, body)
+        pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns)
     kernel.state["pod_uid"] = pod["metadata"]["uid"]
     kernel.handles["progress"] = watch.watch(kernel.kernel_id, pods.Progress(kernel, kernel.state["pod_uid"]))
     # The Secret's owner (for the garbage collector) is set while the pod starts, off the launch's path.
@@ -289,13 +295,43 @@ async def terminate(kernel: KernelContext) -> None:
 
 
 async def kill(kernel: KernelContext) -> None:
-    if kernel.state.get("pod"):
-        await _delete_pod(api.core(), kernel.state["namespace"], kernel.state["pod"], grace=0)
+    if await _removable(kernel):
+        await _delete_pod(api.core(), kernel.state["namespace"], kernel.state["pod"], grace=0, uid=kernel.state.get("pod_uid"))
 
 
-async def _delete_pod(core: client.CoreV1Api, namespace: str, name: str, grace: int | None) -> None:
-    options = client.V1DeleteOptions(grace_period_seconds=grace, propagation_policy="Background")
-    await api.ignore_missing(core.delete_namespaced_pod, name, namespace, body=options)
+async def _removable(kernel: KernelContext) -> bool:
+    """Whether the pod the state names may be removed for this kernel. Known by its uid once
+    created; before (a launch that failed or was left unfinished), only a pod labelled with this
+    kernel id and carrying no session record is its own: a pod of that name may be another
+    kernel's, or this launch may have gone on to record itself on the pod."""
+    name, namespace = kernel.state.get("pod"), kernel.state.get("namespace")
+    if not name or not namespace:
+        return False
+    if kernel.state.get("pod_uid"):
+        return True
+    try:
+        pod = await api.call_raw(api.core().read_namespaced_pod, name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return True  # nothing to delete; what else it made may exist
+        raise
+    meta = pod["metadata"]
+    if (meta.get("labels") or {}).get(LABEL_KERNEL_ID) != kernel.kernel_id or ANNOTATION in (meta.get("annotations") or {}):
+        return False
+    kernel.state["pod_uid"] = meta["uid"]
+    return True
+
+
+async def _delete_pod(core: client.CoreV1Api, namespace: str, name: str, grace: int | None, uid: str | None = None) -> None:
+    """Delete the pod (only the one with ``uid``, when given)."""
+    options = client.V1DeleteOptions(
+        grace_period_seconds=grace, propagation_policy="Background", preconditions=client.V1Preconditions(uid=uid) if uid else None,
+    )
+    try:
+        await api.ignore_missing(core.delete_namespaced_pod, name, namespace, body=options)
+    except ApiException as exc:
+        if exc.status != 409:  # 409: another pod of that name (a successor)
+            raise
 
 
 async def cleanup(kernel: KernelContext, restart: bool) -> None:
@@ -308,12 +344,11 @@ async def cleanup(kernel: KernelContext, restart: bool) -> None:
     stop = kernel.handles.pop("progress", None)
     if stop:
         stop()
-    name, namespace = kernel.state.get("pod"), kernel.state.get("namespace")
-    if not name or not namespace:
+    if not await _removable(kernel):
         return
+    name, namespace, uid = kernel.state["pod"], kernel.state["namespace"], kernel.state.get("pod_uid")
     core = api.core()
-    await _delete_pod(core, namespace, name, grace=0)
-    uid = kernel.state.get("pod_uid")
+    await _delete_pod(core, namespace, name, grace=0, uid=uid)
     try:
         await asyncio.wait_for(watch_of(kernel).wait(kernel.kernel_id, lambda p: True if pods.ours(uid)(p) is None else None), 30)
     except asyncio.TimeoutError:

@@ -5,9 +5,17 @@ context and connection info) in the annotation :data:`ANNOTATION`; the one secre
 kernel's connection key, goes into the kernel's launch Secret (owned by the pod). So a restarted
 gateway, or any replica, finds every pod kernel in the cluster with no shared filesystem.
 
-The ``eg_store_*`` hooks answer for pod kernels only, and decline (return None, synchronously)
-for any other kernel, so the gateway's own store keeps those. Which kernel ids are pod kernels
-is known from the shared pod watches, synced at startup.
+The ``eg_store_*`` hooks answer for pod kernels only, and decline (return None) for any other
+kernel, so the gateway's own store keeps those. Which kernel ids are pod kernels is known from
+the shared pod watches, synced at startup.
+
+A launch is recorded before anything is created, when there is no pod to hold the record: such
+a record (and one of a restart between pods) is declined, so the gateway's own store keeps it,
+and the next gateway removes what that launch created if it ends unfinished. Once the pod
+exists, its annotation holds the record; the earlier one stays in the gateway's store until the
+kernel's record is deleted (deletes are declined after the annotation is removed, so every
+store forgets the kernel). Such an earlier record never removes a pod that carries a record
+(see ``_lifecycle._removable``), and the cluster's record wins at startup.
 """
 
 from __future__ import annotations
@@ -76,11 +84,11 @@ def save(record: dict[str, Any]) -> Awaitable[bool] | None:
     return _save(record)
 
 
-async def _save(record: dict[str, Any]) -> bool:
+async def _save(record: dict[str, Any]) -> bool | None:
     state = record["provisioner"]["eg"].get("state") or {}
     name, namespace, secret = state.get("pod"), state.get("namespace"), state.get("secret")
-    if not name or not namespace:
-        return False
+    if not name or not namespace or not state.get("pod_uid"):
+        return None  # no pod yet: the next store keeps it
     public, key = _split_key(record)
     core = api.core()
     try:
@@ -90,7 +98,7 @@ async def _save(record: dict[str, Any]) -> bool:
     except ApiException as exc:
         if exc.status != 404:
             raise
-        return False  # no pod yet (a launching record, a restart between pods): the next store keeps it
+        return None  # the pod is gone (a restart between pods): the next store keeps it
     return True
 
 
@@ -128,14 +136,14 @@ def delete(kernel_id: str) -> Awaitable[bool] | None:
     return _delete(pod) if pod is not None else None
 
 
-async def _delete(pod: dict[str, Any]) -> bool:
+async def _delete(pod: dict[str, Any]) -> None:
     meta = pod["metadata"]
     try:
         await api.call(api.core().patch_namespaced_pod, meta["name"], meta["namespace"], {"metadata": {"annotations": {ANNOTATION: None}}})
     except ApiException as exc:
         if exc.status != 404:
             raise
-    return True
+    return None  # the next store may hold the record of the launch from before the pod existed
 
 
 async def load_all() -> list[dict[str, Any]] | None:

@@ -38,3 +38,30 @@ class TestKubernetesConformance(ResourceManagerConformance):
             return [f"pod {p.metadata.name} {p.status.phase}" for p in pods.items] + [f"secret {s.metadata.name}" for s in secrets.items]
 
         return pods_of_kernel
+
+
+class TestPerKernelNamespaceConformance(TestKubernetesConformance):
+    """The checks about what a launch leaves, with a namespace created per kernel (the
+    namespace, its RoleBinding, the Secret and the pod are all the launch's)."""
+
+    kernelspec = "k8s_per_kernel"
+    test_eg_interrupt = None
+    test_eg_restart_keeps_the_id = None
+    test_eg_failed_start_names_the_phase_and_leaves_nothing = None
+    test_eg_launch_timeout_leaves_nothing = None
+    test_eg_bad_settings_are_refused_before_anything_is_created = None
+    test_eg_adoption_after_gateway_sigkill = None
+    test_eg_orphans_found_after_restart = None
+
+    @pytest.fixture
+    def eg_probe(self, core):
+        async def objects_of_kernel(kernel_id):
+            selector = f"kernel_id={kernel_id}"
+            pods = await asyncio.to_thread(core.list_pod_for_all_namespaces, label_selector=selector)
+            secrets = await asyncio.to_thread(core.list_secret_for_all_namespaces, label_selector=selector)
+            namespaces = await asyncio.to_thread(core.list_namespace, label_selector=selector)
+            return ([f"pod {p.metadata.namespace}/{p.metadata.name} {p.status.phase}" for p in pods.items]
+                    + [f"secret {s.metadata.namespace}/{s.metadata.name}" for s in secrets.items]
+                    + [f"namespace {n.metadata.name}" for n in namespaces.items if n.status.phase != "Terminating"])
+
+        return objects_of_kernel
