@@ -49,6 +49,48 @@ async def wait_until_gone(probe: Probe, kernel_id: str, timeout: float = 60.0) -
     return left
 
 
+async def _first_found(probe: Probe, kernel_ids: list[str], starts: list[asyncio.Future], timeout: float) -> None:
+    """Wait until the probe finds something of one of ``kernel_ids`` (a launch reached the
+    resource manager), or every start answered."""
+    deadline = time.monotonic() + timeout
+    while not all(s.done() for s in starts):
+        if any(await asyncio.gather(*(probe(k) for k in kernel_ids))):
+            return
+        assert time.monotonic() < deadline, f"no launch reached the resource manager within {timeout}s"
+        await asyncio.sleep(0.05)
+    answers = [s.result() for s in starts]
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
+
+
+def _kernel_ids_in(log: str) -> set[str]:
+    """The kernel ids of every lifecycle event in a gateway's log (the events plugin's lines)."""
+    found = set()
+    for line in log.splitlines():
+        start = line.find('{"time"')
+        if start >= 0:
+            try:
+                found.add(json.loads(line[start:])["kernel_id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
+
+
+async def _settled(gw, probe: Probe, kernel_ids: list[str], timeout: float) -> list[str]:
+    """Wait until each of ``kernel_ids`` is either listed by ``gw`` or gone from the backend
+    (the probe finds nothing); return the listed ones. Fails naming what is left otherwise."""
+    deadline = time.monotonic() + timeout
+    async with gw.client() as http:
+        while True:
+            r = await http.get("/api/kernels")
+            assert r.status_code == 200, r.text
+            listed = {k["id"] for k in r.json()}
+            left = {k: found for k in kernel_ids if k not in listed and (found := await probe(k))}
+            if not left:
+                return [k for k in kernel_ids if k in listed]
+            assert time.monotonic() < deadline, f"left behind, unknown to the next gateway: {left}\n{gw.output()[-4000:]}"
+            await asyncio.sleep(0.5)
+
+
 class ResourceManagerConformance:
     """The checks every resource manager must pass (see the module docstring)."""
 
@@ -56,6 +98,7 @@ class ResourceManagerConformance:
     bad_config: dict[str, Any] | None = None  # a kernelspec config the resource manager must refuse
     orphan_args: tuple[str, ...] = ()  # gateway arguments that make it remove orphans at startup
     launch_timeout: float = 10.0  # seconds, for the launch-timeout check
+    crash_launches: int = 3  # concurrent launches under way when the gateway is SIGKILLed
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -203,6 +246,32 @@ class ResourceManagerConformance:
         assert (await self._run(second, kid, "print(survivor)"))["stdout"] == "kept\n"
         await self._shutdown(second, kid)
         assert await wait_until_gone(eg_probe, kid) == []
+
+    async def test_eg_gateway_sigkill_during_concurrent_launches(self, eg_start, eg_probe, tmp_path):
+        """The gateway is SIGKILLed once the first of three concurrent launches has reached the
+        resource manager; the next gateway on the same session store adopts or removes every
+        kernel it left (either is right, whatever the timing): every kernel the probe still
+        finds is listed by it and runs code, and nothing else is left."""
+        args = (f"--FileSessionStore.persistence_root={tmp_path / 'eg-crash-store'}",)
+        first = eg_start(*args)
+        kernel_ids = [str(uuid.uuid4()) for _ in range(self.crash_launches)]
+        async with first.client() as http:
+            starts = [
+                asyncio.ensure_future(http.post("/api/kernels", json={"name": self.kernelspec, "env": {"KERNEL_ID": kid}}))
+                for kid in kernel_ids
+            ]
+            await _first_found(eg_probe, kernel_ids, starts, timeout=max(120.0, 4 * self.launch_timeout))
+            first.proc.send_signal(signal.SIGKILL)
+            first.proc.wait()
+            await asyncio.gather(*starts, return_exceptions=True)
+        kernel_ids += [k for k in _kernel_ids_in(first.output()) if k not in kernel_ids]
+        second = eg_start(*args)
+        adopted = await _settled(second, eg_probe, kernel_ids, timeout=180.0)
+        for kid in adopted:
+            assert (await self._run(second, kid, "print(6 * 7)"))["stdout"] == "42\n", kid
+            await self._shutdown(second, kid)
+        for kid in kernel_ids:
+            assert await wait_until_gone(eg_probe, kid) == [], kid
 
     async def test_eg_orphans_found_after_restart(self, eg_start, eg_probe, tmp_path):
         first = eg_start()

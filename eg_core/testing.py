@@ -17,7 +17,8 @@ For a resource manager:
   checks every resource manager must pass: start and execute, interrupt, restart keeps the id,
   shutdown leaves nothing, a failed start names the phase and leaves nothing, the launch
   timeout leaves nothing, bad settings are refused before anything is created, adoption after a
-  gateway SIGKILL, orphans found after a restart.
+  gateway SIGKILL, a gateway SIGKILLed during concurrent launches leaves nothing the next one does
+  not adopt or remove, orphans found after a restart.
 
 For a policy plugin:
 
