@@ -4,12 +4,20 @@ Enterprise Gateway's behaviour: the namespace is labelled as eg's, a RoleBinding
 ``kernel_cluster_role`` ClusterRole to the kernel's service account is created in it, and it
 is deleted when its kernel (per-kernel) or its user's last kernel (per-user) shuts down. A
 namespace named by ``KERNEL_NAMESPACE`` or the kernelspec is assumed to exist and never deleted.
+
+A launch for a user whose last kernel is being shut down races the deletion of their namespace:
+within one gateway process a per-namespace lock orders the two (the launch waits for a namespace
+already terminating, then creates it again; a deletion skips a namespace a launch is filling). A
+launch through another gateway replica that meets a terminating namespace waits for it likewise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from typing import AsyncIterator
+
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
@@ -23,6 +31,30 @@ from ._request import KernelPod, dns_name
 
 ROLE_BINDING = "eg-kernel"
 LABEL_USER = "eg.jupyter.org/user"
+# Per namespace this process creates: launches between ensuring it and creating their pod (a
+# per-user namespace is not deleted under them), and the lock that orders those with deletions.
+_launching: dict[str, int] = {}
+_locks: dict[str, asyncio.Lock] = {}
+
+
+def _lock(namespace: str) -> asyncio.Lock:
+    return _locks.setdefault(namespace, asyncio.Lock())
+
+
+@contextlib.asynccontextmanager
+async def in_use(kernel: KernelContext, kp: KernelPod, timeout: float) -> AsyncIterator[None]:
+    """Around creating the kernel's objects: the namespace exists (see :func:`ensure`) and a
+    release of the user's last kernel (:func:`release`) leaves it alone until the pod exists."""
+    namespace = kp.namespace
+    async with _lock(namespace):
+        await ensure(kernel, kp, timeout)
+        _launching[namespace] = _launching.get(namespace, 0) + 1
+    try:
+        yield
+    finally:
+        _launching[namespace] -= 1
+        if not _launching[namespace]:
+            del _launching[namespace]
 
 
 def creates_namespace(kernel: KernelContext, kp: KernelPod) -> bool:
@@ -103,9 +135,18 @@ async def release(kernel: KernelContext) -> None:
     if not kernel.state.get("created_namespace") or not namespace:
         return
     core = api.core()
-    if kernel.state.get("namespace_mode") == "per-user":
-        left = await api.call_raw(core.list_namespaced_pod, namespace, label_selector=f"{LABEL_COMPONENT}={COMPONENT}")
-        if any(p["metadata"].get("labels", {}).get(LABEL_KERNEL_ID) != kernel.kernel_id for p in left.get("items") or []):
-            return
-    await api.ignore_missing(core.delete_namespace, namespace, body=client.V1DeleteOptions(propagation_policy="Background"))
+    if kernel.state.get("namespace_mode") != "per-user":
+        await _delete(core, namespace)
+    else:
+        async with _lock(namespace):
+            if _launching.get(namespace):
+                return  # a launch of this user's is creating its pod there
+            left = await api.call_raw(core.list_namespaced_pod, namespace, label_selector=f"{LABEL_COMPONENT}={COMPONENT}")
+            if any(p["metadata"].get("labels", {}).get(LABEL_KERNEL_ID) != kernel.kernel_id for p in left.get("items") or []):
+                return
+            await _delete(core, namespace)
     kernel.state.pop("created_namespace", None)
+
+
+async def _delete(core: client.CoreV1Api, namespace: str) -> None:
+    await api.ignore_missing(core.delete_namespace, namespace, body=client.V1DeleteOptions(propagation_policy="Background"))

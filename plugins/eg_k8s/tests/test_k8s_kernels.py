@@ -253,6 +253,42 @@ async def test_per_user_namespace_lives_while_the_user_has_kernels(gateway, http
     assert not namespace.items or namespace.items[0].status.phase == "Terminating"
 
 
+async def test_a_users_next_kernel_races_the_deletion_of_their_namespace(gateway, http, core):
+    """Shutting down a user's last kernel deletes their namespace; a launch for the same user
+    right after, or at the same time, gets a working kernel in a namespace that exists."""
+    env = {"KERNEL_USERNAME": "dave"}
+    ns = "eg-test-user-dave"
+
+    async def works(r) -> str:
+        assert r.status_code == 201, f"{r.text}\n{gateway.output()[-3000:]}"
+        kid = r.json()["id"]
+        ks = await KernelSocket.connect(gateway, kid)
+        try:
+            assert (await ks.execute("import os; print(os.environ['KERNEL_NAMESPACE'])"))["stdout"] == f"{ns}\n"
+        finally:
+            await ks.close()
+        return kid
+
+    async def later(delay: float, request):  # not for ordering: each round meets the shutdown elsewhere
+        await asyncio.sleep(delay)
+        return await request
+
+    kid = await works(await start(http, "k8s_per_user", env))
+    for round in range(6):
+        if round % 2:  # the next launch while the shutdown runs, at a different point each time
+            deleted, r = await asyncio.gather(http.delete(f"/api/kernels/{kid}"), later(0.2 * round, start(http, "k8s_per_user", env)))
+        else:  # the next launch as soon as the shutdown is answered
+            deleted = await http.delete(f"/api/kernels/{kid}")
+            r = await start(http, "k8s_per_user", env)
+        assert deleted.status_code == 204, deleted.text
+        assert await left_behind(core, ns, kid) == {}
+        kid = await works(r)
+        assert (await asyncio.to_thread(core.read_namespace, ns)).status.phase == "Active"
+    assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    namespace = await asyncio.to_thread(core.list_namespace, field_selector=f"metadata.name={ns}")
+    assert not namespace.items or namespace.items[0].status.phase == "Terminating"
+
+
 # -- restart, interrupt ------------------------------------------------------------------------------
 
 
