@@ -46,15 +46,32 @@ async def acall_first(caller: HookCaller, **kwargs: Any) -> Any:
     Implementations are called one by one here rather than through ``caller(...)``: pluggy's own
     ``firstresult`` would stop at the first coroutine, whatever it would return.
     """
-    for impl in reversed(caller.get_hookimpls()):
-        try:
-            args = [kwargs[name] for name in impl.argnames]
-        except KeyError as missing:
-            raise HookCallError(f"hook call must provide argument {missing}") from None
-        result = await _resolve(impl.function(*args))
+    return (await acall_first_answering(caller, **kwargs))[0]
+
+
+async def acall_first_answering(caller: HookCaller, **kwargs: Any) -> tuple[Any, list[Any]]:
+    """:func:`acall_first`'s answer, and the plugins that were not asked because of it (those
+    after the one that answered, in call order; none when no plugin answered)."""
+    impls = list(reversed(caller.get_hookimpls()))
+    for n, impl in enumerate(impls):
+        result = await _resolve(impl.function(*_args(impl, kwargs)))
         if result is not None:
-            return result
-    return None
+            return result, [later.plugin for later in impls[n + 1:]]
+    return None, []
+
+
+async def call_plugins(caller: HookCaller, plugins: list[Any], **kwargs: Any) -> None:
+    """Call a hook on the implementations of ``plugins`` only, awaiting each."""
+    for impl in reversed(caller.get_hookimpls()):
+        if any(impl.plugin is plugin for plugin in plugins):
+            await _resolve(impl.function(*_args(impl, kwargs)))
+
+
+def _args(impl: Any, kwargs: dict[str, Any]) -> list[Any]:
+    try:
+        return [kwargs[name] for name in impl.argnames]
+    except KeyError as missing:
+        raise HookCallError(f"hook call must provide argument {missing}") from None
 
 
 def implemented(caller: HookCaller) -> bool:

@@ -343,7 +343,9 @@ def eg_store_save(record: dict[str, Any]) -> bool | None:
 
 @hookspec(firstresult=True)
 def eg_store_delete(kernel_id: str) -> bool | None:
-    """Delete a kernel's session record; called when the kernel is shut down or found dead.
+    """Delete a kernel's session record; called when the kernel is shut down or found dead, and
+    on every store asked after the one that saved a record of it (a record lives in one store:
+    a store that declined a later record forgets an earlier one it kept).
 
     Participants: the first store that answers. May be async. Returns True when handled.
     """

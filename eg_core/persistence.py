@@ -30,7 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import procinfo
-from ._calling import acall, acall_first
+from ._calling import acall, acall_first, acall_first_answering, call_plugins
 from .context import KernelContext
 from .errors import EGError
 from .launch import cleanup
@@ -78,7 +78,10 @@ class SessionPersistence:
             "saved_at": time.time(),
             "provisioner": await managed.km.provisioner.get_provisioner_info(),
         }
-        await acall_first(self.hook.eg_store_save, record=record)
+        _, not_asked = await acall_first_answering(self.hook.eg_store_save, record=record)
+        # A record lives in one store: one that declined an earlier record of this kernel (a
+        # resource manager's store before its backend could hold the record) forgets it.
+        await call_plugins(self.hook.eg_store_delete, not_asked, kernel_id=managed.kernel_id)
 
     def track(self, managed: "ManagedKernel") -> None:
         """Record the kernel's launches: each launch (and relaunch) checkpoints a ``launching``

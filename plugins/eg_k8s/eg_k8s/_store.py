@@ -12,10 +12,8 @@ the shared pod watches, synced at startup.
 A launch is recorded before anything is created, when there is no pod to hold the record: such
 a record (and one of a restart between pods) is declined, so the gateway's own store keeps it,
 and the next gateway removes what that launch created if it ends unfinished. Once the pod
-exists, its annotation holds the record; the earlier one stays in the gateway's store until the
-kernel's record is deleted (deletes are declined after the annotation is removed, so every
-store forgets the kernel). Such an earlier record never removes a pod that carries a record
-(see ``_lifecycle._removable``), and the cluster's record wins at startup.
+exists, its annotation holds the record and the core has the gateway's store forget its copy
+(deletes are declined too after the annotation is removed, so every store forgets the kernel).
 """
 
 from __future__ import annotations
