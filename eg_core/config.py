@@ -22,21 +22,27 @@ variable only when the trait is tagged with it: ``env`` (applied as above) or ``
 ``env_elsewhere`` (applied by other code, e.g. per-logger levels; named, not checked).
 ``tests/test_settings_env.py`` checks every settings class, and that each tagged variable really
 changes the setting, so no setting advertises a variable it ignores.
+
+A resource manager whose requests may set some of its settings through ``KERNEL_*`` values (an
+image, a uid, resources), as Enterprise Gateway's container process proxies do, layers them with
+:class:`RequestOverrides`: one allow-list (the operator's ``request_overrides``), one rule for
+values dropped rather than refused (``ignored_overrides``, ``KERNEL_WORKING_DIR``).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import os
 import re
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from traitlets import Bool, Dict, Enum, Float, List, Set, TraitError, Unicode
 
 from .context import KernelContext
-from .errors import BadRequest
+from .errors import BadRequest, LaunchRefused
 
 ENV_NAME = re.compile(r"\b(?:EG|KG)_[A-Z0-9_]+\b")
 _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "on": True, "off": False}
@@ -193,9 +199,81 @@ def _kernelspec_value(trait: Any, raw: Any) -> Any:
     return env_value(trait, raw)
 
 
+class RequestOverrides:
+    """A request's ``KERNEL_*`` values layered over a kernel's settings, with Enterprise Gateway's
+    allow-list rule. Build one per launch, before anything is created::
+
+        layers = RequestOverrides(kernel, {"uid": "KERNEL_UID", "working_dir": "KERNEL_WORKING_DIR"},
+                                  allowed=settings.request_overrides, ignored=settings.ignored_overrides,
+                                  mirror_working_dirs=settings.mirror_working_dirs)
+        uid, from_request = layers.get("uid", fallback=settings.default_uid)
+
+    ``variables`` maps each setting to its request variable. ``allowed`` names the settings a
+    request may set (the operator's ``request_overrides``); a request value for any other
+    setting is refused (:class:`eg_core.LaunchRefused`, 403, saying how to allow it), unless the
+    setting is in ``ignored``: then the value is dropped from ``kernel.env`` and logged at DEBUG.
+    Jupyter Server sends ``KERNEL_WORKING_DIR`` (a directory of its own host) with every request,
+    so a resource manager whose kernels run elsewhere keeps ``working_dir`` in its default
+    ``ignored`` and lets ``mirror_working_dirs`` (the operator's choice, as in Enterprise
+    Gateway) allow it. ``where`` names the allow-list in refusals.
+    """
+
+    def __init__(self, kernel: KernelContext, variables: Mapping[str, str], *, allowed: Iterable[str],
+                 ignored: Iterable[str] = (), mirror_working_dirs: bool = False,
+                 where: str = "the resource manager's request_overrides"):
+        self.kernel = kernel
+        self.config = kernel.config
+        self.variables = dict(variables)
+        self.spec_env = {k: str(v) for k, v in (kernel.spec.get("env") or {}).items()}
+        self.allowed = set(allowed) | ({"working_dir"} if mirror_working_dirs else set())
+        self.ignored = set(ignored)
+        self.where = where
+
+    def requested(self, setting: str) -> str | None:
+        """The request's value for ``setting``; ``None`` when the request did not set it (a value
+        equal to the kernelspec's own ``env`` entry is the operator's, not the request's)."""
+        var = self.variables[setting]
+        value = self.kernel.env.get(var)
+        return None if value is None or value == self.spec_env.get(var) else value
+
+    def get(self, setting: str, config_key: str | None = None, fallback: Any = None, *,
+            patterns: Iterable[str] | None = None, patterns_name: str = "") -> tuple[Any, bool]:
+        """``(value, came_from_request)``: the request's value where allowed, else the
+        kernelspec's ``config[config_key]`` (default: ``setting``), its ``env`` entry, then
+        ``fallback``.
+
+        With ``patterns_name`` (the setting holding fnmatch ``patterns``, e.g. ``allowed_images``)
+        a request value matching a pattern is allowed even when ``setting`` is not, one matching
+        none is refused, and the value is never silently ignored.
+        """
+        var = self.variables[setting]
+        patterns = list(patterns or [])
+        value = self.requested(setting)
+        if value is not None and setting not in self.allowed and setting in self.ignored and not patterns_name:
+            self.kernel.log.debug("%s from the request ignored: %r is not in request_overrides", var, setting)
+            self.kernel.env.pop(var, None)
+            value = None
+        if value is not None:
+            if setting not in self.allowed and not patterns:
+                raise LaunchRefused(
+                    f"{var} may not be set by a request for kernelspec {self.kernel.kernel_name!r}; the operator allows "
+                    f"it by adding {setting!r} to {self.where}" + (f" or patterns to {patterns_name}" if patterns_name else "")
+                )
+            if patterns and not any(fnmatch.fnmatchcase(value, p) for p in patterns):
+                raise LaunchRefused(
+                    f"{var}={value[:80]!r} is not among the values allowed for {self.kernel.kernel_name!r}: {', '.join(patterns)}"
+                )
+            return value, True
+        configured = self.config.get(config_key or setting)
+        if configured not in (None, ""):
+            return configured, False
+        return self.spec_env.get(var) or fallback, False
+
+
 __all__ = [
     "EnvDefaults",
     "kernelspec_settings",
+    "RequestOverrides",
     "overridable",
     "env_value",
     "env_names",

@@ -285,3 +285,31 @@ async def test_poller_backs_off_and_a_wake_asks_at_once():
     assert slow.queries == 2
     waiter.cancel()
     await asyncio.wait_for(slow._task, 30)  # no kernel watched: the poller stops without its hour's wait
+
+
+def test_request_overrides_allow_list_and_working_dir_rule():
+    from eg_core import LaunchRefused
+    from eg_core.config import RequestOverrides
+
+    variables = {"uid": "KERNEL_UID", "working_dir": "KERNEL_WORKING_DIR", "image": "KERNEL_IMAGE"}
+
+    def layers(env, **options):
+        k = KernelContext(kernel_id="k1", kernel_name="demo", resource_manager="demo", config={"image": "eg/py"},
+                          env=dict(env), spec={"env": {"KERNEL_UID": "1000"}})
+        return k, RequestOverrides(k, variables, **options)
+
+    k, lay = layers({"KERNEL_UID": "1000", "KERNEL_WORKING_DIR": "/home/alice"}, allowed=[], ignored=["working_dir"])
+    assert lay.get("uid", fallback=0) == ("1000", False)  # the kernelspec's own value, not the request's
+    assert lay.get("working_dir") == (None, False) and "KERNEL_WORKING_DIR" not in k.env  # dropped
+    _, lay = layers({"KERNEL_WORKING_DIR": "/home/alice"}, allowed=[], ignored=["working_dir"], mirror_working_dirs=True)
+    assert lay.get("working_dir") == ("/home/alice", True)
+    _, lay = layers({"KERNEL_WORKING_DIR": "/home/alice", "KERNEL_UID": "0"}, allowed=["uid"], ignored=[])
+    assert lay.get("uid") == ("0", True)
+    with pytest.raises(LaunchRefused, match="KERNEL_WORKING_DIR may not be set .* adding 'working_dir' to"):
+        lay.get("working_dir")
+    _, lay = layers({"KERNEL_IMAGE": "eg/r"}, allowed=[], ignored=["image"])
+    assert lay.get("image", patterns=["eg/*"], patterns_name="allowed_images") == ("eg/r", True)
+    with pytest.raises(LaunchRefused, match="not among the values allowed"):
+        lay.get("image", patterns=["other/*"], patterns_name="allowed_images")
+    with pytest.raises(LaunchRefused, match="or patterns to allowed_images"):
+        lay.get("image", patterns=[], patterns_name="allowed_images")  # never silently ignored

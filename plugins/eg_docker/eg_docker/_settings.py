@@ -27,7 +27,7 @@ from traitlets import Bool, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, EGError, KernelContext, LaunchRefused
-from eg_core.config import EnvDefaults, kernelspec_settings
+from eg_core.config import EnvDefaults, RequestOverrides, kernelspec_settings
 
 # Labels every kernel container/service carries (Enterprise Gateway's, plus ours).
 LABEL_KERNEL_ID = "kernel_id"
@@ -185,54 +185,6 @@ class KernelContainer:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _Layers:
-    """Looks a setting up in request (if allowed), kernelspec config, then gateway defaults."""
-
-    def __init__(self, kernel: KernelContext, gateway: Any):
-        self.kernel = kernel
-        self.config = kernel.config
-        self.gateway = gateway
-        self.spec_env = {k: str(v) for k, v in (kernel.spec.get("env") or {}).items()}
-        self.allowed = set(gateway.request_overrides)
-        self.ignored = set(gateway.ignored_overrides)
-        if gateway.mirror_working_dirs:
-            self.allowed.add("working_dir")
-
-    def requested(self, setting: str) -> str | None:
-        """The request's value for ``setting``; None when the request did not set it.
-
-        A value equal to the kernelspec's own ``env`` entry is the operator's, not the request's.
-        """
-        var = REQUEST_VARIABLES[setting]
-        value = self.kernel.env.get(var)
-        if value is None or value == self.spec_env.get(var):
-            return None
-        return value
-
-    def get(self, setting: str, config_key: str | None = None, fallback: Any = None) -> tuple[Any, bool]:
-        """(value, came_from_request)."""
-        value = self.requested(setting)
-        if value is not None and setting != "image" and setting not in self.allowed:
-            var = REQUEST_VARIABLES[setting]
-            if setting not in self.ignored:
-                raise LaunchRefused(
-                    f"{var} may not be set by a request for kernelspec {self.kernel.kernel_name!r}; the operator "
-                    f"allows it by adding {setting!r} to the resource manager's request_overrides"
-                )
-            self.kernel.log.debug("%s from the request ignored: %r is not in request_overrides", var, setting)
-            self.kernel.env.pop(var, None)
-            value = None
-        if value is not None and setting != "image":
-            return value, True
-        key = config_key or setting
-        if key in self.config and self.config[key] not in (None, ""):
-            return self.config[key], False
-        spec_value = self.spec_env.get(REQUEST_VARIABLES.get(setting, ""))
-        if spec_value:
-            return spec_value, False
-        return fallback, False
-
-
 def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> KernelContainer:
     """Check and combine every setting of ``kernel``'s container.
 
@@ -240,7 +192,8 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
     malformed values and :class:`LaunchRefused` (403) for values the operator does not allow.
     """
     gateway = kernelspec_settings(kernel, gateway or DockerSettings)
-    layers = _Layers(kernel, gateway)
+    layers = RequestOverrides(kernel, REQUEST_VARIABLES, allowed=gateway.request_overrides, ignored=gateway.ignored_overrides,
+                              mirror_working_dirs=gateway.mirror_working_dirs)
     cfg = kernel.config
 
     mode = _mode(kernel, gateway.mode)
@@ -311,7 +264,7 @@ def _mode(kernel: KernelContext, configured: str) -> str:
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:@-]*\Z", re.IGNORECASE)
 
 
-def _image(kernel: KernelContext, layers: _Layers, gateway: DockerSettings) -> str:
+def _image(kernel: KernelContext, layers: RequestOverrides, gateway: DockerSettings) -> str:
     configured = str(kernel.config.get("image_name") or layers.spec_env.get("KERNEL_IMAGE") or gateway.image_name or "")
     requested = layers.requested("image")
     image = configured
@@ -335,7 +288,7 @@ def _image(kernel: KernelContext, layers: _Layers, gateway: DockerSettings) -> s
     return image
 
 
-def _network(layers: _Layers, gateway: DockerSettings) -> str:
+def _network(layers: RequestOverrides, gateway: DockerSettings) -> str:
     network = str(layers.get("network", "network", gateway.network)[0] or "host")
     if not _VOLUME_NAME.match(network) or len(network) > 128:
         raise BadRequest(f"network name {network[:80]!r} is not valid")

@@ -11,7 +11,6 @@ both raised by :func:`resolve` before the launch creates anything.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
+from eg_core.config import RequestOverrides
 
 from ._settings import KubernetesSettings, settings
 
@@ -96,18 +96,19 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value or []]
 
 
-class _Layers:
+class _Layers(RequestOverrides):
     """A setting from the request (where allowed), the kernelspec config, then the gateway."""
 
     def __init__(self, kernel: KernelContext, gateway: KubernetesSettings):
-        self.kernel = kernel
-        self.config = kernel.config
+        config = kernel.config
+        super().__init__(
+            kernel, REQUEST_VARIABLES,
+            allowed=_as_list(config.get("request_overrides", gateway.request_overrides)),
+            ignored=_as_list(config.get("ignored_overrides", gateway.ignored_overrides)),
+            mirror_working_dirs=_truthy(config.get("mirror_working_dirs", gateway.mirror_working_dirs)),
+            where="the k8s resource manager's request_overrides",
+        )
         self.gateway = gateway
-        self.spec_env = {k: str(v) for k, v in (kernel.spec.get("env") or {}).items()}
-        self.allowed = set(_as_list(self.config.get("request_overrides", gateway.request_overrides)))
-        self.ignored = set(_as_list(self.config.get("ignored_overrides", gateway.ignored_overrides)))
-        if _truthy(self.config.get("mirror_working_dirs", gateway.mirror_working_dirs)):
-            self.allowed.add("working_dir")
 
     def cfg(self, key: str, fallback: Any = None) -> Any:
         value = self.config.get(key)
@@ -115,43 +116,11 @@ class _Layers:
             value = getattr(self.gateway, key, fallback)
         return fallback if value in (None, "") else value
 
-    def requested(self, setting: str) -> str | None:
-        """The request's value; a value equal to the kernelspec's own env entry is the operator's."""
-        var = REQUEST_VARIABLES[setting]
-        value = self.kernel.env.get(var)
-        if value is None or value == self.spec_env.get(var):
-            return None
-        return value
-
     def get(self, setting: str, config_key: str, fallback: Any = None) -> tuple[Any, bool]:
-        """(value, came_from_request); refuses (403) a request value the operator does not allow."""
-        value = self.requested(setting)
-        if value is not None and setting not in self.allowed and setting in self.ignored and setting not in _PATTERN_LISTS:
-            self.kernel.log.debug("%s from the request ignored: %r is not in request_overrides", REQUEST_VARIABLES[setting], setting)
-            self.kernel.env.pop(REQUEST_VARIABLES[setting], None)
-            value = None
-        if value is not None:
-            patterns = _as_list(self.cfg(_PATTERN_LISTS[setting], [])) if setting in _PATTERN_LISTS else []
-            if setting not in self.allowed and not patterns:
-                var = REQUEST_VARIABLES[setting]
-                raise LaunchRefused(
-                    f"{var} may not be set by a request for kernelspec {self.kernel.kernel_name!r}; the operator allows it "
-                    f"by adding {setting!r} to the k8s resource manager's request_overrides"
-                    + (f" or patterns to {_PATTERN_LISTS[setting]}" if setting in _PATTERN_LISTS else "")
-                )
-            if patterns and not any(fnmatch.fnmatchcase(value, p) for p in patterns):
-                raise LaunchRefused(
-                    f"{REQUEST_VARIABLES[setting]}={value[:80]!r} is not among the values allowed for "
-                    f"{self.kernel.kernel_name!r}: {', '.join(patterns)}"
-                )
-            return value, True
-        value = self.config.get(config_key)
-        if value not in (None, ""):
-            return value, False
-        spec_value = self.spec_env.get(REQUEST_VARIABLES[setting])
-        if spec_value:
-            return spec_value, False
-        return fallback, False
+        """(value, came_from_request); an image, namespace or service account may also come
+        from a request through the operator's patterns (``allowed_images``...)."""
+        name = _PATTERN_LISTS.get(setting, "")
+        return super().get(setting, config_key, fallback, patterns=_as_list(self.cfg(name, [])) if name else None, patterns_name=name)
 
 
 def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) -> KernelPod:
