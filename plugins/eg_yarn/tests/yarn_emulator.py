@@ -112,6 +112,7 @@ class App:
     finished: int = 0
     am_host_http: str = ""
     registered: bool = False
+    registered_at: int = 0  # when the AM registered (ms), for bench_yarn's split of a launch
     unregistered: str | None = None
     kill_requested: bool = False
     expired: bool = False
@@ -508,6 +509,7 @@ class YarnCluster:
         app = self.apps[app_id]
         if app.state == "ACCEPTED":
             app.registered = True
+            app.registered_at = _now_ms()
             app.state = "RUNNING"
 
     def unregister(self, app_id: str, final_status: str, diagnostics: str) -> None:
