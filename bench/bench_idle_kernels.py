@@ -10,7 +10,8 @@ gateway process only (psutil), not on its kernels:
 - RSS fresh (just listening), after a batch of kernels started and stopped (modules loaded on first use),
   with all kernels idle, and after they are shut down;
 - RSS per kernel = (RSS with N - RSS fresh) / N, and the same from the warmed-up baseline;
-- open files per kernel = (fds with N - fds after the warm-up start/stop) / N;
+- open files per kernel = (fds with N - fds with N/2) / (N/2): what each further kernel adds (the
+  figure from the warmed-up gateway, which also holds files opened once, is printed beside it);
 - idle CPU: the gateway's CPU time over ``--idle-seconds`` with all kernels idle, in % of one core;
 - the (N+1)th start against the first: start -> kernel_info_reply over the websocket, median of
   ``--probes`` starts each, alone (nothing else starting), with 0 and with N kernels held.
@@ -92,11 +93,17 @@ async def run(args: argparse.Namespace) -> dict:
             await settle(proc)
             out["fds_warm"] = proc.num_fds()  # after the probes: every lazily opened gateway file is open
 
-            t0 = time.perf_counter()
             retries: list[str] = []
-            ids = await start_kernels(http, args.kernels, args.batch, retries)
+            half = args.kernels // 2
+            t0 = time.perf_counter()
+            ids = await start_kernels(http, half, args.batch, retries)
+            seconds = time.perf_counter() - t0
+            await settle(proc)
+            out["fds_half"] = proc.num_fds()
+            t0 = time.perf_counter()
+            ids += await start_kernels(http, args.kernels - half, args.batch, retries)
             out["port_race_retries"] = len(retries)
-            out["start_seconds"] = time.perf_counter() - t0
+            out["start_seconds"] = seconds + time.perf_counter() - t0
             models = (await http.get("/api/kernels")).json()
             assert len(models) == args.kernels and all(m["execution_state"] == "idle" for m in models), models[:3]
             await settle(proc, 3)
@@ -153,9 +160,11 @@ def report(r: dict) -> bool:
     print(f"RSS per kernel (vs fresh)        {per_fresh:.3f} MiB   target <= {TARGET_MIB_PER_KERNEL}  {'OK' if ok_mem else 'MISSED'}")
     print(f"RSS per kernel (vs warmed up)    {per_warm:.3f} MiB")
     print(f"idle CPU with {n} kernels         {r['idle_cpu_percent']:.2f} %   target <= {TARGET_IDLE_CPU}  {'OK' if ok_cpu else 'MISSED'}")
-    fds = (r["fds"] - r["fds_warm"]) / n
+    fds = (r["fds"] - r["fds_half"]) / (n - n // 2)
     ok_fds = fds <= TARGET_FDS_PER_KERNEL
-    print(f"open files per kernel            {fds:.2f}   target <= {TARGET_FDS_PER_KERNEL}  {'OK' if ok_fds else 'MISSED'}")
+    print(f"open files per kernel            {fds:.2f}   target <= {TARGET_FDS_PER_KERNEL}  {'OK' if ok_fds else 'MISSED'}"
+          f"   (from {n // 2} to {n} kernels; {(r['fds'] - r['fds_warm']) / n:.2f} from the warmed-up gateway, "
+          "which adds the fixed files the first hundreds of kernels open)")
     ratio = r["next_start"] / r["first_start"]
     ok_start = ratio <= TARGET_START_RATIO
     print(f"start with 0 / {n} kernels held   {r['first_start'] * 1000:.1f} / {r['next_start'] * 1000:.1f} ms (x{ratio:.2f})"
