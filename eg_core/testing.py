@@ -199,6 +199,39 @@ def kernelspec_dir(name: str) -> str:
     raise LookupError(f"no kernelspec {name!r} is shipped with eg-core or an installed plugin")
 
 
+PORT_ATTEMPTS = 3
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket listening on ``port`` (from /proc)."""
+    inodes = set()
+    for line in _proc_lines(f"/proc/{pid}/net/tcp") + _proc_lines(f"/proc/{pid}/net/tcp6"):
+        fields = line.split()
+        if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _proc_lines(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return f.readlines()[1:]
+    except OSError:
+        return []
+
+
 class GatewayProcess:
     """An ``eg-gateway`` subprocess on a free port."""
 
@@ -208,37 +241,45 @@ class GatewayProcess:
     ):
         """``response_address`` None leaves the response listener's address to the gateway's
         defaults and ``env`` (by default a free port is used)."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.token = token
-        self.log_path = tmp / f"gateway-{self.port}.log"
-        cmd = [sys.executable, "-m", "eg_core", f"--port={self.port}", f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
+        args = list(args)
         if token:  # None: --no-auth; "": neither, so the gateway generates one
-            cmd.append(f"--Gateway.auth_token={token}")
+            args.append(f"--Gateway.auth_token={token}")
         elif token is None:
-            cmd.append("--no-auth")
+            args.append("--no-auth")
         if response_address and not any(a.startswith("--ResponseListener.response_address") for a in args):
-            cmd.append(f"--ResponseListener.response_address={response_address}")
+            args.append(f"--ResponseListener.response_address={response_address}")
         # The session store of the test's gateways is the test's own (not the user's data dir).
         full_env = {
             **os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "EG_PERSISTENCE_ROOT": str(tmp / "sessions"),
             **(env or {}),
         }
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
-        self._wait_listening()
+        for attempt in range(PORT_ATTEMPTS):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.ws_url = f"ws://127.0.0.1:{self.port}"
+            self.log_path = tmp / f"gateway-{self.port}.log"
+            cmd = [sys.executable, "-m", "eg_core", f"--port={self.port}",
+                   f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+            if self._wait_listening(last=attempt == PORT_ATTEMPTS - 1):
+                return
 
-    def _wait_listening(self, timeout: float = 30) -> None:
+    def _wait_listening(self, last: bool, timeout: float = 30) -> bool:
+        """Wait until this gateway process itself listens on its port (another process that took
+        the port since :func:`free_port` chose it, such as a kernel, does not count). False when
+        the gateway exited because the port was taken, so another one can be tried."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if not last and f"port {self.port} is in use" in self.output():
+                    self.log.close()
+                    return False
                 raise RuntimeError(f"gateway exited: {self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
+            if _listens(self.proc.pid, self.port):
+                return True
+            time.sleep(0.05)
         raise RuntimeError(f"gateway did not listen: {self.output()}")
 
     def output(self) -> str:
