@@ -1,8 +1,8 @@
 """The ZMQ side of the websocket bridge.
 
-Per kernel, one iopub SUB socket feeds every client (and the kernel's activity tracking); it is
-all an idle kernel without clients holds (liveness comes from the resource manager's
-``eg_wait``). The gateway's own shell requests (the ``kernel_info`` probe, a warm pool's
+Per kernel, one iopub SUB socket feeds every client (and the kernel's activity tracking); with
+the heartbeat's connection (:mod:`eg_core.heartbeat`) it is all an idle kernel without clients
+holds (its exit comes from the resource manager's ``eg_wait``). The gateway's own shell requests (the ``kernel_info`` probe, a warm pool's
 binding) open a shell socket for their duration only. Per
 client session (``session_id``), one identity shares shell, control and stdin DEALER sockets, so
 replies and input requests reach the session that asked. A session whose websocket closed is
@@ -24,6 +24,8 @@ from typing import Any, Callable, Protocol
 
 import zmq
 import zmq.asyncio
+
+from .heartbeat import Heartbeat
 
 DELIM = b"<IDS|MSG>"
 SESSION_CHANNELS = ("shell", "control", "stdin")
@@ -182,6 +184,7 @@ class KernelBridge:
         self._probe: zmq.asyncio.Socket | None = None
         self._probe_task: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
+        self._heartbeat: Heartbeat | None = None
         self._iopub_seen = asyncio.Event()
         self._replies: dict[str, asyncio.Future] = {}
 
@@ -207,29 +210,8 @@ class KernelBridge:
         self._iopub = self.socket("iopub", zmq.SUB)
         self._tasks = [asyncio.ensure_future(self._read_iopub())]
         if self.heartbeat_interval > 0 and info.get("hb_port"):
-            self._tasks.append(asyncio.ensure_future(self._beat()))
-
-    async def _beat(self) -> None:
-        """Ping the kernel's heartbeat channel every ``heartbeat_interval`` seconds; a ping not
-        echoed by the next one makes the kernel unresponsive (stopped, or hung below Python)
-        until one is echoed again. One timer per interval and kernel, no task per ping. Works
-        with a REP or an echoing ROUTER heartbeat."""
-        sock = self.socket("hb", zmq.DEALER)
-        count = 0
-        try:
-            while True:
-                count += 1
-                ping = str(count).encode()
-                sock.send_multipart([b"", ping])
-                await asyncio.sleep(self.heartbeat_interval)
-                echoed = False
-                while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                    echoed = (await sock.recv_multipart(flags=zmq.NOBLOCK))[-1] == ping or echoed
-                self._heard(echoed)
-        except (asyncio.CancelledError, zmq.ZMQError):
-            pass
-        finally:
-            sock.close(linger=0)
+            self._heartbeat = Heartbeat(info.get("transport", "tcp"), info["ip"], info["hb_port"], self.heartbeat_interval, self._heard)
+            self._heartbeat.start()
 
     def _heard(self, responsive: bool) -> None:
         if responsive != self.responsive:
@@ -253,6 +235,9 @@ class KernelBridge:
     def _close_kernel_sockets(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self._heartbeat is not None:
+            self._heartbeat.close()
+            self._heartbeat = None
         if self._iopub is not None:
             self._iopub.close(linger=0)
         self._iopub = None

@@ -210,7 +210,8 @@ async def wait_state(http, kernel_id: str, wanted: str, timeout: float = 60) -> 
         await asyncio.sleep(0.1)
 
 
-async def test_a_stopped_kernel_is_reported_unresponsive(gateway_factory):
+@pytest.mark.parametrize("kernel_name", ["python3", "tiny"])  # an echoing ROUTER heartbeat, a REP one
+async def test_a_stopped_kernel_is_reported_unresponsive(gateway_factory, kernel_name):
     import os
     import signal
 
@@ -218,7 +219,7 @@ async def test_a_stopped_kernel_is_reported_unresponsive(gateway_factory):
 
     gw = gateway_factory("--Gateway.heartbeat_interval=0.5")
     async with gw.client() as http:
-        kernel_id = (await http.post("/api/kernels", json={"name": "python3"})).json()["id"]
+        kernel_id = (await http.post("/api/kernels", json={"name": kernel_name})).json()["id"]
         [pid] = [p for p in procinfo.with_env("KERNEL_ID", kernel_id) if os.getsid(p) == p]
         await wait_state(http, kernel_id, "idle")
         os.kill(pid, signal.SIGSTOP)
