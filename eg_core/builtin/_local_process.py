@@ -4,8 +4,8 @@ Each kernel runs in its own session (process group), so that a gateway that keep
 in the session store (``kernel.survives_gateway``) can be killed or stopped while they run on,
 for the next gateway to adopt; without a store, a kernel gets a parent-death signal and ends
 with the gateway. stdout and stderr go to a per-kernel log file whose tail explains an early
-exit. The exit is watched through a pidfd registered with the event loop (an event, no polling,
-no descriptor-number limit), for the gateway's own children and adopted processes alike.
+exit. The exit is an event, never polled: SIGCHLD for the gateway's own children (no descriptor
+per kernel), a pidfd registered with the event loop for adopted processes.
 A kernel's environment carries ``KERNEL_ID``, so one whose pid a crashed gateway never recorded
 is still found, and its owner (:mod:`eg_core.builtin._local_orphans`), so an orphan is known as
 this gateway's.
@@ -27,6 +27,7 @@ from eg_core import BadRequest, KernelContext, LaunchFailed, procinfo
 from eg_core.doctor import Check
 from eg_core.process import kernel_process_env
 
+from ._child_exits import watch_child
 from ._local_orphans import marks
 
 TAIL_BYTES = 4000
@@ -73,18 +74,26 @@ def _die_with(parent: int):
 
 
 def _watch(kernel: KernelContext) -> None:
-    """Resolve ``handles["exit"]`` with the exit status when the process ends."""
+    """Resolve ``handles["exit"]`` with the exit status when the process ends: from SIGCHLD for
+    the gateway's own child, through a pidfd for an adopted process."""
     loop = asyncio.get_running_loop()
     exited = loop.create_future()
     kernel.handles["exit"] = exited
+
+    def ended() -> None:
+        if not exited.done():
+            exited.set_result(_reap(kernel))
+
+    if kernel.handles.get("process") is not None and watch_child(kernel.state["pid"], ended):
+        return
     try:
         fd = os.pidfd_open(kernel.state["pid"])
     except ProcessLookupError:
         exited.set_result(_reap(kernel))
         return
-    ended = select.poll()  # not select(): a gateway holding hundreds of kernels has fds >= 1024
-    ended.register(fd, select.POLLIN)
-    if ended.poll(0):  # already ended (or a zombie nobody reaped yet)
+    probe = select.poll()  # not select(): a gateway holding hundreds of kernels has fds >= 1024
+    probe.register(fd, select.POLLIN)
+    if probe.poll(0):  # already ended (or a zombie nobody reaped yet)
         os.close(fd)
         exited.set_result(_reap(kernel))
         return
@@ -92,8 +101,7 @@ def _watch(kernel: KernelContext) -> None:
     def on_exit() -> None:
         loop.remove_reader(fd)
         os.close(fd)
-        if not exited.done():
-            exited.set_result(_reap(kernel))
+        ended()
 
     loop.add_reader(fd, on_exit)
 
