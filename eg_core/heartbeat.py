@@ -111,9 +111,46 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class _Clock:
+    """One timer per event loop and interval that ticks every heartbeat of that interval: a
+    gateway holding hundreds of kernels wakes once per interval to ping them all, and their
+    echoes arrive together, instead of two wake-ups per kernel."""
+
+    _clocks: dict[tuple[asyncio.AbstractEventLoop, float], _Clock] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float):
+        self.loop, self.interval = loop, interval
+        self.beats: dict[Heartbeat, None] = {}
+        self._timer = loop.call_later(interval, self._tick)
+
+    @classmethod
+    def join(cls, beat: Heartbeat) -> None:
+        key = (beat._loop, beat.interval)
+        clock = cls._clocks.get(key)
+        if clock is None:
+            clock = cls._clocks[key] = cls(*key)
+        clock.beats[beat] = None
+
+    @classmethod
+    def leave(cls, beat: Heartbeat) -> None:
+        key = (beat._loop, beat.interval)
+        clock = cls._clocks.get(key)
+        if clock is not None:
+            clock.beats.pop(beat, None)
+            if not clock.beats:
+                clock._timer.cancel()
+                del cls._clocks[key]
+
+    def _tick(self) -> None:
+        self._timer = self.loop.call_later(self.interval, self._tick)
+        for beat in list(self.beats):
+            beat._tick()
+
+
 class Heartbeat:
     """Pings one kernel's heartbeat every ``interval`` seconds and calls ``on_result(True|False)``
-    after each interval: whether the last ping was echoed. Connects, and reconnects when the
+    after each interval: whether the last ping was echoed (the first result comes between half
+    an interval and one and a half after ``start``). Connects, and reconnects when the
     connection is lost (a restarted kernel, a network cut), as libzmq would: retried after
     0.1 s, doubling up to the interval; until then pings go unanswered."""
 
@@ -124,20 +161,20 @@ class Heartbeat:
         self._loop = asyncio.get_running_loop()
         self._conn: _Connection | None = None
         self._connecting: asyncio.Task | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._count = 0
         self._pending: bytes | None = None  # the ping awaiting its echo
+        self._sent_at = 0.0
         self._echoed = False
         self._closed = False
         self._delay = 0.1
 
     def start(self) -> None:
         self._tick()
+        _Clock.join(self)
 
     def close(self) -> None:
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
+        _Clock.leave(self)
         if self._connecting is not None:
             self._connecting.cancel()
         if self._conn is not None and self._conn.transport is not None:
@@ -145,15 +182,19 @@ class Heartbeat:
         self._conn = None
 
     def _tick(self) -> None:
+        """Judge the last ping and send the next; a ping younger than half an interval (one
+        sent at ``start``, between the clock's ticks) waits for the next tick."""
+        now = self._loop.time()
         if self._pending is not None:
+            if now - self._sent_at < self.interval / 2:
+                return
             self.on_result(self._echoed)
         self._count += 1
-        self._pending, self._echoed = str(self._count).encode(), False
+        self._pending, self._echoed, self._sent_at = str(self._count).encode(), False, now
         if self._conn is not None and self._conn.ready:
             self._conn.send([b"", self._pending])
         elif self._conn is None and self._connecting is None:
             self._connecting = self._loop.create_task(self._connect())
-        self._timer = self._loop.call_later(self.interval, self._tick)
 
     async def _connect(self, wait: float = 0) -> None:
         """Connect after ``wait`` seconds, retrying like libzmq: after 0.1 s, doubling up to the
