@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# Run eg's tests: install eg-core, every plugin and the test tools into .venv, prepare the
-# services the plugin tests use (each plugin's ci/setup.sh), then pytest. Extra args go to pytest.
+# Run eg's tests: install eg-core, every plugin and the test tools into .venv at the known-good
+# versions (constraints.txt), prepare the services the plugin tests use (each plugin's
+# ci/setup.sh), then pytest. Extra args go to pytest.
+#
+#   bash scripts/test.sh --newest [pytest args]
+# tests the newest versions the pyproject ranges allow instead, in a new .venv-newest; when
+# every test passes it writes that set to constraints.txt (review and commit the diff: that is
+# how the known-good set is refreshed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+venv=.venv
+pins=(-c constraints.txt)
+newest=""
+if [ "${1:-}" = "--newest" ]; then
+  shift
+  newest=1 venv=.venv-newest pins=(--upgrade --upgrade-strategy eager)
+  rm -rf "$venv"
+fi
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
 packages=(-e ".[test]")
 for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && packages+=(-e "$plugin[test]")
 done
-.venv/bin/python -m pip install -q "${packages[@]}"
+"$venv/bin/python" -m pip install -q "${pins[@]}" "${packages[@]}"
 for setup in plugins/*/ci/setup.sh; do
   [ -f "$setup" ] && bash "$setup"
 done
 # pytest exits 5 when it collected no test: that fails this script like any other failure.
-exec .venv/bin/python -m pytest "$@"
+if [ -z "$newest" ]; then
+  exec "$venv/bin/python" -m pytest "$@"
+fi
+"$venv/bin/python" -m pytest "$@"
+{
+  echo "# eg's known-good set: every package the gateway, the plugins and the tests install, at the"
+  echo "# versions the whole test suite last passed with. Written by 'bash scripts/test.sh --newest'."
+  "$venv/bin/python" -m pip freeze --exclude-editable | grep -v -e '^#' -e '^-e ' -e '^eg-'
+} > constraints.txt
+echo "scripts/test.sh: all tests passed with the newest versions; constraints.txt now pins them (git diff constraints.txt)"
