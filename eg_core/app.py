@@ -19,7 +19,7 @@ from jupyter_core.paths import jupyter_path
 from tornado import httpserver, web
 from traitlets import Bool, CaselessStrEnum, Dict, Enum, Float, Int, List, Set, TraitError, Unicode, default, validate
 
-from . import __version__, procinfo, redact, remote
+from . import __version__, orphans, procinfo, pywarnings, redact, remote
 from ._calling import acall
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
@@ -314,6 +314,7 @@ class Gateway(JupyterApp):
         eg_log.propagate = False
         eg_log.handlers = list(self.log.handlers)
         redact.install(eg_log.handlers)
+        pywarnings.release(os.path.dirname(p.__file__) for p in self.pm.get_plugins() if getattr(p, "__file__", None))
         if self.list_plugins or self.generate_config:
             return
         try:
@@ -480,10 +481,6 @@ class Gateway(JupyterApp):
         if self.kernels.persistence is not None:
             adopted, removed = await self.kernels.persistence.recover()
             self.log.info("Session store: adopted %d running kernel(s), removed %d unfinished launch(es)", adopted, removed)
-        known = set(self.kernels.kernels)
-        if self.kernels.persistence is not None:
-            known |= await self.kernels.persistence.stored_kernel_ids()
-        await acall(self.pm.hook.eg_reconcile, known_kernel_ids=known)
         server = httpserver.HTTPServer(
             self.make_web_app(), xheaders=self.trust_xheaders, ssl_options=self._ssl_context(),
             # API handlers answer 413 themselves at max_body_size; this caps every other route.
@@ -491,6 +488,7 @@ class Gateway(JupyterApp):
         )
         port = self._listen(server)
         self._print_banner(port, token_generated)
+        sweep = asyncio.ensure_future(self._startup_sweep())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -499,6 +497,7 @@ class Gateway(JupyterApp):
         watcher = asyncio.ensure_future(self._watch_config_files())
         await stop.wait()
         watcher.cancel()
+        sweep.cancel()
         self.log.info("Stopping: %d kernel(s) running", len(self.kernels.kernels))
         server.stop()
         if self.shutdown_kernels_on_exit:
@@ -509,6 +508,24 @@ class Gateway(JupyterApp):
         await acall(self.pm.hook.eg_shutdown, gateway=self.api)
         await remote.stop_listener()
         self.kernels.close()
+
+    async def _startup_sweep(self) -> None:
+        """Once the gateway serves: every plugin's ``eg_reconcile`` (what backends still run for
+        kernels no one knows), then one line naming each backend it could not reach."""
+        known = set(self.kernels.kernels)
+        if self.kernels.persistence is not None:
+            known |= await self.kernels.persistence.stored_kernel_ids()
+        with orphans.gathering_unreachable() as unreachable:
+            try:
+                await acall(self.pm.hook.eg_reconcile, known_kernel_ids=known)
+            except Exception:
+                self.log.exception("Startup sweep failed")
+        if unreachable:
+            self.log.warning(
+                "Startup sweep for orphaned kernels could not reach: %s",
+                "; ".join(f"{name} ({reason})" for name, reason in sorted(unreachable.items())),
+            )
+        self.log.debug("Startup sweep done")
 
     def _print_banner(self, port: int, token_generated: bool) -> None:
         lines = banner_lines(self, port, token_generated)

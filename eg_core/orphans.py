@@ -22,16 +22,19 @@ owning them (neither this one nor another gateway on this host).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import re
 import socket
 from dataclasses import asdict, dataclass
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping
 
 from traitlets import Unicode
 
 from . import procinfo
+from .logs import one_line
 
 log = logging.getLogger("eg.orphans")
 POLICIES = ("log", "remove", "ignore")
@@ -81,7 +84,7 @@ async def sweep(
     try:
         found = unknown(await list_resources(), known_kernel_ids)
     except Exception as exc:  # an unreachable backend must not keep the gateway from starting
-        log.warning("%s: cannot list kernel resources at startup: %s", resource_manager, exc)
+        unreachable(resource_manager, exc)
         return []
     if policy == "remove" and remove is not None:
         removed = []
@@ -99,6 +102,34 @@ async def sweep(
             r.state, r.kernel_id,
         )
     return found
+
+
+_unreachable: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("eg_unreachable", default=None)
+
+
+def unreachable(resource_manager: str, reason: object) -> None:
+    """Report that ``resource_manager``'s startup sweep could not reach its backend (``reason``:
+    an exception or a short text). During the gateway's startup sweep the core gathers every
+    such report into one warning line once all ``eg_reconcile`` implementations ran; elsewhere
+    it is logged at once."""
+    reports = _unreachable.get()
+    text = one_line(str(reason)) or type(reason).__name__
+    if reports is None:
+        log.warning("%s: cannot list kernel resources: %s", resource_manager, text)
+    else:
+        reports.setdefault(resource_manager, text)
+
+
+@contextlib.contextmanager
+def gathering_unreachable() -> Iterator[dict[str, str]]:
+    """Within the block, :func:`unreachable` reports land in the yielded dict (resource manager
+    to reason) instead of the log. Used by the core around the startup sweep."""
+    reports: dict[str, str] = {}
+    token = _unreachable.set(reports)
+    try:
+        yield reports
+    finally:
+        _unreachable.reset(token)
 
 
 # -- kernels that are processes ---------------------------------------------------------------
@@ -170,6 +201,6 @@ def session_of(resource: Resource) -> tuple[int, int]:
 
 
 __all__ = [
-    "Resource", "sweep", "unknown", "POLICIES", "GatewayId", "default_gateway_id", "owner_marks", "owned_sessions",
+    "Resource", "sweep", "unknown", "unreachable", "gathering_unreachable", "POLICIES", "GatewayId", "default_gateway_id", "owner_marks", "owned_sessions",
     "session_of", "GATEWAY_ID_VAR", "OWNER_VAR",
 ]

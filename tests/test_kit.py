@@ -116,6 +116,12 @@ async def test_orphan_sweep_reports_and_removes_only_unknown_kernels(caplog):
 
     assert await orphans.sweep("demo", set(), unreachable, remove) == []
     assert "cannot list kernel resources" in caplog.text
+    caplog.clear()
+    with orphans.gathering_unreachable() as reports:  # as the gateway runs its startup sweep
+        assert await orphans.sweep("demo", set(), unreachable, remove) == []
+        orphans.unreachable("other", "no\nconfiguration")
+    assert reports == {"demo": "connection refused", "other": "no | configuration"}
+    assert "cannot list" not in caplog.text
 
 
 def _sleeper(env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -1,7 +1,9 @@
 """The Docker Engine API from the event loop, through the ``docker`` package.
 
-The ``docker`` package is synchronous: each call runs in a thread pool of this client's own, so
-nothing blocks the event loop and a slow engine call never waits behind another plugin's work.
+The ``docker`` package (and ``requests`` under it) is imported by the first client: a gateway
+that runs no Docker kernel, or has no engine, never loads it. It is synchronous: each call runs
+in a thread pool of this client's own, so nothing blocks the event loop and a slow engine call
+never waits behind another plugin's work.
 Containers ending are learnt from one stream of the engine's events for all kernel containers
 (an :class:`eg_core.watch.SharedWatch`), not from one ``/containers/{id}/wait`` per kernel. One
 client per engine address and event loop is shared by every kernel (:func:`client_for`); it holds
@@ -16,10 +18,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable
-
-import docker
-import docker.errors
-import requests.exceptions
 
 from eg_core.watch import Change, SharedWatch, Snapshot, iterate_in_thread
 
@@ -45,19 +43,37 @@ class DockerError(Exception):
 
 
 def _error(exc: Exception, what: str, docker_host: str) -> DockerError:
+    import docker.errors
+
     if isinstance(exc, docker.errors.APIError):
         status = exc.status_code or 500
         return DockerError(status, str(exc.explanation or exc).strip(), method=what)
     return DockerError(0, f"cannot reach the Docker engine at {docker_host}: {exc or type(exc).__name__}")
 
 
-_ENGINE_ERRORS = (docker.errors.APIError, docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+def _engine_errors() -> tuple[type[Exception], ...]:
+    import docker.errors
+    import requests.exceptions
+
+    return (docker.errors.APIError, docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def engine_absent(docker_host: str | None) -> str | None:
+    """Why there is plainly no engine at ``docker_host`` (as :class:`DockerClient` resolves it):
+    its unix socket file does not exist. None when there may be one (any other address is
+    only known by asking). Answered without importing the ``docker`` package."""
+    host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    if host.startswith("unix://") and not os.path.exists("/" + host[len("unix://"):].lstrip("/")):
+        return f"no Docker engine at {host}"
+    return None
 
 
 class DockerClient:
     """One Docker engine. Methods raise :class:`DockerError`; "not found" returns None where noted."""
 
     def __init__(self, docker_host: str | None = None):
+        import docker
+
         self.docker_host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
         self._api = docker.APIClient(base_url=self.docker_host, version=API_VERSION, timeout=REQUEST_TIMEOUT, max_pool_size=THREADS)
         self._executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="eg-docker-api")
@@ -75,7 +91,7 @@ class DockerClient:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-        except _ENGINE_ERRORS as exc:
+        except _engine_errors() as exc:
             raise _error(exc, what, self.docker_host) from exc
 
     async def _call_or_none(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -103,6 +119,8 @@ class DockerClient:
     async def image_pull(self, name: str, timeout: float, progress: Callable[[dict], None] | None = None) -> None:
         """Pull ``name`` (``repo[:tag]`` or ``repo@digest``); raises DockerError with the registry's
         error. ``progress`` gets each of the engine's progress events (on the event loop)."""
+        import docker.errors
+
         repo, tag = split_image(name)
         loop = asyncio.get_running_loop()
 
@@ -311,4 +329,4 @@ async def close_clients() -> None:
         await _clients.pop(key).aclose()
 
 
-__all__ = ["DockerClient", "DockerError", "client_for", "close_clients", "split_image"]
+__all__ = ["DockerClient", "DockerError", "client_for", "close_clients", "engine_absent", "split_image"]

@@ -13,7 +13,7 @@ from eg_core import hookimpl, orphans, provisioner_for
 
 from . import _lifecycle as lifecycle
 from . import _orphans
-from ._client import DockerError, client_for, close_clients
+from ._client import client_for, close_clients, engine_absent
 from ._settings import DockerSettings, pool_misfit, settings
 
 DockerProvisioner = provisioner_for("docker")
@@ -30,7 +30,14 @@ def eg_configurables():
 @hookimpl
 async def eg_reconcile(known_kernel_ids):
     """Called at startup once the gateway adopted its stored kernels: deal with kernel
-    containers of this gateway id that it does not know, per ``orphans_at_startup``."""
+    containers of this gateway id that it does not know, per ``orphans_at_startup``. With
+    plainly no engine (no socket file), that is reported as unreachable without a Docker client."""
+    if settings().orphans_at_startup == "ignore":
+        return
+    absent = engine_absent(settings().docker_host)
+    if absent:
+        orphans.unreachable("docker", absent)
+        return
     docker = client_for(settings().docker_host)
     await orphans.sweep(
         "docker",

@@ -11,8 +11,6 @@ import asyncio
 import time
 from typing import Iterable
 
-from kubernetes import client
-
 from eg_core import LaunchRefused
 
 from . import _api as api
@@ -37,6 +35,8 @@ async def allowed(verb: str, resource: str, subresource: str = "", namespace: st
     hit = _cache.get(key)
     if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
+    from kubernetes import client
+
     review = client.V1SelfSubjectAccessReview(
         spec=client.V1SelfSubjectAccessReviewSpec(
             resource_attributes=client.V1ResourceAttributes(

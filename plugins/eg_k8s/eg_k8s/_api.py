@@ -2,7 +2,8 @@
 thread pool of its own, and its errors turned into readable ones.
 
 One API client per gateway process (its connection pool is shared by every kernel); the watch on
-kernel pods (:mod:`._pods`) reads in a thread of its own, so API calls never wait behind it.
+kernel pods (:mod:`._pods`) reads in a thread of its own, so API calls never wait behind it. The
+``kubernetes`` package is imported with the client: a gateway with no cluster never loads it.
 """
 
 from __future__ import annotations
@@ -12,21 +13,39 @@ import functools
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
-
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from typing import TYPE_CHECKING, Any, Callable
 
 from ._settings import settings
 
+if TYPE_CHECKING:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
 _api: client.ApiClient | None = None
 _executor: ThreadPoolExecutor | None = None
+
+
+def missing_configuration() -> str | None:
+    """Why :func:`api_client` has no configuration to load (None when it may have one): no
+    kubeconfig file (the ``kubeconfig`` setting or KUBECONFIG, else ~/.kube/config) and not in
+    a pod. Answered without importing the client."""
+    s = settings()
+    if not s.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    files = (s.kubeconfig or "~/.kube/config").split(os.pathsep)  # KUBECONFIG may list several
+    if any(os.path.exists(os.path.expanduser(f)) for f in files if f):
+        return None
+    if s.kubeconfig:
+        return f"no kubeconfig file at {s.kubeconfig}"
+    return "no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster)"
 
 
 def api_client() -> client.ApiClient:
     """The process's API client: in-cluster config inside a pod, else the kubeconfig."""
     global _api
     if _api is None:
+        from kubernetes import client, config
+
         s = settings()
         configuration = client.Configuration()
         if not s.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -41,14 +60,20 @@ def api_client() -> client.ApiClient:
 
 
 def core() -> client.CoreV1Api:
+    from kubernetes import client
+
     return client.CoreV1Api(api_client())
 
 
 def rbac() -> client.RbacAuthorizationV1Api:
+    from kubernetes import client
+
     return client.RbacAuthorizationV1Api(api_client())
 
 
 def authz() -> client.AuthorizationV1Api:
+    from kubernetes import client
+
     return client.AuthorizationV1Api(api_client())
 
 
@@ -76,11 +101,15 @@ def message(exc: ApiException) -> str:
 
 
 def is_status(exc: BaseException, *statuses: int) -> bool:
+    from kubernetes.client.rest import ApiException
+
     return isinstance(exc, ApiException) and exc.status in statuses
 
 
 async def ignore_missing(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
     """Run a delete; a 404 counts as done. Returns whether the object existed."""
+    from kubernetes.client.rest import ApiException
+
     try:
         await call(fn, *args, **kwargs)
         return True
@@ -103,4 +132,4 @@ def close() -> None:
         _executor = None
 
 
-__all__ = ["ApiException", "api_client", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "close"]
+__all__ = ["missing_configuration", "api_client", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "close"]

@@ -3,6 +3,8 @@ valid, and the gateway holds every RBAC permission its launches need (named when
 
 from __future__ import annotations
 
+from kubernetes import client
+
 from eg_core import EGError
 from eg_core.doctor import Check
 
@@ -18,7 +20,7 @@ async def checks(kernels) -> list[Check]:
         return []
     found: list[Check] = []
     try:
-        version = await api.call(api.client.VersionApi(api.api_client()).get_code)
+        version = await api.call(client.VersionApi(api.api_client()).get_code)
         found.append(Check("API server", True, f"Kubernetes {version.git_version} answers"))
     except Exception as exc:
         return [Check("API server", False, str(exc), "set KubernetesSettings.kubeconfig (KUBECONFIG), or run the gateway in the cluster")]

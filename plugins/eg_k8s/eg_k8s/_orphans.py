@@ -12,10 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from kubernetes import client
-
 from . import _api as api
-from ._lifecycle import delete_owned
 from ._manifest import LABEL_KERNEL_ID, selector
 from ._settings import settings
 
@@ -53,6 +50,10 @@ async def find(known_kernel_ids: Iterable[str], gateway_id: str | None = None) -
 
 
 async def remove(orphan: OrphanPod, gateway_id: str | None = None) -> None:
+    from kubernetes import client
+
+    from ._lifecycle import delete_owned
+
     core = api.core()
     options = client.V1DeleteOptions(grace_period_seconds=0, propagation_policy="Background")
     await api.ignore_missing(core.delete_namespaced_pod, orphan.name, orphan.namespace, body=options)

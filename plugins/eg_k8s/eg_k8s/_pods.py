@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any, AsyncIterator, Callable
 
-from kubernetes.watch.watch import iter_resp_lines
-
 from eg_core import LaunchFailed
 from eg_core.watch import Change, SharedWatch, Snapshot, iterate_in_thread
 
@@ -51,6 +49,8 @@ def _kernel_id(pod: dict[str, Any]) -> str | None:
 
 
 async def _feed(namespace: str | None, label_selector: str) -> AsyncIterator[Snapshot | Change]:
+    from kubernetes.watch.watch import iter_resp_lines
+
     core = api.core()
     if namespace:
         listing = await api.call_raw(core.list_namespaced_pod, namespace, label_selector=label_selector)

@@ -23,8 +23,6 @@ import copy
 import json
 from typing import Any, Awaitable
 
-from kubernetes.client.rest import ApiException
-
 from . import _api as api
 from . import _pods as pods
 from ._manifest import selector
@@ -83,6 +81,8 @@ def save(record: dict[str, Any]) -> Awaitable[bool] | None:
 
 
 async def _save(record: dict[str, Any]) -> bool | None:
+    from kubernetes.client.rest import ApiException
+
     state = record["provisioner"]["eg"].get("state") or {}
     name, namespace, secret = state.get("pod"), state.get("namespace"), state.get("secret")
     if not name or not namespace or not state.get("pod_uid"):
@@ -101,6 +101,8 @@ async def _save(record: dict[str, Any]) -> bool | None:
 
 
 async def _record(pod: dict[str, Any]) -> dict[str, Any] | None:
+    from kubernetes.client.rest import ApiException
+
     text = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
     if not text:
         return None
@@ -135,6 +137,8 @@ def delete(kernel_id: str) -> Awaitable[bool] | None:
 
 
 async def _delete(pod: dict[str, Any]) -> None:
+    from kubernetes.client.rest import ApiException
+
     meta = pod["metadata"]
     try:
         await api.call(api.core().patch_namespaced_pod, meta["name"], meta["namespace"], {"metadata": {"annotations": {ANNOTATION: None}}})
@@ -149,6 +153,8 @@ async def load_all() -> list[dict[str, Any]] | None:
     s = settings()
     if not s.store_sessions:
         return None
+    if api.missing_configuration():  # no cluster: no pod kernels
+        return []
     core = api.core()
     found = selector(s.gateway_id)
     if s.namespace_mode == "shared":

@@ -3,20 +3,21 @@
 Thin hook implementations; the work is in :mod:`._lifecycle` (one kernel's life),
 :mod:`._request` (the pod's values and their checks), :mod:`._manifest` (the objects),
 :mod:`._pods` (the shared pod watch), :mod:`._namespaces`, :mod:`._access` (RBAC checks),
-:mod:`._store` (sessions in the cluster) and :mod:`._orphans`.
+:mod:`._store` (sessions in the cluster) and :mod:`._orphans`. The ``kubernetes`` client is
+imported by the first API call (:mod:`._api`): a gateway with no cluster never loads it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
-from eg_core import hookimpl, provisioner_for
+from eg_core import hookimpl, orphans, provisioner_for
 
 from . import _access as access
 from . import _api as api
-from . import _lifecycle as lifecycle
-from . import _orphans as orphans
+from . import _orphans
 from . import _pods as pods
 from . import _store as store
 from ._settings import KubernetesSettings, settings
@@ -24,6 +25,15 @@ from ._settings import KubernetesSettings, settings
 KubernetesProvisioner = provisioner_for("k8s")
 log = logging.getLogger("eg.k8s")
 KERNELSPECS = os.path.join(os.path.dirname(__file__), "kernelspecs")
+_startup: asyncio.Task | None = None  # eg_startup's check of the cluster, in the background
+
+
+def _kernels():
+    """The lifecycle module, imported on first use: it imports the kubernetes client, which a
+    gateway that runs no pod kernel does not need."""
+    from . import _lifecycle
+
+    return _lifecycle
 
 
 # -- registration ----------------------------------------------------------------------------------
@@ -59,8 +69,20 @@ async def eg_doctor(kernels):
 
 @hookimpl
 async def eg_startup():
+    """Called before the gateway serves: start :func:`_check_cluster` in the background, so a
+    slow or unreachable cluster does not hold up the gateway. With no Kubernetes configuration
+    at all there is nothing to check."""
+    global _startup
+    missing = api.missing_configuration()
+    if missing:
+        log.debug("%s: the cluster is not checked", missing)
+        return
+    _startup = asyncio.ensure_future(_check_cluster())
+
+
+async def _check_cluster() -> None:
     """Check the gateway's permissions for the configured namespace mode (each missing one is
-    logged with its verb and resource) and sync the shared pod watch before requests come."""
+    logged with its verb and resource) and sync the shared pod watch."""
     s = settings()
     try:
         shared = s.namespace_mode == "shared"
@@ -78,26 +100,36 @@ async def eg_startup():
 @hookimpl
 async def eg_reconcile(known_kernel_ids):
     """Called at startup once the gateway adopted its stored kernels: kernel pods of this
-    gateway id that it does not know are logged or removed per ``orphans_at_startup``."""
+    gateway id that it does not know are logged or removed per ``orphans_at_startup``. No
+    configuration, or an API that fails, is reported as unreachable."""
     policy = settings().orphans_at_startup
     if policy == "ignore":
         return
+    missing = api.missing_configuration()
+    if missing:
+        orphans.unreachable("k8s", missing)
+        return
     try:
-        found = await orphans.find(known_kernel_ids)
+        found = await _orphans.find(known_kernel_ids)
         for orphan in found:
             if policy == "remove":
-                await orphans.remove(orphan)
+                await _orphans.remove(orphan)
             log.warning(
                 "%s kernel pod %s/%s (kernel %s, %s) of gateway %r, unknown to this gateway",
                 "Removed" if policy == "remove" else "Found", orphan.namespace, orphan.name, orphan.kernel_id,
                 orphan.phase, settings().gateway_id,
             )
     except Exception as exc:
-        log.warning("Kubernetes orphan check failed: %s", exc)
+        orphans.unreachable("k8s", exc)
 
 
 @hookimpl
 async def eg_shutdown():
+    """Called once when the gateway stops: stop the startup check, the pod watches and the client."""
+    global _startup
+    if _startup is not None:
+        _startup.cancel()
+        _startup = None
     await pods.close()
     api.close()
 
@@ -107,12 +139,12 @@ async def eg_shutdown():
 
 @hookimpl
 async def eg_launch_process(kernel, cmd):
-    await lifecycle.launch(kernel, cmd)
+    await _kernels().launch(kernel, cmd)
 
 
 @hookimpl
 async def eg_confirm_startup(kernel):
-    await lifecycle.confirm(kernel)
+    await _kernels().confirm(kernel)
 
 
 @hookimpl
@@ -122,42 +154,42 @@ def eg_connection_info(kernel):
 
 @hookimpl
 async def eg_poll(kernel):
-    return await lifecycle.poll(kernel)
+    return await _kernels().poll(kernel)
 
 
 @hookimpl
 async def eg_wait(kernel):
-    return await lifecycle.wait(kernel)
+    return await _kernels().wait(kernel)
 
 
 @hookimpl
 async def eg_send_signal(kernel, signum):
-    await lifecycle.send_signal(kernel, signum)
+    await _kernels().send_signal(kernel, signum)
 
 
 @hookimpl
 async def eg_terminate(kernel):
-    await lifecycle.terminate(kernel)
+    await _kernels().terminate(kernel)
 
 
 @hookimpl
 async def eg_kill(kernel):
-    await lifecycle.kill(kernel)
+    await _kernels().kill(kernel)
 
 
 @hookimpl
 async def eg_cleanup(kernel, restart):
-    await lifecycle.cleanup(kernel, restart)
+    await _kernels().cleanup(kernel, restart)
 
 
 @hookimpl
 async def eg_describe_exit(kernel):
-    return await lifecycle.describe_exit(kernel)
+    return await _kernels().describe_exit(kernel)
 
 
 @hookimpl
 async def eg_load_process_info(kernel, info):
-    await lifecycle.adopt(kernel, info)
+    await _kernels().adopt(kernel, info)
 
 
 # -- sessions in the cluster (pod kernels only; other kernels fall through to the next store) ------
@@ -170,12 +202,26 @@ def eg_store_save(record):
 
 @hookimpl
 def eg_store_load(kernel_id):
-    return store.load(kernel_id)
+    return _once_started(store.load, kernel_id)
 
 
 @hookimpl
 def eg_store_delete(kernel_id):
-    return store.delete(kernel_id)
+    return _once_started(store.delete, kernel_id)
+
+
+def _once_started(answer, kernel_id):
+    """``answer(kernel_id)`` (a store's answer: None or an awaitable), after the startup check
+    while it runs: the store knows pod kernels from the pod watch, which it syncs."""
+    if _startup is None or _startup.done():
+        return answer(kernel_id)
+    return _after(_startup, answer, kernel_id)
+
+
+async def _after(startup: asyncio.Task, answer, kernel_id):
+    await asyncio.wait({startup})
+    result = answer(kernel_id)
+    return await result if result is not None else None
 
 
 @hookimpl

@@ -222,7 +222,3 @@ async def adopt(kernel: KernelContext, info: dict) -> None:
         settings = resolve(kernel)
         await _tunnels.open_tunnels(kernel, _target(kernel, settings), settings.max_sessions_per_connection, settings.connection_idle_timeout)
 
-
-async def shutdown() -> None:
-    await pool.close_all()
-

@@ -22,7 +22,6 @@ from typing import Iterable
 
 from eg_core import KernelContext, orphans, procinfo
 
-from . import _remote
 from ._settings import SSHResourceManager, resolve, split_host, target
 from ._ssh import Target
 
@@ -49,6 +48,8 @@ def _command(python: str, function, *args: int) -> str:
 
 
 async def _sessions_on(t: Target, python: str, gateway_id: str) -> list[tuple[orphans.Resource, Target]]:
+    from . import _remote
+
     result = await _remote.run(t, _command(python, procinfo.kernel_sessions), timeout=_SCAN_TIMEOUT)
     if result.exit_status != 0:
         raise RuntimeError(f"the process scan on {t} exited with {result.exit_status}: {str(result.stderr)[-500:]}")
@@ -69,6 +70,9 @@ async def reconcile(known_kernel_ids: Iterable[str]) -> list[orphans.Resource]:
         answers = await asyncio.gather(
             *(_sessions_on(t, settings.remote_python, rm.gateway_id) for t in targets), return_exceptions=True
         )
+        failed = [f"{t}: {answer}" for t, answer in zip(targets, answers) if isinstance(answer, Exception)]
+        if failed and len(failed) == len(targets):  # the sweep reports it as unreachable
+            raise RuntimeError("; ".join(failed))
         seen: set[tuple[str, str]] = set()  # two host entries may name one machine
         for t, answer in zip(targets, answers):
             if isinstance(answer, Exception):  # one host down must not hide the others' orphans
@@ -81,6 +85,8 @@ async def reconcile(known_kernel_ids: Iterable[str]) -> list[orphans.Resource]:
         return list(where)
 
     async def remove(resource: orphans.Resource) -> bool:
+        from . import _remote
+
         result = await _remote.run(where[resource], _command(settings.remote_python, procinfo.end_session, *orphans.session_of(resource)))
         return json.loads(result.stdout or "false") is True
 

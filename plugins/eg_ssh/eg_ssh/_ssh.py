@@ -4,7 +4,8 @@ A kernel holds one session channel on a pooled connection for its whole life (it
 process, see :mod:`eg_ssh._remote`); short commands (kill, tail) borrow a channel briefly. A
 connection carries at most ``max_sessions`` kernels (sshd's ``MaxSessions`` caps channels per
 connection); past that, or when sshd refuses a channel, another connection is opened. A
-connection that no kernel uses is closed after ``idle_timeout``.
+connection that no kernel uses is closed after ``idle_timeout``. asyncssh is imported by the
+first connection: a gateway that never logs in to a host does not load it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
-import asyncssh
+if TYPE_CHECKING:
+    import asyncssh
 
 log = logging.getLogger("eg.ssh")
 
@@ -117,6 +119,8 @@ class Pool:
             self.release(c)
 
     async def _open(self, target: Target, max_sessions: int, idle_timeout: float) -> Connection:
+        import asyncssh
+
         start = time.monotonic()
         options = await _options(target)
         try:
@@ -192,6 +196,8 @@ async def _options(target: Target) -> asyncssh.SSHClientConnectionOptions:
 
     Raises :class:`LoginRejected` for unreadable key or known_hosts files.
     """
+    import asyncssh
+
     known_hosts = os.path.expanduser(target.known_hosts)
     kwargs: dict[str, Any] = dict(
         username=target.user,

@@ -108,7 +108,9 @@ async def eg_reconcile(known_kernel_ids):
 async def eg_shutdown():
     """Called once when the gateway stops: close the SSH connections (launchers keep running
     when the gateway does not shut its kernels down)."""
-    await _kernels().shutdown()
+    from ._ssh import pool
+
+    await pool.close_all()
 
 
 @hookimpl

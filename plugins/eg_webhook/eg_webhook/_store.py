@@ -1,4 +1,5 @@
-"""Enterprise Gateway's webhook protocol, spoken with httpx:
+"""Enterprise Gateway's webhook protocol, spoken with httpx (imported with the first request:
+a gateway with no ``webhook_url`` never loads it):
 
 - save: ``POST {url}/{kernel_id}`` with ``{kernel_id: record}``;
 - delete: ``DELETE {url}`` with the JSON list ``[kernel_id]``;
@@ -8,11 +9,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ._settings import WebhookSessionStore
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class WebhookError(Exception):
@@ -29,6 +31,8 @@ def configured() -> bool:
 def _http() -> httpx.AsyncClient:
     global _client
     if _client is None:
+        import httpx
+
         settings = WebhookSessionStore.instance()
         auth = None
         if settings.auth_type and settings.webhook_username:
@@ -46,6 +50,8 @@ async def close() -> None:
 
 
 async def _call(method: str, path: str = "", **kwargs: Any) -> httpx.Response:
+    import httpx
+
     url = WebhookSessionStore.instance().webhook_url.rstrip("/") + path
     try:
         response = await _http().request(method, url, **kwargs)

@@ -1,6 +1,6 @@
 """Applications of this gateway that it does not know (a gateway killed before it could kill
 them): found at startup by the ``eg_gateway=<gateway_id>`` tag, then logged or killed
-(``orphans_at_startup``)."""
+(``orphans_at_startup``). A ResourceManager that does not answer is reported as unreachable."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import logging
 import os
 import re
 
-from eg_core import EGError
+from eg_core import EGError, orphans
 
-from ._rm import LIVE_STATES, RMClient
 from ._settings import gateway_launch, gateway_tag, settings
 
 log = logging.getLogger("eg.yarn")
@@ -37,13 +36,15 @@ async def reconcile(known_kernel_ids) -> None:
     policy = settings().orphans_at_startup
     if policy == "ignore" or not _configured():
         return
+    from ._rm import LIVE_STATES, RMClient  # requests and yarn-api-client: only with a cluster
+
     launch = gateway_launch()  # a slow RM must not hold the gateway's startup for long
     rm = RMClient.shared(dataclasses.replace(launch, timeout=min(launch.timeout, 10.0)))
     tag = gateway_tag()
     try:
         apps = await rm.apps(states=LIVE_STATES, application_tags=[tag])
     except EGError as exc:
-        log.warning("YARN orphan check skipped: %s", exc.message)
+        orphans.unreachable("yarn", exc.message)
         return
     known = set(known_kernel_ids)
     for app in apps:
