@@ -27,6 +27,12 @@ For a policy plugin:
 - :class:`EventRecorder`: a plugin that records kernel events, ``await recorder.wait("launched")``;
   :func:`wait_for_event` waits for an event in a gateway process's event log.
 
+For a plugin's startup cost:
+
+- :func:`fresh_python` runs code in a fresh interpreter and says which modules it imported;
+  :func:`startup_sweep` runs a plugin's startup sweep there, as the gateway does (a backend SDK
+  that a gateway with no backend loads shows up in ``loaded``).
+
 The core's own fixtures (``gateway``, ``gateway_factory``, ``http``, ``kernel``,
 ``kernel_spec_dirs``) start real gateways for REST and websocket tests; ``kerberos_realm`` is a
 real MIT KDC on loopback (see :mod:`eg_core.testing_kerberos`).
@@ -42,7 +48,9 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable
 
 import pytest
 
@@ -489,3 +497,54 @@ def run_doctor(*args: str, env: dict | None = None, kernel_spec_dirs=(), timeout
     and return the finished process: its ``returncode`` and its ``stdout``, one line per check."""
     cmd = [sys.executable, "-m", "eg_core", "doctor", f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
     return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+# -- fresh interpreters -----------------------------------------------------------------------
+
+
+@dataclass
+class FreshPython:
+    """What :func:`fresh_python` saw: the code's ``answer``, which of the named modules were
+    imported once it ran (``loaded``), and its stderr."""
+
+    answer: Any
+    loaded: list[str]
+    stderr: str
+
+
+def fresh_python(code: str, modules: Iterable[str] = (), env: dict[str, str] | None = None) -> FreshPython:
+    """Run ``code`` in a new Python interpreter (this one's executable; ``env`` is its whole
+    environment, this process's by default). ``code`` may set ``answer`` (JSON-able) and may
+    define ``async def main()``, whose result becomes ``answer``. Fails the test when it fails."""
+    script = (
+        f"{code}\nimport asyncio as _asyncio, json as _json, sys as _sys\n"
+        "if 'main' in globals():\n    answer = _asyncio.run(main())\n"
+        f"_loaded = [m for m in {list(modules)!r} if m in _sys.modules]\n"
+        "print(_json.dumps({'answer': globals().get('answer'), 'loaded': _loaded}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    return FreshPython(result["answer"], result["loaded"], done.stderr)
+
+
+def startup_sweep(plugin_module: str, modules: Iterable[str] = (), env: dict[str, str] | None = None) -> FreshPython:
+    """Import ``plugin_module`` in a new interpreter and run its ``eg_reconcile`` as the
+    gateway's startup sweep does, then its ``eg_shutdown`` if it has one. ``answer`` is what the
+    sweep reported unreachable (:func:`eg_core.orphans.unreachable`), by resource manager."""
+    code = f"""
+import importlib, inspect
+from eg_core import orphans
+plugin = importlib.import_module({plugin_module!r})
+
+async def main():
+    with orphans.gathering_unreachable() as unreachable:
+        done = plugin.eg_reconcile(known_kernel_ids=set())
+        if inspect.isawaitable(done):
+            await done
+    done = plugin.eg_shutdown() if hasattr(plugin, "eg_shutdown") else None
+    if inspect.isawaitable(done):
+        await done
+    return unreachable
+"""
+    return fresh_python(code, modules, env)
