@@ -90,6 +90,11 @@ class Gateway(JupyterApp):
     users_file = Unicode(
         "", config=True, help="JSON file of per-user tokens, {\"alice\": \"<token>\", ...}; a client using one acts as that user."
     ).tag(env=("EG_USERS_FILE",))
+    admin_users = Set(
+        Unicode(), config=True,
+        help="With per-user tokens (users_file), the users who see and manage every user's kernels and sessions, "
+        "as the gateway's own token does; every other user sees only their own.",
+    ).tag(env=("EG_ADMIN_USERS",))
     bind_username = Bool(
         True, config=True, help="With per-user tokens, a kernel's KERNEL_USERNAME is the token's user; asking for another is refused (403)."
     ).tag(env=("EG_BIND_USERNAME",))

@@ -25,6 +25,10 @@ class KernelContext:
       values, and ``KERNEL_*`` values set by the core. It holds no gateway secrets.
     - ``user``: the user the kernel runs for (``KERNEL_USERNAME`` or the authenticated principal);
       ``user_from_request`` tells it came from the request, not the gateway's own OS user.
+    - ``owner``: the API user the kernel belongs to, who alone (with the admins) may see and use
+      it through the API: the user of the per-user token that started it, else the
+      ``KERNEL_USERNAME`` a trusted client (the service token) named; "" for nobody's (the
+      gateway's own, e.g. a waiting pooled kernel).
     - ``cwd``: the requested working directory, if any.
     - ``launch_timeout``: seconds the whole launch may take.
     - ``connection_info``: ip, transport, the five ports, key and signature scheme, once known.
@@ -49,6 +53,7 @@ class KernelContext:
     env: dict[str, str] = field(default_factory=dict)
     user: str = ""
     user_from_request: bool = False
+    owner: str = ""
     cwd: str | None = None
     launch_timeout: float = 60.0
     connection_info: dict[str, Any] = field(default_factory=dict)
@@ -101,6 +106,7 @@ class KernelContext:
             "env": self.env,
             "user": self.user,
             "user_from_request": self.user_from_request,
+            "owner": self.owner,
             "cwd": self.cwd,
             "launch_timeout": self.launch_timeout,
             "connection_info": info,

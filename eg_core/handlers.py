@@ -33,6 +33,15 @@ class AuthMixin:
 
     principal: str | None = None
 
+    @property
+    def viewer(self) -> str | None:
+        """Whose kernels and sessions this request may see and use: None for all (the
+        gateway's own token, a user in ``admin_users``, or a gateway without per-user tokens),
+        else the token's user, who sees only their own (:func:`eg_core.kernels.may_see`)."""
+        if self.principal is None or self.principal in self.gateway.admin_users:
+            return None
+        return self.principal
+
     def check_token(self) -> None:
         """Accept ``?token=``, ``Authorization: token <t>`` or ``Bearer <t>``; 401 otherwise
         (when auth is on). Sets ``self.principal``: the user a per-user token belongs to, or
@@ -328,7 +337,7 @@ class KernelsHandler(APIHandler):
     def get(self) -> None:
         if not self.gateway.list_kernels:
             raise EGError("listing kernels is disabled (list_kernels=False)", status=403, reason="Forbidden")
-        self.write_json(self.gateway.kernels.models())
+        self.write_json(self.gateway.kernels.models(self.viewer))
 
     async def post(self) -> None:
         body = self.json_body()
@@ -365,17 +374,17 @@ class KernelsHandler(APIHandler):
 
 class KernelHandler(APIHandler):
     async def get(self, kernel_id: str) -> None:
-        self.write_json((await self.gateway.kernels.lookup(kernel_id)).model())
+        self.write_json((await self.gateway.kernels.lookup(kernel_id, self.viewer)).model())
 
     async def delete(self, kernel_id: str) -> None:
-        await (await self.gateway.kernels.lookup(kernel_id)).shutdown()
+        await (await self.gateway.kernels.lookup(kernel_id, self.viewer)).shutdown()
         self.set_status(204)
         self.finish()
 
 
 class KernelActionHandler(APIHandler):
     async def post(self, kernel_id: str, action: str) -> None:
-        kernel = await self.gateway.kernels.lookup(kernel_id)
+        kernel = await self.gateway.kernels.lookup(kernel_id, self.viewer)
         self.json_body()
         if action == "interrupt":
             await kernel.interrupt()
@@ -390,23 +399,23 @@ class SessionsHandler(APIHandler):
     def get(self) -> None:
         if not self.gateway.list_kernels:
             raise EGError("listing sessions is disabled (list_kernels=False)", status=403, reason="Forbidden")
-        self.write_json(self.gateway.sessions.list())
+        self.write_json(self.gateway.sessions.list(self.viewer))
 
     async def post(self) -> None:
-        model, created = await self.gateway.sessions.create(self.json_body(), principal=self.principal)
+        model, created = await self.gateway.sessions.create(self.json_body(), principal=self.principal, viewer=self.viewer)
         self.set_header("Location", f"{self.gateway.base_url}api/sessions/{model['id']}")
         self.write_json(model, status=201 if created else 200)
 
 
 class SessionHandler(APIHandler):
     def get(self, session_id: str) -> None:
-        self.write_json(self.gateway.sessions.get(session_id))
+        self.write_json(self.gateway.sessions.get(session_id, self.viewer))
 
     async def patch(self, session_id: str) -> None:
-        self.write_json(await self.gateway.sessions.update(session_id, self.json_body()))
+        self.write_json(await self.gateway.sessions.update(session_id, self.json_body(), principal=self.principal, viewer=self.viewer))
 
     async def delete(self, session_id: str) -> None:
-        await self.gateway.sessions.delete(session_id)
+        await self.gateway.sessions.delete(session_id, self.viewer)
         self.set_status(204)
         self.finish()
 

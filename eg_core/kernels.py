@@ -34,6 +34,13 @@ from .provisioner import HookProvisioner
 
 log = logging.getLogger("eg")
 RECENTLY_ENDED = 1000
+
+
+def may_see(viewer: str | None, owner: str) -> bool:
+    """Whether a request acting as ``viewer`` may see and use a kernel (or session) of
+    ``owner``: ``viewer`` None (an admin, the service token, or a gateway without per-user
+    tokens) sees all; a user sees what they own."""
+    return viewer is None or viewer == owner
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -192,7 +199,7 @@ class ManagedKernel:
                 log.info("[kernel %s] ended; another gateway shut it down", self.kernel_id)
                 self.stopping = True
                 self.bridge.close("shut down through another gateway")
-                self.registry.ended(self.kernel_id, "shut down through another gateway")
+                self.registry.ended(self.kernel_id, "shut down through another gateway", self.kernel.owner)
                 return
         self.execution_state = "dead"
         self._tell_clients("dead")
@@ -262,7 +269,7 @@ class ManagedKernel:
                 await self.km.shutdown_kernel(now=now)
             finally:
                 self.bridge.close(reason)
-                self.registry.ended(self.kernel_id, reason)
+                self.registry.ended(self.kernel_id, reason, self.kernel.owner)
         log.info("[kernel %s] %s in %.3fs", self.kernel_id, reason, time.monotonic() - start)
         await self.registry.emit(self.kernel, "shut_down", {"reason": reason})
 
@@ -278,7 +285,7 @@ class KernelRegistry:
         # Running but not listed, culled or persisted: warm pool kernels waiting to be claimed.
         self.unlisted: dict[str, ManagedKernel] = {}
         self.pending: set[str] = set()
-        self.recently_ended: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.recently_ended: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         self.persistence: Any = None  # a SessionPersistence when availability_mode is set
         self.zmq_context = zmq.asyncio.Context()
         # Two sockets per kernel and three per client session: not libzmq's default of 1023.
@@ -292,28 +299,32 @@ class KernelRegistry:
             raise self._not_found(kernel_id)
         return kernel
 
-    def _not_found(self, kernel_id: str) -> NotFound:
-        reason = self.recently_ended.get(kernel_id)
+    def _not_found(self, kernel_id: str, viewer: str | None = None) -> NotFound:
+        reason, owner = self.recently_ended.get(kernel_id, ("", ""))
+        if not may_see(viewer, owner):
+            reason = ""
         return NotFound(f"Kernel does not exist: {kernel_id}" + (f" ({reason})" if reason else ""))
 
-    def ended(self, kernel_id: str, reason: str) -> None:
-        """Forget a kernel, remembering why for a while (404 answers say it was culled...)."""
+    def ended(self, kernel_id: str, reason: str, owner: str = "") -> None:
+        """Forget a kernel, remembering why for a while (404 answers to its owner and the admins
+        say it was culled...)."""
         self.kernels.pop(kernel_id, None)
         self.unlisted.pop(kernel_id, None)
-        self.recently_ended[kernel_id] = reason
+        self.recently_ended[kernel_id] = (reason, owner)
         while len(self.recently_ended) > RECENTLY_ENDED:
             self.recently_ended.popitem(last=False)
 
-    async def lookup(self, kernel_id: str) -> ManagedKernel:
-        """A kernel by id; in replication mode one this gateway does not know yet is adopted
-        from the shared store first."""
+    async def lookup(self, kernel_id: str, viewer: str | None = None) -> ManagedKernel:
+        """A kernel by id, for ``viewer`` (see :func:`may_see`): another user's kernel is
+        :class:`NotFound` exactly as an unknown id. In replication mode one this gateway does
+        not know yet is adopted from the shared store first."""
         kernel = self.kernels.get(kernel_id)
         if kernel is None and self.persistence is not None and self.persistence.mode == "replication":
             kernel = await self.persistence.adopt(kernel_id)
             if kernel is not None:
                 kernel.owner = False
-        if kernel is None:
-            raise self._not_found(kernel_id)
+        if kernel is None or not may_see(viewer, kernel.kernel.owner):
+            raise self._not_found(kernel_id, viewer)
         return kernel
 
     async def persist(self, managed: ManagedKernel) -> None:
@@ -323,8 +334,9 @@ class KernelRegistry:
             except Exception as exc:
                 log.error("[kernel %s] could not save its session: %s", managed.kernel_id, exc)
 
-    def models(self) -> list[dict[str, Any]]:
-        return [k.model() for k in list(self.kernels.values())]
+    def models(self, viewer: str | None = None) -> list[dict[str, Any]]:
+        """The models of the kernels ``viewer`` may see (:func:`may_see`)."""
+        return [k.model() for k in list(self.kernels.values()) if may_see(viewer, k.kernel.owner)]
 
     async def emit(self, kernel: KernelContext, event: str, details: dict[str, Any]) -> None:
         """Tell every plugin about a lifecycle event; an observer's error is logged only."""
@@ -386,6 +398,7 @@ class KernelRegistry:
         user = request_user(request_env, principal, self.settings.bind_username)
         kernel = self._context(entry, kernel_id, request_env, user)
         kernel.user_from_request = "KERNEL_USERNAME" in request_env or bool(principal)
+        kernel.owner = principal or (user if kernel.user_from_request else "")
         kernel.cwd = request_env.get("KERNEL_WORKING_DIR") or path or None
         kernel.launch_timeout = self._launch_timeout(request_env)
         self.pending.add(kernel_id)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from .errors import BadRequest, EGError, NotFound
-from .kernels import KernelRegistry
+from .kernels import KernelRegistry, may_see
 
 MAX_TEXT = 4096  # characters of a session's path, name and type
 MAX_PER_KERNEL = 64  # sessions bound to one kernel
@@ -17,10 +17,14 @@ class SessionManager:
         self.kernels = kernels
         self.sessions: dict[str, dict[str, Any]] = {}
 
-    def _model(self, session: dict[str, Any]) -> dict[str, Any] | None:
+    def _model(self, session: dict[str, Any], viewer: str | None = None) -> dict[str, Any] | None:
+        """The session's model, or None when its kernel is gone (the session goes too) or is
+        not ``viewer``'s: a session belongs to its kernel's owner."""
         kernel = self.kernels.kernels.get(session["kernel_id"])
         if kernel is None:  # its kernel was shut down or culled: the session goes too
             self.sessions.pop(session["id"], None)
+            return None
+        if not may_see(viewer, kernel.kernel.owner):
             return None
         return {
             "id": session["id"],
@@ -31,29 +35,33 @@ class SessionManager:
             "notebook": {"path": session["path"], "name": session["name"]},
         }
 
-    def list(self) -> list[dict[str, Any]]:
-        return [m for s in list(self.sessions.values()) if (m := self._model(s)) is not None]
+    def list(self, viewer: str | None = None) -> list[dict[str, Any]]:
+        """The sessions ``viewer`` may see (:func:`eg_core.kernels.may_see`)."""
+        return [m for s in list(self.sessions.values()) if (m := self._model(s, viewer)) is not None]
 
-    def get(self, session_id: str) -> dict[str, Any]:
+    def get(self, session_id: str, viewer: str | None = None) -> dict[str, Any]:
+        """A session by id; another user's is :class:`NotFound` exactly as an unknown id."""
         session = self.sessions.get(session_id)
-        model = self._model(session) if session else None
+        model = self._model(session, viewer) if session else None
         if model is None:
             raise NotFound(f"Session does not exist: {session_id}")
         return model
 
-    async def create(self, body: dict[str, Any], principal: str | None = None) -> tuple[dict[str, Any], bool]:
-        """Create a session (and its kernel) or return the existing one for the path.
+    async def create(
+        self, body: dict[str, Any], principal: str | None = None, viewer: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a session (and its kernel) or return ``viewer``'s existing one for the path.
         Returns ``(model, created)``."""
         path, kind, name = _path_type_name(body)
         for session in list(self.sessions.values()):
-            if session["path"] == path and (model := self._model(session)) is not None:
+            if session["path"] == path and (model := self._model(session, viewer)) is not None:
                 return model, False
         kernel_spec = body.get("kernel") or {}
         if not isinstance(kernel_spec, dict):
             raise BadRequest("'kernel' must be an object like {\"name\": \"python3\"}")
         kernel_id = kernel_spec.get("id")
         if kernel_id:
-            kernel = await self.kernels.lookup(str(kernel_id))
+            kernel = await self.kernels.lookup(str(kernel_id), viewer)
             self._check_room(kernel.kernel_id)
         else:
             kernel_name = kernel_spec.get("name")
@@ -71,9 +79,10 @@ class SessionManager:
                 f"kernel {kernel_id} already has {bound} sessions, the most one kernel may have", status=409, reason="Conflict"
             )
 
-    async def update(self, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        if session_id not in self.sessions:
-            raise NotFound(f"Session does not exist: {session_id}")
+    async def update(
+        self, session_id: str, body: dict[str, Any], principal: str | None = None, viewer: str | None = None
+    ) -> dict[str, Any]:
+        self.get(session_id, viewer)  # NotFound for another user's, as for an unknown id
         session = self.sessions[session_id]
         for key in ("path", "name", "type"):
             if key in body:
@@ -82,21 +91,20 @@ class SessionManager:
             session["path"] = _text(body["notebook"]["path"], "notebook.path")
         kernel = body.get("kernel")
         if isinstance(kernel, dict) and kernel.get("id") and kernel["id"] != session["kernel_id"]:
-            target = await self.kernels.lookup(str(kernel["id"]))
+            target = await self.kernels.lookup(str(kernel["id"]), viewer)
             self._check_room(target.kernel_id)
             session["kernel_id"] = target.kernel_id
         elif isinstance(kernel, dict) and kernel.get("name"):
-            started = await self.kernels.start(str(kernel["name"]))
+            started = await self.kernels.start(str(kernel["name"]), principal=principal)
             old = self.kernels.kernels.get(session["kernel_id"])
             session["kernel_id"] = started.kernel_id
             if old is not None:
                 await old.shutdown()
-        return self.get(session_id)
+        return self.get(session_id, viewer)
 
-    async def delete(self, session_id: str) -> None:
-        session = self.sessions.pop(session_id, None)
-        if session is None:
-            raise NotFound(f"Session does not exist: {session_id}")
+    async def delete(self, session_id: str, viewer: str | None = None) -> None:
+        self.get(session_id, viewer)  # NotFound for another user's, as for an unknown id
+        session = self.sessions.pop(session_id)
         kernel = self.kernels.kernels.get(session["kernel_id"])
         if kernel is not None:
             await kernel.shutdown()

@@ -73,7 +73,7 @@ class ChannelsHandler(JSONErrorsMixin, AuthMixin, WebSocketHandler):
 
     async def prepare(self) -> None:
         self.check_token()
-        self.managed = await self.gateway.kernels.lookup(self.path_kwargs["kernel_id"])
+        self.managed = await self.gateway.kernels.lookup(self.path_kwargs["kernel_id"], self.viewer)
 
     def check_origin(self, origin: str) -> bool:
         return self.origin_allowed(origin)

@@ -185,3 +185,18 @@ async def test_killed_gateway_leaves_no_waiting_kernels(tmp_path, monkeypatch):
         assert second.output().count("left waiting by an earlier gateway") == 2
     finally:
         second.stop()
+
+
+async def test_a_claimed_kernel_is_the_claimers_alone(gateway_factory, tmp_path):
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"alice": "alice-secret", "bob": "bob-secret"}))
+    gw = gateway_factory(f"--Gateway.users_file={users}", "--KernelPools.pools={\"python3\": 1}")
+    headers = {"alice": {"Authorization": "token alice-secret"}, "bob": {"Authorization": "token bob-secret"}}
+    async with gw.client() as http:
+        await wait_pool(http, "python3", 1)
+        r = await http.post("/api/kernels", json={"name": "python3"}, headers=headers["alice"])
+        assert r.status_code == 201 and r.json()["from_pool"], r.text
+        kid = r.json()["id"]
+        assert (await http.get(f"/api/kernels/{kid}", headers=headers["bob"])).status_code == 404
+        assert [k["id"] for k in (await http.get("/api/kernels", headers=headers["alice"])).json()] == [kid]
+        assert (await http.delete(f"/api/kernels/{kid}", headers=headers["alice"])).status_code == 204
