@@ -287,7 +287,7 @@ class ResourceManagerConformance:
         unknown = f"--FileSessionStore.persistence_root={tmp_path / 'eg-empty-store'}"
         second = eg_start(*self.orphan_args, unknown)
         assert await wait_until_gone(eg_probe, kid) == []
-        assert kid in second.output(), "the orphan sweep did not report the kernel"
+        await second.wait_for_output(kid)  # the orphan sweep reports the kernel
 
 
 __all__ = ["ResourceManagerConformance", "wait_until_gone", "FAILING_ARGV", "HANGING_ARGV"]

@@ -295,6 +295,15 @@ class GatewayProcess:
             self.log.flush()
         return self.log_path.read_text(errors="replace")
 
+    async def wait_for_output(self, text: str, timeout: float = 60.0) -> str:
+        """The gateway's output once it contains ``text`` (what the gateway does after it
+        serves, such as its startup sweep, is known only from its log); fails after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while text not in (output := self.output()):
+            assert time.monotonic() < deadline, f"{text!r} not in the gateway's output: {output[-3000:]}"
+            await asyncio.sleep(0.05)
+        return output
+
     @property
     def headers(self) -> dict:
         return {"Authorization": f"token {self.token}"} if self.token else {}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
@@ -34,14 +33,6 @@ def noisy(tmp_path):
     config = tmp_path / "eg_noisy_config.py"
     config.write_text("import noisy_lib\n")
     return config, {"PYTHONPATH": str(tmp_path), "PYTHONWARNINGS": "default"}
-
-
-def wait_for(gw, text: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in gw.output():
-        assert time.monotonic() < deadline, f"{text!r} not logged: {gw.output()}"
-        time.sleep(0.05)
-    return gw.output()
 
 
 async def test_a_librarys_warnings_are_not_on_the_console(gateway_factory, noisy):
@@ -89,10 +80,11 @@ async def test_startup_imports_no_backend_sdk_and_names_unreachable_backends_in_
         "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
         "KUBERNETES_SERVICE_HOST": "",
     }
-    gw = gateway_factory(env=env)
+    # a gateway id of its own: kernels other tests' killed gateways left are not its orphans
+    gw = gateway_factory(f"--LocalResourceManager.gateway_id=eg-quiet-{tmp_path.name[-12:]}", env=env)
     async with gw.client() as http:
         assert (await http.get("/api")).status_code == 200
-    output = wait_for(gw, "Startup sweep")
+    output = await gw.wait_for_output("Startup sweep")
     imported = {m.group(1) for m in re.finditer(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", output, re.M)}
     assert imported, "no import times in the output"
     assert not imported & set(SDKS), sorted(imported & set(SDKS))

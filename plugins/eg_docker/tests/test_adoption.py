@@ -122,8 +122,8 @@ async def test_orphans_after_gateway_sigkill(gateway_factory, docker, docker_hos
         f"--DockerSettings.gateway_id={gateway_id}", "--DockerSettings.orphans_at_startup=remove",
         f"--FileSessionStore.persistence_root={tmp_path / 'empty-store'}", env=env,
     )
+    await second.wait_for_output(f"docker: removed container {container['Names'][0].lstrip('/')}")  # the sweep runs once it serves
     assert await docker.containers({"kernel_id": kid}) == []
-    assert f"docker: removed container {container['Names'][0].lstrip('/')}" in second.output()
 
 
 async def test_gateway_restart_adopts_kernel_containers(gateway_factory, docker, docker_host, tmp_path):

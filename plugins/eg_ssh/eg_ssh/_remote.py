@@ -80,6 +80,15 @@ def log_path(log_dir: str, kernel_id: str) -> str:
     return f"{log_dir.rstrip('/') or ''}/kernel-{kernel_id}.log"
 
 
+def _send(proc: asyncssh.SSHClientProcess, data: bytes) -> None:
+    """Write to the bootstrap's stdin; a channel that already ended (the remote command failed
+    at once, e.g. no such Python) is not an error here: its end is told through ``messages``."""
+    try:
+        proc.stdin.write(data)
+    except (asyncssh.Error, OSError):
+        pass
+
+
 class RemoteProcess:
     """The bootstrap's SSH channel for one kernel, from the launcher's start to its end."""
 
@@ -197,11 +206,11 @@ async def start(kernel: KernelContext, conn: Connection, argv: list[str], launch
         raise HostUnreachable(f"SSH connection to {conn.target} failed: {getattr(exc, 'reason', exc)}") from None
     process = RemoteProcess(proc, conn)
     kernel.handles["ssh_process"] = process
-    proc.stdin.write(_line(source.bootstrap) + _line(job))
+    _send(proc, _line(source.bootstrap) + _line(job))
     try:
         first = await asyncio.wait_for(process.messages.get(), _STARTUP_TIMEOUT)
         if first.get("need_launcher"):
-            proc.stdin.write(_line(source.launcher))
+            _send(proc, _line(source.launcher))
             first = await asyncio.wait_for(process.messages.get(), _STARTUP_TIMEOUT)
     except asyncio.TimeoutError:
         process.close()

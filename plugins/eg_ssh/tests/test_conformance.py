@@ -62,7 +62,8 @@ async def test_a_restarting_gateway_leaves_a_live_gateways_kernels_alone(ssh_gat
 
     restarted = ssh_gateway(REMOVE, _store(tmp_path, "empty"), gateway_id=gid)
     assert await wait_until_gone(processes_of_kernel, orphan) == []
-    assert "ssh: removed process group pid" in restarted.output() and orphan in restarted.output()
+    await restarted.wait_for_output(orphan)
+    assert "ssh: removed process group pid" in restarted.output()
     assert live_kernel not in restarted.output() and others_kernel not in restarted.output()
     assert (await run_code(live, live_kernel, "print('here')"))["stdout"] == "here\n"
     assert await processes_of_kernel(others_kernel)
