@@ -118,3 +118,11 @@ class KernelContext:
         """Rebuild a context saved by :meth:`to_json`."""
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("handles", "_checkpoint")}
         return cls(**fields)
+
+
+def may_see(viewer: str | None, owner: str) -> bool:
+    """Whether a request acting as ``viewer`` may see and use a kernel (or session) of
+    ``owner``: ``viewer`` None (an admin, the service token, or a gateway without per-user
+    tokens) sees all; a user sees what they own."""
+    return viewer is None or viewer == owner
+

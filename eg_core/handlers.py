@@ -37,7 +37,7 @@ class AuthMixin:
     def viewer(self) -> str | None:
         """Whose kernels and sessions this request may see and use: None for all (the
         gateway's own token, a user in ``admin_users``, or a gateway without per-user tokens),
-        else the token's user, who sees only their own (:func:`eg_core.kernels.may_see`)."""
+        else the token's user, who sees only their own (:func:`eg_core.context.may_see`)."""
         if self.principal is None or self.principal in self.gateway.admin_users:
             return None
         return self.principal

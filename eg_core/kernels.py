@@ -23,7 +23,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from ._calling import acall, acall_first, implemented
 from .channels import KernelBridge, status_parts
-from .context import KernelContext
+from .context import KernelContext, may_see
 from .env import kernel_env, request_user, validate_request_env
 from .errors import BadRequest, EGError, LaunchFailed, NotFound
 from .catalog import KernelSpecCatalog
@@ -34,13 +34,6 @@ from .provisioner import HookProvisioner
 
 log = logging.getLogger("eg")
 RECENTLY_ENDED = 1000
-
-
-def may_see(viewer: str | None, owner: str) -> bool:
-    """Whether a request acting as ``viewer`` may see and use a kernel (or session) of
-    ``owner``: ``viewer`` None (an admin, the service token, or a gateway without per-user
-    tokens) sees all; a user sees what they own."""
-    return viewer is None or viewer == owner
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -315,12 +308,12 @@ class KernelRegistry:
             self.recently_ended.popitem(last=False)
 
     async def lookup(self, kernel_id: str, viewer: str | None = None) -> ManagedKernel:
-        """A kernel by id, for ``viewer`` (see :func:`may_see`): another user's kernel is
+        """A kernel by id, for ``viewer`` (see :func:`eg_core.context.may_see`): another user's kernel is
         :class:`NotFound` exactly as an unknown id. In replication mode one this gateway does
         not know yet is adopted from the shared store first."""
         kernel = self.kernels.get(kernel_id)
         if kernel is None and self.persistence is not None and self.persistence.mode == "replication":
-            kernel = await self.persistence.adopt(kernel_id)
+            kernel = await self.persistence.adopt(kernel_id, viewer)
             if kernel is not None:
                 kernel.owner = False
         if kernel is None or not may_see(viewer, kernel.kernel.owner):
@@ -335,7 +328,7 @@ class KernelRegistry:
                 log.error("[kernel %s] could not save its session: %s", managed.kernel_id, exc)
 
     def models(self, viewer: str | None = None) -> list[dict[str, Any]]:
-        """The models of the kernels ``viewer`` may see (:func:`may_see`)."""
+        """The models of the kernels ``viewer`` may see (:func:`eg_core.context.may_see`)."""
         return [k.model() for k in list(self.kernels.values()) if may_see(viewer, k.kernel.owner)]
 
     async def emit(self, kernel: KernelContext, event: str, details: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import procinfo
 from ._calling import acall, acall_first, acall_first_answering, call_plugins
-from .context import KernelContext
+from .context import KernelContext, may_see
 from .errors import EGError
 from .launch import cleanup
 
@@ -44,6 +44,15 @@ LAUNCHING, RUNNING = "launching", "running"
 # A launching record of a gateway on another host is judged abandoned this long after its
 # launch timeout (this host's gateways are known alive or dead by their pid).
 ABANDONED_AFTER = 60.0
+
+
+def _stored_owner(record: dict[str, Any]) -> str:
+    """The kernel's owner (:attr:`KernelContext.owner`) as a stored record names it."""
+    try:
+        owner = record["provisioner"]["eg"].get("owner", "")
+    except (KeyError, TypeError, AttributeError):
+        return ""
+    return owner if isinstance(owner, str) else ""
 
 
 def _merged(answers: list[Any]) -> list[dict[str, Any]]:
@@ -126,10 +135,13 @@ class SessionPersistence:
             return isinstance(timeout, (int, float)) and isinstance(saved, (int, float)) and time.time() > saved + timeout + ABANDONED_AFTER
         return True
 
-    async def adopt(self, kernel_id: str) -> "ManagedKernel | None":
-        """Adopt one kernel from the store, if it is there, launched and alive (replication mode)."""
+    async def adopt(self, kernel_id: str, viewer: str | None = None) -> "ManagedKernel | None":
+        """Adopt one kernel from the store, if it is there, launched and alive (replication
+        mode), and ``viewer`` may see it: another user's kernel is left as it is."""
         record = await self.load(kernel_id)
         if not record or record.get("status") == LAUNCHING:
+            return None
+        if not may_see(viewer, _stored_owner(record)):
             return None
         return await self._adopt_once(record)
 

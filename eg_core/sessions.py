@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 from .errors import BadRequest, EGError, NotFound
-from .kernels import KernelRegistry, may_see
+from .context import may_see
+from .kernels import KernelRegistry
 
 MAX_TEXT = 4096  # characters of a session's path, name and type
 MAX_PER_KERNEL = 64  # sessions bound to one kernel
@@ -36,7 +37,7 @@ class SessionManager:
         }
 
     def list(self, viewer: str | None = None) -> list[dict[str, Any]]:
-        """The sessions ``viewer`` may see (:func:`eg_core.kernels.may_see`)."""
+        """The sessions ``viewer`` may see (:func:`eg_core.context.may_see`)."""
         return [m for s in list(self.sessions.values()) if (m := self._model(s, viewer)) is not None]
 
     def get(self, session_id: str, viewer: str | None = None) -> dict[str, Any]:
@@ -84,11 +85,9 @@ class SessionManager:
     ) -> dict[str, Any]:
         self.get(session_id, viewer)  # NotFound for another user's, as for an unknown id
         session = self.sessions[session_id]
-        for key in ("path", "name", "type"):
-            if key in body:
-                session[key] = _text(body[key], key)
+        changes = {key: _text(body[key], key) for key in ("path", "name", "type") if key in body}
         if isinstance(body.get("notebook"), dict) and isinstance(body["notebook"].get("path"), str):
-            session["path"] = _text(body["notebook"]["path"], "notebook.path")
+            changes["path"] = _text(body["notebook"]["path"], "notebook.path")
         kernel = body.get("kernel")
         if isinstance(kernel, dict) and kernel.get("id") and kernel["id"] != session["kernel_id"]:
             target = await self.kernels.lookup(str(kernel["id"]), viewer)
@@ -100,6 +99,7 @@ class SessionManager:
             session["kernel_id"] = started.kernel_id
             if old is not None:
                 await old.shutdown()
+        session.update(changes)  # only once the kernel change (if any) went through
         return self.get(session_id, viewer)
 
     async def delete(self, session_id: str, viewer: str | None = None) -> None:

@@ -72,8 +72,9 @@ async def test_another_users_kernel_and_session_are_not_there(users_gateway):
         assert status == 404
         r = await bob.post("/api/sessions", json={"path": "b.ipynb", "type": "notebook", "kernel": {"name": "python3"}})
         session_b, kernel_b = r.json()["id"], r.json()["kernel"]["id"]
-        status, _ = await answers(bob, "PATCH", f"/api/sessions/{session_b}", json={"kernel": {"id": kernel_a}})
+        status, _ = await answers(bob, "PATCH", f"/api/sessions/{session_b}", json={"path": "moved.ipynb", "kernel": {"id": kernel_a}})
         assert status == 404
+        assert (await bob.get(f"/api/sessions/{session_b}")).json()["path"] == "b.ipynb"  # a refused change changes nothing
         # the same path as alice's session is bob's own session, not hers
         r = await bob.post("/api/sessions", json={"path": "a.ipynb", "type": "notebook", "kernel": {"id": kernel_b}})
         assert r.status_code == 201 and r.json()["id"] != session_a
@@ -143,3 +144,16 @@ async def test_one_shared_token_trusts_the_client(gateway_factory):
         assert kid in {k["id"] for k in (await http.get("/api/kernels")).json()}
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
 
+
+
+async def test_replication_adopts_no_kernel_for_another_user(users_gateway, tmp_path):
+    store = tmp_path / "store"
+    ha = (f"--FileSessionStore.persistence_root={store}", "--Gateway.availability_mode=replication")
+    first, second = users_gateway(*ha), users_gateway(*ha)
+    async with client(first, "alice-secret") as alice:
+        kid = (await alice.post("/api/kernels", json={"name": "python3"})).json()["id"]
+    async with client(second, "alice-secret") as alice, client(second, "bob-secret") as bob:
+        assert (await bob.get(f"/api/kernels/{kid}")).status_code == 404
+        assert f"[kernel {kid}] adopted" not in second.output()  # bob's request took nothing over
+        assert (await alice.get(f"/api/kernels/{kid}")).status_code == 200  # hers, through either gateway
+        assert (await alice.delete(f"/api/kernels/{kid}")).status_code == 204
