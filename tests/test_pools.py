@@ -123,6 +123,9 @@ async def test_pools_skip_per_user_limits_and_culling_count_in_total(gateway_fac
         while not events(gw, "culled"):  # bob's idle kernel is culled; the waiting ones are not
             assert time.monotonic() < deadline, "the claimed kernel was not culled"
             await asyncio.sleep(0.2)
+        while (await http.get("/api/kernels")).json():  # the cull's shutdown (after its event) is done
+            assert time.monotonic() < deadline, "the culled kernel was not shut down"
+            await asyncio.sleep(0.2)
         await wait_pool(http, "python3", 2)
         r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_USERNAME": "carol"}})
         assert r.status_code == 201, r.text
