@@ -5,6 +5,7 @@ secrets in the log, deep JSON, invalid websocket messages, sessions, origins).""
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import logging
 
@@ -61,8 +62,17 @@ async def test_bodies_are_refused_before_they_are_read(gateway):
         except (ConnectionError, RuntimeError):
             pass
 
+    refused_before = gateway.output().count("413 POST /api/kernels")
     sending = asyncio.ensure_future(send_chunks())
-    assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 413 ")
+    try:
+        assert (await asyncio.wait_for(reader.readline(), 20)).startswith(b"HTTP/1.1 413 ")
+    except ConnectionResetError:
+        # The gateway closed while we were still sending: our host may drop its unread 413 on
+        # the reset. The access log still shows the answer it gave.
+        deadline = time.monotonic() + 20
+        while gateway.output().count("413 POST /api/kernels") == refused_before:
+            assert time.monotonic() < deadline, "the chunked body was not refused with 413"
+            await asyncio.sleep(0.05)
     await sending
     writer.close()
     async with gateway.client() as http:
