@@ -43,6 +43,7 @@ A plugin imports only these; everything else in ``eg_core`` is internal and may 
 - :mod:`eg_core.lifecycle`: event and launch-phase names;
 - :mod:`eg_core.doctor`: ``Check``, what a plugin's ``eg_doctor`` returns;
 - :mod:`eg_core.web`: the base class of a plugin's web handlers;
+- :mod:`eg_core.identity`: what an identity provider (``eg_identify``) answers or raises;
 - :mod:`eg_core.testing`: the pytest plugin (fixtures, the resource-manager conformance suite).
 """
 
@@ -76,6 +77,7 @@ PUBLIC_MODULES = (
     "eg_core.lifecycle",
     "eg_core.doctor",
     "eg_core.web",
+    "eg_core.identity",
     "eg_core.testing",
 )
 

@@ -20,7 +20,8 @@ from tornado import httpserver, web
 from traitlets import Bool, CaselessStrEnum, Dict, Enum, Float, Int, List, Set, TraitError, Unicode, default, validate
 
 from . import __version__, orphans, procinfo, pywarnings, redact, remote
-from ._calling import acall
+from ._calling import acall, acall_first
+from .builtin import users_file
 from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
 from .logs import JSON, JsonFormatter, one_line
@@ -31,6 +32,7 @@ from .config_files import check_options, check_paths, check_tls, config_sources,
 from .logs import apply_log_levels
 from .banner import banner_lines
 from .gateway import GatewayAPI
+from .identity import Identity, IdentityCache
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import (
     describe, dormant_kernelspec_aliases, get_plugin_manager, kernelspec_aliases, kernelspec_dirs, resource_managers,
@@ -92,9 +94,18 @@ class Gateway(JupyterApp):
     ).tag(env=("EG_USERS_FILE",))
     admin_users = Set(
         Unicode(), config=True,
-        help="With per-user tokens (users_file), the users who see and manage every user's kernels and sessions, "
-        "as the gateway's own token does; every other user sees only their own.",
+        help="With per-user tokens (users_file, JupyterHub, OIDC), the users who see and manage every user's kernels "
+        "and sessions, as the gateway's own token does; every other user sees only their own.",
     ).tag(env=("EG_ADMIN_USERS",))
+    admin_groups = Set(
+        Unicode(), config=True,
+        help="Groups (as the identity provider reports them) whose members are admins, as admin_users are.",
+    ).tag(env=("EG_ADMIN_GROUPS",))
+    identity_cache_seconds = Float(
+        60.0, config=True,
+        help="Seconds a user's identity (from the users file, JupyterHub or an OIDC token) is kept before the provider "
+        "is asked again: a revoked token or a changed group counts within this time (0: ask on every request).",
+    ).tag(env=("EG_IDENTITY_CACHE_SECONDS",))
     bind_username = Bool(
         True, config=True, help="With per-user tokens, a kernel's KERNEL_USERNAME is the token's user; asking for another is refused (403)."
     ).tag(env=("EG_BIND_USERNAME",))
@@ -251,7 +262,7 @@ class Gateway(JupyterApp):
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.auth_token or self.user_tokens)
+        return bool(self.auth_token or self.users_file)
 
     def load_token_file(self) -> None:
         """Read ``auth_token_file`` (at start)."""
@@ -269,29 +280,21 @@ class Gateway(JupyterApp):
         self.auth_token = token
 
     def load_users(self) -> None:
-        """Read ``users_file`` (at start and on config reload)."""
-        self.user_tokens: dict[str, str] = {}
-        if self.users_file:
-            import json
+        """Read ``users_file`` (at start and on config reload) and forget every cached identity,
+        so a token removed from the file, or a user's changed groups, count at once."""
+        users_file.load(self.users_file)
+        self.identities.ttl = max(0.0, self.identity_cache_seconds)
+        self.identities.clear()
 
-            with open(self.users_file) as f:
-                try:
-                    users = json.load(f)
-                except ValueError as exc:
-                    raise ConfigError(f"Gateway.users_file {self.users_file}: not valid JSON ({exc}): fix the file") from None
-            if not isinstance(users, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in users.items()):
-                raise ConfigError(f"Gateway.users_file {self.users_file}: must be a JSON object of user names to non-empty tokens")
-            self.user_tokens = users
+    async def identify(self, token: str) -> Identity | None:
+        """Who ``token`` (not the service token) belongs to: the ``eg_identify`` providers'
+        answer, cached (:mod:`eg_core.identity`)."""
+        return await self.identities.identify(token)
 
-    def user_for_token(self, token: str) -> str | None:
-        """The user whose token this is; compares against every token in constant time."""
-        import hmac
-
-        found = None
-        for user, user_token in self.user_tokens.items():
-            if hmac.compare_digest(token.encode(), user_token.encode()):
-                found = user
-        return found
+    def is_admin(self, identity: Identity) -> bool:
+        """Whether ``identity`` sees and manages every user's kernels (``admin_users``,
+        ``admin_groups``)."""
+        return identity.name in self.admin_users or bool(identity.groups & self.admin_groups)
 
     def cors_headers(self) -> dict[str, str]:
         values = {
@@ -331,6 +334,7 @@ class Gateway(JupyterApp):
         check_tls(self)
         apply_log_levels(self)
         self.load_token_file()
+        self.identities = IdentityCache(lambda token: acall_first(self.pm.hook.eg_identify, token=token), self.identity_cache_seconds)
         self.load_users()
         self.settings_objects = [self._settings_instance(cls) for cls in self._plugin_configurables()]
         ksm = KernelSpecManager(parent=self)

@@ -29,6 +29,8 @@ class KernelContext:
       it through the API: the user of the per-user token that started it, else the
       ``KERNEL_USERNAME`` a trusted client (the service token) named; "" for nobody's (the
       gateway's own, e.g. a waiting pooled kernel).
+    - ``groups``: the owner's groups as their identity provider reported them at the request
+      (group authorization and limits use them); empty for the service token or no provider.
     - ``cwd``: the requested working directory, if any.
     - ``launch_timeout``: seconds the whole launch may take.
     - ``connection_info``: ip, transport, the five ports, key and signature scheme, once known.
@@ -54,6 +56,7 @@ class KernelContext:
     user: str = ""
     user_from_request: bool = False
     owner: str = ""
+    groups: frozenset[str] = field(default_factory=frozenset)
     cwd: str | None = None
     launch_timeout: float = 60.0
     connection_info: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +110,7 @@ class KernelContext:
             "user": self.user,
             "user_from_request": self.user_from_request,
             "owner": self.owner,
+            "groups": sorted(self.groups),
             "cwd": self.cwd,
             "launch_timeout": self.launch_timeout,
             "connection_info": info,
@@ -117,6 +121,7 @@ class KernelContext:
     def from_json(cls, data: dict[str, Any]) -> "KernelContext":
         """Rebuild a context saved by :meth:`to_json`."""
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("handles", "_checkpoint")}
+        fields["groups"] = frozenset(fields.get("groups") or ())
         return cls(**fields)
 
 

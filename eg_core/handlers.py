@@ -18,6 +18,7 @@ from tornado import web
 
 from . import __version__
 from .errors import BadRequest, EGError, NotFound
+from .identity import Identity
 
 API_DIR = os.path.join(os.path.dirname(__file__), "api")
 MAX_PATH = 4096  # characters of a kernel's working directory
@@ -31,21 +32,27 @@ class AuthMixin:
     def gateway(self) -> Any:
         return self.settings["eg_gateway"]
 
-    principal: str | None = None
+    identity: Identity | None = None  # the token's user; None for the service token, or without auth
+    admin = False
+
+    @property
+    def principal(self) -> str | None:
+        """The name of the token's user (None: the service token, or no auth)."""
+        return self.identity.name if self.identity else None
 
     @property
     def viewer(self) -> str | None:
         """Whose kernels and sessions this request may see and use: None for all (the
-        gateway's own token, a user in ``admin_users``, or a gateway without per-user tokens),
-        else the token's user, who sees only their own (:func:`eg_core.context.may_see`)."""
-        if self.principal is None or self.principal in self.gateway.admin_users:
-            return None
-        return self.principal
+        gateway's own token, an admin by ``admin_users`` or ``admin_groups``, or a gateway
+        without per-user tokens), else the token's user, who sees only their own
+        (:func:`eg_core.context.may_see`)."""
+        return None if self.principal is None or self.admin else self.principal
 
-    def check_token(self) -> None:
+    async def authenticate(self) -> None:
         """Accept ``?token=``, ``Authorization: token <t>`` or ``Bearer <t>``; 401 otherwise
-        (when auth is on). Sets ``self.principal``: the user a per-user token belongs to, or
-        None for the gateway's own token (a service that may act for any user)."""
+        (when auth is on). The gateway's own token leaves ``self.principal`` None (a service
+        that may act for any user); any other token is asked of the identity providers
+        (``eg_identify``, cached), whose answer becomes ``self.identity``."""
         gateway = self.gateway
         if gateway.authorized_origin:
             self.check_client_certificate(gateway.authorized_origin)
@@ -57,9 +64,9 @@ class AuthMixin:
         if supplied:
             if gateway.auth_token and hmac.compare_digest(supplied.encode(), gateway.auth_token.encode()):
                 return
-            user = gateway.user_for_token(supplied)
-            if user is not None:
-                self.principal = user
+            identity = await gateway.identify(supplied)
+            if identity is not None:
+                self.identity, self.admin = identity, gateway.is_admin(identity)
                 return
         raise EGError(
             "a valid token is required: send 'Authorization: token <token>' or '?token=<token>'",
@@ -167,11 +174,11 @@ class APIHandler(JSONErrorsMixin, AuthMixin, web.RequestHandler):
         for header, value in self.gateway.cors_headers().items():
             self.set_header(header, value)
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
         try:
-            self.check_token()
+            await self.authenticate()
         except EGError as exc:
             return self.refuse(exc)
         origin = self.request.headers.get("Origin")
@@ -257,8 +264,8 @@ def _header_safe(text: str) -> str:
 
 
 class NotFoundHandler(APIHandler):
-    def prepare(self) -> None:
-        super().prepare()
+    async def prepare(self) -> None:
+        await super().prepare()
         self.refuse(NotFound(f"no such resource: {self.request.path}"))
 
 
@@ -297,14 +304,17 @@ class KernelSpecsHandler(APIHandler):
         specs = {
             name: entry.model(self.gateway.base_url)
             for name, entry in catalog.available().items()
-            if not user or self.gateway.kernels.user_allowed(user, entry)
+            if not user or self.gateway.kernels.user_allowed(user, entry, self._groups)
         }
         self.write_json({"default": self.gateway.default_kernel_name, "kernelspecs": specs})
 
+    @property
+    def _groups(self) -> frozenset[str]:
+        return self.identity.groups if self.identity else frozenset()
 
     def _one(self, name: str, user: str | None) -> None:
         entry = self.gateway.catalog.get(name)
-        if user and not self.gateway.kernels.user_allowed(user, entry):
+        if user and not self.gateway.kernels.user_allowed(user, entry, self._groups):
             raise EGError(f"User {user} is not authorized to use kernel spec {name}", status=403, reason="Forbidden")
         self.write_json(entry.model(self.gateway.base_url))
 
@@ -353,7 +363,7 @@ class KernelsHandler(APIHandler):
         headers = self._kernel_header_env()
         if headers and (env is None or isinstance(env, dict)):
             env = {**(env or {}), **headers}
-        kernel = await self.gateway.kernels.start(name, env, path, principal=self.principal)
+        kernel = await self.gateway.kernels.start(name, env, path, identity=self.identity)
         self.set_header("Location", f"{self.gateway.base_url}api/kernels/{kernel.kernel_id}")
         model = kernel.model()
         if kernel.from_pool:
@@ -402,7 +412,7 @@ class SessionsHandler(APIHandler):
         self.write_json(self.gateway.sessions.list(self.viewer))
 
     async def post(self) -> None:
-        model, created = await self.gateway.sessions.create(self.json_body(), principal=self.principal, viewer=self.viewer)
+        model, created = await self.gateway.sessions.create(self.json_body(), identity=self.identity, viewer=self.viewer)
         self.set_header("Location", f"{self.gateway.base_url}api/sessions/{model['id']}")
         self.write_json(model, status=201 if created else 200)
 
@@ -412,7 +422,7 @@ class SessionHandler(APIHandler):
         self.write_json(self.gateway.sessions.get(session_id, self.viewer))
 
     async def patch(self, session_id: str) -> None:
-        self.write_json(await self.gateway.sessions.update(session_id, self.json_body(), principal=self.principal, viewer=self.viewer))
+        self.write_json(await self.gateway.sessions.update(session_id, self.json_body(), identity=self.identity, viewer=self.viewer))
 
     async def delete(self, session_id: str) -> None:
         await self.gateway.sessions.delete(session_id, self.viewer)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .context import KernelContext
     from .doctor import Check
     from .gateway import GatewayAPI
+    from .identity import Identity
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,15 +272,35 @@ def eg_claim_kernel(kernel: KernelContext) -> Any:
 
 
 @hookspec
-def eg_user_allowed(user: str, kernel_name: str, config: dict[str, Any]) -> bool | None:
+def eg_user_allowed(user: str, kernel_name: str, config: dict[str, Any], groups: frozenset[str]) -> bool | None:
     """Tell whether ``user`` may use kernelspec ``kernel_name`` (``config``: its resource
-    manager's settings from the kernelspec, e.g. ``authorized_users``).
+    manager's settings from the kernelspec, e.g. ``authorized_users``; ``groups``: the user's
+    groups as their identity provider reports them, empty without one).
 
     Called when listing kernelspecs for a user (``?user=`` or a per-user token); a plugin that
     refuses launches in ``eg_before_launch`` answers the same here, so a user sees only what
     they may start.
 
     Participants: every plugin. Sync only. Returns False to hide, True or None otherwise.
+    """
+
+
+@hookspec(firstresult=True)
+def eg_identify(token: str) -> Identity | None:
+    """Tell who a client's token belongs to: an identity provider (the users file, JupyterHub,
+    an OIDC issuer...).
+
+    Called when a REST request or websocket brings a token that is not the gateway's own
+    service token, at most once per token while the core's cache keeps the answer
+    (``Gateway.identity_cache_seconds``; see :mod:`eg_core.identity`), and never per message.
+    Requests with other tokens do not wait for it.
+
+    Participants: the first plugin that answers. May be async (call your provider without
+    blocking the event loop, with a timeout). Returns an :class:`eg_core.identity.Identity`, or
+    ``None`` when the token is not one of yours (the next provider is asked; when none knows
+    it the client gets 401). Raise :class:`eg_core.identity.IdentityRefused` for a credential
+    of yours that is not valid (expired, wrong audience: the 401 says why) and
+    :class:`eg_core.identity.IdentityUnavailable` when your provider cannot be reached (503).
     """
 
 

@@ -26,6 +26,7 @@ from .channels import KernelBridge, status_parts
 from .context import KernelContext, may_see
 from .env import kernel_env, request_user, validate_request_env
 from .errors import BadRequest, EGError, LaunchFailed, NotFound
+from .identity import Identity
 from .catalog import KernelSpecCatalog
 from .config import finite_number
 from .launch import Deadline, abort_launch, before_launch, run_phase
@@ -363,9 +364,9 @@ class KernelRegistry:
             raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be positive")
         return min(requested, limit)
 
-    def user_allowed(self, user: str, entry: Any) -> bool:
-        """Whether every plugin lets ``user`` use the kernelspec ``entry``."""
-        answers = self.pm.hook.eg_user_allowed(user=user, kernel_name=entry.name, config=entry.config)
+    def user_allowed(self, user: str, entry: Any, groups: frozenset[str] = frozenset()) -> bool:
+        """Whether every plugin lets ``user`` (a member of ``groups``) use the kernelspec ``entry``."""
+        answers = self.pm.hook.eg_user_allowed(user=user, kernel_name=entry.name, config=entry.config, groups=groups)
         return False not in answers
 
     def _context(self, entry: Any, kernel_id: str, request_env: dict[str, str], user: str) -> KernelContext:
@@ -381,10 +382,11 @@ class KernelRegistry:
         )
 
     async def start(
-        self, name: str | None, env: Any = None, path: str | None = None, principal: str | None = None
+        self, name: str | None, env: Any = None, path: str | None = None, identity: Identity | None = None
     ) -> ManagedKernel:
         """Start a kernel of kernelspec ``name`` (the default when None) with the request's env,
-        for ``principal`` (the user of a per-user token, if any)."""
+        for ``identity`` (the user of a per-user token, if any; None for the service token)."""
+        principal = identity.name if identity else None
         entry = self.catalog.get(name or self.settings.default_kernel_name)
         request_env = validate_request_env(env)
         kernel_id = self._kernel_id(request_env)
@@ -392,6 +394,7 @@ class KernelRegistry:
         kernel = self._context(entry, kernel_id, request_env, user)
         kernel.user_from_request = "KERNEL_USERNAME" in request_env or bool(principal)
         kernel.owner = principal or (user if kernel.user_from_request else "")
+        kernel.groups = identity.groups if identity else frozenset()
         kernel.cwd = request_env.get("KERNEL_WORKING_DIR") or path or None
         kernel.launch_timeout = self._launch_timeout(request_env)
         self.pending.add(kernel_id)

@@ -22,6 +22,7 @@ from .hookspecs import NAME, RESOURCE_MANAGER_HOOKS, SYNC_ONLY_HOOKS
 ENTRY_POINT_GROUP = "eg.plugins"
 BUILTIN_PLUGINS = {
     "local": "eg_core.builtin.local",
+    "users_file": "eg_core.builtin.users_file",
     "authorization": "eg_core.builtin.authorization",
     "limits": "eg_core.builtin.limits",
     "culling": "eg_core.builtin.culling",

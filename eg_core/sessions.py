@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from .errors import BadRequest, EGError, NotFound
+from .identity import Identity
 from .context import may_see
 from .kernels import KernelRegistry
 
@@ -49,7 +50,7 @@ class SessionManager:
         return model
 
     async def create(
-        self, body: dict[str, Any], principal: str | None = None, viewer: str | None = None
+        self, body: dict[str, Any], identity: Identity | None = None, viewer: str | None = None
     ) -> tuple[dict[str, Any], bool]:
         """Create a session (and its kernel) or return ``viewer``'s existing one for the path.
         Returns ``(model, created)``."""
@@ -68,7 +69,7 @@ class SessionManager:
             kernel_name = kernel_spec.get("name")
             if kernel_name is not None and not isinstance(kernel_name, str):
                 raise BadRequest("'kernel.name' must be a string")
-            kernel = await self.kernels.start(kernel_name, kernel_spec.get("env"), principal=principal)
+            kernel = await self.kernels.start(kernel_name, kernel_spec.get("env"), identity=identity)
         session = {"id": str(uuid.uuid4()), "path": path, "name": name, "type": kind, "kernel_id": kernel.kernel_id}
         self.sessions[session["id"]] = session
         return self._model(session), True
@@ -81,7 +82,7 @@ class SessionManager:
             )
 
     async def update(
-        self, session_id: str, body: dict[str, Any], principal: str | None = None, viewer: str | None = None
+        self, session_id: str, body: dict[str, Any], identity: Identity | None = None, viewer: str | None = None
     ) -> dict[str, Any]:
         self.get(session_id, viewer)  # NotFound for another user's, as for an unknown id
         session = self.sessions[session_id]
@@ -94,7 +95,7 @@ class SessionManager:
             self._check_room(target.kernel_id)
             session["kernel_id"] = target.kernel_id
         elif isinstance(kernel, dict) and kernel.get("name"):
-            started = await self.kernels.start(str(kernel["name"]), principal=principal)
+            started = await self.kernels.start(str(kernel["name"]), identity=identity)
             old = self.kernels.kernels.get(session["kernel_id"])
             session["kernel_id"] = started.kernel_id
             if old is not None:

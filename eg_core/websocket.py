@@ -72,7 +72,7 @@ class ChannelsHandler(JSONErrorsMixin, AuthMixin, WebSocketHandler):
     session = None
 
     async def prepare(self) -> None:
-        self.check_token()
+        await self.authenticate()
         self.managed = await self.gateway.kernels.lookup(self.path_kwargs["kernel_id"], self.viewer)
 
     def check_origin(self, origin: str) -> bool:

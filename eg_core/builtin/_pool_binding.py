@@ -101,6 +101,7 @@ async def bind(managed: Any, request: KernelContext) -> None:
     pooled.user = request.user
     pooled.user_from_request = request.user_from_request
     pooled.owner = request.owner
+    pooled.groups = request.groups
     pooled.cwd = request.cwd
     pooled.launch_timeout = request.launch_timeout
     pooled.state["pool_bind_seconds"] = round(time.monotonic() - started, 4)

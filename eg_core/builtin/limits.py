@@ -1,4 +1,4 @@
-"""The ``limits`` policy: ``max_kernels`` and ``max_kernels_per_user``, counted atomically.
+"""The ``limits`` policy: ``max_kernels`` and ``max_kernels_per_user`` (per group too), counted atomically.
 
 A launch reserves its slot in ``eg_before_launch`` (no await between the count and the
 reservation, so concurrent requests cannot overshoot); a failed launch or a shutdown releases it.
@@ -9,7 +9,7 @@ but not per user until a request claims one (the claim is checked like a launch)
 from __future__ import annotations
 
 from traitlets.config import SingletonConfigurable
-from traitlets import Int
+from traitlets import Dict, Int
 
 from eg_core import Event, LaunchRefused, hookimpl
 from eg_core.config import EnvDefaults
@@ -22,6 +22,18 @@ class KernelLimits(EnvDefaults, SingletonConfigurable):
     max_kernels_per_user = Int(-1, config=True, help="Kernels one user may hold at once (-1: no limit).").tag(
         env=("EG_MAX_KERNELS_PER_USER",)
     )
+    max_kernels_per_user_by_group = Dict(
+        Int(), config=True,
+        help="Per group, the kernels each member may hold at once, in place of max_kernels_per_user "
+        "(a member of several listed groups gets the largest), e.g. {\"students\": 2, \"staff\": 10}.",
+    ).tag(env=("EG_MAX_KERNELS_PER_USER_BY_GROUP",))
+
+    def per_user(self, groups: frozenset[str]) -> int:
+        """The kernels a member of ``groups`` may hold (-1: no limit)."""
+        by_group = [n for group, n in self.max_kernels_per_user_by_group.items() if group in groups]
+        if not by_group:
+            return self.max_kernels_per_user
+        return -1 if any(n < 0 for n in by_group) else max(by_group)
 
 
 class _Slots:
@@ -39,8 +51,9 @@ def _holders() -> dict[str, str | None]:
     return {**pooled, **running, **_Slots.reserved}
 
 
-def reserve(kernel_id: str, user: str | None) -> None:
-    """Count a launch (or a claim) in before it happens; ``user`` None: a warm pool's kernel."""
+def reserve(kernel_id: str, user: str | None, groups: frozenset[str] = frozenset()) -> None:
+    """Count a launch (or a claim) in before it happens; ``user`` None: a warm pool's kernel;
+    ``groups``: the user's, for ``max_kernels_per_user_by_group``."""
     limits = KernelLimits.instance()
     holders = _holders()
     if limits.max_kernels > 0 and len(holders) >= limits.max_kernels:
@@ -49,9 +62,10 @@ def reserve(kernel_id: str, user: str | None) -> None:
             f"{len(holders)} active and pending kernels."
         )
     mine = sum(1 for owner in holders.values() if owner == user)
-    if user is not None and limits.max_kernels_per_user >= 0 and mine >= limits.max_kernels_per_user:
+    allowed = limits.per_user(groups)
+    if user is not None and allowed >= 0 and mine >= allowed:
         raise LaunchRefused(
-            f"A max kernels per user limit has been set to {limits.max_kernels_per_user} and user "
+            f"A max kernels per user limit has been set to {allowed} and user "
             f"'{user}' currently has {mine} active and pending kernels."
         )
     _Slots.reserved[kernel_id] = user
@@ -71,7 +85,7 @@ def eg_startup(gateway):
 @hookimpl
 def eg_before_launch(kernel):
     if _Slots.gateway is not None and not kernel.restarting:  # limits are the gateway's
-        reserve(kernel.kernel_id, None if kernel.pooled else kernel.user)
+        reserve(kernel.kernel_id, None if kernel.pooled else kernel.user, kernel.groups)
 
 
 @hookimpl
