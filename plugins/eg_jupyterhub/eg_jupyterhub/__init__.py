@@ -1,0 +1,1 @@
+"""eg-jupyterhub: JupyterHub users as eg's users (see README.md)."""
