@@ -1,0 +1,1 @@
+"""eg-oidc: users named by OIDC / JWT bearer tokens (see README.md)."""
