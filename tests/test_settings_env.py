@@ -40,6 +40,8 @@ def sample(trait, default):
     if isinstance(trait, Float):
         return str((default or 0.0) + 1.5), (default or 0.0) + 1.5
     if isinstance(trait, (List, Set)):
+        if trait.metadata.get("example"):  # the items are checked: the trait names valid ones
+            return trait.metadata["example"], trait.metadata["example"].split(",")
         if isinstance(getattr(trait, "_trait", None), Int):
             return "7,8", [7, 8]
         return "alpha,beta", ["alpha", "beta"]

@@ -26,7 +26,7 @@ class OIDCIdentity(EnvDefaults, SingletonConfigurable):
     groups_claim = Unicode("groups", config=True, help="The claim that lists the user's groups (absent: no groups).").tag(
         env=("EG_OIDC_GROUPS_CLAIM",))
     algorithms = List(Unicode(), list(ASYMMETRIC), config=True, help="Signature algorithms accepted (asymmetric only).").tag(
-        env=("EG_OIDC_ALGORITHMS",))
+        env=("EG_OIDC_ALGORITHMS",), example="RS256,ES256")
     leeway = Float(30.0, config=True, help="Seconds of clock difference allowed on exp, nbf and iat.").tag(env=("EG_OIDC_LEEWAY",))
     jwks_refresh_seconds = Float(
         30.0, config=True, help="A token signed by a key the JWKS did not have makes eg fetch the JWKS again, at most this often.",
