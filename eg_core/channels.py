@@ -180,6 +180,7 @@ class KernelBridge:
         self.info: dict[str, Any] = {}
         self.signer = Signer(b"")
         self.last_activity = time.time()
+        self.status_parent = b"{}"  # the request behind the kernel's last status (its running cell, when busy)
         self._iopub: zmq.asyncio.Socket | None = None
         self._probe: zmq.asyncio.Socket | None = None
         self._probe_task: asyncio.Task | None = None
@@ -287,6 +288,7 @@ class KernelBridge:
                 try:
                     header = json.loads(parts[0])
                     if header.get("msg_type") == "status":
+                        self.status_parent = parts[1]
                         self.on_status(json.loads(parts[3]).get("execution_state", ""))
                 except (ValueError, AttributeError):
                     continue

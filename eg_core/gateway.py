@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -31,7 +31,9 @@ class KernelSummary:
 
     ``last_activity`` is the epoch time of the kernel's last message; ``connections`` counts its
     websocket clients; ``busy`` is ``execution_state == "busy"``; ``changing`` is True while the
-    kernel is being restarted or shut down.
+    kernel is being restarted or shut down. ``started`` is the epoch time the kernel was launched
+    (or adopted by this gateway process), ``busy_since`` when its current busy spell began (None
+    unless busy); ``metadata`` is its kernelspec's ``metadata`` (read-only).
     """
 
     kernel_id: str
@@ -42,6 +44,9 @@ class KernelSummary:
     last_activity: float
     connections: int
     changing: bool
+    started: float = 0.0
+    busy_since: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def busy(self) -> bool:
@@ -87,6 +92,12 @@ class GatewayAPI:
         close frames and later 404 answers. Raises :class:`eg_core.NotFound` for an unknown id."""
         await self._registry.get(kernel_id).shutdown(reason=reason)
 
+    def notify_clients(self, kernel_id: str, text: str) -> None:
+        """Show ``text`` to every client of a held kernel: a stderr ``stream`` message from the
+        gateway, as output of the kernel's running cell while it is busy (e.g. a warning before
+        a cull). Raises :class:`eg_core.NotFound` for an unknown id."""
+        self._registry.get(kernel_id).notify_clients(text)
+
     async def emit(self, kernel_id: str, event: str, details: dict[str, Any] | None = None) -> None:
         """Send ``event`` about a held kernel to every plugin's ``eg_kernel_event`` (observers'
         errors are logged, not raised). Use the names in :class:`eg_core.Event` for lifecycle
@@ -121,6 +132,9 @@ def _summary(managed: Any) -> KernelSummary:
         last_activity=managed.bridge.last_activity,
         connections=managed.bridge.connections,
         changing=bool(managed.stopping or managed.restarting),
+        started=managed.started,
+        busy_since=managed.busy_since,
+        metadata=MappingProxyType(kernel.spec.get("metadata") or {}),
     )
 
 

@@ -22,7 +22,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
 from ._calling import acall, acall_first, implemented
-from .channels import KernelBridge, status_parts
+from .channels import KernelBridge, notice_parts, status_parts
 from .context import KernelContext, may_see
 from .env import kernel_env, request_user, validate_request_env
 from .errors import BadRequest, EGError, LaunchFailed, NotFound
@@ -94,6 +94,8 @@ class ManagedKernel:
             registry.settings.heartbeat_interval,
         )
         self.execution_state = "starting"
+        self.started = time.time()  # launched, or adopted by this gateway process
+        self.busy_since: float | None = None
         self.lock = asyncio.Lock()
         self.restart_count = 0
         self.stopping = False
@@ -125,9 +127,18 @@ class ManagedKernel:
     def _on_status(self, state: str) -> None:
         if state and not self.restarting:
             self.execution_state = state
+            if state != "busy":
+                self.busy_since = None
+            elif self.busy_since is None:
+                self.busy_since = time.time()
 
     def _tell_clients(self, state: str) -> None:
         self.bridge.publish(status_parts(f"eg-{self.kernel_id}", state), None)
+
+    def notify_clients(self, text: str) -> None:
+        """Send every client a stderr ``stream`` message from the gateway, as output of the
+        request behind the kernel's last status (the running cell, while busy)."""
+        self.bridge.publish(notice_parts(f"eg-{self.kernel_id}", self.bridge.status_parent, text), None)
 
     # -- launch ----------------------------------------------------------------------------
 

@@ -174,3 +174,89 @@ def test_help_lists_culling_settings():
     ]:
         assert f"--KernelCuller.{name}" in out
         assert env in out
+
+
+def kernelspec_copy(root, name: str, source: str = "tiny", **metadata) -> list[str]:
+    """A copy of a test kernelspec under ``root/name``, with ``metadata`` added; returns the
+    kernelspec directories to use (the copy's and the tests' own)."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).parent / "kernelspecs" / source
+    dst = root / name
+    shutil.copytree(src, dst)
+    spec = json.loads((dst / "kernel.json").read_text())
+    spec["metadata"].update(metadata)
+    (dst / "kernel.json").write_text(json.dumps(spec))
+    return [str(root), str(src.parent)]
+
+
+async def gone_because(http, kernel_id: str, within: float) -> str:
+    """The message of the 404 a culled kernel answers, once it is gone."""
+    await wait_gone(http, kernel_id, within)
+    return (await http.get(f"/api/kernels/{kernel_id}")).json()["message"]
+
+
+async def warning_of(ks: KernelSocket, timeout: float = 20) -> dict:
+    """The first stderr stream message from the gateway (not the kernel) on ``ks``."""
+    while True:
+        msg = await ks.recv(timeout=timeout)
+        if msg["header"]["msg_type"] == "stream" and msg["header"].get("username") == "eg":
+            return msg
+
+
+async def test_culling_per_kernelspec_pattern_leaves_other_kernelspecs_alone(gateway_factory, tmp_path):
+    """The operator culls GPU kernelspecs (a pattern) after 1 s idle; culling is off for the rest."""
+    specs = kernelspec_copy(tmp_path, "gpu_tiny")
+    gw = gateway_factory("--KernelCuller.cull_interval=0.3", '--KernelCuller.per_kernelspec={"gpu_*": {"idle_timeout": 1}}',
+                         kernel_spec_dirs=specs)
+    async with gw.client() as http:
+        cpu = await start_tiny(http)
+        r = await http.post("/api/kernels", json={"name": "gpu_tiny"})
+        gpu = r.json()["id"]
+        assert "culled: idle for" in await gone_because(http, gpu, within=20)
+        await assert_kept(http, cpu)
+    assert [(e["kernel_id"], e["details"]["rule"]) for e in events(gw, "culled")] == [(gpu, "idle")]
+
+
+async def test_a_kernelspec_s_maximum_age_warns_its_clients_first(gateway_factory, tmp_path):
+    """The kernelspec itself sets a maximum age and a warning: the connected client gets a stderr
+    message before the cull, then the close; later 404s say why."""
+    specs = kernelspec_copy(tmp_path, "short_lived", culling={"max_age": 3, "warning": 2})
+    gw = gateway_factory("--KernelCuller.cull_interval=0.3", kernel_spec_dirs=specs)
+    async with gw.client() as http:
+        kernel_id = (await http.post("/api/kernels", json={"name": "short_lived"})).json()["id"]
+        ks = await KernelSocket.connect(gw, kernel_id)
+        warning = await warning_of(ks)
+        assert warning["content"]["name"] == "stderr"
+        assert "will be shut down in about" in warning["content"]["text"] and "maximum age (3 s)" in warning["content"]["text"]
+        assert await assert_kept(http, kernel_id)  # warned before, not at, the cull
+        assert "culled: running for" in await gone_because(http, kernel_id, within=20)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await ks.recv(timeout=10)
+    culled = events(gw, "culled")[0]["details"]
+    assert (culled["rule"], culled["max_age"], culled["connections"]) == ("age", 3, 1)
+
+
+async def test_a_runaway_cell_is_culled_after_the_busy_timeout_with_a_warning_in_that_cell(gateway_factory):
+    gw = gateway_factory("--KernelCuller.cull_interval=0.3", "--KernelCuller.cull_busy_timeout=3",
+                         "--KernelCuller.cull_warning=2")
+    async with gw.client() as http:
+        kernel_id = await start_tiny(http)
+        ks = await KernelSocket.connect(gw, kernel_id)
+        msg_id = await ks.request("execute_request", {"code": "sleep 60", "silent": False})
+        warning = await warning_of(ks)
+        assert warning["parent_header"]["msg_id"] == msg_id  # shown as the running cell's output
+        assert "busy too long (busy timeout 3 s); interrupt it" in warning["content"]["text"]
+        assert "culled: busy for" in await gone_because(http, kernel_id, within=20)
+    assert events(gw, "culled")[0]["details"]["rule"] == "busy"
+
+
+def test_a_wrong_per_kernelspec_entry_stops_the_gateway_saying_what_to_fix(tmp_path):
+    from eg_core.testing import gateway_exit
+
+    result = gateway_exit(tmp_path, '--KernelCuller.per_kernelspec={"gpu_*": {"idle_timeot": 60}}')
+    assert result.returncode != 0
+    assert "KernelCuller.per_kernelspec['gpu_*']: unknown key 'idle_timeot'" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

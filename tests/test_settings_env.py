@@ -7,6 +7,8 @@ one of the trait's ``env`` tags, and setting each tagged variable really sets th
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from traitlets import Bool, Dict, Enum, Float, Int, List, Set, Unicode
 
@@ -46,7 +48,8 @@ def sample(trait, default):
             return "7,8", [7, 8]
         return "alpha,beta", ["alpha", "beta"]
     if isinstance(trait, Dict):
-        return '{"a": 1}', {"a": 1}
+        example = trait.metadata.get("example", '{"a": 1}')  # a trait that checks its entries names a valid one
+        return example, json.loads(example)
     if trait.metadata.get("example"):
         return trait.metadata["example"], trait.metadata["example"]
     if isinstance(trait, Unicode):
