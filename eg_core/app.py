@@ -26,8 +26,10 @@ from .kernels import KernelRegistry
 from .logs import JSON, JsonFormatter, one_line
 from .persistence import SessionPersistence
 from .config import ConfigError, apply_env_defaults, check_finite, document_env, first_line
-from .eg_compat import translate
-from .config_files import check_options, check_paths, check_tls, config_sources, configurable_classes, tls_minimum
+from .eg_compat import APP_SECTIONS, KERNEL_MANAGER_SECTIONS, SESSION_SECTIONS, translate
+from .config_files import (
+    check_command_line, check_options, check_paths, check_tls, config_sources, configurable_classes, tls_minimum,
+)
 from .logs import apply_log_levels
 from .banner import banner_lines
 from .gateway import GatewayAPI
@@ -358,7 +360,12 @@ class Gateway(JupyterApp):
             raise ConfigError(f"{cls.__name__}: {first_line(exc)}: fix this option") from None
 
     def parse_command_line(self, argv: Any = None) -> None:
-        # traitlets warns about unknown options here; load_config_file refuses them in one line.
+        # traitlets only warns about unknown options: refuse them first (check_command_line);
+        # unknown --Section.option words are refused with the config files (load_config_file).
+        argv = sys.argv[1:] if argv is None else list(argv)
+        problems = check_command_line(argv, self.aliases, self.flags)
+        if problems:
+            raise ConfigError("\n".join(problems))
         quiet = _DropUnrecognized()
         self.log.addFilter(quiet)
         try:
@@ -368,23 +375,32 @@ class Gateway(JupyterApp):
 
     def load_config_file(self, suppress_errors: bool = True) -> None:
         """Read the config files strictly (:mod:`eg_core.config_files`): a broken file, a missing
-        ``--config`` path, an unknown option or a wrong value raises :class:`ConfigError`."""
+        ``--config`` path, unknown options or wrong values raise :class:`ConfigError`, one line
+        for each problem of every file and the command line (all of them, in one run)."""
         if self.generate_config:  # the file to write may not exist yet
             return
         sources = config_sources(self.config_file, self.config_file_paths, self.config_file_name)
         known = configurable_classes(self.classes)
-        cli_config = translate(self.cli_config, "command line", known, self.log)
-        check_options(cli_config, "command line", known)
+        eg_sections = (*APP_SECTIONS, *KERNEL_MANAGER_SECTIONS, *SESSION_SECTIONS)
+        cli_config, problems = translate(self.cli_config, "command line", known, self.log)
+        problems += check_options(cli_config, "command line", known, eg_sections)
         for source in sources:
-            config = translate(source.config, source.path, known, self.log) if source.checked else source.config
+            config = source.config
             if source.checked:
-                check_options(config, source.path, known)
+                config, found = translate(source.config, source.path, known, self.log)
+                found += check_options(config, source.path, known, eg_sections)
+                if found:
+                    problems += found
+                    continue
             try:
                 self.update_config(config)
             except TraitError as exc:
-                raise ConfigError(f"{source.path}: {first_line(exc)}: fix this value") from None
+                problems.append(f"{source.path}: {first_line(exc)}: fix this value")
+                continue
             if source.path not in self._loaded_config_files:
                 self._loaded_config_files.append(source.path)
+        if problems:
+            raise ConfigError("\n".join(problems))
         self.update_config(cli_config)
 
     def reload_config(self) -> None:
@@ -609,4 +625,4 @@ def main(argv: list[str] | None = None) -> None:
         app.initialize(argv)
         app.start()
     except ConfigError as exc:
-        sys.exit(f"eg-gateway: {exc}")
+        sys.exit("\n".join(f"eg-gateway: {line}" for line in str(exc).splitlines()))

@@ -50,7 +50,8 @@ _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": Tr
 
 class ConfigError(Exception):
     """A configuration mistake; its text is one line naming the file, option or variable and
-    the fix. ``eg-gateway`` prints it and exits non-zero."""
+    the fix (one line per mistake when several are found at once). ``eg-gateway`` prints each
+    line and exits non-zero."""
 
 
 def finite_number(value: Any) -> float:

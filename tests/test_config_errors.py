@@ -18,6 +18,9 @@ CASES = [
      ["eg_gateway_config.py", "Gateway.max_kernel is not an option", "did you mean"]),
     ("unknown-section-file", {"eg_gateway_config.py": "c.Gatway.port = 3\n"}, [], {}, ["c.Gatway is not an eg configuration section", "did you mean Gateway?"]),
     ("unknown-option-cli", {}, ["--Gateway.prot=9"], {}, ["command line: Gateway.prot is not an option", "did you mean Gateway.port?"]),
+    ("misspelt-alias", {}, ["--prot", "18892"], {}, ["command line: --prot is not an option of eg-gateway", "did you mean --port?"]),
+    ("misspelt-alias-equals", {}, ["--prot=18892"], {}, ["--prot is not an option of eg-gateway", "did you mean --port?"]),
+    ("stray-argument", {}, ["18892"], {}, ["'18892' is not an option", "remove it"]),
     ("wrong-type-file", {"eg_gateway_config.py": "c.Gateway.port = 'http'\n"}, [], {}, ["eg_gateway_config.py", "expected an int", "fix this value"]),
     ("env-port", {}, [], {"EG_PORT": "abc"}, ["EG_PORT='abc'", "Gateway.port expects an int", "fix or unset EG_PORT"]),
     ("env-plugin-setting", {}, [], {"EG_MAX_KERNELS": "lots"}, ["EG_MAX_KERNELS='lots'", "KernelLimits.max_kernels", "fix or unset"]),
@@ -38,3 +41,37 @@ def test_config_mistake_stops_the_gateway_with_one_line(tmp_path, files, args, e
     for word in words:
         assert word in lines[0], lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+EG_CONFIG_WITH_MISTAKES = """\
+c.EnterpriseGatewayApp.port = 9999
+c.EnterpriseGatewayApp.max_kernel = 3
+c.EnterpriseGatewayApp.kernel_manager_class = 'x.Y'
+c.EnterpriseGatewayAp.port = 9999
+c.RemoteMappingKernelManager.cull_idle_timout = 600
+c.Gateway.max_kernels = 3
+c.Gatway.port = 3
+"""
+
+
+def test_every_mistake_of_a_config_is_reported_at_once(tmp_path):
+    (tmp_path / "jupyter_enterprise_gateway_config.py").write_text(EG_CONFIG_WITH_MISTAKES)
+    (tmp_path / "eg_gateway_config.py").write_text("c.KernelLimits.max_kernel = 3\n")
+    result = gateway_exit(tmp_path, "--no-auth", "--Gateway.prot=1")
+    assert result.returncode != 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("eg-gateway: ")]
+    expected = [
+        "command line: Gateway.prot is not an option of eg: did you mean Gateway.port?",
+        "c.EnterpriseGatewayApp.max_kernel is not an Enterprise Gateway option eg knows: did you mean c.EnterpriseGatewayApp.max_kernels?",
+        "c.EnterpriseGatewayApp.kernel_manager_class has no eg equivalent",
+        "c.EnterpriseGatewayAp is not an eg configuration section: did you mean EnterpriseGatewayApp?",
+        "c.RemoteMappingKernelManager.cull_idle_timout is not an Enterprise Gateway option eg knows: "
+        "did you mean c.RemoteMappingKernelManager.cull_idle_timeout?",
+        "Gateway.max_kernels is not an option of eg",
+        "c.Gatway is not an eg configuration section: did you mean Gateway?",
+        "eg_gateway_config.py: KernelLimits.max_kernel is not an option of eg: did you mean KernelLimits.max_kernels?",
+    ]
+    for words in expected:
+        assert sum(words in line for line in lines) == 1, (words, result.stderr)
+    assert len(lines) == len(expected), result.stderr
+    assert "Traceback" not in result.stderr
