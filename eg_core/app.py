@@ -25,7 +25,9 @@ from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
 from .logs import JSON, JsonFormatter, one_line
 from .persistence import SessionPersistence
-from .config import ConfigError, apply_env_defaults, check_finite, document_env, first_line
+from .config import (
+    ConfigError, apply_env_defaults, check_finite, document_env, first_line, misspelt_variables, variables_read,
+)
 from .eg_compat import APP_SECTIONS, KERNEL_MANAGER_SECTIONS, SESSION_SECTIONS, translate
 from .config_files import (
     check_command_line, check_options, check_paths, check_tls, config_sources, configurable_classes, tls_minimum,
@@ -36,6 +38,7 @@ from .gateway import GatewayAPI
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import (
     describe, dormant_kernelspec_aliases, get_plugin_manager, kernelspec_aliases, kernelspec_dirs, resource_managers,
+    unknown_plugin_names,
 )
 from .ports import PortRange
 from .response import ResponseListener
@@ -316,6 +319,9 @@ class Gateway(JupyterApp):
         super().initialize(argv)
         if self.disabled_plugins:
             self.pm = get_plugin_manager(self.disabled_plugins)
+        problems = unknown_plugin_names([*self.disabled_plugins, *self._disabled_from_env()], self.pm)
+        if problems:
+            raise ConfigError("\n".join(problems))
         eg_log = logging.getLogger("eg")
         eg_log.setLevel(self.log_level)
         eg_log.propagate = False
@@ -335,6 +341,7 @@ class Gateway(JupyterApp):
         self.load_token_file()
         self.load_users()
         self.settings_objects = [self._settings_instance(cls) for cls in self._plugin_configurables()]
+        self._warn_misspelt_variables()
         ksm = KernelSpecManager(parent=self)
         ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *kernelspec_dirs(self.pm), *jupyter_path("kernels")]
         if self.allowed_kernelspecs:
@@ -430,6 +437,15 @@ class Gateway(JupyterApp):
             if now != seen:
                 seen = now
                 self.reload_config()
+
+    def _warn_misspelt_variables(self) -> None:
+        """At startup: a warning for each ``EG_*`` variable that is set, read by nothing, and
+        close to one eg reads (the gateway still starts)."""
+        dirs = [os.path.dirname(__file__)]
+        dirs += [os.path.dirname(p.__file__) for p in self.pm.get_plugins() if getattr(p, "__file__", None)]
+        known = variables_read(self.classes, dict.fromkeys(dirs))
+        for name, meant in misspelt_variables(os.environ, known):
+            self.log.warning("%s is set, but eg reads no such variable: did you mean %s?", name, meant)
 
     def _disabled_from_env(self) -> list[str]:
         return [n for n in os.environ.get("EG_DISABLED_PLUGINS", "").split(",") if n]

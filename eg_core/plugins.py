@@ -155,6 +155,38 @@ def dormant_kernelspec_aliases(pm: pluggy.PluginManager) -> dict[str, str]:
     return aliases
 
 
+def plugin_names() -> set[str]:
+    """The names of every plugin this gateway could load: the builtins and every ``eg.plugins``
+    entry point (disabled ones too)."""
+    from importlib.metadata import entry_points
+
+    return set(BUILTIN_PLUGINS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def unknown_plugin_names(names: Iterable[str], pm: pluggy.PluginManager) -> list[str]:
+    """One problem line for each of ``names`` (``Gateway.disabled_plugins``, checked at
+    startup) that is no plugin's name, with the name meant where another gateway's name for a
+    resource manager (``kubernetes`` for ``k8s``, from the plugins' kernelspec aliases) or a
+    close spelling tells it."""
+    import difflib
+
+    known = plugin_names()
+    others = {}
+    for alias, rm in {**dormant_kernelspec_aliases(pm), **kernelspec_aliases(pm)}.items():
+        others[alias.lower().removesuffix("processproxy").removesuffix("-provisioner")] = rm
+    problems = []
+    for name in dict.fromkeys(names):
+        if name in known:
+            continue
+        hint = others.get(name.lower()) or next(iter(difflib.get_close_matches(name, sorted(known), n=1)), None)
+        fix = f"did you mean {hint!r}?" if hint else "use a plugin's name"
+        problems.append(
+            f"Gateway.disabled_plugins (EG_DISABLED_PLUGINS): {name!r} is not the name of a plugin: {fix} "
+            f"(the plugins: {', '.join(sorted(known))}; eg-gateway plugins lists the enabled ones)"
+        )
+    return problems
+
+
 def kernelspec_dirs(pm: pluggy.PluginManager) -> list[str]:
     """The kernelspec directories plugins ship, from every plugin's ``eg_kernelspec_dirs``."""
     return [str(d) for answer in reversed(pm.hook.eg_kernelspec_dirs()) for d in answer]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from eg_core.testing import gateway_exit
+from eg_core.testing import GatewayProcess, gateway_exit
 
 CASES = [
     # (id, files to write in the config dir, extra args, env, words the line must contain)
@@ -21,6 +21,9 @@ CASES = [
     ("misspelt-alias", {}, ["--prot", "18892"], {}, ["command line: --prot is not an option of eg-gateway", "did you mean --port?"]),
     ("misspelt-alias-equals", {}, ["--prot=18892"], {}, ["--prot is not an option of eg-gateway", "did you mean --port?"]),
     ("stray-argument", {}, ["18892"], {}, ["'18892' is not an option", "remove it"]),
+    ("disabled-plugin-other-name", {}, [], {"EG_DISABLED_PLUGINS": "kubernetes"},
+     ["EG_DISABLED_PLUGINS", "'kubernetes' is not the name of a plugin", "did you mean 'k8s'?"]),
+    ("disabled-plugin-typo", {}, ["--Gateway.disabled_plugins=['dokcer']"], {}, ["'dokcer' is not the name of a plugin", "did you mean 'docker'?"]),
     ("wrong-type-file", {"eg_gateway_config.py": "c.Gateway.port = 'http'\n"}, [], {}, ["eg_gateway_config.py", "expected an int", "fix this value"]),
     ("env-port", {}, [], {"EG_PORT": "abc"}, ["EG_PORT='abc'", "Gateway.port expects an int", "fix or unset EG_PORT"]),
     ("env-plugin-setting", {}, [], {"EG_MAX_KERNELS": "lots"}, ["EG_MAX_KERNELS='lots'", "KernelLimits.max_kernels", "fix or unset"]),
@@ -75,3 +78,13 @@ def test_every_mistake_of_a_config_is_reported_at_once(tmp_path):
         assert sum(words in line for line in lines) == 1, (words, result.stderr)
     assert len(lines) == len(expected), result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_a_misspelt_variable_is_named_with_the_one_meant(tmp_path):
+    gw = GatewayProcess(tmp_path, env={"EG_MAX_KERNEL_PER_USER": "3", "EG_SOMETHING_OF_ENTERPRISE_GATEWAY": "1"})
+    try:
+        output = await gw.wait_for_output("is serving on")
+    finally:
+        gw.stop()
+    assert "EG_MAX_KERNEL_PER_USER is set, but eg reads no such variable: did you mean EG_MAX_KERNELS_PER_USER?" in output
+    assert "EG_SOMETHING_OF_ENTERPRISE_GATEWAY" not in output
