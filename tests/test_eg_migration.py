@@ -80,3 +80,45 @@ def test_generate_config_writes_a_commented_config_that_starts(tmp_path):
     gw = GatewayProcess(tmp_path, env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
     gw.stop()
     assert "eg-gateway:" not in gw.output()
+
+
+async def test_yarn_and_impersonation_options_reach_every_plugin_that_has_them(tmp_path):
+    (tmp_path / "jupyter_enterprise_gateway_config.py").write_text(
+        "c.EnterpriseGatewayApp.yarn_endpoint = 'http://127.0.0.1:1/ws/v1/cluster'\n"
+        "c.EnterpriseGatewayApp.alt_yarn_endpoint = 'http://127.0.0.1:2/ws/v1/cluster'\n"
+        "c.EnterpriseGatewayApp.yarn_endpoint_security_enabled = False\n"
+        "c.EnterpriseGatewayApp.impersonation_enabled = True\n"
+    )
+    gw = GatewayProcess(tmp_path, env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
+    gw.stop()
+    output = gw.output()
+    for eg_name, ours in (
+        ("yarn_endpoint", "c.YarnSettings.yarn_endpoint"),
+        ("alt_yarn_endpoint", "c.YarnSettings.alt_yarn_endpoint"),
+        ("yarn_endpoint_security_enabled", "c.YarnSettings.yarn_endpoint_security_enabled"),
+        ("impersonation_enabled", "c.SSHResourceManager.impersonation_enabled"),
+        ("impersonation_enabled", "c.YarnSettings.impersonation_enabled"),
+    ):
+        assert f"Enterprise Gateway's c.EnterpriseGatewayApp.{eg_name} read as {ours}" in output, output
+
+
+def test_an_option_of_several_plugins_is_set_on_each_installed_one():
+    import logging
+
+    from traitlets.config import Config
+
+    from eg_core.config_files import configurable_classes
+    from eg_core.eg_compat import translate
+    from eg_ssh._settings import SSHResourceManager
+    from eg_yarn._settings import YarnSettings
+
+    config = Config({"EnterpriseGatewayApp": {"impersonation_enabled": True}})
+    log = logging.getLogger("test")
+    both, problems = translate(config, "f.py", configurable_classes([SSHResourceManager, YarnSettings]), log)
+    assert not problems and both.SSHResourceManager.impersonation_enabled and both.YarnSettings.impersonation_enabled
+    yarn_only, problems = translate(config, "f.py", configurable_classes([YarnSettings]), log)
+    assert not problems and "SSHResourceManager" not in yarn_only and yarn_only.YarnSettings.impersonation_enabled
+    _, problems = translate(config, "f.py", {}, log)
+    assert problems == ["f.py: c.EnterpriseGatewayApp.impersonation_enabled maps to c.SSHResourceManager.impersonation_enabled "
+                        "and c.YarnSettings.impersonation_enabled, which no installed eg plugin provides: install the plugin "
+                        "(eg-gateway plugins lists those installed) or remove the option"]
