@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
+from .eg_compat import UNIMPLEMENTED_KERNELSPECS
 from .errors import NotFound
 
 RESOURCE_FILES = ("kernel.js", "kernel.css", "logo-svg.svg")
@@ -162,6 +163,13 @@ class KernelSpecCatalog:
         rm = entry.resource_manager
         if rm is None:
             rm, _ = resource_manager_of(entry.spec.to_dict(), self.dormant_aliases())
+        if rm is None and _asked_for(entry.spec.to_dict()).rsplit(".", 1)[-1] in UNIMPLEMENTED_KERNELSPECS:
+            asked = _asked_for(entry.spec.to_dict()).rsplit(".", 1)[-1]
+            raise NotFound(
+                f"Kernel spec {name!r} asks for {asked!r}, {UNIMPLEMENTED_KERNELSPECS[asked]}, which no eg resource "
+                "manager implements yet: run it under Enterprise Gateway, or use a kernelspec of a resource manager eg "
+                "has (eg-gateway plugins lists them)", reason="Resource Manager Not Implemented",
+            )
         if rm is None:
             raise NotFound(
                 f"Kernel spec {name!r} asks for {_asked_for(entry.spec.to_dict())!r}, which no installed eg resource "

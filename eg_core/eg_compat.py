@@ -85,6 +85,17 @@ REFUSED: dict[tuple[str, str], str] = {
     ("km", "cull_idle_timeout_override"): "use KernelCuller.cull_idle_timeout",
 }
 
+# Enterprise Gateway process proxies (and gateway_provisioners' provisioners) that no eg resource
+# manager implements, and what they run: a kernelspec naming one is refused by name (unless an
+# installed plugin registers the name as an alias, see eg_kernelspec_aliases).
+UNIMPLEMENTED_KERNELSPECS: dict[str, str] = {
+    "ConductorClusterProcessProxy": "a kernel in IBM Spectrum Conductor",
+    "SparkOperatorProcessProxy": "a SparkApplication of the Kubernetes Spark operator (driver and executors)",
+    "spark-operator-provisioner": "a SparkApplication of the Kubernetes Spark operator (driver and executors)",
+    "CustomResourceProcessProxy": "a Kubernetes custom resource",
+    "custom-resource-provisioner": "a Kubernetes custom resource",
+}
+
 _GROUPS = {**{s: "app" for s in APP_SECTIONS}, **{s: "km" for s in KERNEL_MANAGER_SECTIONS}, **{s: "session" for s in SESSION_SECTIONS}}
 _logged: set[tuple[str, str, str]] = set()
 

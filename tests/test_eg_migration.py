@@ -122,3 +122,34 @@ def test_an_option_of_several_plugins_is_set_on_each_installed_one():
     assert problems == ["f.py: c.EnterpriseGatewayApp.impersonation_enabled maps to c.SSHResourceManager.impersonation_enabled "
                         "and c.YarnSettings.impersonation_enabled, which no installed eg plugin provides: install the plugin "
                         "(eg-gateway plugins lists those installed) or remove the option"]
+
+
+@pytest.mark.parametrize("class_name", [
+    "enterprise_gateway.services.processproxies.spark_operator.SparkOperatorProcessProxy",
+    "enterprise_gateway.services.processproxies.crd.CustomResourceProcessProxy",
+    "enterprise_gateway.services.processproxies.conductor.ConductorClusterProcessProxy",
+])
+def test_process_proxies_eg_does_not_implement_are_refused_by_name(tmp_path, class_name):
+    import json
+    import logging
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from eg_core.catalog import KernelSpecCatalog
+    from eg_core.errors import NotFound
+    from eg_core.plugins import get_plugin_manager, kernelspec_aliases, resource_managers
+
+    (tmp_path / "spark_operator").mkdir()
+    (tmp_path / "spark_operator" / "kernel.json").write_text(json.dumps({
+        "display_name": "Spark", "language": "python", "argv": ["python", "x"],
+        "metadata": {"process_proxy": {"class_name": class_name}},
+    }))
+    pm = get_plugin_manager()
+    ksm = KernelSpecManager(kernel_dirs=[str(tmp_path)])
+    catalog = KernelSpecCatalog(ksm, set(resource_managers(pm)), logging.getLogger("test"), kernelspec_aliases(pm))
+    assert "spark_operator" not in catalog.available()
+    with pytest.raises(NotFound) as refused:
+        catalog.get("spark_operator")
+    short = class_name.rsplit(".", 1)[-1]
+    assert f"asks for {short!r}" in refused.value.message
+    assert "which no eg resource manager implements yet" in refused.value.message
