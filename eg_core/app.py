@@ -30,7 +30,8 @@ from .config import (
 )
 from .eg_compat import APP_SECTIONS, KERNEL_MANAGER_SECTIONS, SESSION_SECTIONS, translate
 from .config_files import (
-    check_command_line, check_options, check_paths, check_tls, config_sources, configurable_classes, tls_minimum,
+    check_command_line, check_options, check_paths, check_tls, config_sources, configurable_classes,
+    effective_config_text, tls_minimum,
 )
 from .logs import apply_log_levels
 from .banner import banner_lines
@@ -87,7 +88,7 @@ class Gateway(JupyterApp):
     base_url = Unicode("/", config=True, help="URL prefix of every route.").tag(env=("EG_BASE_URL", "KG_BASE_URL"))
     auth_token = Unicode(
         "", config=True, help="Token clients must send. When empty (and no_auth is off) one is generated and printed."
-    ).tag(env=("EG_AUTH_TOKEN", "KG_AUTH_TOKEN"))
+    ).tag(env=("EG_AUTH_TOKEN", "KG_AUTH_TOKEN"), unset="EG_AUTH_TOKEN, else a token generated and printed at each start")
     auth_token_file = Unicode(
         "", config=True,
         help="File holding the token (its first line), read at startup: keeps the token out of the command line and environment.",
@@ -214,7 +215,7 @@ class Gateway(JupyterApp):
     ).tag(env=("EG_KERNEL_SESSION_PERSISTENCE", "KG_KERNEL_SESSION_PERSISTENCE"))
     shutdown_kernels_on_exit = Bool(
         True, config=True, help="Shut kernels down when the gateway stops (default: yes, unless availability_mode is set)."
-    ).tag(env=("EG_SHUTDOWN_KERNELS_ON_EXIT",))
+    ).tag(env=("EG_SHUTDOWN_KERNELS_ON_EXIT",), unset="yes, unless availability_mode is set")
 
     @default("shutdown_kernels_on_exit")
     def _shutdown_default(self) -> bool:
@@ -353,6 +354,17 @@ class Gateway(JupyterApp):
             self.kernels.persistence = SessionPersistence(self.kernels, self.session_mode)
         self.sessions = SessionManager(self.kernels)
         self.api = GatewayAPI(self)
+
+    def generate_config_file(self, classes: Any = None) -> str:
+        """The text ``--generate-config`` writes: traitlets', with each computed default written
+        as the value in effect and no line for a setting only an unset value means
+        (:func:`eg_core.config_files.effective_config_text`)."""
+        classes = self.classes if classes is None else classes
+
+        def value_of(cls: type, name: str) -> Any:
+            return getattr(self if isinstance(self, cls) else cls(), name)
+
+        return effective_config_text(super().generate_config_file(classes), classes, value_of)
 
     def get_default_logging_config(self) -> dict:
         config = super().get_default_logging_config()

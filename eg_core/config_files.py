@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import ssl
 import traceback
 from dataclasses import dataclass
@@ -156,6 +157,44 @@ def check_command_line(argv: Iterable[str], aliases: Iterable[str], flags: Itera
         if not has_value and i < len(words) and not words[i].startswith("-"):
             i += 1  # its value goes with it
     return problems
+
+
+_GENERATED_LINE = re.compile(r"^# c\.(\w+)\.(\w+) = (.*)$")
+GENERATED_NOTE = (
+    "# Every line below is commented out; uncommented as written it changes nothing, except that it\n"
+    "# wins over the setting's EG_* variable. A setting whose default is computed at start shows\n"
+    "# the value in effect when this file was written; one that only an unset value means (a\n"
+    "# generated token, say) has no line: write one with the value you choose."
+)
+
+
+def effective_config_text(text: str, classes: Iterable[type], value_of: Any) -> str:
+    """``text`` from traitlets' ``generate_config_file`` with no trap left: called by
+    ``eg-gateway --generate-config`` before it writes the file. A trait with a computed default
+    (a ``@default`` method) is written with ``value_of(cls, name)``, the value in effect; one
+    tagged ``unset`` (its text says what leaving it unset means) gets no assignment line, only
+    that text. Returns the new text, with :data:`GENERATED_NOTE` after the header."""
+    by_name = {cls.__name__: cls for cls in classes}
+    out: list[str] = []
+    for line in text.splitlines():
+        match = _GENERATED_LINE.match(line)
+        cls = by_name.get(match.group(1)) if match else None
+        trait = cls.class_traits(config=True).get(match.group(2)) if cls else None
+        if trait is not None:
+            name = match.group(2)
+            if trait.metadata.get("unset"):
+                if out and out[-1].startswith("#  Default: "):
+                    out[-1] = f"#  Unset by default: {trait.metadata['unset']}."
+                continue
+            if name in cls._trait_default_generators:
+                value = repr(value_of(cls, name))
+                if out and out[-1].startswith("#  Default: "):
+                    out[-1] = f"#  Default: {value}"
+                line = f"# c.{cls.__name__}.{name} = {value}"
+        out.append(line)
+        if line.startswith("c = get_config()"):
+            out += ["", GENERATED_NOTE]
+    return "\n".join(out)
 
 
 def check_paths(gateway: Any) -> None:

@@ -70,16 +70,35 @@ async def test_eg_spelling_wins_over_enterprise_gateway_spelling(tmp_path):
     assert "read as c.KernelLimits.max_kernels_per_user" not in gw.output()
 
 
-def test_generate_config_writes_a_commented_config_that_starts(tmp_path):
+async def test_generate_config_writes_a_config_that_changes_nothing_uncommented(tmp_path):
+    import re
+
+    import httpx
+
     result = gateway_exit(tmp_path, "--generate-config")
     assert result.returncode == 0, result.stderr
-    text = (tmp_path / "eg_gateway_config.py").read_text()
-    for option in ("# c.Gateway.port = 8888", "# c.Gateway.auth_token = ''", "# c.KernelLimits.max_kernels = 0",
+    path = tmp_path / "eg_gateway_config.py"
+    text = path.read_text()
+    for option in ("# c.Gateway.port = 8888", "# c.KernelLimits.max_kernels = 0",
                    "# c.ResponseListener.response_address = '127.0.0.1:8877'", "EG_PORT"):
         assert option in text
+    # Lines that only an unset value means are left out (a token, the listener's bind address).
+    assert "c.Gateway.auth_token =" not in text and "c.ResponseListener.bind_ip =" not in text
+    assert "# c.ResponseListener.port_retries = 10" in text  # the computed default, as in effect
     gw = GatewayProcess(tmp_path, env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
     gw.stop()
     assert "eg-gateway:" not in gw.output()
+
+    path.write_text(re.sub(r"^# (c\.\w+\.\w+ = )", r"\1", text, flags=re.M))  # every line uncommented
+    gw = GatewayProcess(tmp_path, token="", env={"JUPYTER_CONFIG_DIR": str(tmp_path), "EG_AUTH_TOKEN": "the-operators-token"})
+    try:
+        async with httpx.AsyncClient(base_url=gw.url) as http:
+            assert (await http.get("/api/kernels", headers={"Authorization": "token the-operators-token"})).status_code == 200
+        output = await gw.wait_for_output("Response listener on")
+    finally:
+        gw.stop()
+    assert "Response listener on 127.0.0.1:" in output, output
+    assert "generated one for this run" not in output
 
 
 async def test_yarn_and_impersonation_options_reach_every_plugin_that_has_them(tmp_path):
