@@ -422,11 +422,22 @@ class Gateway(JupyterApp):
             raise ConfigError("\n".join(problems))
         self.update_config(cli_config)
 
+    def _config_values(self) -> dict[str, tuple[Any, Any]]:
+        """``"Section.option" -> (object, value)`` for every option of the gateway and its
+        plugins' settings (what a reload compares)."""
+        return {
+            f"{type(obj).__name__}.{name}": (obj, getattr(obj, name))
+            for obj in (self, *self.settings_objects) for name in obj.traits(config=True)
+        }
+
     def reload_config(self) -> None:
         """Re-read the config files (SIGHUP, or a change seen every ``dynamic_config_interval``):
         limits, allow-lists, user tokens and plugin settings change without a restart; options
-        given on the command line keep their values."""
+        given on the command line keep their values. Logs each option that changed, and keeps
+        the running value of one that only a restart applies (``RESTART_OPTIONS``: the port...),
+        saying so."""
         self.log.info("Reloading configuration from %s", ", ".join(self.loaded_config_files) or "(no files)")
+        before = self._config_values()
         try:
             self.load_config_file()
             if self.cli_config:
@@ -436,6 +447,19 @@ class Gateway(JupyterApp):
             self.load_users()
         except (Exception, SystemExit) as exc:  # a broken file must not take the gateway down
             self.log.error("Configuration not reloaded: %s", exc)
+            return
+        changed = []
+        for key, (obj, old) in before.items():
+            new = getattr(obj, key.split(".", 1)[1])
+            if new == old:
+                continue
+            if obj is self and key.split(".", 1)[1] in RESTART_OPTIONS:
+                setattr(obj, key.split(".", 1)[1], old)
+                self.log.warning("Configuration reload: %s changed (%r -> %r), which takes effect only when the "
+                                 "gateway restarts: it keeps %r until then", key, old, new, old)
+            else:
+                changed.append(f"{key} {old!r} -> {new!r}")
+        self.log.info("Configuration reloaded: %s", "; ".join(changed) if changed else "nothing else changed")
 
     async def _watch_config_files(self) -> None:
         """Reload when a loaded config file changes (Enterprise Gateway's dynamic config)."""
@@ -596,6 +620,14 @@ class Gateway(JupyterApp):
 
             sys.exit(asyncio.run(doctor(self)))
         asyncio.run(self.serve())
+
+
+# Gateway options read once at startup: a reload keeps their running value and says so.
+RESTART_OPTIONS = frozenset({
+    "ip", "port", "port_retries", "base_url", "certfile", "keyfile", "client_ca", "ssl_version", "auth_token",
+    "auth_token_file", "no_auth", "kernel_spec_dirs", "allowed_kernelspecs", "disabled_plugins", "log_format",
+    "availability_mode", "kernel_session_persistence", "trust_xheaders", "ws_ping_interval", "max_body_size",
+})
 
 
 class _DropUnrecognized(logging.Filter):

@@ -73,7 +73,11 @@ def get_plugin_manager(
         if not pm.is_blocked(name):
             pm.register(importlib.import_module(module), name=name)
     if load_entrypoints:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _check_entry_points(pm)
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except pluggy.PluginValidationError as exc:
+            raise _not_loadable(exc.plugin_name if hasattr(exc, "plugin_name") else "?", str(exc)) from None
     pm.check_pending()
     if os.environ.get("EG_TRACE_PLUGINS"):
         import logging
@@ -82,6 +86,31 @@ def get_plugin_manager(
         pm.trace.root.setwriter(trace_log.debug)
         pm.enable_tracing()
     return pm
+
+
+def _not_loadable(name: str, why: str, package: str = "") -> Exception:
+    from .config import ConfigError
+
+    what = f"plugin {name!r}" + (f" ({package})" if package else "")
+    fix = f"reinstall {package.split()[0]}" if package else "reinstall it"
+    return ConfigError(f"{what} cannot be loaded: {why}: {fix}, or disable it with EG_DISABLED_PLUGINS={name}")
+
+
+def _check_entry_points(pm: pluggy.PluginManager) -> None:
+    """Import every enabled ``eg.plugins`` entry point before pluggy registers them, so that a
+    half-installed plugin (a module or dependency missing) raises :class:`ConfigError` naming
+    the plugin, its package and the fix, not a traceback. Called by :func:`get_plugin_manager`."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if pm.is_blocked(ep.name):
+            continue
+        try:
+            ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's installation's
+            dist = getattr(ep, "dist", None)
+            package = f"{dist.name} {dist.version}" if dist is not None else ""
+            raise _not_loadable(ep.name, f"{type(exc).__name__}: {exc}", package) from None
 
 
 @lru_cache(maxsize=1)

@@ -88,3 +88,18 @@ async def test_a_misspelt_variable_is_named_with_the_one_meant(tmp_path):
         gw.stop()
     assert "EG_MAX_KERNEL_PER_USER is set, but eg reads no such variable: did you mean EG_MAX_KERNELS_PER_USER?" in output
     assert "EG_SOMETHING_OF_ENTERPRISE_GATEWAY" not in output
+
+
+def test_a_half_installed_plugin_stops_the_gateway_with_one_line(tmp_path):
+    site = tmp_path / "site"
+    dist_info = site / "eg_half-0.3.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: eg-half\nVersion: 0.3\n")
+    (dist_info / "entry_points.txt").write_text("[eg.plugins]\nhalf = eg_half_missing_module.plugin\n")
+    result = gateway_exit(tmp_path, "--no-auth", env={"PYTHONPATH": str(site)})
+    assert result.returncode != 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "eg-gateway: plugin 'half' (eg-half 0.3) cannot be loaded: ModuleNotFoundError: No module named "
+        "'eg_half_missing_module': reinstall eg-half, or disable it with EG_DISABLED_PLUGINS=half"
+    ], result.stderr
