@@ -205,3 +205,40 @@ def test_install_commands_do_not_fetch_eg_from_an_index():
             command = line.split(" # ")[0].split("  #")[0]  # a shell comment names packages, not installs them
             assert not re.search(r"pip install[^`]*\beg-(?:core|ssh|docker|k8s|slurm|yarn|webhook)\b(?![\w.]*/)", command), (
                 f"{page.relative_to(ROOT)}: eg's packages are on no index; install them from a checkout: {line}")
+
+
+# Variables the docs name as examples, not as settings: a misspelling the gateway names at startup,
+# and the placeholder of the plugin kit's tagging example.
+EXAMPLE_VARIABLES = {"EG_MAX_KERNEL_PER_USER", "EG_MY_NAME"}
+
+
+def test_every_variable_the_docs_name_is_one_eg_reads():
+    import os
+
+    from eg_core.app import Gateway
+    from eg_core.config import variables_read
+    from eg_core.plugins import get_plugin_manager
+    from eg_core.response import ResponseListener
+
+    pm = get_plugin_manager()
+    classes = [Gateway, ResponseListener, *(cls for found in pm.hook.eg_configurables() for cls in found)]
+    sources = [ROOT / "eg_core", ROOT / "kernelspecs", *(Path(p.__file__).parent for p in pm.get_plugins() if getattr(p, "__file__", None))]
+    read = variables_read(classes, dict.fromkeys(map(os.fspath, sources)))
+    unread = sorted({f"{page.relative_to(ROOT)}: {name}" for page in PAGES
+                     for name in re.findall(r"\b(EG_[A-Z0-9_]*[A-Z0-9])\b", page.read_text())
+                     if name not in read and name not in EXAMPLE_VARIABLES})
+    assert not unread, "variables the docs name that eg does not read:\n" + "\n".join(unread)
+
+
+def test_every_option_the_docs_name_exists():
+    from eg_core.app import Gateway
+    from eg_core.config_files import configurable_classes
+    from eg_core.plugins import get_plugin_manager
+    from eg_core.response import ResponseListener
+
+    pm = get_plugin_manager()
+    known = configurable_classes([Gateway, ResponseListener, *(cls for found in pm.hook.eg_configurables() for cls in found)])
+    missing = sorted({f"{page.relative_to(ROOT)}: {section}.{option}" for page in PAGES
+                      for section, option in re.findall(r"\b([A-Z][A-Za-z]+)\.([a-z_][a-z0-9_]*)\b", page.read_text())
+                      if section in known and option not in known[section].class_traits(config=True)})
+    assert not missing, "options the docs name that do not exist:\n" + "\n".join(missing)
