@@ -102,6 +102,8 @@ async def test_generate_config_writes_a_config_that_changes_nothing_uncommented(
 
 
 async def test_yarn_and_impersonation_options_reach_every_plugin_that_has_them(tmp_path):
+    pytest.importorskip("eg_ssh")
+    pytest.importorskip("eg_yarn")
     (tmp_path / "jupyter_enterprise_gateway_config.py").write_text(
         "c.EnterpriseGatewayApp.yarn_endpoint = 'http://127.0.0.1:1/ws/v1/cluster'\n"
         "c.EnterpriseGatewayApp.alt_yarn_endpoint = 'http://127.0.0.1:2/ws/v1/cluster'\n"
@@ -128,8 +130,8 @@ def test_an_option_of_several_plugins_is_set_on_each_installed_one():
 
     from eg_core.config_files import configurable_classes
     from eg_core.eg_compat import translate
-    from eg_ssh._settings import SSHResourceManager
-    from eg_yarn._settings import YarnSettings
+    SSHResourceManager = pytest.importorskip("eg_ssh._settings").SSHResourceManager
+    YarnSettings = pytest.importorskip("eg_yarn._settings").YarnSettings
 
     config = Config({"EnterpriseGatewayApp": {"impersonation_enabled": True}})
     log = logging.getLogger("test")
