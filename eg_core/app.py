@@ -26,8 +26,10 @@ from .kernels import KernelRegistry
 from .logs import JSON, JsonFormatter, one_line
 from .persistence import SessionPersistence
 from .config import (
-    ConfigError, apply_env_defaults, check_finite, document_env, first_line, misspelt_variables, variables_read,
+    ConfigError, apply_env_defaults, check_finite, document_env, env_names, first_line, misspelt_variables,
+    variables_read,
 )
+from .env import SECRET_NAMES
 from .eg_compat import APP_SECTIONS, KERNEL_MANAGER_SECTIONS, SESSION_SECTIONS, translate
 from .config_files import (
     check_command_line, check_options, check_paths, check_tls, config_sources, configurable_classes,
@@ -450,15 +452,18 @@ class Gateway(JupyterApp):
             return
         changed = []
         for key, (obj, old) in before.items():
-            new = getattr(obj, key.split(".", 1)[1])
+            name = key.split(".", 1)[1]
+            new = getattr(obj, name)
             if new == old:
                 continue
-            if obj is self and key.split(".", 1)[1] in RESTART_OPTIONS:
-                setattr(obj, key.split(".", 1)[1], old)
-                self.log.warning("Configuration reload: %s changed (%r -> %r), which takes effect only when the "
-                                 "gateway restarts: it keeps %r until then", key, old, new, old)
+            trait = obj.traits()[name]
+            was, now = loggable(name, trait, old), loggable(name, trait, new)
+            if obj is self and name in RESTART_OPTIONS:
+                setattr(obj, name, old)
+                self.log.warning("Configuration reload: %s changed (%s -> %s), which takes effect only when the "
+                                 "gateway restarts: it keeps %s until then", key, was, now, was)
             else:
-                changed.append(f"{key} {old!r} -> {new!r}")
+                changed.append(f"{key} {was} -> {now}")
         self.log.info("Configuration reloaded: %s", "; ".join(changed) if changed else "nothing else changed")
 
     async def _watch_config_files(self) -> None:
@@ -628,6 +633,15 @@ RESTART_OPTIONS = frozenset({
     "auth_token_file", "no_auth", "kernel_spec_dirs", "allowed_kernelspecs", "disabled_plugins", "log_format",
     "availability_mode", "kernel_session_persistence", "trust_xheaders", "ws_ping_interval", "max_body_size",
 })
+
+
+def loggable(name: str, trait: Any, value: Any) -> str:
+    """A setting's value as a log line may show it: ``[secret]`` for a token, password, key or
+    secret (by its name or its ``EG_*`` variable), else its repr. Called by the reload's log."""
+    secret = any(word in name for word in ("token", "password", "secret", "keyfile", "key_file"))
+    if secret or set(env_names(trait)) & SECRET_NAMES:
+        return "[secret]" if value else "''"
+    return repr(value)
 
 
 class _DropUnrecognized(logging.Filter):

@@ -91,3 +91,14 @@ async def test_sighup_says_what_changed_and_what_needs_a_restart(gateway_factory
     assert "Gateway.port_retries changed (0 -> 5), which takes effect only when the gateway restarts" in output
     async with gw.client() as http:  # still serving where it was
         assert (await http.get("/api/kernelspecs")).status_code == 200
+
+
+def test_a_reload_logs_no_secret():
+    from eg_core.app import Gateway, loggable
+
+    traits = Gateway.class_traits()
+    assert loggable("auth_token", traits["auth_token"], "s3cret") == "[secret]"
+    assert loggable("port", traits["port"], 8888) == "8888"
+    from traitlets import Unicode
+
+    assert loggable("webhook_password", Unicode(), "pw") == "[secret]"
