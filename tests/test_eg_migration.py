@@ -174,3 +174,23 @@ def test_process_proxies_eg_does_not_implement_are_refused_by_name(tmp_path, cla
     short = class_name.rsplit(".", 1)[-1]
     assert f"asks for {short!r}" in refused.value.message
     assert "which no eg resource manager implements yet" in refused.value.message
+
+
+async def test_a_spark_operator_kernelspec_is_refused_at_start(tmp_path):
+    import json
+
+    specs = tmp_path / "kernels"
+    (specs / "spark_python_operator").mkdir(parents=True)
+    (specs / "spark_python_operator" / "kernel.json").write_text(json.dumps({
+        "display_name": "Spark - Python (Kubernetes Spark operator)", "language": "python", "argv": ["python", "x"],
+        "metadata": {"process_proxy": {"class_name": "enterprise_gateway.services.processproxies.spark_operator.SparkOperatorProcessProxy"}},
+    }))
+    gw = GatewayProcess(tmp_path, kernel_spec_dirs=[str(specs)])
+    try:
+        async with gw.client() as http:
+            assert "spark_python_operator" not in (await http.get("/api/kernelspecs")).json()["kernelspecs"]
+            r = await http.post("/api/kernels", json={"name": "spark_python_operator"})
+    finally:
+        gw.stop()
+    assert r.status_code == 404 and "'SparkOperatorProcessProxy'" in r.json()["message"]
+    assert "which no eg resource manager implements yet" in r.json()["message"]
