@@ -183,7 +183,7 @@ class KernelSpecCatalog:
         entry = self._load(name.lower(), resource_dir) if resource_dir else None
         path = os.path.join(resource_dir, "kernel.json") if resource_dir else ""
         if entry is None and path in self.unreadable:
-            raise NotFound(f"Kernel spec {name!r} cannot be read: {path}: {self.unreadable[path]}: fix its kernel.json")
+            raise NotFound(f"Kernel spec {name!r} cannot be read: {path}: {self.unreadable[path]}: correct its kernel.json")
         if entry is None:
             raise NotFound(f"Kernel spec {name!r} not found")
         rm = entry.resource_manager

@@ -51,7 +51,7 @@ def test_failures_name_the_fix_and_fail_the_command(tmp_path):
     assert by_spec["no_rm"][0].startswith("FAIL  kernelspecs:") and "'nosuchrm' resource manager" in by_spec["no_rm"][0]
     assert "; fix: " in by_spec["no_rm"][0] and "plugins/eg_nosuchrm" not in by_spec["no_rm"][0]
     assert by_spec["bad_json"][0].startswith("FAIL  kernelspecs:") and "cannot be read" in by_spec["bad_json"][0]
-    assert "bad_json/kernel.json: JSONDecodeError" in by_spec["bad_json"][0] and "fix its kernel.json" in by_spec["bad_json"][0]
+    assert "bad_json/kernel.json: JSONDecodeError" in by_spec["bad_json"][0] and "; fix: correct its kernel.json" in by_spec["bad_json"][0]
     assert by_spec["python3"][0].startswith("ok    local:")
     assert lines[-1] == f"{len(lines) - 1} checks, 4 failed"
 
