@@ -26,9 +26,16 @@ from .handlers import NotFoundHandler, api_routes
 from .kernels import KernelRegistry
 from .logs import JSON, JsonFormatter, one_line
 from .persistence import SessionPersistence
-from .config import ConfigError, apply_env_defaults, check_finite, document_env, first_line
-from .eg_compat import translate
-from .config_files import check_options, check_paths, check_tls, config_sources, configurable_classes, tls_minimum
+from .config import (
+    ConfigError, apply_env_defaults, check_finite, document_env, env_names, first_line, misspelt_variables,
+    variables_read,
+)
+from .env import SECRET_NAMES
+from .eg_compat import APP_SECTIONS, KERNEL_MANAGER_SECTIONS, SESSION_SECTIONS, translate
+from .config_files import (
+    check_command_line, check_options, check_paths, check_tls, config_sources, configurable_classes,
+    effective_config_text, tls_minimum,
+)
 from .logs import apply_log_levels
 from .banner import banner_lines
 from .gateway import GatewayAPI
@@ -36,6 +43,7 @@ from .identity import Identity, IdentityCache
 from .catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .plugins import (
     describe, dormant_kernelspec_aliases, get_plugin_manager, kernelspec_aliases, kernelspec_dirs, resource_managers,
+    unknown_plugin_names,
 )
 from .ports import PortRange
 from .response import ResponseListener
@@ -84,7 +92,7 @@ class Gateway(JupyterApp):
     base_url = Unicode("/", config=True, help="URL prefix of every route.").tag(env=("EG_BASE_URL", "KG_BASE_URL"))
     auth_token = Unicode(
         "", config=True, help="Token clients must send. When empty (and no_auth is off) one is generated and printed."
-    ).tag(env=("EG_AUTH_TOKEN", "KG_AUTH_TOKEN"))
+    ).tag(env=("EG_AUTH_TOKEN", "KG_AUTH_TOKEN"), unset="EG_AUTH_TOKEN, else a token generated and printed at each start")
     auth_token_file = Unicode(
         "", config=True,
         help="File holding the token (its first line), read at startup: keeps the token out of the command line and environment.",
@@ -220,7 +228,7 @@ class Gateway(JupyterApp):
     ).tag(env=("EG_KERNEL_SESSION_PERSISTENCE", "KG_KERNEL_SESSION_PERSISTENCE"))
     shutdown_kernels_on_exit = Bool(
         True, config=True, help="Shut kernels down when the gateway stops (default: yes, unless availability_mode is set)."
-    ).tag(env=("EG_SHUTDOWN_KERNELS_ON_EXIT",))
+    ).tag(env=("EG_SHUTDOWN_KERNELS_ON_EXIT",), unset="yes, unless availability_mode is set")
 
     @default("shutdown_kernels_on_exit")
     def _shutdown_default(self) -> bool:
@@ -317,6 +325,9 @@ class Gateway(JupyterApp):
         super().initialize(argv)
         if self.disabled_plugins:
             self.pm = get_plugin_manager(self.disabled_plugins)
+        problems = unknown_plugin_names([*self.disabled_plugins, *self._disabled_from_env()], self.pm)
+        if problems:
+            raise ConfigError("\n".join(problems))
         eg_log = logging.getLogger("eg")
         eg_log.setLevel(self.log_level)
         eg_log.propagate = False
@@ -337,6 +348,7 @@ class Gateway(JupyterApp):
         self.identities = IdentityCache(lambda token: acall_first(self.pm.hook.eg_identify, token=token), self.identity_cache_seconds)
         self.load_users()
         self.settings_objects = [self._settings_instance(cls) for cls in self._plugin_configurables()]
+        self._warn_misspelt_variables()
         ksm = KernelSpecManager(parent=self)
         ksm.kernel_dirs = [*self.kernel_spec_dirs, packaged_kernelspecs_dir(), *kernelspec_dirs(self.pm), *jupyter_path("kernels")]
         if self.allowed_kernelspecs:
@@ -348,6 +360,17 @@ class Gateway(JupyterApp):
             self.kernels.persistence = SessionPersistence(self.kernels, self.session_mode)
         self.sessions = SessionManager(self.kernels)
         self.api = GatewayAPI(self)
+
+    def generate_config_file(self, classes: Any = None) -> str:
+        """The text ``--generate-config`` writes: traitlets', with each computed default written
+        as the value in effect and no line for a setting only an unset value means
+        (:func:`eg_core.config_files.effective_config_text`)."""
+        classes = self.classes if classes is None else classes
+
+        def value_of(cls: type, name: str) -> Any:
+            return getattr(self if isinstance(self, cls) else cls(), name)
+
+        return effective_config_text(super().generate_config_file(classes), classes, value_of)
 
     def get_default_logging_config(self) -> dict:
         config = super().get_default_logging_config()
@@ -362,7 +385,12 @@ class Gateway(JupyterApp):
             raise ConfigError(f"{cls.__name__}: {first_line(exc)}: fix this option") from None
 
     def parse_command_line(self, argv: Any = None) -> None:
-        # traitlets warns about unknown options here; load_config_file refuses them in one line.
+        # traitlets only warns about unknown options: refuse them first (check_command_line);
+        # unknown --Section.option words are refused with the config files (load_config_file).
+        argv = sys.argv[1:] if argv is None else list(argv)
+        problems = check_command_line(argv, self.aliases, self.flags)
+        if problems:
+            raise ConfigError("\n".join(problems))
         quiet = _DropUnrecognized()
         self.log.addFilter(quiet)
         try:
@@ -372,30 +400,50 @@ class Gateway(JupyterApp):
 
     def load_config_file(self, suppress_errors: bool = True) -> None:
         """Read the config files strictly (:mod:`eg_core.config_files`): a broken file, a missing
-        ``--config`` path, an unknown option or a wrong value raises :class:`ConfigError`."""
+        ``--config`` path, unknown options or wrong values raise :class:`ConfigError`, one line
+        for each problem of every file and the command line (all of them, in one run)."""
         if self.generate_config:  # the file to write may not exist yet
             return
         sources = config_sources(self.config_file, self.config_file_paths, self.config_file_name)
         known = configurable_classes(self.classes)
-        cli_config = translate(self.cli_config, "command line", known, self.log)
-        check_options(cli_config, "command line", known)
+        eg_sections = (*APP_SECTIONS, *KERNEL_MANAGER_SECTIONS, *SESSION_SECTIONS)
+        cli_config, problems = translate(self.cli_config, "command line", known, self.log)
+        problems += check_options(cli_config, "command line", known, eg_sections)
         for source in sources:
-            config = translate(source.config, source.path, known, self.log) if source.checked else source.config
+            config = source.config
             if source.checked:
-                check_options(config, source.path, known)
+                config, found = translate(source.config, source.path, known, self.log)
+                found += check_options(config, source.path, known, eg_sections)
+                if found:
+                    problems += found
+                    continue
             try:
                 self.update_config(config)
             except TraitError as exc:
-                raise ConfigError(f"{source.path}: {first_line(exc)}: fix this value") from None
+                problems.append(f"{source.path}: {first_line(exc)}: fix this value")
+                continue
             if source.path not in self._loaded_config_files:
                 self._loaded_config_files.append(source.path)
+        if problems:
+            raise ConfigError("\n".join(problems))
         self.update_config(cli_config)
+
+    def _config_values(self) -> dict[str, tuple[Any, Any]]:
+        """``"Section.option" -> (object, value)`` for every option of the gateway and its
+        plugins' settings (what a reload compares)."""
+        return {
+            f"{type(obj).__name__}.{name}": (obj, getattr(obj, name))
+            for obj in (self, *self.settings_objects) for name in obj.traits(config=True)
+        }
 
     def reload_config(self) -> None:
         """Re-read the config files (SIGHUP, or a change seen every ``dynamic_config_interval``):
         limits, allow-lists, user tokens and plugin settings change without a restart; options
-        given on the command line keep their values."""
+        given on the command line keep their values. Logs each option that changed, and keeps
+        the running value of one that only a restart applies (``RESTART_OPTIONS``: the port...),
+        saying so."""
         self.log.info("Reloading configuration from %s", ", ".join(self.loaded_config_files) or "(no files)")
+        before = self._config_values()
         try:
             self.load_config_file()
             if self.cli_config:
@@ -405,6 +453,22 @@ class Gateway(JupyterApp):
             self.load_users()
         except (Exception, SystemExit) as exc:  # a broken file must not take the gateway down
             self.log.error("Configuration not reloaded: %s", exc)
+            return
+        changed = []
+        for key, (obj, old) in before.items():
+            name = key.split(".", 1)[1]
+            new = getattr(obj, name)
+            if new == old:
+                continue
+            trait = obj.traits()[name]
+            was, now = loggable(name, trait, old), loggable(name, trait, new)
+            if obj is self and name in RESTART_OPTIONS:
+                setattr(obj, name, old)
+                self.log.warning("Configuration reload: %s changed (%s -> %s), which takes effect only when the "
+                                 "gateway restarts: it keeps %s until then", key, was, now, was)
+            else:
+                changed.append(f"{key} {was} -> {now}")
+        self.log.info("Configuration reloaded: %s", "; ".join(changed) if changed else "nothing else changed")
 
     async def _watch_config_files(self) -> None:
         """Reload when a loaded config file changes (Enterprise Gateway's dynamic config)."""
@@ -418,6 +482,15 @@ class Gateway(JupyterApp):
             if now != seen:
                 seen = now
                 self.reload_config()
+
+    def _warn_misspelt_variables(self) -> None:
+        """At startup: a warning for each ``EG_*`` variable that is set, read by nothing, and
+        close to one eg reads (the gateway still starts)."""
+        dirs = [os.path.dirname(__file__)]
+        dirs += [os.path.dirname(p.__file__) for p in self.pm.get_plugins() if getattr(p, "__file__", None)]
+        known = variables_read(self.classes, dict.fromkeys(dirs))
+        for name, meant in misspelt_variables(os.environ, known):
+            self.log.warning("%s is set, but eg reads no such variable: did you mean %s?", name, meant)
 
     def _disabled_from_env(self) -> list[str]:
         return [n for n in os.environ.get("EG_DISABLED_PLUGINS", "").split(",") if n]
@@ -558,6 +631,23 @@ class Gateway(JupyterApp):
         asyncio.run(self.serve())
 
 
+# Gateway options read once at startup: a reload keeps their running value and says so.
+RESTART_OPTIONS = frozenset({
+    "ip", "port", "port_retries", "base_url", "certfile", "keyfile", "client_ca", "ssl_version", "auth_token",
+    "auth_token_file", "no_auth", "kernel_spec_dirs", "allowed_kernelspecs", "disabled_plugins", "log_format",
+    "availability_mode", "kernel_session_persistence", "trust_xheaders", "ws_ping_interval", "max_body_size",
+})
+
+
+def loggable(name: str, trait: Any, value: Any) -> str:
+    """A setting's value as a log line may show it: ``[secret]`` for a token, password, key or
+    secret (by its name or its ``EG_*`` variable), else its repr. Called by the reload's log."""
+    secret = any(word in name for word in ("token", "password", "secret", "keyfile", "key_file"))
+    if secret or set(env_names(trait)) & SECRET_NAMES:
+        return "[secret]" if value else "''"
+    return repr(value)
+
+
 class _DropUnrecognized(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "not recognized by" not in str(record.msg)
@@ -613,4 +703,4 @@ def main(argv: list[str] | None = None) -> None:
         app.initialize(argv)
         app.start()
     except ConfigError as exc:
-        sys.exit(f"eg-gateway: {exc}")
+        sys.exit("\n".join(f"eg-gateway: {line}" for line in str(exc).splitlines()))

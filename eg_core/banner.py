@@ -3,7 +3,8 @@
 
 The token appears in the command only when the gateway generated it (the operator has no other
 way to learn it); a configured token is referred to by where it comes from
-(``"$EG_AUTH_TOKEN"``), so the banner does not copy a secret into logs.
+(``"$EG_AUTH_TOKEN"``, or ``"$(head -n1 <auth_token_file>)"``), so the banner does not copy a
+secret into logs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def token_argument(gateway: Any, generated: bool) -> str:
         value = shlex.quote(gateway.auth_token)
     elif not gateway.auth_token:
         value = "<a user's token from Gateway.users_file>"
+    elif gateway.auth_token_file:
+        value = f'"$(head -n1 {shlex.quote(gateway.auth_token_file)})"'
     elif "auth_token" not in (gateway.config.get("Gateway") or {}):
         env = next((name for name in ("EG_AUTH_TOKEN", "KG_AUTH_TOKEN") if os.environ.get(name)), "EG_AUTH_TOKEN")
         value = f'"${env}"'

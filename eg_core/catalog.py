@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
+from .eg_compat import UNIMPLEMENTED_KERNELSPECS
 from .errors import NotFound
 
 RESOURCE_FILES = ("kernel.js", "kernel.css", "logo-svg.svg")
@@ -54,9 +55,17 @@ def resource_manager_of(spec: dict[str, Any], aliases: dict[str, str]) -> tuple[
     return "local", {}
 
 
+def source_checkout() -> Path | None:
+    """The eg checkout this eg-core runs from (an editable install: ``plugins/`` beside
+    ``eg_core/``), or None for an installed copy."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "plugins").is_dir() and (root / "pyproject.toml").is_file() else None
+
+
 def missing_plugin_advice(rm: str) -> str:
-    """What to do about a resource manager that is not loaded: enable it, or install it from
-    eg's source tree (eg's plugins are not published on a package index)."""
+    """What to do about a resource manager that is not loaded (a 404 for its kernelspec, and
+    ``doctor``): enable it; or install it, from this checkout's ``plugins/`` when it is one of
+    eg's plugins (eg's plugins are on no package index), else from whoever provides it."""
     from importlib.metadata import entry_points
 
     from .plugins import BUILTIN_PLUGINS, ENTRY_POINT_GROUP
@@ -66,9 +75,21 @@ def missing_plugin_advice(rm: str) -> str:
             f"needs the {rm!r} resource manager (eg-{rm}), which is installed but disabled: remove {rm!r} from "
             "Gateway.disabled_plugins (EG_DISABLED_PLUGINS) and restart the gateway"
         )
+    checkout = source_checkout()
+    if checkout is not None and (checkout / "plugins" / f"eg_{rm}" / "pyproject.toml").is_file():
+        return (
+            f"needs the {rm!r} resource manager, which is not installed: pip install -c {checkout / 'constraints.txt'} "
+            f"{checkout / 'plugins' / f'eg_{rm}'} and restart the gateway"
+        )
+    if checkout is not None:
+        ours = sorted(d.name.removeprefix("eg_") for d in (checkout / "plugins").glob("eg_*") if (d / "pyproject.toml").is_file())
+        known = f"eg's own plugins are {', '.join(ours)}"
+    else:
+        known = "eg's own plugins are in the plugins/ directory of eg's source"
     return (
-        f"needs the {rm!r} resource manager, which is not installed: install the eg-{rm} plugin from the "
-        f"eg repository (pip install ./plugins/eg_{rm} in a checkout of eg) and restart the gateway"
+        f"needs the {rm!r} resource manager, which is not installed and is not one of eg's plugins ({known}): install "
+        f"the package that provides the eg plugin {rm!r} (entry point {rm!r} in group {ENTRY_POINT_GROUP}), or use "
+        "another kernelspec, and restart the gateway"
     )
 
 
@@ -119,6 +140,7 @@ class KernelSpecCatalog:
         self.dormant_aliases = dormant_aliases  # disabled plugins' aliases, to explain a 404
         self.log = log
         self._cache: dict[str, tuple[int, KernelSpecEntry]] = {}
+        self.unreadable: dict[str, str] = {}  # kernel.json path -> why it could not be read
 
     def _load(self, name: str, resource_dir: str) -> KernelSpecEntry | None:
         path = os.path.join(resource_dir, "kernel.json")
@@ -133,7 +155,9 @@ class KernelSpecCatalog:
             spec = KernelSpec.from_resource_dir(resource_dir)
         except Exception as exc:
             self.log.warning("Skipping kernelspec %s: %s", path, exc)
+            self.unreadable[path] = f"{type(exc).__name__}: {exc}"
             return None
+        self.unreadable.pop(path, None)
         rm, config = resource_manager_of(spec.to_dict(), self.aliases)
         entry = KernelSpecEntry(name=name, spec=spec, resource_manager=rm, config=config)
         self._cache[path] = (mtime, entry)
@@ -157,11 +181,21 @@ class KernelSpecCatalog:
         found = self.ksm.find_kernel_specs()
         resource_dir = found.get(name) or found.get(name.lower())
         entry = self._load(name.lower(), resource_dir) if resource_dir else None
+        path = os.path.join(resource_dir, "kernel.json") if resource_dir else ""
+        if entry is None and path in self.unreadable:
+            raise NotFound(f"Kernel spec {name!r} cannot be read: {path}: {self.unreadable[path]}: correct its kernel.json")
         if entry is None:
             raise NotFound(f"Kernel spec {name!r} not found")
         rm = entry.resource_manager
         if rm is None:
             rm, _ = resource_manager_of(entry.spec.to_dict(), self.dormant_aliases())
+        if rm is None and _asked_for(entry.spec.to_dict()).rsplit(".", 1)[-1] in UNIMPLEMENTED_KERNELSPECS:
+            asked = _asked_for(entry.spec.to_dict()).rsplit(".", 1)[-1]
+            raise NotFound(
+                f"Kernel spec {name!r} asks for {asked!r}, {UNIMPLEMENTED_KERNELSPECS[asked]}, which no eg resource "
+                "manager implements yet: run it under Enterprise Gateway, or use a kernelspec of a resource manager eg "
+                "has (eg-gateway plugins lists them)", reason="Resource Manager Not Implemented",
+            )
         if rm is None:
             raise NotFound(
                 f"Kernel spec {name!r} asks for {_asked_for(entry.spec.to_dict())!r}, which no installed eg resource "

@@ -50,7 +50,8 @@ _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": Tr
 
 class ConfigError(Exception):
     """A configuration mistake; its text is one line naming the file, option or variable and
-    the fix. ``eg-gateway`` prints it and exits non-zero."""
+    the fix (one line per mistake when several are found at once). ``eg-gateway`` prints each
+    line and exits non-zero."""
 
 
 def finite_number(value: Any) -> float:
@@ -121,6 +122,41 @@ def _first_line(exc: BaseException) -> str:
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's text, without a final period (for one-line errors)."""
     return _first_line(exc)
+
+
+def variables_read(classes: Iterable[type], source_dirs: Iterable[str] = ()) -> set[str]:
+    """Every ``EG_*``/``KG_*`` variable eg reads: those the settings ``classes`` are tagged with
+    or name in their help, and those named in the Python files of ``source_dirs`` (the core's
+    and the plugins' packages, which read a few directly)."""
+    names: set[str] = set()
+    for cls in classes:
+        for trait in cls.class_traits(config=True).values():
+            for tag in ("env", "env_default", "env_elsewhere"):
+                names.update(env_names(trait, tag))
+            names.update(ENV_NAME.findall(trait.help or ""))
+    for directory in source_dirs:
+        for root, _, files in os.walk(directory):
+            for name in files:
+                if name.endswith(".py"):
+                    with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                        names.update(ENV_NAME.findall(f.read()))
+    return names
+
+
+def misspelt_variables(environ: Mapping[str, str], known: set[str]) -> list[tuple[str, str]]:
+    """``(set, meant)`` for each ``EG_*``/``KG_*`` variable of ``environ`` that eg does not read
+    but whose name is close to one it does (a letter missing, say); the gateway logs a
+    warning for each at startup. Other unknown names (Enterprise Gateway's own, say) are left
+    alone."""
+    import difflib
+
+    found = []
+    for name in sorted(environ):
+        if ENV_NAME.fullmatch(name) and name not in known:
+            hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
+            if hint:
+                found.append((name, hint[0]))
+    return found
 
 
 def document_env(cls: type) -> type:

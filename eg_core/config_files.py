@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import ssl
 import traceback
 from dataclasses import dataclass
@@ -89,8 +90,12 @@ def configurable_classes(classes: Iterable[type]) -> dict[str, type]:
     return known
 
 
-def check_options(config: Config, where: str, known: dict[str, type]) -> None:
-    """Refuse a section no eg class reads, or an option its class does not have."""
+def check_options(config: Config, where: str, known: dict[str, type], other_sections: Iterable[str] = ()) -> list[str]:
+    """Every section no eg class reads, and every option its class does not have, in
+    ``config``: one problem line each (a "did you mean" where a name is close; ``other_sections``
+    are more names to suggest, Enterprise Gateway's). Called at startup and on reload, for the
+    command line and each eg or Enterprise Gateway config file."""
+    problems = []
     for section, options in config.items():
         if not isinstance(options, Config):
             continue
@@ -98,16 +103,98 @@ def check_options(config: Config, where: str, known: dict[str, type]) -> None:
         if cls is None:
             if section in EXTRA_SECTIONS:
                 continue
-            hint = difflib.get_close_matches(section, list(known), n=1)
+            hint = difflib.get_close_matches(section, [*known, *other_sections], n=1)
             fix = f"did you mean {hint[0]}?" if hint else "see eg-gateway --help-all for the sections eg reads"
-            raise ConfigError(f"{where}: c.{section} is not an eg configuration section: {fix}")
+            problems.append(f"{where}: c.{section} is not an eg configuration section: {fix}")
+            continue
         traits = cls.class_traits(config=True)
         for option in options:
             if option in traits or option[:1].isupper():
                 continue
             hint = difflib.get_close_matches(option, list(traits), n=1)
             fix = f"did you mean {section}.{hint[0]}?" if hint else f"see eg-gateway --help-all for {section}'s options"
-            raise ConfigError(f"{where}: {section}.{option} is not an option of eg: {fix}")
+            problems.append(f"{where}: {section}.{option} is not an option of eg: {fix}")
+    return problems
+
+
+# Options every traitlets application takes besides its aliases and flags.
+_BUILTIN_OPTIONS = ("help", "help-all", "h", "version")
+
+
+def check_command_line(argv: Iterable[str], aliases: Iterable[str], flags: Iterable[str]) -> list[str]:
+    """Every command-line word that is not an option of eg-gateway (an unknown ``--name``, or a
+    stray value such as the ``18892`` of ``--prot 18892``): one problem line each, with a "did
+    you mean" where a name is close. ``--Section.option`` words are checked with the config
+    (:func:`check_options`). Called before traitlets parses the command line, which would only
+    warn."""
+    aliases, flags = set(aliases), set(flags)
+    names = sorted(aliases | flags)
+    problems = []
+    words = list(argv)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":
+            break
+        if not word.startswith("-") or word == "-":
+            problems.append(f"command line: {word!r} is not an option (eg-gateway takes no arguments besides its options): remove it")
+            continue
+        name, has_value, _ = word.lstrip("-").partition("=")
+        if "." in name:
+            while not has_value and i < len(words) and not words[i].startswith("-"):
+                i += 1  # the option's value (a list option may take several)
+            continue
+        if name in aliases:
+            if not has_value and i < len(words) and not words[i].startswith("-"):
+                i += 1  # the option's value
+            continue
+        if name in flags or name in _BUILTIN_OPTIONS:
+            continue
+        hint = difflib.get_close_matches(name, names, n=1)
+        fix = f"did you mean --{hint[0]}?" if hint else "see eg-gateway --help for the options"
+        problems.append(f"command line: --{name} is not an option of eg-gateway: {fix}")
+        if not has_value and i < len(words) and not words[i].startswith("-"):
+            i += 1  # its value goes with it
+    return problems
+
+
+_GENERATED_LINE = re.compile(r"^# c\.(\w+)\.(\w+) = (.*)$")
+GENERATED_NOTE = (
+    "# Every line below is commented out; uncommented as written it changes nothing, except that it\n"
+    "# wins over the setting's EG_* variable. A setting whose default is computed at start shows\n"
+    "# the value in effect when this file was written; one that only an unset value means (a\n"
+    "# generated token, say) has no line: write one with the value you choose."
+)
+
+
+def effective_config_text(text: str, classes: Iterable[type], value_of: Any) -> str:
+    """``text`` from traitlets' ``generate_config_file`` with no trap left: called by
+    ``eg-gateway --generate-config`` before it writes the file. A trait with a computed default
+    (a ``@default`` method) is written with ``value_of(cls, name)``, the value in effect; one
+    tagged ``unset`` (its text says what leaving it unset means) gets no assignment line, only
+    that text. Returns the new text, with :data:`GENERATED_NOTE` after the header."""
+    by_name = {cls.__name__: cls for cls in classes}
+    out: list[str] = []
+    for line in text.splitlines():
+        match = _GENERATED_LINE.match(line)
+        cls = by_name.get(match.group(1)) if match else None
+        trait = cls.class_traits(config=True).get(match.group(2)) if cls else None
+        if trait is not None:
+            name = match.group(2)
+            if trait.metadata.get("unset"):
+                if out and out[-1].startswith("#  Default: "):
+                    out[-1] = f"#  Unset by default: {trait.metadata['unset']}."
+                continue
+            if name in cls._trait_default_generators:
+                value = repr(value_of(cls, name))
+                if out and out[-1].startswith("#  Default: "):
+                    out[-1] = f"#  Default: {value}"
+                line = f"# c.{cls.__name__}.{name} = {value}"
+        out.append(line)
+        if line.startswith("c = get_config()"):
+            out += ["", GENERATED_NOTE]
+    return "\n".join(out)
 
 
 def check_paths(gateway: Any) -> None:

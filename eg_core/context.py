@@ -35,7 +35,7 @@ class KernelContext:
     - ``launch_timeout``: seconds the whole launch may take.
     - ``connection_info``: ip, transport, the five ports, key and signature scheme, once known.
     - ``state``: JSON-able facts a resource manager records (pid, host, container id, app id...);
-      it is what gets persisted, and what ``eg_restore`` gets back after a gateway restart.
+      it is what gets persisted, and what ``eg_load_process_info`` gets back after a gateway restart.
     - ``handles``: live objects (process handles, SSH connections) for this process only; never
       persisted.
     - ``pooled``: True while the kernel waits in a warm pool, started for nobody yet (its

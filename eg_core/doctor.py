@@ -66,7 +66,7 @@ def _kernelspec_contexts(pm: Any, catalog: Any) -> tuple[dict[str, list[KernelCo
             except (OSError, ValueError):  # an unreadable kernel.json: the gateway skips it too
                 rm = None
             if rm is None or not pm.is_blocked(rm):
-                detail, _, fix = exc.message.partition(": ")
+                detail, _, fix = exc.message.rpartition(": ")  # the fix is the last part
                 missing.append(Check(f"kernelspec {name}", False, detail, fix or "remove it, or install its resource manager"))
             continue
         by_rm.setdefault(entry.resource_manager, []).append(

@@ -6,11 +6,13 @@ options such as ``--RemoteMappingKernelManager.cull_idle_timeout=600``) keep wor
 and ``c.KernelSessionManager.*`` (or its File/Webhook subclasses) option is set on the eg option
 that does the same, logged once as ``c.EnterpriseGatewayApp.port -> c.Gateway.port``. An eg
 option set under its own name wins. An option eg has no equivalent for is refused with what to
-do instead; none is silently ignored.
+do instead; none is silently ignored. An option that several resource managers take (such as
+``impersonation_enabled``) is set on each one installed.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Callable
 
 from traitlets import Bool
@@ -36,8 +38,10 @@ def _persistence(value: Any) -> str:
     return "replication" if on else ""
 
 
-# (Enterprise Gateway section group, option) -> (eg section, eg option, value transform or None)
-MAPPINGS: dict[tuple[str, str], tuple[str, str, Callable[[Any], Any] | None]] = {
+# (Enterprise Gateway section group, option) -> (eg section, eg option, value transform or None),
+# or a tuple of such targets: the option is set on each one an installed plugin provides.
+Target = tuple[str, str, "Callable[[Any], Any] | None"]
+MAPPINGS: dict[tuple[str, str], Target | tuple[Target, ...]] = {
     **{("app", name): ("Gateway", name, None) for name in _SAME_ON_GATEWAY},
     ("app", "env_whitelist"): ("Gateway", "client_envs", None),
     ("app", "env_process_whitelist"): ("Gateway", "inherited_envs", None),
@@ -47,7 +51,12 @@ MAPPINGS: dict[tuple[str, str], tuple[str, str, Callable[[Any], Any] | None]] = 
     ("app", "unauthorized_users"): ("UserAuthorization", "unauthorized_users", None),
     ("app", "remote_hosts"): ("SSHResourceManager", "remote_hosts", None),
     ("app", "load_balancing_algorithm"): ("SSHResourceManager", "load_balancing_algorithm", None),
-    ("app", "impersonation_enabled"): ("SSHResourceManager", "impersonation_enabled", None),
+    ("app", "impersonation_enabled"): (
+        ("SSHResourceManager", "impersonation_enabled", None), ("YarnSettings", "impersonation_enabled", None),
+    ),
+    ("app", "yarn_endpoint"): ("YarnSettings", "yarn_endpoint", None),
+    ("app", "alt_yarn_endpoint"): ("YarnSettings", "alt_yarn_endpoint", None),
+    ("app", "yarn_endpoint_security_enabled"): ("YarnSettings", "yarn_endpoint_security_enabled", None),
     ("km", "cull_idle_timeout"): ("KernelCuller", "cull_idle_timeout", None),
     ("km", "cull_interval"): ("KernelCuller", "cull_interval", None),
     ("km", "cull_connected"): ("KernelCuller", "cull_connected", None),
@@ -72,28 +81,47 @@ REFUSED: dict[tuple[str, str], str] = {
     ("app", "kernel_session_manager_class"): "session stores are plugins: set Gateway.availability_mode and use the "
     "file store (FileSessionStore.*) or the webhook store (WebhookSessionStore.*)",
     ("app", "authorizer_class"): "eg's authorization is a plugin hook (eg_user_allowed); use UserAuthorization.* or write a plugin",
-    ("app", "yarn_endpoint"): "YARN settings belong to the eg-yarn plugin; see its README (eg-gateway --help-all once installed)",
-    ("app", "alt_yarn_endpoint"): "YARN settings belong to the eg-yarn plugin; see its README",
-    ("app", "yarn_endpoint_security_enabled"): "YARN settings belong to the eg-yarn plugin; see its README",
     ("app", "conductor_endpoint"): "eg has no IBM Spectrum Conductor resource manager",
     ("km", "cull_idle_timeout_override"): "use KernelCuller.cull_idle_timeout",
 }
 
+# Enterprise Gateway process proxies (and gateway_provisioners' provisioners) that no eg resource
+# manager implements, and what they run: a kernelspec naming one is refused by name (unless an
+# installed plugin registers the name as an alias, see eg_kernelspec_aliases).
+UNIMPLEMENTED_KERNELSPECS: dict[str, str] = {
+    "ConductorClusterProcessProxy": "a kernel in IBM Spectrum Conductor",
+    "SparkOperatorProcessProxy": "a SparkApplication of the Kubernetes Spark operator (driver and executors)",
+    "spark-operator-provisioner": "a SparkApplication of the Kubernetes Spark operator (driver and executors)",
+    "CustomResourceProcessProxy": "a Kubernetes custom resource",
+    "custom-resource-provisioner": "a Kubernetes custom resource",
+}
+
 _GROUPS = {**{s: "app" for s in APP_SECTIONS}, **{s: "km" for s in KERNEL_MANAGER_SECTIONS}, **{s: "session" for s in SESSION_SECTIONS}}
-_logged: set[tuple[str, str]] = set()
+_logged: set[tuple[str, str, str]] = set()
 
 
 def is_eg_section(section: str) -> bool:
     return section in _GROUPS
 
 
-def translate(config: Config, where: str, known: dict[str, type], log: Any) -> Config:
-    """``config`` with Enterprise Gateway's sections replaced by eg's (see the module docstring).
+def _targets(target: Any) -> tuple[Target, ...]:
+    return target if isinstance(target[0], tuple) else (target,)
 
-    ``where`` names the file (or "command line") in errors; ``known`` maps eg's section names to
-    their classes (a target of a plugin that is not installed is refused).
+
+def _known_options(group: str) -> list[str]:
+    return sorted({option for g, option in [*MAPPINGS, *REFUSED] if g == group})
+
+
+def translate(config: Config, where: str, known: dict[str, type], log: Any) -> tuple[Config, list[str]]:
+    """``config`` with Enterprise Gateway's sections replaced by eg's (see the module docstring),
+    and one problem line for every Enterprise Gateway option that cannot be honoured (all of
+    them, so an operator fixes a migrated file in one pass). Called at startup and on reload,
+    for the command line and each config file.
+
+    ``where`` names the file (or "command line") in problems; ``known`` maps eg's section names
+    to their classes (a target of a plugin that is not installed is a problem).
     """
-    out = Config()
+    out, problems = Config(), []
     for section, options in config.items():
         group = _GROUPS.get(section)
         if group is None:
@@ -102,22 +130,30 @@ def translate(config: Config, where: str, known: dict[str, type], log: Any) -> C
         for option, value in options.items():
             name = f"c.{section}.{option}"
             if (group, option) in REFUSED:
-                raise ConfigError(f"{where}: {name} has no eg equivalent: {REFUSED[(group, option)]}")
+                problems.append(f"{where}: {name} has no eg equivalent: {REFUSED[(group, option)]}")
+                continue
             target = MAPPINGS.get((group, option))
             if target is None:
-                raise ConfigError(f"{where}: {name} is not an Enterprise Gateway option eg knows: remove it (see eg-gateway --help-all)")
-            eg_section, eg_option, transform = target
-            if eg_section not in known:
-                raise ConfigError(
-                    f"{where}: {name} maps to c.{eg_section}.{eg_option}, which no installed eg plugin provides: "
+                hint = difflib.get_close_matches(option, _known_options(group), n=1)
+                fix = f"did you mean c.{section}.{hint[0]}?" if hint else "remove it (see eg-gateway --help-all)"
+                problems.append(f"{where}: {name} is not an Enterprise Gateway option eg knows: {fix}")
+                continue
+            installed = [t for t in _targets(target) if t[0] in known]
+            if not installed:
+                eg_names = " and ".join(f"c.{t[0]}.{t[1]}" for t in _targets(target))
+                problems.append(
+                    f"{where}: {name} maps to {eg_names}, which no installed eg plugin provides: "
                     "install the plugin (eg-gateway plugins lists those installed) or remove the option"
                 )
-            if eg_option not in known[eg_section].class_traits(config=True):
-                raise ConfigError(f"{where}: {name} has no eg equivalent yet: remove it")
-            if any(eg_section in cfg and eg_option in cfg[eg_section] for cfg in (config, out)):
-                continue  # eg's own spelling (or an earlier Enterprise Gateway section) wins
-            out[eg_section][eg_option] = transform(value) if transform else value
-            if (name, where) not in _logged:
-                _logged.add((name, where))
-                log.info("%s: Enterprise Gateway's %s read as c.%s.%s", where, name, eg_section, eg_option)
-    return out
+                continue
+            for eg_section, eg_option, transform in installed:
+                if eg_option not in known[eg_section].class_traits(config=True):
+                    problems.append(f"{where}: {name} has no eg equivalent yet: remove it")
+                    continue
+                if any(eg_section in cfg and eg_option in cfg[eg_section] for cfg in (config, out)):
+                    continue  # eg's own spelling (or an earlier Enterprise Gateway section) wins
+                out[eg_section][eg_option] = transform(value) if transform else value
+                if (name, eg_section, where) not in _logged:
+                    _logged.add((name, eg_section, where))
+                    log.info("%s: Enterprise Gateway's %s read as c.%s.%s", where, name, eg_section, eg_option)
+    return out, problems

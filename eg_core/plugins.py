@@ -74,7 +74,11 @@ def get_plugin_manager(
         if not pm.is_blocked(name):
             pm.register(importlib.import_module(module), name=name)
     if load_entrypoints:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _check_entry_points(pm)
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except pluggy.PluginValidationError as exc:
+            raise _not_loadable(exc.plugin_name if hasattr(exc, "plugin_name") else "?", str(exc)) from None
     pm.check_pending()
     if os.environ.get("EG_TRACE_PLUGINS"):
         import logging
@@ -83,6 +87,31 @@ def get_plugin_manager(
         pm.trace.root.setwriter(trace_log.debug)
         pm.enable_tracing()
     return pm
+
+
+def _not_loadable(name: str, why: str, package: str = "") -> Exception:
+    from .config import ConfigError
+
+    what = f"plugin {name!r}" + (f" ({package})" if package else "")
+    fix = f"reinstall {package.split()[0]}" if package else "reinstall it"
+    return ConfigError(f"{what} cannot be loaded: {why}: {fix}, or disable it with EG_DISABLED_PLUGINS={name}")
+
+
+def _check_entry_points(pm: pluggy.PluginManager) -> None:
+    """Import every enabled ``eg.plugins`` entry point before pluggy registers them, so that a
+    half-installed plugin (a module or dependency missing) raises :class:`ConfigError` naming
+    the plugin, its package and the fix, not a traceback. Called by :func:`get_plugin_manager`."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if pm.is_blocked(ep.name):
+            continue
+        try:
+            ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's installation's
+            dist = getattr(ep, "dist", None)
+            package = f"{dist.name} {dist.version}" if dist is not None else ""
+            raise _not_loadable(ep.name, f"{type(exc).__name__}: {exc}", package) from None
 
 
 @lru_cache(maxsize=1)
@@ -154,6 +183,38 @@ def dormant_kernelspec_aliases(pm: pluggy.PluginManager) -> dict[str, str]:
         except Exception:  # a broken disabled plugin explains nothing
             continue
     return aliases
+
+
+def plugin_names() -> set[str]:
+    """The names of every plugin this gateway could load: the builtins and every ``eg.plugins``
+    entry point (disabled ones too)."""
+    from importlib.metadata import entry_points
+
+    return set(BUILTIN_PLUGINS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def unknown_plugin_names(names: Iterable[str], pm: pluggy.PluginManager) -> list[str]:
+    """One problem line for each of ``names`` (``Gateway.disabled_plugins``, checked at
+    startup) that is no plugin's name, with the name meant where another gateway's name for a
+    resource manager (``kubernetes`` for ``k8s``, from the plugins' kernelspec aliases) or a
+    close spelling tells it."""
+    import difflib
+
+    known = plugin_names()
+    others = {}
+    for alias, rm in {**dormant_kernelspec_aliases(pm), **kernelspec_aliases(pm)}.items():
+        others[alias.lower().removesuffix("processproxy").removesuffix("-provisioner")] = rm
+    problems = []
+    for name in dict.fromkeys(names):
+        if name in known:
+            continue
+        hint = others.get(name.lower()) or next(iter(difflib.get_close_matches(name, sorted(known), n=1)), None)
+        fix = f"did you mean {hint!r}?" if hint else "use a plugin's name"
+        problems.append(
+            f"Gateway.disabled_plugins (EG_DISABLED_PLUGINS): {name!r} is not the name of a plugin: {fix} "
+            f"(the plugins: {', '.join(sorted(known))}; eg-gateway plugins lists the enabled ones)"
+        )
+    return problems
 
 
 def kernelspec_dirs(pm: pluggy.PluginManager) -> list[str]:

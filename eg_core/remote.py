@@ -45,7 +45,7 @@ from . import launcher_comm
 from .context import KernelContext
 from .kernelspecs.launcher.launch_ipykernel import LEASE_ENV
 from .launcher_comm import LauncherRequestRejected
-from .errors import LaunchFailed
+from .errors import BadRequest, LaunchFailed
 from .response import ResponseListener
 
 _listener: ResponseListener | None = None
@@ -90,6 +90,23 @@ def substitutions() -> dict[str, str]:
     if _listener is None:
         return {}
     return {"response_address": _listener.address, "public_key": _listener.public_key}
+
+
+def legacy_launcher(kernel: KernelContext) -> bool:
+    """Whether the kernel's launcher is Enterprise Gateway's (it sends the version-1 payload and
+    takes no launch key): the kernelspec's ``config.legacy_launcher`` when set, else true for an
+    Enterprise Gateway kernelspec (``metadata.process_proxy``), whose images (elyra/kernel-py
+    and the like) carry EG's launchers. A resource manager calls it at launch, before
+    :func:`expect_callback`; a value that is not true or false raises :class:`eg_core.BadRequest`.
+    """
+    value = kernel.config.get("legacy_launcher")
+    if value is None or value == "":
+        return "process_proxy" in (kernel.spec.get("metadata") or {})
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise BadRequest(f"kernelspec {kernel.kernel_name!r}: config.legacy_launcher must be true or false, not {value!r}")
 
 
 async def expect_callback(kernel: KernelContext, *, legacy: bool = False) -> str | None:

@@ -145,7 +145,7 @@ class ResponseListener(LoggingConfigurable):
         config=True,
         help="The ip the listener binds. Env: EG_RESPONSE_BIND_IP (or EG_RESPONSE_ADDR_ANY=true "
         "for 0.0.0.0); default: the host part of response_address.",
-    ).tag(env_default=("EG_RESPONSE_BIND_IP", "EG_RESPONSE_ADDR_ANY"))
+    ).tag(env_default=("EG_RESPONSE_BIND_IP", "EG_RESPONSE_ADDR_ANY"), unset="the host part of response_address")
 
     @default("bind_ip")
     def _default_bind_ip(self) -> str:

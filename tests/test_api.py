@@ -85,7 +85,9 @@ async def test_unavailable_kernelspecs_are_hidden_and_named(gateway_factory):
             assert_error(await http.get("/api/kernelspecs/needs_ssh"), 404, "eg-ssh")
         else:  # the core names no plugin: only an installed plugin knows Enterprise Gateway's class name
             assert_error(await http.post("/api/kernels", json={"name": "needs_ssh"}), 404, "DistributedProcessProxy", "no installed")
-        assert_error(await http.post("/api/kernels", json={"name": "needs_uninstalled"}), 404, "eg-nomad", "pip install ./plugins/eg_nomad")
+        body = assert_error(await http.post("/api/kernels", json={"name": "needs_uninstalled"}), 404,
+                            "'nomad' resource manager, which is not installed and is not one of eg's plugins")
+        assert "./plugins/eg_nomad" not in body["message"]
         assert_error(await http.post("/api/kernels", json={"name": "unknown_provisioner"}), 404, "someone-elses-provisioner")
 
 
@@ -267,3 +269,16 @@ async def test_list_kernels_can_be_disabled(gateway_factory):
     async with gw.client() as http:
         assert_error(await http.get("/api/kernels"), 403, "list_kernels")
         assert_error(await http.get("/api/sessions"), 403, "list_kernels")
+
+
+def test_an_eg_plugin_not_installed_is_installed_from_this_checkout(monkeypatch):
+    import importlib.metadata
+    from pathlib import Path
+
+    from eg_core.catalog import missing_plugin_advice
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+    root = Path(__file__).resolve().parent.parent
+    advice = missing_plugin_advice("slurm")
+    assert f"pip install -c {root / 'constraints.txt'} {root / 'plugins' / 'eg_slurm'}" in advice
+    assert "eg_pbs" not in missing_plugin_advice("pbs") and "slurm" in missing_plugin_advice("pbs")

@@ -40,3 +40,17 @@ def test_banner_refers_to_a_configured_token_without_copying_it(gateway_factory)
     output = banner(gw)
     assert jupyter_lab_line(output)[-1] == "--GatewayClient.auth_token=$EG_AUTH_TOKEN"
     assert "s3cret-token-value" not in output
+
+
+def test_banner_reads_a_token_file_where_the_token_came_from_one(gateway_factory, tmp_path):
+    import subprocess
+
+    token_file = tmp_path / "the token"
+    token_file.write_text("file-token-value\n")
+    gw = gateway_factory(token="", env={"EG_AUTH_TOKEN_FILE": str(token_file)})
+    output = banner(gw)
+    line = next(line.strip() for line in output.splitlines() if line.strip().startswith("jupyter lab --gateway-url="))
+    assert "file-token-value" not in output and "$EG_AUTH_TOKEN" not in line
+    # The shell expands the argument to the token the gateway serves with.
+    argument = subprocess.run(["bash", "-c", "printf %s " + line[line.index("--GatewayClient"):]], capture_output=True, text=True).stdout
+    assert argument == "--GatewayClient.auth_token=file-token-value"

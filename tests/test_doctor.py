@@ -36,17 +36,24 @@ def test_failures_name_the_fix_and_fail_the_command(tmp_path):
     write_spec(tmp_path, "no_program", ["/nonexistent/kernel-program", "{connection_file}"])
     write_spec(tmp_path, "no_module", ["python", "-m", "no_such_kernel_launcher", "-f", "{connection_file}"])
     write_spec(tmp_path, "no_rm", ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], provisioner="eg-nosuchrm")
+    (tmp_path / "bad_json").mkdir()
+    (tmp_path / "bad_json" / "kernel.json").write_text('{"argv": ["python",], }')
     result = run_doctor(env=ONLY_LOCAL, kernel_spec_dirs=[str(tmp_path)])
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    by_spec = {name: [line for line in lines if f"kernelspec {name}:" in line] for name in ("no_program", "no_module", "no_rm", "python3")}
+    by_spec = {name: [line for line in lines if f"kernelspec {name}:" in line]
+               for name in ("no_program", "no_module", "no_rm", "bad_json", "python3")}
     assert all(len(found) == 1 for found in by_spec.values()), lines
-    assert by_spec["no_program"][0].startswith("FAIL  local:") and "is not found on the PATH; fix: install it" in by_spec["no_program"][0]
+    assert by_spec["no_program"][0].startswith("FAIL  local:")
+    assert "'/nonexistent/kernel-program' does not exist; fix: install the kernel's program there, or fix argv[0] in " in by_spec["no_program"][0]
     assert by_spec["no_module"][0].startswith("FAIL  local:") and "fix: " in by_spec["no_module"][0]
     assert "pip install no_such_kernel" in by_spec["no_module"][0]
-    assert by_spec["no_rm"][0].startswith("FAIL  kernelspecs:") and "eg_nosuchrm" in by_spec["no_rm"][0] and "; fix: " in by_spec["no_rm"][0]
+    assert by_spec["no_rm"][0].startswith("FAIL  kernelspecs:") and "'nosuchrm' resource manager" in by_spec["no_rm"][0]
+    assert "; fix: " in by_spec["no_rm"][0] and "plugins/eg_nosuchrm" not in by_spec["no_rm"][0]
+    assert by_spec["bad_json"][0].startswith("FAIL  kernelspecs:") and "cannot be read" in by_spec["bad_json"][0]
+    assert "bad_json/kernel.json: JSONDecodeError" in by_spec["bad_json"][0] and "; fix: correct its kernel.json" in by_spec["bad_json"][0]
     assert by_spec["python3"][0].startswith("ok    local:")
-    assert lines[-1] == f"{len(lines) - 1} checks, 3 failed"
+    assert lines[-1] == f"{len(lines) - 1} checks, 4 failed"
 
 
 async def test_a_plugin_that_raises_or_hangs_is_a_failed_check(tmp_path, monkeypatch):
@@ -79,3 +86,14 @@ async def test_a_plugin_that_raises_or_hangs_is_a_failed_check(tmp_path, monkeyp
     assert not found["hangs"].ok and "no answer within 0.5s" in found["hangs"].detail
     assert found["fine"].ok and found["fine"].detail == "0 kernelspecs"  # only its own kernelspecs
     assert found["local"].ok and found["local"].line("local").startswith("ok    local: kernelspec tiny")
+
+
+def test_slurm_commands_missing_say_install_them(tmp_path):
+    import pytest
+
+    if "slurm" not in {ep.name for ep in __import__("importlib.metadata").metadata.entry_points(group="eg.plugins")}:
+        pytest.skip("eg-slurm is not installed")
+    result = run_doctor(env={"EG_DISABLED_PLUGINS": "ssh,docker,k8s,yarn", "PATH": str(tmp_path)})
+    line = next(line for line in result.stdout.splitlines() if "slurm: controller" in line)
+    assert line.startswith("FAIL  slurm: controller: scontrol is not found on the gateway's PATH"), line
+    assert "fix: install Slurm's client commands" in line and "slurmctld" not in line

@@ -504,3 +504,17 @@ def test_listener_address_comes_from_enterprise_gateway_env(monkeypatch):
     monkeypatch.setenv("EG_RESPONSE_BIND_IP", "10.9.9.9")
     listener = ResponseListener()
     assert (listener.response_address, listener.bind_ip) == ("gw.example:7000", "10.9.9.9")
+
+
+def test_transport_encryption_disabled_is_accepted_and_any_other_value_refused():
+    import subprocess
+
+    options = launcher.build_parser().parse_args(["--transport-encryption", "disabled"])
+    assert options.transport_encryption == "disabled"
+    refused = subprocess.run(
+        [sys.executable, launcher.__file__, "--RemoteProcessProxy.transport-encryption", "full", "--kernel-id", "k"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "--transport-encryption full: eg does not encrypt kernel traffic yet" in refused.stderr
+    assert "tunnelling" in refused.stderr

@@ -76,3 +76,29 @@ async def test_broken_config_file_keeps_the_gateway_serving(gateway_factory, tmp
     await asyncio.sleep(0.5)
     async with gw.client() as http:
         assert (await http.get("/api")).status_code == 200
+
+
+async def test_sighup_says_what_changed_and_what_needs_a_restart(gateway_factory, tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "eg_gateway_config.py").write_text("c.KernelLimits.max_kernels = 1\n")
+    gw = gateway_factory(env={"JUPYTER_CONFIG_DIR": str(config)})
+    # (the test's gateway has its port on the command line, which a config file does not change)
+    (config / "eg_gateway_config.py").write_text("c.KernelLimits.max_kernels = 3\nc.Gateway.port_retries = 5\n")
+    gw.proc.send_signal(signal.SIGHUP)
+    output = await gw.wait_for_output("Configuration reloaded:")
+    assert "Configuration reloaded: KernelLimits.max_kernels 1 -> 3" in output, output
+    assert "Gateway.port_retries changed (0 -> 5), which takes effect only when the gateway restarts" in output
+    async with gw.client() as http:  # still serving where it was
+        assert (await http.get("/api/kernelspecs")).status_code == 200
+
+
+def test_a_reload_logs_no_secret():
+    from eg_core.app import Gateway, loggable
+
+    traits = Gateway.class_traits()
+    assert loggable("auth_token", traits["auth_token"], "s3cret") == "[secret]"
+    assert loggable("port", traits["port"], 8888) == "8888"
+    from traitlets import Unicode
+
+    assert loggable("webhook_password", Unicode(), "pw") == "[secret]"

@@ -212,8 +212,12 @@ async def check(kernel: KernelContext) -> Check:
         return Check(what, False, "its argv is empty", "give kernel.json an argv")
     python_names = ("python", f"python{sys.version_info[0]}")
     program = sys.executable if argv[0] in python_names else shutil.which(argv[0])
+    kernel_json = os.path.join(kernel.spec["resource_dir"], "kernel.json") if kernel.spec.get("resource_dir") else "kernel.json"
+    if program is None and os.sep in argv[0]:
+        problem = "does not exist" if not os.path.exists(argv[0]) else "is not an executable file"
+        return Check(what, False, f"{argv[0]!r} {problem}", f"install the kernel's program there, or fix argv[0] in {kernel_json}")
     if program is None:
-        return Check(what, False, f"{argv[0]!r} is not found on the PATH", f"install it, or give its full path in {kernel.spec.get('resource_dir') or 'kernel.json'}")
+        return Check(what, False, f"{argv[0]!r} is not found on the PATH", f"install it, or give its full path in {kernel_json}")
     if "-m" not in argv[:-1]:
         return Check(what, True, f"runs {program}")
     module = argv[argv.index("-m") + 1]

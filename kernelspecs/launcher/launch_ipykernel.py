@@ -717,6 +717,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--kernel-class-name", alias + "kernel-class-name", dest="kernel_class_name",
         default=DEFAULT_KERNEL_CLASS_NAME, help="the kernel class ipykernel runs",
     )
+    parser.add_argument(
+        "--transport-encryption", alias + "transport-encryption", dest="transport_encryption", default="disabled",
+        help="gateway_provisioners' option: only 'disabled' is accepted (this launcher does not encrypt kernel traffic)",
+    )
     parser.add_argument("--ip", default="0.0.0.0", help="address the kernel binds (default 0.0.0.0)")
     parser.add_argument(
         "--advertise-ip", dest="advertise_ip",
@@ -853,6 +857,12 @@ def main(argv: list[str] | None = None) -> None:
     options = build_parser().parse_args(argv)
     if options.response_address and not options.kernel_id:
         build_parser().error("--kernel-id is required with --response-address")
+    if options.transport_encryption.strip().lower() != "disabled":
+        build_parser().error(
+            f"--transport-encryption {options.transport_encryption}: eg does not encrypt kernel traffic yet; "
+            "pass 'disabled' (or leave the option out), and protect the kernel's ports another way: eg-ssh's "
+            "tunnelling (enable_tunneling, EG_ENABLE_TUNNELING) carries them over SSH"
+        )
     if options.spark_init_mode != "none" or options.cluster_type not in ("none", "spark"):
         log.info(
             "Ignoring spark-context-initialization-mode=%s / cluster-type=%s: this launcher "

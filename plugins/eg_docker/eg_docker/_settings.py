@@ -27,6 +27,7 @@ from traitlets import Bool, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, EGError, KernelContext, LaunchRefused
+from eg_core import remote
 from eg_core.config import EnvDefaults, RequestOverrides, kernelspec_settings
 
 # Labels every kernel container/service carries (Enterprise Gateway's, plus ours).
@@ -215,7 +216,7 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
     labels.update(_kernel_labels(kernel, gateway))
     docker_host = gateway.docker_host
     host, bind_ip = _addresses(network, docker_host, cfg, gateway)
-    legacy = _truthy(cfg.get("legacy_launcher", False))
+    legacy = remote.legacy_launcher(kernel)
     return KernelContainer(
         mode=mode,
         docker_host=docker_host,

@@ -195,3 +195,13 @@ def test_client_helpers():
     assert split_image("eg/kernel-py:local") == ("eg/kernel-py", "local")
     assert split_image("localhost:5000/img") == ("localhost:5000/img", "latest")
     assert split_image("img@sha256:abc") == ("img@sha256:abc", "")
+
+
+def test_enterprise_gateway_kernelspecs_get_the_legacy_launcher_by_default(gateway):
+    eg_spec = {"process_proxy": {"class_name": "enterprise_gateway.services.processproxies.docker_swarm.DockerProcessProxy"}}
+    assert resolve(make_kernel(metadata=eg_spec), gateway).legacy_launcher is True
+    assert resolve(make_kernel(metadata=eg_spec, config={"legacy_launcher": False}), gateway).legacy_launcher is False
+    assert resolve(make_kernel(), gateway).legacy_launcher is False
+    assert resolve(make_kernel(config={"legacy_launcher": "true"}), gateway).legacy_launcher is True
+    with pytest.raises(BadRequest, match="legacy_launcher must be true or false"):
+        resolve(make_kernel(config={"legacy_launcher": "sometimes"}), gateway)

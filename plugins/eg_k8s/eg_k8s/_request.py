@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
+from eg_core import remote
 from eg_core.config import RequestOverrides
 
 from ._settings import KubernetesSettings, settings
@@ -171,7 +172,7 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         kernel_cluster_role=str(layers.cfg("kernel_cluster_role", "")),
         fail_unschedulable=_truthy(layers.cfg("fail_unschedulable", True)),
         log_tail_lines=int(layers.cfg("log_tail_lines", 25)),
-        legacy_launcher=_truthy(kernel.config.get("legacy_launcher", False)),
+        legacy_launcher=remote.legacy_launcher(kernel),
     )
 
 

@@ -6,7 +6,9 @@ requests override only what the operator allow-lists (:mod:`._request`).
 
 from __future__ import annotations
 
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, validate
+import os
+
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 from traitlets.config import SingletonConfigurable
 
 from eg_core.config import EnvDefaults
@@ -30,8 +32,14 @@ class KubernetesSettings(EnvDefaults, SingletonConfigurable):
         help="'shared': every kernel in `namespace` (needs only a namespace-scoped Role); 'per-user': "
         "one namespace per user, created on demand and deleted with the user's last kernel; 'per-kernel': "
         "a namespace per kernel (Enterprise Gateway's default), deleted at shutdown. The last two create "
-        "a RoleBinding of `kernel_cluster_role` for the kernel's service account.",
-    )
+        "a RoleBinding of `kernel_cluster_role` for the kernel's service account. Default: 'shared', or "
+        "Enterprise Gateway's EG_SHARED_NAMESPACE: 'true' is 'shared', any other value 'per-kernel'.",
+    ).tag(env_default=("EG_SHARED_NAMESPACE",))
+
+    @default("namespace_mode")
+    def _namespace_mode_default(self) -> str:
+        shared = os.environ.get("EG_SHARED_NAMESPACE")
+        return "shared" if shared is None or shared.strip().lower() == "true" else "per-kernel"
     namespace_prefix = Unicode("eg-", config=True, help="Prefix of the namespaces the 'per-user' mode creates.")
     kernel_cluster_role = Unicode(
         "edit", config=True, help="ClusterRole bound to the kernel's service account in namespaces the gateway creates.",

@@ -46,12 +46,12 @@ def eg_configurables():
 
 @hookimpl
 def eg_kernelspec_aliases():
-    """gateway_provisioners' and Enterprise Gateway's names for this resource manager."""
+    """gateway_provisioners' and Enterprise Gateway's names for this resource manager (not their
+    Spark operator and custom-resource proxies, which create more than a pod: the core refuses
+    those kernelspecs by name)."""
     return {
         "kubernetes-provisioner": "k8s",
         "KubernetesProcessProxy": "k8s",
-        "CustomResourceProcessProxy": "k8s",
-        "SparkOperatorProcessProxy": "k8s",
     }
 
 

@@ -127,3 +127,22 @@ def test_a_requests_working_dir_is_dropped_unless_mirrored():
     env = {"KERNEL_WORKING_DIR": "/home/alice/work"}
     assert resolve(kernel(env=dict(env)), settings()).working_dir is None
     assert resolve(kernel(env=dict(env)), settings(mirror_working_dirs=True)).working_dir == "/home/alice/work"
+
+
+def test_enterprise_gateway_kernelspecs_get_the_legacy_launcher_by_default():
+    k = kernel()
+    assert resolve(k, settings()).legacy_launcher is False
+    k.spec["metadata"] = {"process_proxy": {"class_name": "enterprise_gateway.services.processproxies.k8s.KubernetesProcessProxy"}}
+    assert resolve(k, settings()).legacy_launcher is True
+    k.config["legacy_launcher"] = False
+    assert resolve(k, settings()).legacy_launcher is False
+
+
+@pytest.mark.parametrize("value,mode", [("True", "shared"), ("true", "shared"), ("False", "per-kernel"), (None, "shared")])
+def test_enterprise_gateways_shared_namespace_variable(monkeypatch, value, mode):
+    if value is None:
+        monkeypatch.delenv("EG_SHARED_NAMESPACE", raising=False)
+    else:
+        monkeypatch.setenv("EG_SHARED_NAMESPACE", value)
+    assert settings().namespace_mode == mode
+    assert settings(namespace_mode="per-user").namespace_mode == "per-user"

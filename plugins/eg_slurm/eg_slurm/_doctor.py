@@ -23,11 +23,15 @@ async def _partitions(settings: SlurmSettings) -> dict[str, str]:
 
 async def checks(kernels) -> list[Check]:
     settings = SlurmSettings.instance()
+    fix = "start slurmctld and munged on slurm.conf's SlurmctldHost, or set SLURM_CONF to the cluster's slurm.conf"
     try:
         answer, up = (await _jobs.run(settings, "scontrol", "ping")).strip(), True
+    except _jobs.SlurmNotInstalled as exc:
+        answer, up = str(exc), False
+        fix = "install Slurm's client commands (scontrol, sinfo, sbatch, squeue, scancel) on the gateway's host, on its PATH"
     except _jobs.SlurmError as exc:
         answer, up = str(exc), False
-    found = [Check("controller", up, answer, "start slurmctld and munged on slurm.conf's SlurmctldHost, or set SLURM_CONF to the cluster's slurm.conf")]
+    found = [Check("controller", up, answer, fix)]
     if not up:
         return found
     partitions = await _partitions(settings)

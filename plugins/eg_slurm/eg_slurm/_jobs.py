@@ -24,10 +24,16 @@ class SlurmError(Exception):
     """A Slurm command failed, timed out or is not installed."""
 
 
+class SlurmNotInstalled(SlurmError):
+    """A Slurm command is not on the gateway's PATH (Slurm's client commands are not installed)."""
+
+
 async def run(settings: SlurmSettings, *argv: str, input: str | None = None, env: dict | None = None) -> str:
     """Run one Slurm command; returns its stdout, raises :class:`SlurmError` saying why not."""
     try:
         done = await process.run(argv, timeout=settings.command_timeout, input=input, env=env)
+    except FileNotFoundError:
+        raise SlurmNotInstalled(f"{argv[0]} is not found on the gateway's PATH") from None
     except (process.CommandTimeout, OSError) as exc:
         raise SlurmError(f"{argv[0]}: {exc}") from None
     if done.returncode:

@@ -21,6 +21,7 @@ from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, val
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
+from eg_core import remote
 from eg_core.config import EnvDefaults, kernelspec_settings
 
 SUBMISSION_MODES = ("spark-submit", "rest")
@@ -165,15 +166,6 @@ def memory_mb(value: str, what: str) -> int:
     return max(int(int(match.group(1)) * _MB[match.group(2).lower()]), 1)
 
 
-def _config_bool(kernel: KernelContext, key: str, default: bool) -> bool:
-    value = kernel.config.get(key, default)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false", ""):
-        return value.lower() == "true"
-    raise BadRequest(f"kernelspec {kernel.kernel_name!r}: config.{key} must be true or false")
-
-
 def resolve(kernel: KernelContext) -> Launch:
     """Merge the layers for one launch and check every value; called before submitting."""
     s = settings()
@@ -206,7 +198,7 @@ def resolve(kernel: KernelContext) -> Launch:
         node_label=str(values["node_label"] or ""),
         driver_memory_mb=driver,
         executor_memory_mb=executor,
-        legacy_launcher=_config_bool(kernel, "legacy_launcher", "process_proxy" in (kernel.spec.get("metadata") or {})),
+        legacy_launcher=remote.legacy_launcher(kernel),
     )
 
 
