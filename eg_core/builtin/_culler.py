@@ -188,20 +188,20 @@ class KernelCuller(EnvDefaults, SingletonConfigurable):
         return bool(self.cull_idle_timeout > 0 or self.cull_busy_timeout > 0 or self.cull_max_age > 0 or self.per_kernelspec)
 
     def describe(self) -> str:
-        parts = []
         if self.cull_idle_timeout > 0:
-            parts.append(f"idle for more than {self.cull_idle_timeout:g} s (connected ones: {'yes' if self.cull_connected else 'no'}, "
-                         f"busy ones: {'yes' if self.cull_busy else 'no'})")
+            text = (f"culling kernels idle for more than {self.cull_idle_timeout:g} s, checked every {self.cull_interval:g} s "
+                    f"(connected ones: {'yes' if self.cull_connected else 'no'}, busy ones: {'yes' if self.cull_busy else 'no'})")
+        else:
+            text = f"culling kernels, checked every {self.cull_interval:g} s"
         if self.cull_busy_timeout > 0:
-            parts.append(f"busy for more than {self.cull_busy_timeout:g} s")
+            text += f"; busy for more than {self.cull_busy_timeout:g} s"
         if self.cull_max_age > 0:
-            parts.append(f"running for more than {self.cull_max_age:g} s")
-        text = "culling kernels " + ("; ".join(parts) or "by kernelspec only")
+            text += f"; running for more than {self.cull_max_age:g} s"
         if self.per_kernelspec:
             text += f"; per kernelspec: {', '.join(self.per_kernelspec)}"
         if self.cull_warning > 0:
             text += f"; clients are warned {self.cull_warning:g} s before"
-        return text + f"; checked every {self.cull_interval:g} s"
+        return text
 
     async def _loop(self) -> None:
         while True:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eg_core.identity import IdentityUnavailable, get_json
 
 from ._settings import OIDCIdentity
+
+if TYPE_CHECKING:
+    from eg_core.doctor import Check
 
 
 class KeySet:
@@ -62,3 +65,20 @@ async def _get_json(settings: OIDCIdentity, url: str) -> dict[str, Any]:
     if body is None:
         raise IdentityUnavailable(f"{what} (not found or not allowed); check OIDCIdentity.issuer and jwks_url")
     return body
+
+
+async def check(settings: OIDCIdentity) -> Check:
+    """``eg-gateway doctor``: the issuer's JWKS can be read and holds signing keys eg can use."""
+    from eg_core.doctor import Check
+
+    what = f"OIDC issuer {settings.issuer}"
+    keys = KeySet()
+    try:
+        await keys._fetch(settings)
+    except IdentityUnavailable as exc:
+        return Check(what, False, exc.message, "fix OIDCIdentity.issuer or jwks_url, or start the identity provider")
+    if not keys.keys:
+        return Check(what, False, "its JWKS holds no signing key eg can use", "check OIDCIdentity.jwks_url")
+    if not settings.audience:
+        return Check(what, False, "OIDCIdentity.audience is not set, so every token is refused", "set it to eg's client id at the issuer")
+    return Check(what, True, f"{len(keys.keys)} signing key(s)")

@@ -31,3 +31,13 @@ def eg_identify(token):
 
         _Issuer.keys = KeySet()
     return _tokens.identify(settings, _Issuer.keys, token)
+
+
+@hookimpl
+async def eg_doctor(kernels):
+    settings = OIDCIdentity.instance()
+    if not settings.issuer:
+        return None
+    from ._jwks import check
+
+    return [await check(settings)]

@@ -7,6 +7,7 @@ why; a rotated key is fetched when a token names it; an issuer that cannot be re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tornado import httpserver, web
 
-from eg_core.testing import free_port
+from eg_core.testing import free_port, run_doctor
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -137,3 +138,15 @@ async def test_an_issuer_that_cannot_be_reached_gets_503_and_the_service_token_g
         assert "try again" in r.json()["message"] and r.json()["reason"] == "Service Unavailable"
     async with gw.client() as service:
         assert (await service.get("/api/kernels")).status_code == 200
+
+
+async def test_doctor_reads_the_issuer_s_keys(issuer):
+    async def doctor(*args: str) -> str:
+        result = await asyncio.to_thread(run_doctor, f"--OIDCIdentity.issuer={issuer.url}", *args)
+        return next(line for line in result.stdout.splitlines() if "oidc:" in line)
+
+    assert (await doctor(f"--OIDCIdentity.audience={AUDIENCE}")).startswith("ok")
+    line = await doctor()
+    assert line.startswith("FAIL") and "audience is not set" in line, line
+    line = await doctor(f"--OIDCIdentity.audience={AUDIENCE}", f"--OIDCIdentity.jwks_url=http://127.0.0.1:{free_port()}/keys")
+    assert line.startswith("FAIL") and "could not be read" in line, line
