@@ -249,7 +249,7 @@ def launcher_env(
       user can see (a child process of the gateway on its own host); never for a job, a
       container, an application or a pod spec, whose environment the backend shows to others.
 
-    With none of these the key goes in ``EG_LAUNCH_KEY`` as before (deprecated: say ``key_in_env``).
+    A launch key with none of these raises ``ValueError`` (the launcher could not call back).
     Deliver the environment as one (a container's, a job's, over an SSH channel), never on a
     command line.
     """
@@ -262,8 +262,10 @@ def launcher_env(
         env[LAUNCH_KEY_FILE_ENV] = key_file
     elif key_on_stdin:
         env[LAUNCH_KEY_STDIN_ENV] = "1"
-    else:
+    elif key_in_env:
         env[LAUNCH_KEY_ENV] = launch_key
+    else:
+        raise ValueError("launcher_env: say how the launcher gets its key (key_file=, key_on_stdin= or key_in_env=)")
     if not kernel.survives_gateway:  # see _leased
         env[LEASE_ENV] = "1"
     return env

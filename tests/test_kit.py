@@ -97,6 +97,8 @@ def test_kernel_env_never_carries_gateway_secrets(monkeypatch):
 async def test_launcher_env_names_where_the_key_is_never_the_key_itself(tmp_path):
     k = kernel()
     k.env["EG_LAUNCH_KEY_FILE"] = "/etc/shadow"  # only the gateway says where the key is
+    with pytest.raises(ValueError):
+        remote.launcher_env(k, "key")
     path = await remote.write_key_file(k, "the-key", str(tmp_path))
     assert os.stat(path).st_mode & 0o777 == 0o600 and open(path).read() == "the-key"
     env = remote.launcher_env(k, "the-key", key_file=path)
