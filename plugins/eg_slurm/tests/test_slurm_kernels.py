@@ -103,5 +103,5 @@ async def test_launch_key_is_in_nothing_slurm_shows(gateway_factory, kernel_jobs
             **{f"environ of {pid}": Path(f"/proc/{pid}/environ").read_bytes() for pid in pids},
         }
         assert pids and places_with(key, **shown) == []
-        assert not list(Path(tempfile.gettempdir()).glob(f"eg-key-{kid}-*")), "the launcher removes the key file"
+        assert not list(Path(tempfile.gettempdir()).glob(f"eg-key-{kid}-*")), "the key file is gone once the kernel is up"
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
