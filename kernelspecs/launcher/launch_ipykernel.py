@@ -838,8 +838,9 @@ async def run_launcher(options: argparse.Namespace, launch_key: str | None) -> i
     keys = derive_keys(launch_key) if launch_key else None
     if options.response_address and keys is None:
         raise LaunchError(
-            f"{LAUNCH_KEY_ENV} is not set: this launcher sends only authenticated (version 2) "
-            "connection info, keyed by the per-kernel secret the gateway passes in that variable"
+            f"{LAUNCH_KEY_ENV} is not set (nor a key through {LAUNCH_KEY_FILE_ENV} or {LAUNCH_KEY_STDIN_ENV}): "
+            "this launcher sends only authenticated (version 2) connection info, keyed by the per-kernel "
+            "secret the gateway gives it"
         )
     advertise_ip = options.advertise_ip or default_advertise_ip(options.ip, options.response_address)
     conn_file, info, comm_socket = prepare_connection_file(options)
