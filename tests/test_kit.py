@@ -109,6 +109,12 @@ async def test_launcher_env_names_where_the_key_is_never_the_key_itself(tmp_path
     assert k.state["launch_key_file"] == path
     await remote.discard_key_file(k)  # what the core does at cleanup
     assert not os.path.exists(path) and "launch_key_file" not in k.state
+    if os.geteuid() == 0:  # a gateway running as root hands the file to the kernel's user
+        path = await remote.write_key_file(k, "the-key", str(tmp_path), uid=65534, gid=65534)
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o600)
+        await remote.discard_key_file(k)
+        assert not os.path.exists(path)
 
 
 async def test_orphan_sweep_reports_and_removes_only_unknown_kernels(caplog):
