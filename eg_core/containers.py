@@ -12,8 +12,9 @@ Two kinds of kernelspec reach a container resource manager:
   ``bootstrap-kernel.sh``), with the launch parameters in the environment as those scripts put
   them (``RESPONSE_ADDRESS``, ``PUBLIC_KEY``, ``PORT_RANGE``, ``KERNEL_ID``...).
 
-The per-kernel launch key is never put on a command line; the resource manager delivers it as
-``EG_LAUNCH_KEY`` (in the environment, or from a secret store).
+The per-kernel launch key is never put on a command line nor in the container's environment
+(the engine shows both): the resource manager delivers it as a file the environment names
+(``EG_LAUNCH_KEY_FILE``, see :func:`eg_core.remote.launcher_env`) or from a secret store.
 """
 
 from __future__ import annotations

@@ -163,10 +163,12 @@ async def abort_launch(kernel: KernelContext, hooks: Any, exc: BaseException) ->
 async def cleanup(kernel: KernelContext, hooks: Any, restart: bool) -> None:
     """``hooks.eg_cleanup`` (optional), then what the core holds for the kernel: the response
     listener forgets its launcher callback (:func:`eg_core.remote.forget`) and the lease
-    connection closes (:func:`eg_core.remote.release_lease`), so no resource manager needs to."""
+    connection closes (:func:`eg_core.remote.release_lease`) and a launch key file left behind is
+    removed (:func:`eg_core.remote.discard_key_file`), so no resource manager needs to."""
     try:
         if implemented(hooks.eg_cleanup):
             await acall_first(hooks.eg_cleanup, kernel=kernel, restart=restart)
     finally:
         remote.forget(kernel)
         remote.release_lease(kernel)
+        await remote.discard_key_file(kernel)

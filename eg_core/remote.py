@@ -8,7 +8,9 @@ a comm port for signals and shutdown. A resource manager uses it like this::
     @hookimpl
     async def eg_launch_process(kernel, cmd):
         launch_key = await remote.expect_callback(kernel)   # before anything starts
-        ... start cmd remotely, giving it EG_LAUNCH_KEY=launch_key (not on a command line) ...
+        key_file = await remote.write_key_file(kernel, launch_key, <dir the launcher sees>)
+        env = remote.launcher_env(kernel, launch_key, key_file=key_file)
+        ... start cmd remotely with env (the key is in no environment, job or command line) ...
 
     @hookimpl
     async def eg_confirm_startup(kernel):
@@ -21,6 +23,15 @@ a comm port for signals and shutdown. A resource manager uses it like this::
     @hookimpl
     async def eg_terminate(kernel):
         await remote.terminate(kernel, fallback=<signal it through the backend>)
+
+The launch key must reach the launcher where no other user can read it: schedulers and APIs show
+a job's environment to everyone (``qstat -j``, ``scontrol show job``, a YARN application's launch
+context, ``docker inspect``, a pod spec). So :func:`launcher_env` never puts the key itself in
+the environment unless asked (``key_in_env``, for an environment only the kernel's user sees);
+it names how the launcher finds it instead: a file readable by its owner only
+(:func:`write_key_file` on a filesystem the launcher sees, or one the resource manager puts in
+place itself, e.g. in a container), which the launcher removes once read; or the launcher's stdin
+(:func:`key_line`). A Kubernetes Secret referenced by the pod is the third way (eg-k8s).
 
 The kernelspec's argv gets ``{response_address}``, ``{public_key}``, ``{port_range}`` and
 ``{kernel_id}`` filled by the core. Enterprise Gateway launchers (payload version 1) work too:
@@ -38,12 +49,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal as signals
+import tempfile
 from typing import Any, Awaitable, Callable
 
 from . import launcher_comm
 from .context import KernelContext
-from .kernelspecs.launcher.launch_ipykernel import LEASE_ENV
+from .kernelspecs.launcher.launch_ipykernel import (
+    LAUNCH_KEY_ENV,
+    LAUNCH_KEY_FILE_ENV,
+    LAUNCH_KEY_STDIN_ENV,
+    LEASE_ENV,
+)
 from .launcher_comm import LauncherRequestRejected
 from .errors import BadRequest, LaunchFailed
 from .response import ResponseListener
@@ -112,9 +130,9 @@ def legacy_launcher(kernel: KernelContext) -> bool:
 async def expect_callback(kernel: KernelContext, *, legacy: bool = False) -> str | None:
     """Register the kernel with the response listener; call it before the launcher can start.
 
-    Returns the launch key the launcher needs in its environment as ``EG_LAUNCH_KEY`` (deliver
-    it through the environment or stdin, never on a command line), or ``None`` with ``legacy``
-    (Enterprise Gateway's launchers, which encrypt with ``{public_key}`` instead).
+    Returns the launch key the launcher needs (deliver it as :func:`launcher_env` says: a key
+    file or stdin, never an environment or a command line others can see), or ``None`` with
+    ``legacy`` (Enterprise Gateway's launchers, which encrypt with ``{public_key}`` instead).
     """
     listener = await start_listener()
     key = None if legacy else listener.new_launch_key()
@@ -146,6 +164,7 @@ async def wait_for_callback(
         why = exit_task.result() if exit_task in done and not exit_task.cancelled() and exit_task.exception() is None else None
         raise LaunchFailed("confirm_startup", f"the kernel launcher ended before calling back{': ' + str(why) if why else ''}")
     info = dict(future.result())
+    await discard_key_file(kernel)  # the launcher has read it (and removed it, where it could)
     comm_ip = host or info.get("ip")
     kernel.state.update(
         comm_ip=comm_ip,
@@ -228,16 +247,96 @@ async def is_alive(kernel: KernelContext) -> bool:
     return bool(port) and await launcher_comm.is_alive(host, port, key)
 
 
-def launcher_env(kernel: KernelContext, launch_key: str | None) -> dict[str, str]:
-    """The launcher's environment: the kernel's (``kernel.env``) plus ``EG_LAUNCH_KEY`` when
-    there is a launch key (from :func:`expect_callback`). Deliver it as an environment (a
-    container's, a job's, over an SSH channel), never on a command line."""
+def launcher_env(
+    kernel: KernelContext, launch_key: str | None, *,
+    key_file: str | None = None, key_on_stdin: bool = False, key_in_env: bool = False,
+) -> dict[str, str]:
+    """The launcher's environment; called by a resource manager's ``eg_launch_process``.
+
+    Returns the kernel's environment (``kernel.env``), ``EG_LAUNCHER_LEASE=1`` when the kernel
+    must end with this gateway, and, when there is a launch key (from :func:`expect_callback`),
+    how the launcher finds it. Choose one:
+
+    - ``key_file``: the path where the launcher finds the key (from :func:`write_key_file`, or a
+      file the resource manager put in place, mode 0600/0400, owned by the kernel's user); sets
+      ``EG_LAUNCH_KEY_FILE``. The launcher refuses a file others may read and removes it once read.
+    - ``key_on_stdin``: the resource manager writes :func:`key_line` to the launcher's stdin;
+      sets ``EG_LAUNCH_KEY_STDIN=1``.
+    - ``key_in_env``: ``EG_LAUNCH_KEY`` holds the key itself. Only for an environment no other
+      user can see (a child process of the gateway on its own host); never for a job, a
+      container, an application or a pod spec, whose environment the backend shows to others.
+
+    A launch key with none of these raises ``ValueError`` (the launcher could not call back).
+    Deliver the environment as one (a container's, a job's, over an SSH channel), never on a
+    command line.
+    """
     env = dict(kernel.env)
-    if launch_key:
-        env["EG_LAUNCH_KEY"] = launch_key
-        if not kernel.survives_gateway:  # see _leased
-            env[LEASE_ENV] = "1"
+    for name in (LAUNCH_KEY_ENV, LAUNCH_KEY_FILE_ENV, LAUNCH_KEY_STDIN_ENV):
+        env.pop(name, None)  # only the gateway says how the launcher finds its key
+    if not launch_key:
+        return env
+    if key_file:
+        env[LAUNCH_KEY_FILE_ENV] = key_file
+    elif key_on_stdin:
+        env[LAUNCH_KEY_STDIN_ENV] = "1"
+    elif key_in_env:
+        env[LAUNCH_KEY_ENV] = launch_key
+    else:
+        raise ValueError("launcher_env: say how the launcher gets its key (key_file=, key_on_stdin= or key_in_env=)")
+    if not kernel.survives_gateway:  # see _leased
+        env[LEASE_ENV] = "1"
     return env
+
+
+def key_line(launch_key: str) -> bytes:
+    """What to write to the launcher's stdin with ``launcher_env(..., key_on_stdin=True)``: the
+    key and a newline (then close stdin, or leave it: the launcher reads one line)."""
+    return launch_key.encode("ascii") + b"\n"
+
+
+async def write_key_file(
+    kernel: KernelContext, launch_key: str, directory: str | None = None, *,
+    uid: int | None = None, gid: int | None = None,
+) -> str:
+    """Write the launch key to a new file only its owner can read; called by ``eg_launch_process``
+    when the launcher runs where it sees this host's files (this host, a shared filesystem).
+
+    The file is made in ``directory`` (default: the system's temporary directory) with mode 0600,
+    and handed to ``uid``/``gid`` when given (a gateway running as root that starts kernels as
+    other users; the file must belong to the user the launcher runs as). Its path is recorded in
+    ``kernel.state["launch_key_file"]``: the launcher removes the file once read, and the core
+    removes it, if still there, once the launcher called back or the kernel is cleaned up.
+    Returns the path, for ``launcher_env(..., key_file=path)``. Runs in a thread.
+    """
+    def write() -> str:
+        fd, path = tempfile.mkstemp(prefix=f"eg-key-{kernel.kernel_id}-", suffix=".key", dir=directory)
+        try:
+            if uid is not None or gid is not None:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+            os.write(fd, launch_key.encode("ascii"))
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        return path
+
+    path = await asyncio.to_thread(write)
+    kernel.state["launch_key_file"] = path
+    return path
+
+
+async def discard_key_file(kernel: KernelContext) -> None:
+    """Remove the key file :func:`write_key_file` made, if still there. The core calls it once the
+    launcher called back and when the kernel is cleaned up; a resource manager need not."""
+    path = kernel.state.pop("launch_key_file", None)
+    if path:
+        try:
+            await asyncio.to_thread(os.unlink, path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            kernel.log.warning("cannot remove the launch key file %s: %s", path, exc.strerror)
 
 
 async def send_signal(kernel: KernelContext, signum: int, fallback: Fallback | None = None) -> None:

@@ -3,7 +3,7 @@
 A resource-manager plugin that starts a kernel through a launcher (kernelspecs/launcher/)
 calls, in order::
 
-    key = listener.new_launch_key()            # per kernel; delivered to the launcher as EG_LAUNCH_KEY
+    key = listener.new_launch_key()            # per kernel; delivered as eg_core.remote.launcher_env says
     future = listener.expect(kernel.kernel_id, key)
     ... start the launcher with {response_address} = listener.address ...
     info = await asyncio.wait_for(future, timeout)   # on timeout: listener.diagnose(kernel_id)

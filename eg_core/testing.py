@@ -27,6 +27,12 @@ For a policy plugin:
 - :class:`EventRecorder`: a plugin that records kernel events, ``await recorder.wait("launched")``;
   :func:`wait_for_event` waits for an event in a gateway process's event log.
 
+For the launch key (each resource manager shows it appears in nothing its backend shows others):
+
+- :func:`store_args` starts a gateway with a session store in a directory, and
+  :func:`stored_launch_key` reads from there the launch key that gateway holds for a kernel;
+  :func:`places_with` names the texts (``docker inspect``, ``scontrol show job``...) holding it.
+
 For a plugin's startup cost:
 
 - :func:`fresh_python` runs code in a fresh interpreter and says which modules it imported;
@@ -60,6 +66,49 @@ from eg_core._conformance import ResourceManagerConformance, wait_until_gone  # 
 from eg_core.wsproto import V1, from_legacy, from_v1, to_v1
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
+
+
+def store_args(store: Path) -> list[str]:
+    """Gateway arguments for a file session store in ``store`` (for :func:`stored_launch_key`)."""
+    return ["--Gateway.availability_mode=standalone", f"--FileSessionStore.persistence_root={store}"]
+
+
+def stored_launch_key(store: Path, kernel_id: str) -> str:
+    """The launch key the gateway holds for ``kernel_id``, from its session record in ``store``
+    (a gateway started with :func:`store_args`); call it once the kernel is started."""
+    record = json.loads((Path(store) / f"{kernel_id}.json").read_text())
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if name == "launch_key" and isinstance(item, str) and item:
+                    found.append(item)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(record)
+    assert found, f"no launch key in the session record of {kernel_id}"
+    return found[0]
+
+
+def places_with(secret: str, /, **places: Any) -> list[str]:
+    """The names of ``places`` (name=text, or any value, compared as its JSON/str form) whose
+    text holds ``secret``; ``[]`` is what a launch-key test asserts."""
+    def text(value: Any) -> str:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        if isinstance(value, str):
+            return value
+        try:
+            return json.dumps(value, default=str)
+        except (TypeError, ValueError):
+            return str(value)
+
+    assert len(secret) >= 16, "not a launch key"
+    return [name for name, value in places.items() if secret in text(value)]
 
 
 def free_port() -> int:

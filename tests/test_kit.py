@@ -91,8 +91,30 @@ def test_kernel_env_never_carries_gateway_secrets(monkeypatch):
     monkeypatch.setenv("EG_AUTH_TOKEN", "secret")
     env = process.kernel_process_env(kernel())
     assert "EG_AUTH_TOKEN" not in env and env["KERNEL_X"] == "1"
-    assert remote.launcher_env(kernel(), "key")["EG_LAUNCH_KEY"] == "key"
     assert "EG_LAUNCH_KEY" not in remote.launcher_env(kernel(), None)
+
+
+async def test_launcher_env_names_where_the_key_is_never_the_key_itself(tmp_path):
+    k = kernel()
+    k.env["EG_LAUNCH_KEY_FILE"] = "/etc/shadow"  # only the gateway says where the key is
+    with pytest.raises(ValueError):
+        remote.launcher_env(k, "key")
+    path = await remote.write_key_file(k, "the-key", str(tmp_path))
+    assert os.stat(path).st_mode & 0o777 == 0o600 and open(path).read() == "the-key"
+    env = remote.launcher_env(k, "the-key", key_file=path)
+    assert env["EG_LAUNCH_KEY_FILE"] == path and "the-key" not in env.values()
+    assert remote.launcher_env(k, "the-key", key_on_stdin=True)["EG_LAUNCH_KEY_STDIN"] == "1"
+    assert remote.key_line("the-key") == b"the-key\n"
+    assert remote.launcher_env(k, "the-key", key_in_env=True)["EG_LAUNCH_KEY"] == "the-key"
+    assert k.state["launch_key_file"] == path
+    await remote.discard_key_file(k)  # what the core does at cleanup
+    assert not os.path.exists(path) and "launch_key_file" not in k.state
+    if os.geteuid() == 0:  # a gateway running as root hands the file to the kernel's user
+        path = await remote.write_key_file(k, "the-key", str(tmp_path), uid=65534, gid=65534)
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o600)
+        await remote.discard_key_file(k)
+        assert not os.path.exists(path)
 
 
 async def test_orphan_sweep_reports_and_removes_only_unknown_kernels(caplog):

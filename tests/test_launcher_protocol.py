@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from jupyter_client.asynchronous import AsyncKernelClient
 
-from eg_core import launcher_comm
+from eg_core import launcher_comm, remote
 from eg_core.kernelspecs.launcher import launch_ipykernel as launcher
 from eg_core.response import ResponseListener
 
@@ -61,18 +61,34 @@ async def start_launcher(tmp_path):
     """Start launch_ipykernel.py; at teardown kill the process group of any launcher still running."""
     started: list[Launched] = []
 
-    async def start(kernel_id: str, response_address: str, launch_key: str | None, *args: str) -> Launched:
-        env = {k: v for k, v in os.environ.items() if k != "EG_LAUNCH_KEY"}
-        if launch_key:
+    async def start(kernel_id: str, response_address: str, launch_key: str | None, *args: str,
+                    delivery: str = "env", key_file_mode: int = 0o600) -> Launched:
+        """``delivery``: how the key reaches the launcher: "env" (EG_LAUNCH_KEY), "file"
+        (EG_LAUNCH_KEY_FILE, a file of ``key_file_mode``) or "stdin" (EG_LAUNCH_KEY_STDIN)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EG_LAUNCH_KEY")}
+        key_file = tmp_path / f"key-{kernel_id}"
+        if launch_key and delivery == "env":
             env["EG_LAUNCH_KEY"] = launch_key
+        elif launch_key and delivery == "file":
+            key_file.write_text(launch_key)
+            key_file.chmod(key_file_mode)
+            env["EG_LAUNCH_KEY_FILE"] = str(key_file)
+        elif launch_key and delivery == "stdin":
+            env["EG_LAUNCH_KEY_STDIN"] = "1"
         output_path = tmp_path / f"launcher-{kernel_id}.log"
         with open(output_path, "wb") as output:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, LAUNCHER, "--kernel-id", kernel_id,
-                "--response-address", response_address, "--public-key", "unused", *args,
-                env=env, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output,
+                "--response-address", response_address, "--public-key", "unused", *args, env=env,
+                stdin=asyncio.subprocess.PIPE if delivery == "stdin" else asyncio.subprocess.DEVNULL,
+                stdout=output, stderr=output,
             )
+        if delivery == "stdin":
+            proc.stdin.write(remote.key_line(launch_key))
+            await proc.stdin.drain()
+            proc.stdin.close()
         launched = Launched(proc, output_path)
+        launched.key_file = key_file
         started.append(launched)
         return launched
 
@@ -154,11 +170,11 @@ async def run_cell(client: AsyncKernelClient, code: str, timeout: float = 20.0, 
     return reply["content"], messages
 
 
-async def launch_kernel(listener, start_launcher, *args: str):
+async def launch_kernel(listener, start_launcher, *args: str, **how):
     kernel_id = str(uuid.uuid4())
     key = listener.new_launch_key()
     future = listener.expect(kernel_id, key)
-    launched = await start_launcher(kernel_id, listener.address, key, *args)
+    launched = await start_launcher(kernel_id, listener.address, key, *args, **how)
     try:
         info = await asyncio.wait_for(future, 30)
     except asyncio.TimeoutError:
@@ -311,6 +327,28 @@ async def test_launcher_without_a_launch_key_refuses_to_send(start_launcher):
     launched = await start_launcher("k-nokey", f"127.0.0.1:{free_port()}", None)
     assert await asyncio.wait_for(launched.proc.wait(), 10) == 1
     assert "EG_LAUNCH_KEY is not set" in launched.output
+
+
+@pytest.mark.parametrize("delivery", ["file", "stdin"])
+async def test_launch_key_from_a_private_file_or_stdin_is_used_and_left_nowhere(listener, start_launcher, delivery):
+    kernel_id, key, info, launched = await launch_kernel(listener, start_launcher, delivery=delivery)
+    assert not launched.key_file.exists(), "the launcher removes the key file once read"
+    kernel = psutil.Process(info["pid"])
+    for proc in (psutil.Process(launched.proc.pid), kernel):
+        assert key not in " ".join(proc.cmdline())
+    assert not [k for k in kernel.environ() if k.startswith("EG_LAUNCH_KEY")]
+    assert key.encode() not in open(f"/proc/{info['pid']}/environ", "rb").read()
+    assert os.readlink(f"/proc/{info['pid']}/fd/0") == os.devnull  # stdin: nothing of the key's pipe
+    await launcher_comm.shutdown("127.0.0.1", info["comm_port"], key)
+    assert await asyncio.wait_for(launched.proc.wait(), 30) == 0
+
+
+async def test_launch_key_file_that_others_may_read_is_refused_and_removed(start_launcher):
+    launched = await start_launcher("k-open", f"127.0.0.1:{free_port()}", launcher.new_launch_key(),
+                                    delivery="file", key_file_mode=0o644)
+    assert await asyncio.wait_for(launched.proc.wait(), 10) == 1
+    assert "may be read by other users (mode 644)" in launched.output and "owner only" in launched.output
+    assert not launched.key_file.exists()
 
 
 # -- the listener rejects bad payloads and keeps serving ---------------------------------------

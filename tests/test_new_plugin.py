@@ -25,7 +25,7 @@ def test_generated_plugin_installs_and_passes_its_tests(tmp_path):
     assert files == [
         "README.md", "eg_demo/__init__.py", "eg_demo/_kernels.py", "eg_demo/_settings.py",
         "eg_demo/kernelspecs/python_demo/kernel.json", "eg_demo/plugin.py", "pyproject.toml",
-        "tests/conftest.py", "tests/test_conformance.py", "tests/test_doctor.py",
+        "tests/conftest.py", "tests/test_conformance.py", "tests/test_doctor.py", "tests/test_launch_key.py",
     ]
     assert not [f for f in files if "hostproc" in (package / f).read_text().lower()]
 

@@ -5,8 +5,11 @@ Run on the kernel's host (a remote machine, a container, a YARN container)::
     python launch_ipykernel.py --kernel-id ID --port-range 0..0 --response-address HOST:PORT \\
         --public-key KEY [--ip 0.0.0.0] [--advertise-ip IP] [--kernel-class-name CLASS] [--lease]
 
-with the per-kernel secret in the environment variable ``EG_LAUNCH_KEY`` (or a file named by
-``EG_LAUNCH_KEY_FILE``). The launcher
+with the per-kernel secret delivered where no other user can read it: a file named by
+``EG_LAUNCH_KEY_FILE`` (readable by its owner only; refused otherwise, and removed once read), or
+the first line of stdin with ``EG_LAUNCH_KEY_STDIN=1`` (stdin is then /dev/null). The variable
+``EG_LAUNCH_KEY`` (the key itself) is still accepted, for backends whose environment only the
+kernel's user sees (a Kubernetes Secret referenced by the pod, a local child process). The launcher
 
 1. picks 5 kernel ports and 1 comm port in the port range and writes a connection file;
 2. starts the kernel as a child process in the launcher's own process group (it calls
@@ -62,6 +65,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import errno
 import hashlib
 import hmac
 import json
@@ -83,6 +87,7 @@ PAYLOAD_VERSION = 2
 DEFAULT_KERNEL_CLASS_NAME = "ipykernel.ipkernel.IPythonKernel"
 LAUNCH_KEY_ENV = "EG_LAUNCH_KEY"
 LAUNCH_KEY_FILE_ENV = "EG_LAUNCH_KEY_FILE"
+LAUNCH_KEY_STDIN_ENV = "EG_LAUNCH_KEY_STDIN"
 LAUNCH_KEY_BYTES = 32
 NONCE_BYTES = 16
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -420,19 +425,60 @@ def write_connection_file(path: str, ip: str, ports: dict[str, int], key: str) -
 
 
 def read_launch_key() -> str | None:
-    """The launch key from ``EG_LAUNCH_KEY`` or the file named by ``EG_LAUNCH_KEY_FILE``.
+    """The launch key: the first line of stdin with ``EG_LAUNCH_KEY_STDIN=1``, else the file
+    named by ``EG_LAUNCH_KEY_FILE``, else ``EG_LAUNCH_KEY``.
 
-    Both variables are removed from this process's environment, so the kernel never sees them.
+    Called once at startup, before anything else reads stdin. The variables are removed from this
+    process's environment, so the kernel never sees them. A key file is removed once read (also
+    when it is refused); one that its group or other users may read is refused: raises
+    :class:`LaunchError` saying so.
     """
     key = os.environ.pop(LAUNCH_KEY_ENV, None)
     key_file = os.environ.pop(LAUNCH_KEY_FILE_ENV, None)
-    if not key and key_file:
-        try:
-            with open(key_file) as fp:
-                key = fp.read().strip()
-        except OSError as err:
-            raise LaunchError(f"cannot read the launch key file {key_file!r}: {err.strerror}") from None
+    from_stdin = os.environ.pop(LAUNCH_KEY_STDIN_ENV, "") == "1"
+    if from_stdin:
+        key = _read_key_from_stdin() or key
+    elif key_file:
+        key = _read_key_file(key_file) or key
     return key or None
+
+
+def _read_key_from_stdin() -> str:
+    """The first line of stdin; stdin becomes /dev/null (the kernel inherits nothing of it)."""
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 4096:
+        chunk = os.read(0, 1)
+        if not chunk:
+            break
+        line += chunk
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return line.decode("ascii", "replace").strip()
+
+
+def _read_key_file(path: str) -> str:
+    """Read and remove the key file at ``path``; refuse one that others may read."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as err:
+        raise LaunchError(f"cannot read the launch key file {path!r}: {err.strerror}") from None
+    try:
+        with os.fdopen(fd) as fp:
+            mode = os.fstat(fp.fileno()).st_mode
+            key = fp.read().strip()
+    finally:
+        try:
+            os.unlink(path)
+        except OSError as err:  # a read-only secret mount (Docker, Kubernetes) is removed with its container
+            level = logging.DEBUG if err.errno in (errno.EROFS, errno.EBUSY) else logging.WARNING
+            log.log(level, "cannot remove the launch key file %r: %s", path, err.strerror)
+    if mode & 0o077:
+        raise LaunchError(
+            f"the launch key file {path!r} may be read by other users (mode {mode & 0o777:o}); "
+            "it must be readable by its owner only (mode 600 or 400). It was removed; the kernel was not started."
+        )
+    return key
 
 
 async def send_connection_info(address: str, message: bytes, timeout: float) -> None:
@@ -796,8 +842,9 @@ async def run_launcher(options: argparse.Namespace, launch_key: str | None) -> i
     keys = derive_keys(launch_key) if launch_key else None
     if options.response_address and keys is None:
         raise LaunchError(
-            f"{LAUNCH_KEY_ENV} is not set: this launcher sends only authenticated (version 2) "
-            "connection info, keyed by the per-kernel secret the gateway passes in that variable"
+            f"{LAUNCH_KEY_ENV} is not set (nor a key through {LAUNCH_KEY_FILE_ENV} or {LAUNCH_KEY_STDIN_ENV}): "
+            "this launcher sends only authenticated (version 2) connection info, keyed by the per-kernel "
+            "secret the gateway gives it"
         )
     advertise_ip = options.advertise_ip or default_advertise_ip(options.ip, options.response_address)
     conn_file, info, comm_socket = prepare_connection_file(options)

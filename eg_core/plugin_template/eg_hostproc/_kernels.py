@@ -35,8 +35,12 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     argv = fill(cmd, {"launcher": remote.launcher_path()})
     if argv[0] in ("python", "python3"):
         argv[0] = settings.python
-    # The launch key reaches the launcher through its environment, never its command line.
-    env = process.gateway_env(remote.launcher_env(kernel, launch_key))
+    # The launch key reaches the launcher in a file only the kernel's user can read (the
+    # launcher removes it), never in the job's environment or on its command line: backends
+    # show those to other users. Pass uid=/gid= when the kernel runs as another user, and a
+    # directory the kernel's host sees when it is not this host.
+    key_file = await remote.write_key_file(kernel, launch_key) if launch_key else None
+    env = process.gateway_env(remote.launcher_env(kernel, launch_key, key_file=key_file))
     with open(_log(kernel), "ab") as log:
         try:
             proc = await asyncio.create_subprocess_exec(

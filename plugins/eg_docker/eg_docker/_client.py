@@ -145,6 +145,10 @@ class DockerClient:
         data = await self._call("container create", self._api.create_container_from_config, config, name=name)
         return data["Id"]
 
+    async def container_put_archive(self, container_id: str, path: str, data: bytes) -> None:
+        """Extract the tar ``data`` into directory ``path`` of a (created) container."""
+        await self._call("container archive", self._api.put_archive, container_id, path, data)
+
     async def container_start(self, container_id: str) -> None:
         await self._call("container start", self._api.start, container_id)
 
@@ -264,6 +268,23 @@ class DockerClient:
     async def service_remove(self, service_id: str) -> bool:
         try:
             await self._call("service remove", self._api.remove_service, service_id)
+        except DockerError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def secret_create(self, name: str, data: bytes, labels: dict[str, str]) -> str:
+        """A Swarm secret (only the tasks it is given to read its value); returns its id."""
+        return (await self._call("secret create", self._api.create_secret, name, data, labels=labels))["ID"]
+
+    async def secrets(self, labels: dict[str, str | None]) -> list[dict]:
+        filters = {"label": [k if v is None else f"{k}={v}" for k, v in labels.items()]}
+        return await self._call("secret list", self._api.secrets, filters=filters)
+
+    async def secret_remove(self, secret_id: str) -> bool:
+        try:
+            await self._call("secret remove", self._api.remove_secret, secret_id)
         except DockerError as exc:
             if exc.status == 404:
                 return False

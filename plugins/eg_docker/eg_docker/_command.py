@@ -10,8 +10,11 @@ Two kinds of kernelspec reach this resource manager:
   parameters in the environment as ``launch_docker.py`` would have put them
   (``RESPONSE_ADDRESS``, ``PUBLIC_KEY``, ``PORT_RANGE``, ``KERNEL_ID``...).
 
-The per-kernel launch key goes into the container's environment as ``EG_LAUNCH_KEY``, never
-onto a command line.
+The per-kernel launch key is in neither the container's environment nor its command (``docker
+inspect`` shows both to anyone who may use the engine): a container gets it as a file copied in
+before it starts (:data:`KEY_FILE`, mode 0400, owned by the container's user, removed by the
+launcher once read), a Swarm service as a Docker secret (:data:`SECRET_FILE`). The environment
+names the file (``EG_LAUNCH_KEY_FILE``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from eg_core import KernelContext, containers, remote
 from ._settings import KernelContainer
 
 uses_image_command = containers.uses_image_command
+KEY_DIR = "/tmp"  # sticky and world-writable in images: the container's user may remove its own file
+KEY_NAME = "eg-launch.key"
+KEY_FILE = f"{KEY_DIR}/{KEY_NAME}"
+SECRET_FILE = "/run/secrets/eg-launch-key"
 
 
 def container_command(kernel: KernelContext, kc: KernelContainer, cmd: list[str]) -> list[str] | None:
@@ -32,9 +39,11 @@ def container_env(
     kernel: KernelContext, kc: KernelContainer, cmd: list[str], launch_key: str | None
 ) -> dict[str, str]:
     """The container's environment (:func:`eg_core.containers.container_env`) with what
-    Enterprise Gateway's Docker launcher adds, the working directory and the launch key."""
+    Enterprise Gateway's Docker launcher adds, the working directory and where the launch key
+    is (:data:`SECRET_FILE` in swarm mode, else :data:`KEY_FILE`)."""
     extra = {"KERNEL_IMAGE": kc.image, "KERNEL_UID": str(kc.uid), "KERNEL_GID": str(kc.gid), "EG_DOCKER_MODE": kc.mode}
-    env = containers.container_env(kernel, cmd, kc.bind_ip, {**remote.launcher_env(kernel, launch_key), **extra})
+    key_file = SECRET_FILE if kc.mode == "swarm" else KEY_FILE
+    env = containers.container_env(kernel, cmd, kc.bind_ip, {**remote.launcher_env(kernel, launch_key, key_file=key_file), **extra})
     if kc.working_dir:
         env["KERNEL_WORKING_DIR"] = kc.working_dir
     else:

@@ -6,12 +6,15 @@ address) is in ``kernel.state``, so a gateway that restarts can adopt the contai
 
 from __future__ import annotations
 
+import io
+import tarfile
 import time
 from typing import Any
 
 from eg_core import BadRequest, KernelContext, LaunchFailed
 
 from ._client import DockerClient, DockerError, client_for
+from ._command import KEY_DIR, KEY_NAME
 from ._settings import KernelContainer
 
 
@@ -125,9 +128,22 @@ def container_config(kc: KernelContainer, cmd: list[str] | None, env: list[str])
     return config
 
 
-async def create_and_start(kernel: KernelContext, kc: KernelContainer, cmd: list[str] | None, env: list[str]) -> None:
+def key_archive(launch_key: str, uid: int, gid: int) -> bytes:
+    """A tar holding the launch key as :data:`KEY_NAME`: mode 0400, owned by ``uid:gid``."""
+    data = launch_key.encode("ascii")
+    member = tarfile.TarInfo(KEY_NAME)
+    member.size, member.mode, member.uid, member.gid, member.mtime = len(data), 0o400, uid, gid, int(time.time())
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+async def create_and_start(kernel: KernelContext, kc: KernelContainer, cmd: list[str] | None, env: list[str],
+                           launch_key: str | None = None) -> None:
     """Create and start the kernel's container; its id is in ``kernel.state`` before it starts,
-    so a failed start is cleaned up."""
+    so a failed start is cleaned up. The launch key is copied into the created container
+    (:data:`KEY_FILE`) before it starts: it is in nothing ``docker inspect`` shows."""
     docker = client(kernel)
     config = container_config(kc, cmd, env)
     try:
@@ -137,6 +153,11 @@ async def create_and_start(kernel: KernelContext, kc: KernelContainer, cmd: list
             raise BadRequest(f"the Docker engine refused the container settings: {exc.message}") from exc
         raise LaunchFailed("launch_process", f"creating the container failed: {exc}") from exc
     kernel.state["container_id"] = container_id
+    if launch_key:
+        try:
+            await docker.container_put_archive(container_id, KEY_DIR, key_archive(launch_key, kc.uid, kc.gid))
+        except DockerError as exc:
+            raise LaunchFailed("launch_process", f"cannot copy the launch key into container {kc.name} ({KEY_DIR}): {exc.message}") from exc
     try:
         await docker.container_start(container_id)
     except DockerError as exc:

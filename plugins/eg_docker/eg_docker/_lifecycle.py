@@ -40,7 +40,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     launch_key = await remote.expect_callback(kernel, legacy=kc.legacy_launcher)
     command = container_command(kernel, kc, cmd)
     env = env_list(container_env(kernel, kc, cmd, launch_key))
-    await backend(kernel).create_and_start(kernel, kc, command, env)
+    await backend(kernel).create_and_start(kernel, kc, command, env, launch_key)
     kernel.log.info(
         "started %s %s from image %s in %.3fs", "service" if kc.mode == "swarm" else "container",
         kc.name, kc.image, time.monotonic() - start,

@@ -1,4 +1,5 @@
-"""Kernel containers and services that no gateway knows any more, found by their labels.
+"""Kernel containers, services and launch-key secrets that no gateway knows any more, found by
+their labels.
 
 A kernel's container carries ``component=kernel``, ``app=enterprise-gateway``,
 ``kernel_id=<id>`` and ``eg.gateway=<gateway_id>``. Those of a ``gateway_id`` whose kernel id
@@ -39,13 +40,14 @@ async def kernel_resources(docker: DockerClient, gateway_id: str | None) -> list
     ]
     try:
         services = await docker.services(labels)
+        secrets = await docker.secrets(labels)  # a service's launch key (listed after it: removed after it)
     except DockerError as exc:
         if exc.status != 503:  # 503: the engine is not a swarm manager, so it has no services
             raise
-        services = []
+        services, secrets = [], []
     found += [
-        KernelResource("service", s["ID"], s["Spec"]["Name"], s["Spec"]["Labels"][LABEL_KERNEL_ID], "service")
-        for s in services
+        KernelResource(kind, s["ID"], s["Spec"]["Name"], s["Spec"]["Labels"][LABEL_KERNEL_ID], kind)
+        for kind, listing in (("service", services), ("secret", secrets)) for s in listing
     ]
     return found
 
@@ -55,12 +57,14 @@ async def find_orphans(docker: DockerClient, known_kernel_ids: Iterable[str], ga
 
 
 async def remove(docker: DockerClient, resource: KernelResource) -> bool:
-    """Remove one container (forced) or service; whether it was there."""
+    """Remove one container (forced), service or secret; whether it was there."""
     if resource.kind == "container":
         return await docker.container_remove(resource.id)
+    if resource.kind == "secret":
+        return await docker.secret_remove(resource.id)
     return await docker.service_remove(resource.id)
 
 
 async def remove_resources(docker: DockerClient, resources: Iterable[KernelResource]) -> list[KernelResource]:
-    """Remove containers (forced) and services; returns those removed."""
+    """Remove containers (forced), services and secrets, in that order; returns those removed."""
     return [resource for resource in resources if await remove(docker, resource)]

@@ -11,12 +11,14 @@ second for all of them (:class:`eg_core.poller.StatusPoller`).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from eg_core import BadRequest, KernelContext, LaunchFailed
 from eg_core.poller import StatusPoller
 
 from ._client import DockerClient, DockerError, client_for
+from ._command import SECRET_FILE
 from ._settings import KernelContainer
 
 ALIVE = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"}
@@ -26,8 +28,9 @@ def client(kernel: KernelContext) -> DockerClient:
     return client_for(kernel.state.get("docker_host"))
 
 
-def service_spec(kc: KernelContainer, cmd: list[str] | None, env: list[str]) -> dict[str, Any]:
-    """The ``POST /services/create`` body."""
+def service_spec(kc: KernelContainer, cmd: list[str] | None, env: list[str], secret: dict | None = None) -> dict[str, Any]:
+    """The ``POST /services/create`` body; ``secret`` (``{"ID", "Name"}``) is the launch key's
+    Docker secret, mounted at :data:`SECRET_FILE` for the container's user only."""
     container: dict[str, Any] = {
         "Image": kc.image,
         "Env": env,
@@ -38,6 +41,11 @@ def service_spec(kc: KernelContainer, cmd: list[str] | None, env: list[str]) -> 
         "Init": kc.init,
         "StopSignal": "SIGTERM",
     }
+    if secret:
+        container["Secrets"] = [{
+            "SecretID": secret["ID"], "SecretName": secret["Name"],
+            "File": {"Name": SECRET_FILE.rsplit("/", 1)[1], "UID": str(kc.uid), "GID": str(kc.gid), "Mode": 0o400},
+        }]
     if cmd is not None:
         container["Args"] = cmd  # keeps the image's entrypoint, replaces its command
     if kc.working_dir:
@@ -75,10 +83,23 @@ async def check_swarm(docker: DockerClient) -> None:
         )
 
 
-async def create_and_start(kernel: KernelContext, kc: KernelContainer, cmd: list[str] | None, env: list[str]) -> None:
+async def create_and_start(kernel: KernelContext, kc: KernelContainer, cmd: list[str] | None, env: list[str],
+                           launch_key: str | None = None) -> None:
+    """Create the kernel's service. The launch key goes into a Docker secret made for it (its
+    id in ``kernel.state["secret_id"]``, removed with the service): the service's spec names
+    the secret, never its value."""
     docker = client(kernel)
     await check_swarm(docker)
-    spec = service_spec(kc, cmd, env)
+    secret = None
+    if launch_key:
+        await _remove_secret(kernel)  # a relaunch's earlier one
+        name = f"eg-key-{kernel.kernel_id}-{int(time.time() * 1000)}"
+        try:
+            kernel.state["secret_id"] = await docker.secret_create(name, launch_key.encode("ascii"), kc.labels)
+        except DockerError as exc:
+            raise LaunchFailed("launch_process", f"cannot create the launch key's Docker secret: {exc}") from exc
+        secret = {"ID": kernel.state["secret_id"], "Name": name}
+    spec = service_spec(kc, cmd, env, secret)
     try:
         service_id = await docker.service_create(spec)
     except DockerError as exc:
@@ -213,6 +234,14 @@ async def remove(kernel: KernelContext) -> None:
         docker = client(kernel)
         await docker.service_remove(service_id)
         await _gone(docker, service_id)
+    await _remove_secret(kernel)
+
+
+async def _remove_secret(kernel: KernelContext) -> None:
+    """Remove the launch key's secret (once no service uses it)."""
+    secret_id = kernel.state.pop("secret_id", None)
+    if secret_id:
+        await client(kernel).secret_remove(secret_id)
 
 
 async def describe(kernel: KernelContext) -> str | None:

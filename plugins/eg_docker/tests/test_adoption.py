@@ -17,7 +17,7 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 
-from eg_core.testing import kernelspec_dir
+from eg_core.testing import kernelspec_dir, wait_until_gone
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -96,34 +96,38 @@ async def test_adopt_after_sigkill_from_saved_state(tmp_path, jupyter_path, dock
     assert await docker.containers({"kernel_id": kid}) == []
 
 
-async def test_orphans_after_gateway_sigkill(gateway_factory, docker, docker_host, tmp_path):
+@pytest.mark.parametrize("name,kinds", [("python_docker", ["container"]), ("docker_swarm", ["service", "secret"])])
+async def test_orphans_after_gateway_sigkill(gateway_factory, docker, docker_host, tmp_path, name, kinds):
     gateway_id = f"eg-orphans-{os.getpid()}-{tmp_path.name[-6:]}"
     env = {"DOCKER_HOST": docker_host, "EG_RESPONSE_ADDRESS": "127.0.0.1:0"}
     # The first gateway records the kernel (without a store its kernels would end with it); the
     # next one reads another, empty store, so the container is an orphan to it.
     first = gateway_factory(f"--DockerSettings.gateway_id={gateway_id}", f"--FileSessionStore.persistence_root={tmp_path / 'store'}", env=env)
     async with first.client() as http:
-        r = await http.post("/api/kernels", json={"name": "python_docker"})
+        r = await http.post("/api/kernels", json={"name": name})
         assert r.status_code == 201, r.text
         kid = r.json()["id"]
     first.proc.kill()  # SIGKILL: no kernel shutdown
     first.proc.wait()
     [container] = await docker.containers({"kernel_id": kid})
     assert container["State"] == "running"
+    service_names = [s["Spec"]["Name"] for s in await docker.services({"kernel_id": kid})]
 
     cli = shutil.which("eg-docker-orphans", path=os.path.dirname(sys.executable))
     listed = subprocess.run(
         [cli, "--gateway-id", gateway_id, "--json"], capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": docker_host}, timeout=60
     )
     assert listed.returncode == 0, listed.stderr
-    assert [(o["kind"], o["kernel_id"]) for o in json.loads(listed.stdout)] == [("container", kid)]
+    assert [(o["kind"], o["kernel_id"]) for o in json.loads(listed.stdout)] == [(kind, kid) for kind in kinds]
 
     second = gateway_factory(
         f"--DockerSettings.gateway_id={gateway_id}", "--DockerSettings.orphans_at_startup=remove",
         f"--FileSessionStore.persistence_root={tmp_path / 'empty-store'}", env=env,
     )
-    await second.wait_for_output(f"docker: removed container {container['Names'][0].lstrip('/')}")  # the sweep runs once it serves
-    assert await docker.containers({"kernel_id": kid}) == []
+    removed = f"container {container['Names'][0].lstrip('/')}" if kinds == ["container"] else f"service {service_names[0]}"
+    await second.wait_for_output(f"docker: removed {removed}")  # the sweep runs once it serves
+    assert await docker.services({"kernel_id": kid}) == [] and await docker.secrets({"kernel_id": kid}) == []
+    assert await wait_until_gone(lambda k: docker.containers({"kernel_id": k}), kid) == []  # a service's task ends after it
 
 
 async def test_gateway_restart_adopts_kernel_containers(gateway_factory, docker, docker_host, tmp_path):

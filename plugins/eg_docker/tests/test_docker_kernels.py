@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from eg_core.testing import KernelSocket, wait_until_busy
+from eg_core.testing import KernelSocket, places_with, store_args, stored_launch_key, wait_until_busy
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -54,6 +54,44 @@ async def test_execute_in_labelled_container(gateway, http, docker, gateway_id):
         await ws.close()
     finally:
         await http.delete(f"/api/kernels/{kid}")
+
+
+@pytest.mark.parametrize("name", ["python_docker", "docker_swarm"])
+async def test_launch_key_is_in_nothing_the_engine_shows(gateway_factory, docker, docker_host, tmp_path, name):
+    """``docker inspect`` (container, service, task) and the logs never hold the launch key: a
+    container gets it as a file copied in before it starts, removed by the launcher; a service
+    as a Docker secret, removed with the service."""
+    gw = gateway_factory(*store_args(tmp_path / "store"), "--Gateway.launch_timeout=60",
+                         env={"DOCKER_HOST": docker_host, "EG_RESPONSE_ADDRESS": "127.0.0.1:0"})
+    async with gw.client() as http:
+        kid = (await start(http, name))["id"]
+        try:
+            key = stored_launch_key(tmp_path / "store", kid)
+            shown: dict = {}
+            if name == "docker_swarm":
+                [service] = await docker.services({"kernel_id": kid})
+                tasks = await docker.service_tasks(service["ID"])
+                [secret] = await docker.secrets({"kernel_id": kid})
+                container_id = tasks[0]["Status"]["ContainerStatus"]["ContainerID"]
+                shown.update(service=service, tasks=tasks, secret=secret)
+                key_path = "/run/secrets/eg-launch-key"
+            else:
+                [container] = await docker.containers({"kernel_id": kid})
+                container_id = container["Id"]
+                shown.update(listing=container)
+                key_path = "/tmp/eg-launch.key"
+            info = await docker.container_inspect(container_id)
+            env = dict(e.split("=", 1) for e in info["Config"]["Env"])
+            assert env["EG_LAUNCH_KEY_FILE"] == key_path and "EG_LAUNCH_KEY" not in env
+            shown.update(inspect=info, logs=await docker.container_logs(container_id, 1000))
+            assert places_with(key, **shown) == []
+            ws = await KernelSocket.connect(gw, kid)
+            out = await ws.execute("import os; print(os.path.exists('/tmp/eg-launch.key'), [k for k in os.environ if k.startswith('EG_LAUNCH')])")
+            assert out["stdout"].split() == ["False", "[]"], out  # the launcher removed the file
+            await ws.close()
+        finally:
+            await http.delete(f"/api/kernels/{kid}")
+    assert await docker.secrets({"kernel_id": kid}) == []
 
 
 async def test_interrupt_through_comm_port(gateway, http):

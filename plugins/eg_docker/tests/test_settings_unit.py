@@ -169,7 +169,7 @@ def test_container_and_service_bodies(gateway):
     cmd = container_command(kernel, kc, argv)
     assert cmd == ["python", "/l.py", "--kernel-id", kernel.kernel_id, "--ip", "127.0.0.1"]
     env = container_env(kernel, kc, argv, "secret-key")
-    assert env["EG_LAUNCH_KEY"] == "secret-key" and env["KERNEL_X"] == "1" and env["KERNEL_UID"] == "1000"
+    assert env["EG_LAUNCH_KEY_FILE"] == "/tmp/eg-launch.key" and "secret-key" not in env.values() and env["KERNEL_X"] == "1" and env["KERNEL_UID"] == "1000"
     assert "RESPONSE_ADDRESS" not in env
     config = container_config(kc, cmd, ["A=1"])
     assert config["HostConfig"]["Memory"] == 256 * 1024**2 and config["HostConfig"]["NanoCpus"] == 1_500_000_000

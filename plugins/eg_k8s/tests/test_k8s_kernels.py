@@ -8,12 +8,13 @@ something checks, by label, that nothing is left behind.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
 import pytest
 
-from eg_core.testing import KernelSocket, wait_until_busy
+from eg_core.testing import KernelSocket, places_with, wait_until_busy
 
 from k8s_helpers import left_behind, pod_of
 
@@ -317,3 +318,36 @@ async def test_restart_keeps_the_id_with_a_new_pod_and_interrupt_works(gateway, 
     finally:
         await http.delete(f"/api/kernels/{kid}")
     assert await left_behind(core, namespace, kid) == {}
+
+
+async def test_launch_key_is_in_the_kernels_secret_only(gateway, http, api, core, namespace):
+    """The pod spec references the key (secretKeyRef); its value is in the kernel's Secret only,
+    which exists while the kernel runs and is deleted with it (this gateway's copy of the key). Nothing else the API shows (the
+    pod, its annotations, services, config maps, events) holds it, nor does the kernel."""
+    r = await start(http, "k8s_launcher")  # eg's launcher, which calls back signed with the key
+    assert r.status_code == 201, f"{r.text}\n{gateway.output()[-4000:]}"
+    kid = r.json()["id"]
+    try:
+        selector = f"kernel_id={kid}"
+        secrets = (await asyncio.to_thread(core.list_namespaced_secret, namespace, label_selector=selector)).items
+        [key] = [base64.b64decode(s.data["launch-key"]).decode() for s in secrets if (s.data or {}).get("launch-key")]
+        pod = await pod_of(core, namespace, kid)
+        [ref] = [e.value_from.secret_key_ref for e in pod.spec.containers[0].env if e.name == "EG_LAUNCH_KEY"]
+        assert ref.name in {s.metadata.name for s in secrets}
+        shown = {
+            "pod": api.sanitize_for_serialization(pod),
+            "services": api.sanitize_for_serialization(await asyncio.to_thread(core.list_namespaced_service, namespace)),
+            "config maps": api.sanitize_for_serialization(await asyncio.to_thread(core.list_namespaced_config_map, namespace)),
+            "events": api.sanitize_for_serialization(await asyncio.to_thread(core.list_namespaced_event, namespace)),
+            "gateway log": gateway.output(),
+        }
+        assert places_with(key, **shown) == []
+        ks = await KernelSocket.connect(gateway, kid)
+        try:
+            out = await ks.execute("import os; print([k for k in os.environ if k.startswith('EG_LAUNCH')])")
+            assert out["stdout"] == "[]\n", out
+        finally:
+            await ks.close()
+    finally:
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert "secrets" not in await left_behind(core, namespace, kid)

@@ -1,7 +1,9 @@
 """The ``slurm`` resource manager: each kernel is a Slurm batch job running eg's launcher.
 
 The job script execs the kernelspec's argv (``python`` and ``{launcher}`` filled in); the
-kernel's environment and its launch key reach the job through sbatch's environment. The
+kernel's environment reaches the job through sbatch's environment, its launch key through a 0600
+file in ``output_dir`` that the environment names (Slurm keeps a job's environment and may show
+it). The
 launcher calls back to the gateway's response address; signals (and a terminate request, SIGTERM)
 go through its comm port, with ``scancel --full --signal`` as the fallback; a kill is ``scancel``. ``kernel.state["job_id"]``
 is the job (saved, so an adopting gateway finds it).
@@ -48,8 +50,11 @@ async def eg_launch_process(kernel, cmd):
     launch_key = await remote.expect_callback(kernel)
     argv = fill(cmd, {"launcher": remote.launcher_path()})
     argv[0] = settings.python if argv[0] in ("python", "python3") else argv[0]
+    # The key goes in a file only the job's user (this gateway's) can read, in the directory the
+    # nodes share with the gateway; the job's environment (scontrol show job -d, sacct) names it.
+    key_file = await remote.write_key_file(kernel, launch_key, settings.output_dir)
     try:
-        kernel.state["job_id"] = await _jobs.submit(settings, kernel, argv, process.gateway_env(remote.launcher_env(kernel, launch_key)))
+        kernel.state["job_id"] = await _jobs.submit(settings, kernel, argv, process.gateway_env(remote.launcher_env(kernel, launch_key, key_file=key_file)))
     except SlurmError as exc:
         raise LaunchFailed("launch_process", str(exc)) from None
     kernel.log.info("slurm: submitted job %s", kernel.state["job_id"])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
-from eg_core.testing import KernelSocket, wait_until_busy
+from eg_core.testing import KernelSocket, places_with, processes_of_kernel, store_args, stored_launch_key, wait_until_busy
 
 
 async def test_launch_execute_interrupt_restart_shutdown(gateway_factory, kernel_jobs):
@@ -68,3 +71,37 @@ async def test_failed_start_names_the_phase_and_leaves_nothing(gateway_factory, 
         assert "invalid partition" in r.json()["message"].lower(), r.text
         assert (await http.get("/api/kernels")).json() == []
     assert not [line for line in kernel_jobs("") if "RUNNING" in line or "PENDING" in line]
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+async def test_launch_key_is_in_nothing_slurm_shows(gateway_factory, kernel_jobs, tmp_path):
+    """The job's environment names the key file only: ``scontrol show job -dd``, ``squeue``, the
+    batch script and the environment slurmctld keeps for the job (what ``sacct --env-vars``
+    shows where job_env is stored) never hold the key, nor do the job's processes; the 0600
+    key file in the output directory is gone once the kernel is up."""
+    gw = gateway_factory(*store_args(tmp_path / "store"))
+    async with gw.client() as http:
+        r = await http.post("/api/kernels", json={"name": "python_slurm_test"})
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+        key = stored_launch_key(tmp_path / "store", kid)
+        job_id = kernel_jobs(kid)[0].split()[0]
+        state_dir = next(line.split("=", 1)[1].strip() for line in _run("scontrol", "show", "config").splitlines()
+                         if line.startswith("StateSaveLocation"))
+        [stored_env] = Path(state_dir).glob(f"hash.*/job.{job_id}/environment")
+        assert b"EG_LAUNCH_KEY_FILE=" in stored_env.read_bytes()
+        pids = [line.split()[0] for line in (await processes_of_kernel(kid))]
+        shown = {
+            "scontrol show job -dd": _run("scontrol", "show", "job", "-dd", job_id),
+            "squeue": _run("squeue", "-j", job_id, "-o", "%all"),
+            "batch script": _run("scontrol", "write", "batch_script", job_id, "-"),
+            "stored job environment": stored_env.read_bytes(),
+            "ps": _run("ps", "-eo", "args"),
+            **{f"environ of {pid}": Path(f"/proc/{pid}/environ").read_bytes() for pid in pids},
+        }
+        assert pids and places_with(key, **shown) == []
+        assert not list(Path(tempfile.gettempdir()).glob(f"eg-key-{kid}-*")), "the key file is gone once the kernel is up"
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204

@@ -4,14 +4,15 @@ The gateway runs the fixed command ``exec <python> -c 'import sys,json;exec(json
 and writes to its stdin, one JSON document per line:
 
 1. this file's source (so the remote host needs no eg package);
-2. the job: ``{"argv", "launcher_args", "launcher", "env", "cwd", "log", "keep_log"}``.
+2. the job: ``{"argv", "launcher_args", "launcher", "env", "stdin", "cwd", "log", "keep_log"}``.
    Every user-supplied value (environment, working directory, kernel id) travels here, inside the
-   encrypted channel; none reaches a shell;
+   encrypted channel; none reaches a shell. ``stdin`` (the launch key's line) is written to a
+   pipe that is the launcher's stdin, so the key is in no environment, file or command line;
 3. only when the bootstrap answers ``{"need_launcher": true}``: the launcher's source.
 
 The bootstrap installs the launcher under its hash (when missing), starts ``argv`` in a new
 session (its own process group) with ``env`` added to the login environment, stdin from
-/dev/null and stdout/stderr appended to the kernel log, and answers ``{"pid": N, "warnings": [...]}``
+that pipe (or /dev/null) and stdout/stderr appended to the kernel log, and answers ``{"pid": N, "warnings": [...]}``
 on stdout. The gateway acknowledges with ``"go"`` (a channel closed before that makes the
 bootstrap kill what it started: a launch abandoned mid-start leaves nothing behind). The
 bootstrap then waits for that process. When it ends, the bootstrap writes the log's tail to
@@ -84,16 +85,22 @@ def working_dir(cwd, warnings):
     return home
 
 
-def spawn(argv, env, cwd, log_fd):
-    """Fork and exec ``argv`` in a new session; returns the pid, or raises OSError from exec."""
+def spawn(argv, env, cwd, log_fd, stdin_text=None):
+    """Fork and exec ``argv`` in a new session, ``stdin_text`` (if any) on a pipe as its stdin;
+    returns the pid, or raises OSError from exec."""
     err_r, err_w = os.pipe()  # close-on-exec: EOF tells that exec succeeded
+    in_r, in_w = os.pipe() if stdin_text else (None, None)
     pid = os.fork()
     if pid == 0:
         try:
             os.close(err_r)
             os.setsid()
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
+            if in_r is not None:
+                os.close(in_w)
+                os.dup2(in_r, 0)
+            else:
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.chdir(cwd)
@@ -104,6 +111,13 @@ def spawn(argv, env, cwd, log_fd):
             finally:
                 os._exit(127)
     os.close(err_w)
+    if in_r is not None:
+        os.close(in_r)
+        try:
+            os.write(in_w, stdin_text.encode("utf-8"))  # a line: fits the pipe's buffer
+        except OSError:
+            pass  # exec failed: told below
+        os.close(in_w)
     failure = b""
     while True:
         chunk = os.read(err_r, 4096)
@@ -151,7 +165,7 @@ def main():
     for warning in warnings:
         os.write(log_fd, ("eg-ssh: %s\n" % warning).encode("utf-8", "replace"))
     try:
-        pid = spawn(argv, env, cwd, log_fd)
+        pid = spawn(argv, env, cwd, log_fd, job.get("stdin"))
     except OSError as exc:
         os.write(log_fd, ("eg-ssh: %s\n" % exc).encode("utf-8", "replace"))
         sys.stderr.write("%s\n" % exc)

@@ -53,7 +53,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     )
     argv, launcher_args = _remote.prepare_argv(cmd, settings.remote_python, settings.replace_eg_launcher)
     launch_key = await remote.expect_callback(kernel, legacy=not launcher_args)
-    env = {**remote.launcher_env(kernel, launch_key), **_orphans.marks()}
+    env = {**remote.launcher_env(kernel, launch_key, key_on_stdin=True), **_orphans.marks()}
     log = _remote.log_path(settings.kernel_log_dir, kernel.kernel_id)
     kernel.handles.pop("ssh_process", None)
     kernel.handles.pop("exit_reported", None)
@@ -62,7 +62,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
         target = _target(kernel, settings, entry, user)
         start = time.monotonic()
         try:
-            conn, process = await _start_on(kernel, target, settings, argv, launcher_args, env, log)
+            conn, process = await _start_on(kernel, target, settings, argv, launcher_args, env, log, launch_key)
         except HostUnreachable as exc:
             hosts.mark_down(entry, str(exc), settings.down_host_retry_interval)
             failures.append(f"{entry}: {exc}")
@@ -83,7 +83,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     raise LaunchFailed("launch_process", "no remote host could be reached: " + "; ".join(failures))
 
 
-async def _start_on(kernel, target, settings, argv, launcher_args, env, log):
+async def _start_on(kernel, target, settings, argv, launcher_args, env, log, launch_key):
     """Start the launcher on ``target``; when sshd refuses another session on a pooled
     connection (MaxSessions), retry on another connection."""
     for attempt in range(3):
@@ -91,7 +91,7 @@ async def _start_on(kernel, target, settings, argv, launcher_args, env, log):
         try:
             return conn, await _remote.start(
                 kernel, conn, argv, launcher_args, settings.launcher_dir, settings.remote_python,
-                env, log, settings.keep_kernel_logs,
+                env, log, settings.keep_kernel_logs, launch_key,
             )
         except SessionRefused as exc:
             kernel.log.info("ssh: %s; using another connection", exc)

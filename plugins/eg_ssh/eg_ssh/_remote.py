@@ -172,8 +172,12 @@ class RemoteProcess:
 
 
 async def start(kernel: KernelContext, conn: Connection, argv: list[str], launcher_args: list[int],
-                launcher_dir: str, remote_python: str, env: dict[str, str], log: str, keep_log: bool) -> RemoteProcess:
+                launcher_dir: str, remote_python: str, env: dict[str, str], log: str, keep_log: bool,
+                launch_key: str | None = None) -> RemoteProcess:
     """Start the kernel's launcher through the bootstrap; returns once it runs.
+
+    ``launch_key`` reaches the launcher on its stdin (``env`` says so: ``EG_LAUNCH_KEY_STDIN``),
+    through the encrypted channel: in no environment, file or command line on the host.
 
     Called by ``eg_launch_process`` on a connection slot acquired for this kernel (released when
     the channel ends). Raises :class:`eg_core.LaunchFailed` with the remote stderr when the
@@ -189,6 +193,8 @@ async def start(kernel: KernelContext, conn: Connection, argv: list[str], launch
         "log": log,
         "keep_log": keep_log,
     }
+    if launch_key:
+        job["stdin"] = remote.key_line(launch_key).decode("ascii")
     if launcher_args:
         path = f"{launcher_dir.rstrip('/')}/launch_ipykernel-{source.launcher_sha256[:16]}.py"
         job["launcher"] = {"path": path, "sha256": source.launcher_sha256}

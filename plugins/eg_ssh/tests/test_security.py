@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
+from eg_core.testing import places_with, store_args, stored_launch_key
 from eg_ssh.testing import run_code, user_processes, wait_no_processes, where
 
 USER, OTHER = "egtest", "egtest2"
@@ -131,26 +133,30 @@ async def test_kernelspec_env_with_shell_syntax(ssh_gateway):
         assert not Path(f"/home/{USER}/eg-ssh-pwned-spec-{i}").exists()
 
 
-async def test_no_secrets_on_remote_command_lines_or_in_logs(ssh_gateway, sshd):
+async def test_no_secrets_on_remote_command_lines_or_in_logs(ssh_gateway, sshd, tmp_path):
     secret_value = "KERNEL value; with 'quotes' " + uuid.uuid4().hex
-    gw = ssh_gateway("--debug")
+    gw = ssh_gateway("--debug", *store_args(tmp_path / "store"))
     async with gw.client() as http:
         r = await http.post("/api/kernels", json={"name": "python_ssh", "env": {"KERNEL_SECRETISH": secret_value}})
         assert r.status_code == 201, r.text
         kid = r.json()["id"]
+        launch_key = stored_launch_key(tmp_path / "store", kid)  # the key the gateway holds
         procs = user_processes(USER)
         launcher = [p for p in procs if "launch_ipykernel" in p and "ipykernel_launcher" not in p]
         assert len(launcher) == 1, procs
-        pid = int(launcher[0].split()[0])
-        environ = dict(
-            item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item
-        )
-        launch_key = environ["EG_LAUNCH_KEY"]  # delivered through the environment...
-        assert environ["KERNEL_SECRETISH"] == secret_value
-        for line in procs:  # ...and never on a command line
-            assert launch_key not in line and secret_value not in line and "KERNEL_SECRETISH" not in line
-        # the kernel itself does not get the launch key
-        assert await kernel_env(gw, kid, ["EG_LAUNCH_KEY"]) == {"EG_LAUNCH_KEY": None}
+        pids = [int(line.split()[0]) for line in procs]
+        environs = {pid: Path(f"/proc/{pid}/environ").read_bytes() for pid in pids}
+        launcher_env = dict(item.split("=", 1) for item in environs[int(launcher[0].split()[0])].decode().split("\0") if "=" in item)
+        assert launcher_env["KERNEL_SECRETISH"] == secret_value  # user values arrive through the environment...
+        assert launcher_env["EG_LAUNCH_KEY_STDIN"] == "1"  # ...the key through the launcher's stdin
+        every_command_line = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        home_files = {str(p): p.read_bytes() for p in Path(f"/home/{USER}").rglob("*") if p.is_file()}
+        assert places_with(launch_key, ps=every_command_line, **{f"environ of {pid}": e for pid, e in environs.items()},
+                           **home_files) == []
+        for line in procs:  # nothing of the request on a command line either
+            assert secret_value not in line and "KERNEL_SECRETISH" not in line
+        # the kernel itself does not get the launch key, nor how it came
+        assert await kernel_env(gw, kid, ["EG_LAUNCH_KEY", "EG_LAUNCH_KEY_STDIN"]) == {"EG_LAUNCH_KEY": None, "EG_LAUNCH_KEY_STDIN": None}
         await http.delete(f"/api/kernels/{kid}")
     log = gw.output()
     assert "Starting kernel" in log  # debug logging was on

@@ -163,7 +163,6 @@ async def confirm(kernel: KernelContext) -> None:
         kernel.state["comm_ip"] = host
     kernel.state["phase"] = "running"
     remote.forget(kernel)
-    _submit.remove_key_file(kernel)
 
 
 async def _settle(kernel: KernelContext) -> None:

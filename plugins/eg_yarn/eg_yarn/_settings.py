@@ -99,6 +99,12 @@ class YarnSettings(EnvDefaults, SingletonConfigurable):
     node_python = Unicode(
         "python3", config=True, help="REST submissions: the Python on the cluster's nodes; replaces 'python' as argv[0].",
     )
+    key_dir = Unicode(
+        "", config=True,
+        help="REST submissions: directory the NodeManagers read as file:// URLs, where the gateway writes each "
+        "kernel's launch key (a file only its owner may read; localized into the application master's container "
+        "as eg-launch.key, removed once the launcher read it). Default: the system's temporary directory.",
+    )
     node_launcher = Unicode(
         "", config=True,
         help="REST submissions: the kernel launcher's path on the nodes ({launcher} in argv). Default: "

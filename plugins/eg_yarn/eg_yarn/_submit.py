@@ -23,7 +23,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from eg_core import KernelContext, LaunchFailed
+from eg_core import KernelContext, LaunchFailed, remote
 
 from ._rm import RMClient
 from ._settings import Launch, gateway_tag, settings
@@ -67,22 +67,15 @@ def spark_opts(launch: Launch, kernel: KernelContext, key_file: str | None) -> s
     return " ".join(opts)
 
 
-def _write_key_file(kernel: KernelContext, key: str) -> str:
-    fd, path = tempfile.mkstemp(prefix=f"eg-yarn-{kernel.kernel_id}-", suffix=".key")
-    with os.fdopen(fd, "w") as f:  # mkstemp made it 0600
-        f.write(key)
-    return path
-
-
 def _log_path(kernel: KernelContext) -> Path:
     return Path(tempfile.gettempdir()) / f"eg-yarn-submit-{kernel.kernel_id}.log"
 
 
 async def run_spark_submit(kernel: KernelContext, launch: Launch, cmd: list[str], launch_key: str | None) -> None:
     """Start the kernelspec's submit command; its exit is watched by :func:`submit_exit`."""
-    key_file = _write_key_file(kernel, launch_key) if launch_key else None
-    if key_file:
-        kernel.state["key_file"] = key_file
+    # spark-submit ships the key file to the application's staging directory (--files), and the
+    # core removes this copy once the launcher called back (or at cleanup).
+    key_file = await remote.write_key_file(kernel, launch_key) if launch_key else None
     env = {k: v for k, v in os.environ.items() if k not in _SECRETS}
     env.update(kernel.env)
     extra = spark_opts(launch, kernel, key_file)
@@ -146,16 +139,7 @@ async def reap_submit(kernel: KernelContext) -> None:
             except ProcessLookupError:
                 pass
             await proc.wait()
-    remove_key_file(kernel)
-
-
-def remove_key_file(kernel: KernelContext) -> None:
-    path = kernel.state.pop("key_file", None)
-    if path:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+    await remote.discard_key_file(kernel)
 
 
 def owns(app: dict, kernel_id: str) -> bool:
@@ -179,8 +163,6 @@ def am_command(kernel: KernelContext, cmd: list[str]) -> str:
 
 
 def _own_launcher() -> str:
-    from eg_core import remote
-
     return remote.launcher_path()
 
 
@@ -197,8 +179,16 @@ async def submit_rest(kernel: KernelContext, launch: Launch, rm: RMClient, cmd: 
 
         raise BadRequest(f"the application master asks for {memory} MB; the cluster's largest container is {largest} MB")
     env = dict(kernel.env)
+    resources = []
     if launch_key:
-        env["EG_LAUNCH_KEY"] = launch_key
+        # Not in the launch context's environment (the RM shows it): a file only the gateway's
+        # user reads, localized into the AM container, where the launcher reads and removes it.
+        key_file = await remote.write_key_file(kernel, launch_key, s.key_dir or None)
+        stat = await asyncio.to_thread(os.stat, key_file)
+        resources.append({"key": KEY_FILE_NAME, "value": {
+            "resource": Path(key_file).as_uri(), "type": "FILE", "visibility": "APPLICATION",
+            "size": stat.st_size, "timestamp": int(stat.st_mtime * 1000)}})
+        env["EG_LAUNCH_KEY_FILE"] = KEY_FILE_NAME
     body = {
         "application-id": app_id,
         "application-name": kernel.kernel_id,
@@ -208,6 +198,7 @@ async def submit_rest(kernel: KernelContext, launch: Launch, rm: RMClient, cmd: 
         "am-container-spec": {
             "environment": {"entry": [{"key": k, "value": v} for k, v in sorted(env.items())]},
             "commands": {"command": am_command(kernel, cmd)},
+            "local-resources": {"entry": resources},
         },
         "unmanaged-AM": False,
         "max-app-attempts": 1,

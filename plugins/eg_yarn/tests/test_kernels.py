@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import tempfile
+
+import httpx
 
 import pytest
 
-from conftest import async_wait_for
-from eg_core.testing import KernelSocket, wait_until_busy
+from conftest import async_wait_for, gateway_env
+from eg_core.testing import (
+    KernelSocket, places_with, processes_of_kernel, store_args, stored_launch_key, wait_until_busy,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -48,13 +54,40 @@ async def test_rest_kernel_runs_as_the_application_master(gateway, http, rm, res
     assert app.state == "KILLED"
 
 
+async def test_rest_launch_key_is_in_no_launch_context_or_report(gateway_factory, rm, reset, hadoop_conf, tmp_path):
+    """The key reaches the AM as a private local resource (eg-launch.key), never in the launch
+    context's environment or command: the application reports, the launch context the RM keeps,
+    the AM's processes hold no key, and both copies of the file are gone once the kernel is up."""
+    cluster = reset
+    gw = gateway_factory(*store_args(tmp_path / "store"), f"--YarnSettings.yarn_endpoint={rm.url}",
+                         "--Gateway.launch_timeout=60", env=gateway_env(tmp_path, hadoop_conf))
+    async with gw.client() as http:
+        kid = await start(http, "python_yarn_rest")
+        key = stored_launch_key(tmp_path / "store", kid)
+        [app] = apps_of(rm, cluster, kid)
+        assert app.environment["EG_LAUNCH_KEY_FILE"] == "eg-launch.key" and "EG_LAUNCH_KEY" not in app.environment
+        [resource] = app.launch_context["local-resources"]["entry"]
+        assert resource["key"] == "eg-launch.key" and resource["value"]["visibility"] == "APPLICATION"
+        async with httpx.AsyncClient(base_url=rm.url) as yarn:
+            reports = {path: (await yarn.get(path, params={"user.name": "root"})).text
+                       for path in (f"/ws/v1/cluster/apps/{app.id}", "/ws/v1/cluster/apps")}
+        pids = [line.split()[0] for line in await processes_of_kernel(kid)]
+        shown = {**reports, "launch context": app.launch_context, "command": app.command,
+                 "environment": app.environment, "ps": subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout,
+                 **{f"environ of {pid}": open(f"/proc/{pid}/environ", "rb").read() for pid in pids}}
+        assert pids and places_with(key, **shown) == []
+        assert not (app.container_dir / "eg-launch.key").exists(), "the launcher removes the key file"
+        assert not [p for p in os.listdir(tempfile.gettempdir()) if p.startswith(f"eg-key-{kid}")], "the gateway's copy is removed"
+        await stop(http, rm, cluster, kid)
+
+
 async def test_spark_kernel_interrupt_restart_shutdown(gateway, http, rm, reset):
     cluster = reset
     kid = await start(http, "spark_python_yarn_cluster")
     [app] = apps_of(rm, cluster, kid)
     assert app.app_type == "SPARK" and app.state == "RUNNING" and app.registered and app.tags == [kid, "eg_gateway=eg"]
     assert app.environment["EG_LAUNCH_KEY_FILE"] == "eg-launch.key" and "EG_LAUNCH_KEY" not in app.environment
-    assert not [p for p in os.listdir("/tmp") if p.startswith(f"eg-yarn-{kid}")], "the key file was not removed"
+    assert not [p for p in os.listdir(tempfile.gettempdir()) if p.startswith(f"eg-key-{kid}")], "the key file was not removed"
     ws = await KernelSocket.connect(gateway, kid)
     try:
         assert (await ws.execute("x = 6 * 7; print(x)"))["stdout"] == "42\n"

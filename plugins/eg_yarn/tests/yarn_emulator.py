@@ -104,6 +104,7 @@ class App:
     environment: dict[str, str]
     local_resources: dict[str, str]
     max_attempts: int
+    launch_context: dict[str, Any] = field(default_factory=dict)  # the am-container-spec as submitted, kept like the RM's state store
     state: str = "NEW"
     final_status: str = "UNDEFINED"
     diagnostics: str = ""
@@ -377,6 +378,7 @@ class YarnCluster:
             app_type=body.get("application-type") or "YARN", tags=[t.lower() for t in tags], memory=memory,
             vcores=int(resource.get("vCores") or 1), node_label=label, command=command, environment=env,
             local_resources=resources, max_attempts=int(body.get("max-app-attempts") or 1),
+            launch_context=json.loads(json.dumps(spec)),
         )
         self.apps[app_id] = app
         asyncio.ensure_future(self._run(app))
@@ -415,7 +417,12 @@ class YarnCluster:
         logs.mkdir(parents=True, exist_ok=True)
         for name, url in app.local_resources.items():
             source = urlparse(url).path if url.startswith("file:") else url
-            shutil.copy(source, base / name)
+            changed = _changed_on_source(source, _resource_entry(app, name))
+            if changed:  # as a NodeManager's localizer refuses it
+                self._finish(app, "FAILED", "FAILED", f"Application {app.id} failed 1 times due to AM Container: "
+                             f"Resource {url} changed on src filesystem ({changed})")
+                return
+            shutil.copy(source, base / name)  # keeps the file's mode, as a private localized resource
         env = {
             "PATH": self.node_path, "LANG": os.environ.get("LANG", "C.UTF-8"), "HOME": str(base),
             **app.environment,
@@ -531,6 +538,24 @@ class YarnCluster:
                 app.process.wait()
 
     active_address: str | None = None
+
+
+def _resource_entry(app: App, name: str) -> dict[str, Any]:
+    entries = ((app.launch_context.get("local-resources") or {}).get("entry") or [])
+    return next((e["value"] for e in entries if e.get("key") == name), {})
+
+
+def _changed_on_source(path: str, entry: dict[str, Any]) -> str:
+    """Why a local resource no longer matches its declared size and timestamp ('' when it does)."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if "size" in entry and int(entry["size"]) != stat.st_size:
+        return f"size {stat.st_size}, expected {entry['size']}"
+    if "timestamp" in entry and int(entry["timestamp"]) != int(stat.st_mtime * 1000):
+        return f"timestamp {int(stat.st_mtime * 1000)}, expected {entry['timestamp']}"
+    return ""
 
 
 def _tail(log_dir: Path | None, limit: int = 4000) -> str:
