@@ -6,3 +6,33 @@ from importlib.metadata import entry_points
 # point; declaring it again would register it twice.
 _loaded_by_entry_point = any(ep.value == "eg_core.testing" for ep in entry_points(group="pytest11"))
 pytest_plugins = [] if _loaded_by_entry_point else ["eg_core.testing"]
+
+
+# -- test tiers --------------------------------------------------------------------------------
+# A test that needs a backend service or a system package beyond Python (sshd, dockerd, the
+# Kubernetes cluster, Slurm, a JupyterHub with its npm proxy, a Kerberos KDC, Chromium) is marked
+# ``service``: the fixtures that bring each one up are named here, in one place, by the folder
+# whose tests use them. ``bash scripts/test.sh --fast`` runs the rest (``-m "not service"``),
+# with no ci/setup.sh and no system package; the full run keeps everything.
+SERVICE_FIXTURES = {
+    "plugins/eg_ssh/": {"sshd"},
+    "plugins/eg_docker/": {"docker_engine"},
+    "plugins/eg_k8s/": {"cluster"},
+    "plugins/eg_slurm/": {"slurm_cluster"},
+    "plugins/eg_jupyterhub/": {"hub"},
+    "tests/test_e2e_jupyterlab.py": {"chromium"},
+    "": {"kerberos_realm"},
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "service: needs a backend service or a system package (not in the --fast tier)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if any(path.startswith(where) and needs & set(item.fixturenames) for where, needs in SERVICE_FIXTURES.items()):
+            item.add_marker(pytest.mark.service)

@@ -3,6 +3,11 @@
 # versions (constraints.txt), prepare the services the plugin tests use (each plugin's
 # ci/setup.sh), then pytest. Extra args go to pytest.
 #
+#   bash scripts/test.sh --fast [pytest args]
+# runs the fast tier only: the tests that need no backend service and no system package beyond
+# Python (no ci/setup.sh, plugins installed without their test extras), in .venv-fast, on every
+# core (pytest-xdist); tests marked ``service`` (see conftest.py) are left to the full run.
+#
 #   bash scripts/test.sh --newest [pytest args]
 # tests the newest versions the pyproject ranges allow instead, in a new .venv-newest; when
 # the whole suite (no pytest args) passes it writes that set to constraints.txt (review and
@@ -13,18 +18,28 @@ python=${PYTHON:-python3}
 venv=.venv
 pins=(-c constraints.txt)
 newest=""
+fast=""
 if [ "${1:-}" = "--newest" ]; then
   shift
   newest=1 venv=.venv-newest pins=(--upgrade --upgrade-strategy eager)
   rm -rf "$venv"
+elif [ "${1:-}" = "--fast" ]; then
+  shift
+  fast=1 venv=.venv-fast
 fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 packages=(-e ".[test]")
 for plugin in plugins/*/; do
-  [ -f "$plugin/pyproject.toml" ] && packages+=(-e "$plugin[test]")
+  if [ -f "$plugin/pyproject.toml" ]; then
+    if [ -n "$fast" ]; then packages+=(-e "$plugin"); else packages+=(-e "$plugin[test]"); fi
+  fi
 done
 "$venv/bin/python" -m pip install -q "${pins[@]}" "${packages[@]}"
+if [ -n "$fast" ]; then
+  # pytest exits 5 when it collected no test: that fails this script like any other failure.
+  exec "$venv/bin/python" -m pytest -m "not service" -n auto "$@"
+fi
 for setup in plugins/*/ci/setup.sh; do
   [ -f "$setup" ] && bash "$setup"
 done
