@@ -35,7 +35,8 @@ class Event:
 class Phase:
     """Launch phases, in the order the launch sequence runs them (see
     :func:`eg_core.launch.launch_sequence`). A resource manager may fail a step of its own
-    with another name (eg-docker's ``image_pull``)."""
+    with another name (eg-docker's ``image_pull``); a restart that fails outside these phases
+    is reported as ``restart``. ``tests/test_drift.py`` checks the code and docs against these."""
 
     BEFORE_LAUNCH = "before_launch"  # policies: eg_before_launch
     LAUNCH_PROCESS = "launch_process"  # eg_launch_process
