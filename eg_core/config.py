@@ -63,6 +63,44 @@ def finite_number(value: Any) -> float:
     return number
 
 
+_MEMORY_UNITS = {
+    "": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
+    "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4,
+}
+
+
+def cpus(value: Any) -> float:
+    """CPU cores from a number or text as Docker (``1.5``) or Kubernetes (``2``, ``500m``) write
+    them; raises ValueError for anything else, or a negative amount."""
+    text = str(value).strip().lower()
+    try:
+        number = finite_number(text[:-1]) / 1000 if text.endswith("m") else finite_number(text)
+    except ValueError:
+        number = -1.0
+    if number < 0:
+        raise ValueError(f"{value!r} is not an amount of CPUs (e.g. 2, 1.5, 500m)")
+    return number
+
+
+def memory_bytes(value: Any) -> int:
+    """Bytes from a number or text as Docker (``512m``, ``2g``: powers of 1024, as ``docker run
+    --memory`` reads them) or Kubernetes (``512Mi``, ``2Gi``; ``2G`` is 10^9) write them; raises
+    ValueError for anything else."""
+    text = str(value).strip()
+    number = text.rstrip("bBkKmMgGtTiI")
+    unit = text[len(number):]
+    if unit in ("k", "m", "g", "t"):  # Docker's lower-case letters are binary
+        unit += "i"
+    factor = _MEMORY_UNITS.get(unit.lower())
+    try:
+        amount = finite_number(number)
+    except ValueError:
+        amount = -1.0
+    if factor is None or amount < 0:
+        raise ValueError(f"{value!r} is not an amount of memory (e.g. 512Mi, 2Gi, 2g, 1073741824)")
+    return int(amount * factor)
+
+
 def check_finite(obj: Any) -> None:
     """Raise ValueError naming the first ``Float`` setting of ``obj`` that is NaN or infinite."""
     for name, trait in obj.traits(config=True).items():
@@ -317,4 +355,6 @@ __all__ = [
     "document_env",
     "ENV_NAME",
     "ConfigError",
+    "cpus",
+    "memory_bytes",
 ]

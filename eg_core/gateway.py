@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .errors import NotFound
+from .config import cpus, finite_number, memory_bytes
+from .context import KernelContext
+from .errors import BadRequest, NotFound
+
+# The request variables a kernel asks resources with (Enterprise Gateway's names).
+_REQUEST_ENV = {"cpus": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpus": "KERNEL_GPUS"}
 
 # Settings that stay out of :attr:`GatewayAPI.settings`.
 _SECRET_SETTINGS = {"auth_token", "keyfile"}
@@ -91,6 +96,23 @@ class GatewayAPI:
         """Shut a kernel down; ``reason`` goes into the log, the ``shut_down`` event, the clients'
         close frames and later 404 answers. Raises :class:`eg_core.NotFound` for an unknown id."""
         await self._registry.get(kernel_id).shutdown(reason=reason)
+
+    def requested_resources(self, kernel: KernelContext) -> dict[str, float]:
+        """What ``kernel`` (a launch request, a held kernel's context) asks of its backend:
+        ``{"cpus", "memory" (bytes), "gpus"}``, each 0 when nothing is asked. Its resource
+        manager's ``eg_requested_resources`` answers; without one, the request's
+        ``KERNEL_CPUS``, ``KERNEL_MEMORY`` and ``KERNEL_GPUS``. Raises
+        :class:`eg_core.BadRequest` for a value that is no amount."""
+        from .plugins import resource_manager_hooks
+
+        answer = resource_manager_hooks(self._app.pm, kernel.resource_manager).eg_requested_resources(kernel=kernel)
+        if answer is None:
+            answer = {key: kernel.env[name] for key, name in _REQUEST_ENV.items() if kernel.env.get(name) not in (None, "")}
+        try:
+            return {"cpus": cpus(answer.get("cpus", 0)), "memory": float(memory_bytes(answer.get("memory", 0))),
+                    "gpus": finite_number(answer.get("gpus", 0))}
+        except ValueError as exc:
+            raise BadRequest(f"kernel {kernel.kernel_name}: {exc}") from None
 
     def notify_clients(self, kernel_id: str, text: str) -> None:
         """Show ``text`` to every client of a held kernel: a stderr ``stream`` message from the

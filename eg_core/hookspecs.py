@@ -238,6 +238,22 @@ def eg_pool_fit(kernel: KernelContext, request: KernelContext) -> str | None:
     """
 
 
+@hookspec(firstresult=True)
+def eg_requested_resources(kernel: KernelContext) -> dict[str, float] | None:
+    """Tell what ``kernel`` asks of its backend, as the launch will apply it (the kernelspec's
+    settings with the request's allowed values over them): ``{"cpus": cores, "memory": bytes,
+    "gpus": count}``, any of them left out when nothing is asked. Parse text with
+    :func:`eg_core.config.cpus` and :func:`eg_core.config.memory_bytes`.
+
+    Called by the quotas policy before a launch or a warm-pool claim (``eg_before_launch``
+    time, so a request value that is not valid may raise :class:`eg_core.BadRequest` here) and
+    for each kernel adopted at startup. Optional: without it, the request's ``KERNEL_CPUS``,
+    ``KERNEL_MEMORY`` and ``KERNEL_GPUS`` count.
+
+    Participants: the resource manager only. Sync only. Returns the dict, or ``None``.
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # Observer hooks: every plugin.
 # ---------------------------------------------------------------------------------------------
@@ -497,6 +513,7 @@ def eg_shutdown(gateway: GatewayAPI) -> None:
 
 SYNC_ONLY_HOOKS = (
     "eg_user_allowed",
+    "eg_requested_resources",
     "eg_launch_substitutions",
     "eg_configurables",
     "eg_kernelspec_aliases",
@@ -519,6 +536,7 @@ RESOURCE_MANAGER_HOOKS = (
     "eg_save_process_info",
     "eg_load_process_info",
     "eg_pool_fit",
+    "eg_requested_resources",
 )
 
 __all__ = ["NAME", "hookspec", "RESOURCE_MANAGER_HOOKS", "SYNC_ONLY_HOOKS"] + [

@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = {
     "users_file": "eg_core.builtin.users_file",
     "authorization": "eg_core.builtin.authorization",
     "limits": "eg_core.builtin.limits",
+    "quotas": "eg_core.builtin.quotas",
     "culling": "eg_core.builtin.culling",
     "pools": "eg_core.builtin.pools",
     "events": "eg_core.builtin.events",
