@@ -20,10 +20,15 @@ The per-kernel launch key is never put on a command line nor in the container's 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
+from typing import Any
 
 from . import argv, remote
 from .context import KernelContext
+from .errors import BadRequest, LaunchRefused
 
+MAX_ID = 2**32 - 1
 EG_CONTAINER_LAUNCHERS = ("launch_docker.py", "launch_kubernetes.py", "launch_custom_resource.py")
 _PORT_RANGE_FLAGS = ("--port-range", "--RemoteProcessProxy.port-range")
 
@@ -77,4 +82,41 @@ def container_env(kernel: KernelContext, cmd: list[str], bind_ip: str, extra: di
     return env
 
 
-__all__ = ["uses_image_command", "argument", "container_command", "container_env", "EG_CONTAINER_LAUNCHERS"]
+def kernel_id_number(kind: str, value: Any, prohibited: Iterable[int | str], setting: str, *, optional: bool = True) -> int | None:
+    """Enterprise Gateway's UID/GID rule for a container's ``KERNEL_UID``/``KERNEL_GID``:
+    called while a resource manager resolves a launch's settings (``eg_launch_process``).
+
+    ``value`` (from the request, kernelspec or gateway default) must be an integer
+    0..2^32-1 that is not in ``prohibited``; ``kind`` ("UID", "GID") and ``setting`` (e.g.
+    ``EG_PROHIBITED_UIDS``) name it in the error. Returns the number, or None for an empty
+    value (the image's own user) when ``optional``. Raises :class:`eg_core.LaunchRefused` (403)
+    otherwise.
+
+    Prohibited ids are integers (``List(Integer())`` settings): ``"00"`` and ``0`` are the
+    same uid. Entries given as text (a kernelspec's JSON) are read as integers; an entry that
+    is no integer matches no id.
+    """
+    if value in (None, "") and optional:
+        return None
+    text = str(value).strip()
+    if not re.fullmatch(r"\+?\d{1,10}", text) or int(text) > MAX_ID:
+        raise LaunchRefused(f"Kernel's {kind} value of {str(value)[:20]!r} is not an integer between 0 and {MAX_ID}")
+    number = int(text)
+    if number in {int(str(p).strip()) for p in prohibited if re.fullmatch(r"\+?\d{1,10}", str(p).strip())}:
+        raise LaunchRefused(f"Kernel's {kind} value of '{number}' has been denied via {setting}")
+    return number
+
+
+def working_dir(value: Any) -> str | None:
+    """A container's working directory (``KERNEL_WORKING_DIR`` or ``working_dir``), checked while
+    a launch's settings are resolved: None for an empty value (the image's), else an absolute
+    path. Raises :class:`eg_core.BadRequest` (400) for anything else."""
+    if value in (None, ""):
+        return None
+    path = str(value)
+    if not path.startswith("/") or "\0" in path or len(path) > 4096:
+        raise BadRequest(f"working dir {path[:80]!r} must be an absolute path inside the container")
+    return path
+
+
+__all__ = ["kernel_id_number", "working_dir", "MAX_ID", "uses_image_command", "argument", "container_command", "container_env", "EG_CONTAINER_LAUNCHERS"]

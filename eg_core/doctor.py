@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from jupyter_client.kernelspec import KernelSpec
 
 from ._calling import acall
 from .catalog import resource_manager_of
 from .context import KernelContext
-from .errors import NotFound
+from .errors import EGError, NotFound
 
 PLUGIN_TIMEOUT = 60.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,6 +51,31 @@ class Check:
         if not self.ok and self.fix:
             text += f"; fix: {self.fix}"
         return text
+
+
+def each_kernelspec(
+    kernels: Iterable[KernelContext], resolve: Callable[[KernelContext], T], found: list[Check],
+    fix: str = "fix the kernelspec's config",
+) -> Iterator[tuple[KernelContext, str, T]]:
+    """The doctor loop over a resource manager's kernelspecs, for its ``eg_doctor(kernels)``.
+
+    Calls ``resolve(kernel)`` (e.g. the plugin's settings for that kernelspec) for each of
+    ``kernels``; one that raises an :class:`eg_core.EGError` becomes a failed :class:`Check`
+    ``"kernelspec <name>"`` (its message, and ``fix``) appended to ``found``. Yields
+    ``(kernel, "kernelspec <name>", resolved)`` for the others, to check their backend::
+
+        found = []
+        for kernel, what, settings in each_kernelspec(kernels, my_settings, found):
+            found.append(Check(what, await queue_exists(settings.queue), ...))
+    """
+    for kernel in kernels:
+        what = f"kernelspec {kernel.kernel_name}"
+        try:
+            resolved = resolve(kernel)
+        except EGError as exc:
+            found.append(Check(what, False, exc.message, fix))
+            continue
+        yield kernel, what, resolved
 
 
 def _kernelspec_contexts(pm: Any, catalog: Any) -> tuple[dict[str, list[KernelContext]], list[Check]]:
@@ -106,4 +133,4 @@ async def doctor(gateway: Any) -> int:
     return 1 if failed else 0
 
 
-__all__ = ["Check", "run_checks", "doctor"]
+__all__ = ["Check", "each_kernelspec", "run_checks", "doctor"]

@@ -50,8 +50,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal as signals
 import tempfile
+from collections.abc import Iterable
 from typing import Any, Awaitable, Callable
 
 from . import launcher_comm
@@ -63,7 +65,7 @@ from .kernelspecs.launcher.launch_ipykernel import (
     LEASE_ENV,
 )
 from .launcher_comm import LauncherRequestRejected
-from .errors import BadRequest, LaunchFailed
+from .errors import BadRequest, LaunchFailed, LaunchRefused
 from .response import ResponseListener
 
 _listener: ResponseListener | None = None
@@ -370,3 +372,47 @@ async def terminate(kernel: KernelContext, fallback: Fallback | None = None) -> 
         await shutdown_launcher(kernel)
     elif fallback is not None:
         await fallback(kernel, signals.SIGTERM)
+
+
+def awaiting_callback(kernel: KernelContext) -> bool:
+    """True while the kernel's launch still awaits the launcher's callback: one is expected
+    (:func:`expect_callback` ran) and no connection info has arrived. A resource manager's
+    ``eg_describe_exit`` calls it to decide whether to add :func:`diagnose` (what the response
+    listener saw) to its account of a launch that failed; False once the callback came, and
+    after :func:`forget`."""
+    future = kernel.handles.get("callback")
+    if future is None:
+        return False
+    return not future.done() or future.cancelled() or future.exception() is not None
+
+
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
+
+
+def requested_user(kernel: KernelContext, *, enabled: bool, prohibited: Iterable[str], setting: str) -> str | None:
+    """The user a kernel runs as with impersonation ("run as the request's user"), checked at
+    each launch (``eg_launch_process``, and ``eg_pool_fit`` for a pooled kernel).
+
+    Returns None when the kernel runs as the resource manager's own user: impersonation is off
+    (``enabled`` False), or no request named a user (``kernel.user_from_request`` False: the
+    core's fallback, the gateway's own OS user, is no request). Otherwise returns the requested
+    name. Raises :class:`eg_core.BadRequest` (400) for a name that is not a valid user name and
+    :class:`eg_core.LaunchRefused` (403) for one in ``prohibited`` (``setting`` names that list).
+
+    The rule: ``kernel.user`` is authoritative, ``kernel.env["KERNEL_USERNAME"]`` only a copy.
+    The core sets ``kernel.user`` from the request (with per-user tokens and ``bind_username``, the
+    token's user) and then copies it
+    into the environment; a hook may change the environment, never who the kernel is for. The
+    environment's value is read only when ``kernel.user`` is empty.
+    """
+    requested = kernel.user or kernel.env.get("KERNEL_USERNAME")
+    if not enabled or not requested or not kernel.user_from_request:
+        return None
+    if not _USER_NAME.match(requested):
+        raise BadRequest(
+            "KERNEL_USERNAME must be a valid user name (lower-case letters, digits, '_', '.', '-'; "
+            "at most 32 characters) to run a kernel as that user"
+        )
+    if requested in prohibited:
+        raise LaunchRefused(f"kernels may not run as user {requested!r} ({setting})")
+    return requested

@@ -115,14 +115,14 @@ def describe_exit(kernel: KernelContext) -> str | None:
 
 
 async def doctor_checks(kernels: list[KernelContext]):
-    """Each kernelspec's Python runs and imports ipykernel."""
-    from eg_core.doctor import Check
+    """Each kernelspec's Python runs and imports ipykernel (a bad kernelspec value: a failed check)."""
+    from eg_core.doctor import Check, each_kernelspec
 
-    found = []
-    for kernel in kernels:
-        python = kernelspec_settings(kernel, HostProcSettings).python
+    found: list[Check] = []
+    for _, what, settings in each_kernelspec(kernels, lambda kernel: kernelspec_settings(kernel, HostProcSettings), found):
+        python = settings.python
         done = await process.run([python, "-c", "import ipykernel"], timeout=60)
-        found.append(Check(f"kernelspec {kernel.kernel_name}", done.returncode == 0,
+        found.append(Check(what, done.returncode == 0,
                            f"{python} {'imports' if done.returncode == 0 else 'cannot import'} ipykernel",
                            f"{python} -m pip install ipykernel, or set HostProcSettings.python"))
     return found

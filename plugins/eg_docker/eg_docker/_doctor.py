@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from eg_core import EGError
-from eg_core.doctor import Check
+from eg_core.doctor import Check, each_kernelspec
 
 from ._client import DockerError, client_for, close_clients
 from ._settings import resolve, settings
@@ -13,13 +12,7 @@ async def checks(kernels) -> list[Check]:
     found: list[Check] = []
     engines: dict[str, str | None] = {}  # docker_host -> why it does not answer (None: it does)
     try:
-        for kernel in kernels:
-            what = f"kernelspec {kernel.kernel_name}"
-            try:
-                kc = resolve(kernel, settings())
-            except EGError as exc:
-                found.append(Check(what, False, exc.message, "fix the kernelspec's config"))
-                continue
+        for _, what, kc in each_kernelspec(kernels, lambda kernel: resolve(kernel, settings()), found):
             docker = client_for(kc.docker_host)
             if kc.docker_host not in engines:
                 try:

@@ -109,7 +109,7 @@ async def cleanup(kernel: KernelContext, restart: bool) -> None:
 
 async def describe_exit(kernel: KernelContext) -> str | None:
     text = await backend(kernel).describe(kernel)
-    if not kernel.state.get("confirmed") and kernel.handles.get("callback") is not None:
+    if remote.awaiting_callback(kernel):
         text = f"{text}\n{remote.diagnose(kernel)}" if text else remote.diagnose(kernel)
     return text
 

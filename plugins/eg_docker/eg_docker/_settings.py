@@ -27,7 +27,7 @@ from traitlets import Bool, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, EGError, KernelContext, LaunchRefused
-from eg_core import remote
+from eg_core import containers, remote
 from eg_core.config import EnvDefaults, RequestOverrides, kernelspec_settings
 
 # Labels every kernel container/service carries (Enterprise Gateway's, plus ours).
@@ -42,7 +42,6 @@ LABEL_USER = "eg.user"
 RESERVED_LABELS = {LABEL_KERNEL_ID, LABEL_APP, LABEL_COMPONENT}
 RESERVED_PREFIX = "eg."
 
-MAX_ID = 2**32 - 1
 MIN_MEMORY = 6 * 1024 * 1024  # the engine's own minimum
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*\Z", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -200,9 +199,9 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
     mode = _mode(kernel, gateway.mode)
     image = _image(kernel, layers, gateway)
     network = _network(layers, gateway)
-    uid = _id("UID", layers.get("uid", "uid", gateway.default_uid)[0], gateway.prohibited_uids, "EG_PROHIBITED_UIDS")
-    gid = _id("GID", layers.get("gid", "gid", gateway.default_gid)[0], gateway.prohibited_gids, "EG_PROHIBITED_GIDS")
-    working_dir = _working_dir(layers.get("working_dir", "working_dir")[0])
+    uid = containers.kernel_id_number("UID", layers.get("uid", "uid", gateway.default_uid)[0], gateway.prohibited_uids, "EG_PROHIBITED_UIDS", optional=False)
+    gid = containers.kernel_id_number("GID", layers.get("gid", "gid", gateway.default_gid)[0], gateway.prohibited_gids, "EG_PROHIBITED_GIDS", optional=False)
+    working_dir = containers.working_dir(layers.get("working_dir", "working_dir")[0])
     mounts = _mounts(layers.get("volumes", "volumes", [])[0])
     cpus_value, cpus_requested = layers.get("cpus", "cpus")
     cpus = _cpus(cpus_value, gateway.max_cpus if cpus_requested else 0.0)
@@ -294,26 +293,6 @@ def _network(layers: RequestOverrides, gateway: DockerSettings) -> str:
     if not _VOLUME_NAME.match(network) or len(network) > 128:
         raise BadRequest(f"network name {network[:80]!r} is not valid")
     return network
-
-
-def _id(kind: str, value: Any, prohibited: list[int], env: str) -> int:
-    """Enterprise Gateway's UID/GID rule: an integer 0..2^32-1, not prohibited; both are 403."""
-    text = str(value).strip()
-    if not re.fullmatch(r"\+?\d{1,10}", text) or int(text) > MAX_ID:
-        raise LaunchRefused(f"Kernel's {kind} value of {str(value)[:20]!r} is not an integer between 0 and {MAX_ID}")
-    number = int(text)
-    if number in prohibited:
-        raise LaunchRefused(f"Kernel's {kind} value of '{number}' has been denied via {env}")
-    return number
-
-
-def _working_dir(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    path = str(value)
-    if not path.startswith("/") or "\0" in path or len(path) > 4096:
-        raise BadRequest(f"working dir {path[:80]!r} must be an absolute path inside the container")
-    return path
 
 
 def _mounts(value: Any) -> list[dict[str, Any]]:

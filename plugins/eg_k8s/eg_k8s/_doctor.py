@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from eg_core import EGError
-from eg_core.doctor import Check
+from eg_core.doctor import Check, each_kernelspec
 
 from . import _access as access
 from . import _api as api
@@ -24,13 +23,7 @@ async def checks(kernels) -> list[Check]:
         found.append(Check("API server", True, f"Kubernetes {version.git_version} answers"))
     except Exception as exc:
         return [Check("API server", False, str(exc), "set KubernetesSettings.kubeconfig (KUBECONFIG), or run the gateway in the cluster")]
-    for kernel in kernels:
-        what = f"kernelspec {kernel.kernel_name}"
-        try:
-            kp = resolve(kernel, settings())
-        except EGError as exc:
-            found.append(Check(what, False, exc.message, "fix the kernelspec's config"))
-            continue
+    for kernel, what, kp in each_kernelspec(kernels, lambda kernel: resolve(kernel, settings()), found):
         creates = creates_namespace(kernel, kp)
         try:
             lacking = await access.missing(access.launch_needs(["Pod"], creates), kp.namespace if not creates else "")

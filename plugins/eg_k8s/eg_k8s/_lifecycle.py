@@ -417,7 +417,7 @@ async def describe_exit(kernel: KernelContext) -> str | None:
             logs = ""
             text += f"; its log cannot be read: {exc}"
         text = f"{text}; its last log lines:\n{logs.strip()}" if logs.strip() else text
-    if not kernel.state.get("confirmed") and kernel.handles.get("callback") is not None:
+    if remote.awaiting_callback(kernel):
         text = f"{text}\n{remote.diagnose(kernel)}"
     return text
 

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
-from eg_core import remote
+from eg_core import containers, remote
 from eg_core.config import RequestOverrides
 
 from ._settings import KubernetesSettings, settings
@@ -51,7 +51,6 @@ _IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:@-]*\Z", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^0-9a-z]+")
 _UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "m": 1e-3}
-MAX_ID = 2**32 - 1
 
 
 @dataclass
@@ -135,9 +134,9 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
     namespace = _namespace(kernel, layers, mode, name)
     service_account = _dns("service account name", layers.get("service_account", "service_account_name", gateway.service_account_name)[0], subdomain=True)
     image = _image(kernel, layers)
-    uid = _id("UID", layers.get("uid", "uid", gateway.default_uid)[0], _as_list(layers.cfg("prohibited_uids", [])), "EG_PROHIBITED_UIDS")
-    gid = _id("GID", layers.get("gid", "gid", gateway.default_gid)[0], _as_list(layers.cfg("prohibited_gids", [])), "EG_PROHIBITED_GIDS")
-    working_dir = _working_dir(layers.get("working_dir", "working_dir")[0])
+    uid = containers.kernel_id_number("UID", layers.get("uid", "uid", gateway.default_uid)[0], _as_list(layers.cfg("prohibited_uids", [])), "EG_PROHIBITED_UIDS")
+    gid = containers.kernel_id_number("GID", layers.get("gid", "gid", gateway.default_gid)[0], _as_list(layers.cfg("prohibited_gids", [])), "EG_PROHIBITED_GIDS")
+    working_dir = containers.working_dir(layers.get("working_dir", "working_dir")[0])
     requests, limits = _resources(layers, gateway)
     volumes = _objects("KERNEL_VOLUMES", layers.get("volumes", "volumes", [])[0])
     if layers.requested("volumes") is not None:
@@ -226,28 +225,6 @@ def _image(kernel: KernelContext, layers: _Layers) -> str:
     if len(image) > 255 or not _IMAGE.match(image):
         raise BadRequest(f"image name {image[:80]!r} is not a valid image reference")
     return image
-
-
-def _id(kind: str, value: Any, prohibited: list[str], env: str) -> int | None:
-    """Enterprise Gateway's UID/GID rule: an integer 0..2^32-1, not prohibited; both are 403."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    if not re.fullmatch(r"\+?\d{1,10}", text) or int(text) > MAX_ID:
-        raise LaunchRefused(f"Kernel's {kind} value of {str(value)[:20]!r} is not an integer between 0 and {MAX_ID}")
-    number = int(text)
-    if str(number) in {p.strip() for p in prohibited}:
-        raise LaunchRefused(f"Kernel's {kind} value of '{number}' has been denied via {env}")
-    return number
-
-
-def _working_dir(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    path = str(value)
-    if not path.startswith("/") or "\0" in path or len(path) > 4096:
-        raise BadRequest(f"working dir {path[:80]!r} must be an absolute path inside the container")
-    return path
 
 
 def quantity(value: Any) -> float:

@@ -95,8 +95,8 @@ class KubernetesSettings(EnvDefaults, SingletonConfigurable):
     default_gid = Unicode("", config=True, help="runAsGroup when neither kernelspec nor request sets one (empty: the image's).").tag(
         env=("EG_DEFAULT_KERNEL_GID",)
     )
-    prohibited_uids = List(Unicode(), ["0"], config=True, help="UIDs kernels may not run as (403).").tag(env=("EG_PROHIBITED_UIDS",))
-    prohibited_gids = List(Unicode(), ["0"], config=True, help="GIDs kernels may not run as (403).").tag(env=("EG_PROHIBITED_GIDS",))
+    prohibited_uids = List(Integer(), [0], config=True, help="UIDs kernels may not run as (403).").tag(env=("EG_PROHIBITED_UIDS",))
+    prohibited_gids = List(Integer(), [0], config=True, help="GIDs kernels may not run as (403).").tag(env=("EG_PROHIBITED_GIDS",))
     gateway_id = Unicode(
         "eg", config=True,
         help="Value of the eg.jupyter.org/gateway label on this gateway's kernel pods; replicas of one "

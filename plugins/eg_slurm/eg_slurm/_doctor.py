@@ -3,9 +3,8 @@ valid and its partition is up."""
 
 from __future__ import annotations
 
-from eg_core import BadRequest
 from eg_core.config import kernelspec_settings
-from eg_core.doctor import Check
+from eg_core.doctor import Check, each_kernelspec
 
 from . import _jobs
 from ._settings import SlurmSettings
@@ -35,13 +34,8 @@ async def checks(kernels) -> list[Check]:
     if not up:
         return found
     partitions = await _partitions(settings)
-    for kernel in kernels:
-        what = f"kernelspec {kernel.kernel_name}"
-        try:
-            partition = kernelspec_settings(kernel, SlurmSettings).partition
-        except BadRequest as exc:
-            found.append(Check(what, False, exc.message, "fix the kernelspec's config"))
-            continue
+    for _, what, ks in each_kernelspec(kernels, lambda kernel: kernelspec_settings(kernel, SlurmSettings), found):
+        partition = ks.partition
         state = partitions.get(partition, "unknown")
         name = partition or "(default)"
         choices = ", ".join(sorted(p for p in partitions if p))

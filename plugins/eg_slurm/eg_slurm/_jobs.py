@@ -1,56 +1,35 @@
 """Kernel jobs on Slurm: submitted with ``sbatch``, watched with ``squeue`` (one query for all
-jobs, :class:`eg_core.poller.StatusPoller`), described by ``scontrol``, signalled and cancelled
-with ``scancel``. Every command runs without a shell, within ``command_timeout``."""
+jobs, :func:`eg_core.batch.ended`), described by ``scontrol``, signalled and cancelled with
+``scancel``. Every command runs without a shell, within ``command_timeout``
+(:func:`eg_core.batch.run`)."""
 
 from __future__ import annotations
 
-import asyncio
-import shlex
 import signal
-from pathlib import Path
 
-from eg_core import KernelContext, process
+from eg_core import KernelContext, batch
+from eg_core.batch import JOB_PREFIX, run
+from eg_core.batch import SchedulerError as SlurmError
+from eg_core.batch import SchedulerNotInstalled as SlurmNotInstalled
 from eg_core.orphans import Resource
-from eg_core.poller import StatusPoller
 
 from ._settings import SlurmSettings
 
-JOB_PREFIX = "eg-kernel-"
+__all__ = ["JOB_PREFIX", "ACTIVE", "SlurmError", "SlurmNotInstalled", "run", "submit", "states", "ended", "describe", "send_signal", "cancel", "kernel_jobs"]
+
 # States in which something of a job may still run (COMPLETING: its processes are ending).
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
-
-
-class SlurmError(Exception):
-    """A Slurm command failed, timed out or is not installed."""
-
-
-class SlurmNotInstalled(SlurmError):
-    """A Slurm command is not on the gateway's PATH (Slurm's client commands are not installed)."""
-
-
-async def run(settings: SlurmSettings, *argv: str, input: str | None = None, env: dict | None = None) -> str:
-    """Run one Slurm command; returns its stdout, raises :class:`SlurmError` saying why not."""
-    try:
-        done = await process.run(argv, timeout=settings.command_timeout, input=input, env=env)
-    except FileNotFoundError:
-        raise SlurmNotInstalled(f"{argv[0]} is not found on the gateway's PATH") from None
-    except (process.CommandTimeout, OSError) as exc:
-        raise SlurmError(f"{argv[0]}: {exc}") from None
-    if done.returncode:
-        raise SlurmError(done.explain())
-    return done.stdout
 
 
 async def submit(settings: SlurmSettings, kernel: KernelContext, argv: list[str], env: dict[str, str]) -> str:
     """Submit the kernel's job, a script that execs ``argv``; ``env`` reaches the job through
     sbatch's environment, never the script. Returns the job id."""
-    options = {"job-name": f"{JOB_PREFIX}{kernel.kernel_id}", "comment": f"eg-gateway:{settings.gateway_id}",
-               "output": Path(settings.output_dir) / f"{JOB_PREFIX}{kernel.kernel_id}.log", "partition": settings.partition, "chdir": kernel.cwd}
+    options = {"job-name": batch.job_name(kernel), "comment": f"eg-gateway:{settings.gateway_id}",
+               "output": batch.output_file(settings, kernel), "partition": settings.partition, "chdir": kernel.cwd}
     # sbatch takes options from SBATCH_* variables, which must not come from a kernel's request.
     env = {k: v for k, v in env.items() if not k.startswith(("SBATCH_", "SLURM_")) or k == "SLURM_CONF"}
-    script = "#!/bin/sh\nexec " + " ".join(shlex.quote(arg) for arg in argv) + "\n"
     out = await run(settings, "sbatch", "--parsable", *(f"--{k}={v}" for k, v in options.items() if v),
-                    *settings.sbatch_args, input=script, env=env)
+                    *settings.sbatch_args, input=batch.job_script(argv), env=env)
     return out.strip().split(";")[0]
 
 
@@ -63,8 +42,7 @@ async def states(settings: SlurmSettings) -> dict[str, str]:
 async def ended(settings: SlurmSettings, job_id: str) -> str | None:
     """Wait until the job has ended (one squeue for all waiting kernels per ``poll_interval``);
     returns its last state (``None``: Slurm no longer knows it)."""
-    poller = StatusPoller.shared(settings.poll_interval, lambda _: states(settings), settings.poll_interval, "slurm")
-    return await poller.wait_until(job_id, lambda state: state not in ACTIVE)
+    return await batch.ended(settings, lambda: states(settings), job_id, ACTIVE, "slurm")
 
 
 async def describe(settings: SlurmSettings, job_id: str | None, kernel: KernelContext | None = None) -> str | None:
@@ -77,9 +55,7 @@ async def describe(settings: SlurmSettings, job_id: str | None, kernel: KernelCo
         text = f"Slurm job {job_id}: {fields.get('JobState')} ({fields.get('Reason')}), exit code {fields.get('ExitCode')}"
     except SlurmError as exc:
         text = f"Slurm job {job_id}: {exc}"
-    output = Path(settings.output_dir) / f"{JOB_PREFIX}{kernel.kernel_id}.log" if kernel else None
-    tail = output.read_text(errors="replace").splitlines()[-20:] if output and output.exists() else []
-    return text + ("; its output ends with:\n" + "\n".join(tail) if tail else "")
+    return batch.with_output_tail(text, batch.output_file(settings, kernel) if kernel else None)
 
 
 async def send_signal(settings: SlurmSettings, job_id: str, signum: int) -> None:
@@ -89,10 +65,7 @@ async def send_signal(settings: SlurmSettings, job_id: str, signum: int) -> None
 
 async def cancel(settings: SlurmSettings, job_id: str, wait: float) -> bool:
     """Cancel the job; wait up to ``wait`` seconds until it has ended."""
-    await run(settings, "scancel", job_id)
-    if wait:
-        await asyncio.wait_for(ended(settings, job_id), wait)
-    return True
+    return await batch.cancel(lambda: run(settings, "scancel", job_id), lambda: ended(settings, job_id), wait)
 
 
 async def kernel_jobs(settings: SlurmSettings) -> list[Resource]:

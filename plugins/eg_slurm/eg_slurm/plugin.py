@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from eg_core import LaunchFailed, hookimpl, orphans, process, provisioner_for, remote
-from eg_core.argv import fill
+from eg_core import LaunchFailed, batch, hookimpl, orphans, provisioner_for, remote
 from eg_core.config import kernelspec_settings
 
 from . import _jobs
@@ -47,14 +46,11 @@ def eg_kernelspec_dirs():
 async def eg_launch_process(kernel, cmd):
     """Submit the kernel's job (settings are checked first: a bad one fails with 400)."""
     settings = _settings(kernel)
-    launch_key = await remote.expect_callback(kernel)
-    argv = fill(cmd, {"launcher": remote.launcher_path()})
-    argv[0] = settings.python if argv[0] in ("python", "python3") else argv[0]
     # The key goes in a file only the job's user (this gateway's) can read, in the directory the
     # nodes share with the gateway; the job's environment (scontrol show job -d, sacct) names it.
-    key_file = await remote.write_key_file(kernel, launch_key, settings.output_dir)
+    argv, env = await batch.prepare_launch(kernel, cmd, settings)
     try:
-        kernel.state["job_id"] = await _jobs.submit(settings, kernel, argv, process.gateway_env(remote.launcher_env(kernel, launch_key, key_file=key_file)))
+        kernel.state["job_id"] = await _jobs.submit(settings, kernel, argv, env)
     except SlurmError as exc:
         raise LaunchFailed("launch_process", str(exc)) from None
     kernel.log.info("slurm: submitted job %s", kernel.state["job_id"])
@@ -68,14 +64,13 @@ async def eg_confirm_startup(kernel):
 
 @hookimpl
 async def eg_poll(kernel):
-    state = (await _jobs.states(_settings(kernel))).get(kernel.state["job_id"])
-    return None if state in _jobs.ACTIVE else 0 if state in (None, "COMPLETED") else 1
+    return batch.exit_status((await _jobs.states(_settings(kernel))).get(kernel.state["job_id"]), _jobs.ACTIVE)
 
 
 @hookimpl
 async def eg_wait(kernel):
     """Wait on the shared squeue poller until the job has ended."""
-    return 0 if await _jobs.ended(_settings(kernel), kernel.state["job_id"]) in (None, "COMPLETED") else 1
+    return batch.exit_status(await _jobs.ended(_settings(kernel), kernel.state["job_id"]), _jobs.ACTIVE)
 
 
 @hookimpl

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import shlex
 
-from eg_core import EGError
-from eg_core.doctor import Check
+from eg_core.doctor import Check, each_kernelspec
 
 from . import _remote
 from ._settings import remote_user, resolve, split_host
@@ -17,17 +16,17 @@ from ._ssh import HostUnreachable, LoginRejected, Target, pool
 def _targets(kernels, found: list[Check]) -> dict[tuple[Target, str], list[str]]:
     """(target, remote python) -> the kernelspecs that use it; bad settings become failed checks."""
     targets: dict[tuple[Target, str], list[str]] = {}
-    for kernel in kernels:
-        try:
-            settings = resolve(kernel)
-            user = remote_user(kernel, settings)
-            for entry in settings.remote_hosts:
-                host, port = split_host(entry, settings.ssh_port)
-                target = ssh_target(settings, host, port, user)
-                targets.setdefault((target, settings.remote_python), []).append(kernel.kernel_name)
-        except EGError as exc:
-            found.append(Check(f"kernelspec {kernel.kernel_name}", False, exc.message, "fix the kernelspec's config"))
+    for kernel, _, pairs in each_kernelspec(kernels, _kernel_targets, found):
+        for pair in pairs:
+            targets.setdefault(pair, []).append(kernel.kernel_name)
     return targets
+
+
+def _kernel_targets(kernel) -> list[tuple[Target, str]]:
+    """(target, remote python) of each of the kernelspec's hosts; raises EGError for bad settings."""
+    settings = resolve(kernel)
+    user = remote_user(kernel, settings)
+    return [(ssh_target(settings, *split_host(entry, settings.ssh_port), user), settings.remote_python) for entry in settings.remote_hosts]
 
 
 async def checks(kernels) -> list[Check]:

@@ -16,14 +16,13 @@ from types import SimpleNamespace
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 from traitlets.config import SingletonConfigurable
 
-from eg_core import BadRequest, KernelContext, LaunchRefused, orphans
+from eg_core import BadRequest, KernelContext, LaunchRefused, orphans, remote
 from eg_core.config import EnvDefaults, kernelspec_settings
 
 from ._ssh import Target
 
 ALGORITHMS = ("round-robin", "least-connection")
 # POSIX portable user names (useradd's default rule), at most 32 characters.
-_USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
 
 
 class SSHResourceManager(EnvDefaults, SingletonConfigurable):
@@ -173,19 +172,9 @@ def remote_user(kernel: KernelContext, settings: SimpleNamespace) -> str:
     for a name that is not a valid user name.
     """
     rm = SSHResourceManager.instance()
-    requested = kernel.user or kernel.env.get("KERNEL_USERNAME")
-    if not rm.impersonation_enabled or not requested:
-        return settings.remote_user
-    if not kernel.user_from_request:  # the core's fallback (the gateway's own user) is no request
-        return settings.remote_user
-    if not _USER_NAME.match(requested):
-        raise BadRequest(
-            "KERNEL_USERNAME must be a valid user name (lower-case letters, digits, '_', '.', '-'; "
-            "at most 32 characters) to run a kernel as that user"
-        )
-    if requested in rm.prohibited_users:
-        raise LaunchRefused(f"kernels may not run as user {requested!r} (SSHResourceManager.prohibited_users)")
-    return requested
+    requested = remote.requested_user(kernel, enabled=rm.impersonation_enabled, prohibited=rm.prohibited_users,
+                                      setting="SSHResourceManager.prohibited_users")
+    return requested or settings.remote_user
 
 
 def pool_misfit(pooled: KernelContext, request: KernelContext) -> str | None:

@@ -7,7 +7,7 @@ import os
 import shutil
 
 from eg_core import EGError
-from eg_core.doctor import Check
+from eg_core.doctor import Check, each_kernelspec
 
 from ._capacity import find_queue
 from ._rm import RMClient
@@ -36,13 +36,8 @@ async def checks(kernels) -> list[Check]:
     found: list[Check] = []
     answered: dict[tuple, str | None] = {}  # (endpoints, kerberos) -> why the RM does not answer
     for kernel in kernels:
-        what = f"kernelspec {kernel.kernel_name}"
         kernel.env = {}
-        try:
-            launch = resolve(kernel)
-        except EGError as exc:
-            found.append(Check(what, False, exc.message, "fix the kernelspec's config or YarnSettings"))
-            continue
+    for kernel, what, launch in each_kernelspec(kernels, resolve, found, "fix the kernelspec's config or YarnSettings"):
         rm = RMClient(launch)
         key = (launch.endpoints, launch.kerberos)
         try:

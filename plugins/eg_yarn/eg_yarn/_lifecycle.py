@@ -311,7 +311,7 @@ async def describe_exit(kernel: KernelContext) -> str | None:
         text += " (no AM container yet: the queue has no room, or the cluster is busy)"
     if kernel.state.get("diagnostics"):
         text += f"; the ResourceManager says: {kernel.state['diagnostics']}"
-    if kernel.state.get("phase") == "startup" and kernel.handles.get("callback") is not None:
+    if remote.awaiting_callback(kernel):
         text += f"\n{remote.diagnose(kernel)}"
     return text
 

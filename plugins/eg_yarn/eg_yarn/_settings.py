@@ -34,7 +34,6 @@ REQUEST_VARIABLES = {
 }
 # YARN queue and node-label names (letters, digits, '_', '-', '.' for queue paths).
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
 _MEMORY = re.compile(r"(\d{1,9})([kmgt]?)b?\Z", re.IGNORECASE)
 _MB = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
 
@@ -233,11 +232,6 @@ def _check_allowed(name: str, variable: str, value: str, s: YarnSettings) -> Non
 def _user(kernel: KernelContext, s: YarnSettings) -> tuple[str, bool]:
     """The user the application is submitted as, and whether that is impersonation."""
     own = getpass.getuser()
-    requested = kernel.env.get("KERNEL_USERNAME") or kernel.user
-    if not s.impersonation_enabled or not kernel.user_from_request or not requested or requested == own:
-        return own, False
-    if not _USER.match(requested):
-        raise BadRequest("KERNEL_USERNAME must be a valid user name (lower-case letters, digits, '_', '.', '-') to run as that user")
-    if requested in s.prohibited_users:
-        raise LaunchRefused(f"kernels may not run as user {requested!r} (YarnSettings.prohibited_users)")
-    return requested, True
+    requested = remote.requested_user(kernel, enabled=s.impersonation_enabled, prohibited=s.prohibited_users,
+                                      setting="YarnSettings.prohibited_users")
+    return (own, False) if requested in (None, own) else (requested, True)

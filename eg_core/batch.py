@@ -1,0 +1,182 @@
+"""Kernels as batch-scheduler jobs (Slurm, Grid Engine, PBS, LSF...): the settings and job
+helpers every batch resource manager needs, so a plugin adds only its scheduler's commands.
+
+A batch resource manager submits a job script that execs eg's launcher; the launcher calls back
+to the gateway (:mod:`eg_core.remote`). The pieces::
+
+    MySettings = batch.scheduler_settings("SGE", "Grid Engine")   # a settings base class
+
+    class SgeSettings(MySettings):
+        queue = Unicode("", config=True, help="...").tag(env="EG_SGE_QUEUE", kernelspec=True)
+
+    @hookimpl
+    async def eg_launch_process(kernel, cmd):
+        settings = kernelspec_settings(kernel, SgeSettings)
+        argv, env = await batch.prepare_launch(kernel, cmd, settings)   # callback, key file
+        kernel.state["job_id"] = await submit(settings, batch.job_script(argv), env)
+
+    eg_poll:          batch.exit_status(<the job's state from one status query>, ACTIVE)
+    eg_wait:          batch.exit_status(await batch.ended(settings, query, job_id, ACTIVE), ACTIVE)
+    eg_kill:          await batch.cancel(lambda: run(settings, "qdel", job_id), <ended>, 60, force=...)
+    eg_describe_exit: batch.with_output_tail(<the scheduler's account>, batch.output_file(settings, kernel))
+
+Every scheduler command runs through :func:`run`: without a shell, within the settings'
+``command_timeout``, its failure a :class:`SchedulerError` saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+from traitlets import Enum, Float, Unicode
+from traitlets.config import SingletonConfigurable
+
+from . import process, remote
+from .argv import fill
+from .config import EnvDefaults
+from .context import KernelContext
+from .poller import StatusPoller
+
+JOB_PREFIX = "eg-kernel-"
+
+
+class SchedulerError(Exception):
+    """A scheduler command failed, timed out or is not installed."""
+
+
+class SchedulerNotInstalled(SchedulerError):
+    """A scheduler command is not on the gateway's PATH (its client commands are not installed)."""
+
+
+def scheduler_settings(prefix: str, scheduler: str, commands: str = "") -> type:
+    """A settings base class for a batch resource manager, defined when the plugin's settings
+    module is imported. Its traits, each read from ``EG_<prefix>_<NAME>``:
+
+    - ``python`` (kernelspec-overridable): the Python that runs eg's launcher on the nodes
+      (replaces ``python`` as the argv's first word; default: the gateway's own);
+    - ``output_dir``: directory the nodes and the gateway share, for the jobs' output files
+      (``eg-kernel-<id>.log``) and the launch-key files;
+    - ``poll_interval``: seconds between status queries (one for all kernels);
+    - ``command_timeout``: seconds a scheduler command may take;
+    - ``gateway_id``: marks this gateway's jobs (the orphan sweep looks at these only);
+    - ``orphans_at_startup``: ``log``, ``remove`` or ``ignore`` such jobs no kernel owns.
+
+    ``scheduler`` names it in help texts ("Slurm"), ``commands`` lists its commands there.
+    Subclass it with ``EnvDefaults``' conventions; add the scheduler's own settings.
+    """
+    env = f"EG_{prefix}_"
+    named = f" ({commands})" if commands else ""
+    body = {
+        "__doc__": f"Settings every {scheduler} resource manager shares (eg_core.batch).",
+        "python": Unicode(sys.executable, config=True, help="Python (with ipykernel) that runs eg's launcher on the nodes; replaces 'python' as the argv's first word. Default: the gateway's own, for installs on a filesystem the nodes share.").tag(
+            env=env + "PYTHON", kernelspec=True),
+        "output_dir": Unicode(tempfile.gettempdir(), config=True, help="Directory (seen by the nodes and the gateway) for the jobs' output files, eg-kernel-<id>.log.").tag(
+            env=env + "OUTPUT_DIR"),
+        "poll_interval": Float(2.0, min=0.2, config=True, help=f"Seconds between {scheduler} status checks of the kernel jobs (one query for all of them).").tag(
+            env=env + "POLL_INTERVAL"),
+        "command_timeout": Float(30.0, min=1.0, config=True, help=f"Seconds a {scheduler} command{named} may take.").tag(
+            env=env + "COMMAND_TIMEOUT"),
+        "gateway_id": Unicode("eg", config=True, help="Marks this gateway's kernel jobs; the orphan sweep at startup looks at these only.").tag(
+            env=env + "GATEWAY_ID"),
+        "orphans_at_startup": Enum(["log", "remove", "ignore"], "log", config=True, help="What to do at startup with running kernel jobs of this gateway id that no kernel of the gateway owns.").tag(
+            env=env + "ORPHANS_AT_STARTUP"),
+    }
+    return type(f"{prefix.capitalize()}BatchSettings", (EnvDefaults, SingletonConfigurable), body)
+
+
+async def run(settings: Any, *argv: str, input: str | None = None, env: dict | None = None) -> str:
+    """Run one scheduler command (no shell, within ``settings.command_timeout``); returns its
+    stdout. Raises :class:`SchedulerNotInstalled` when the command is not on PATH and
+    :class:`SchedulerError` (its exit status and stderr, or the timeout) when it fails."""
+    try:
+        done = await process.run(argv, timeout=settings.command_timeout, input=input, env=env)
+    except FileNotFoundError:
+        raise SchedulerNotInstalled(f"{argv[0]} is not found on the gateway's PATH") from None
+    except (process.CommandTimeout, OSError) as exc:
+        raise SchedulerError(f"{argv[0]}: {exc}") from None
+    if done.returncode:
+        raise SchedulerError(done.explain())
+    return done.stdout
+
+
+async def prepare_launch(kernel: KernelContext, cmd: list[str], settings: Any) -> tuple[list[str], dict[str, str]]:
+    """Called first in ``eg_launch_process``: registers the kernel for the launcher's callback,
+    writes the launch key to a 0600 file in ``settings.output_dir`` (a job's environment is shown
+    to everyone by the scheduler; the environment only names the file) and fills the launcher
+    command line (``{launcher}``; ``python``/``python3`` replaced by ``settings.python``).
+
+    Returns ``(argv, env)``: the job's command and its whole environment (the gateway's own
+    process environment with the kernel's and the launcher's variables)."""
+    launch_key = await remote.expect_callback(kernel)
+    argv = fill(cmd, {"launcher": remote.launcher_path()})
+    argv[0] = settings.python if argv[0] in ("python", "python3") else argv[0]
+    key_file = await remote.write_key_file(kernel, launch_key, settings.output_dir)
+    return argv, process.gateway_env(remote.launcher_env(kernel, launch_key, key_file=key_file))
+
+
+def job_script(argv: Iterable[str]) -> str:
+    """The job script: ``/bin/sh`` exec'ing ``argv``, every word quoted (submit it on stdin)."""
+    return "#!/bin/sh\nexec " + " ".join(shlex.quote(arg) for arg in argv) + "\n"
+
+
+def job_name(kernel: KernelContext) -> str:
+    """The kernel's job name, ``eg-kernel-<kernel id>`` (the orphan sweep recognises it)."""
+    return f"{JOB_PREFIX}{kernel.kernel_id}"
+
+
+def output_file(settings: Any, kernel: KernelContext) -> Path:
+    """The kernel job's output file, ``<output_dir>/eg-kernel-<kernel id>.log``."""
+    return Path(settings.output_dir) / f"{job_name(kernel)}.log"
+
+
+def with_output_tail(text: str, output: Path | None, lines: int = 20) -> str:
+    """For ``eg_describe_exit``: ``text`` (the scheduler's account of the job) followed by the
+    last ``lines`` lines of the job's ``output`` file, if it exists and has any."""
+    tail = output.read_text(errors="replace").splitlines()[-lines:] if output and output.exists() else []
+    return text + ("; its output ends with:\n" + "\n".join(tail) if tail else "")
+
+
+def exit_status(state: str | None, active: Collection[str], succeeded: Collection[str] = ("COMPLETED",)) -> int | None:
+    """What ``eg_poll`` and ``eg_wait`` return for a job's state from one status query: None
+    while it is in ``active``, 0 when it is in ``succeeded`` or the scheduler no longer knows
+    it (``None``), 1 otherwise."""
+    return None if state in active else 0 if state is None or state in succeeded else 1
+
+
+async def ended(settings: Any, query: Callable[[], Awaitable[dict[str, str]]], job_id: str, active: Collection[str], name: str) -> str | None:
+    """Wait until the job has left the ``active`` states, on one shared poller per ``name``:
+    ``query()`` (job id -> state, for all jobs) runs once per ``settings.poll_interval`` for
+    every waiting kernel. Returns the job's last state (None: the scheduler no longer knows it)."""
+    poller = StatusPoller.shared(settings.poll_interval, lambda _: query(), settings.poll_interval, name)
+    return await poller.wait_until(job_id, lambda state: state not in active)
+
+
+async def cancel(request: Callable[[], Awaitable[Any]], ended: Callable[[], Awaitable[Any]], wait: float,
+                 force: Callable[[], Awaitable[Any]] | None = None) -> bool:
+    """Cancel a job, for ``eg_kill`` and the orphan sweep: ``request()`` (the scheduler's cancel
+    command), then wait up to ``wait`` seconds (0: not at all) for ``ended()``. When it has not
+    ended by then, ``force()`` (e.g. ``qdel -f``) runs and the wait is repeated once; without
+    ``force`` the :class:`asyncio.TimeoutError` propagates. Returns True."""
+    await request()
+    if not wait:
+        return True
+    try:
+        await asyncio.wait_for(ended(), wait)
+    except asyncio.TimeoutError:
+        if force is None:
+            raise
+        await force()
+        await asyncio.wait_for(ended(), wait)
+    return True
+
+
+__all__ = [
+    "JOB_PREFIX", "SchedulerError", "SchedulerNotInstalled", "scheduler_settings", "run", "prepare_launch",
+    "job_script", "job_name", "output_file", "with_output_tail", "exit_status", "ended", "cancel",
+]

@@ -1,0 +1,176 @@
+"""Kit helpers that replaced copies in the plugins (issue 20, point 3): the container UID/GID
+and working-dir rule (eg-docker, eg-k8s), the impersonation rule (eg-ssh, eg-yarn), "awaiting
+the launcher's callback" (eg-docker, eg-k8s, eg-yarn), the doctor loop over kernelspecs and the
+batch-scheduler kit (eg-slurm). In-process, with real subprocesses, files and the real
+response listener."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from eg_core import BadRequest, LaunchRefused, batch, containers, remote
+from eg_core.doctor import Check, each_kernelspec
+from eg_core.testing import kernel_context
+
+
+def test_container_ids_are_integers_and_prohibited_ids_compare_as_numbers():
+    assert containers.kernel_id_number("UID", "1000", [0], "EG_PROHIBITED_UIDS") == 1000
+    assert containers.kernel_id_number("UID", " +42 ", [0], "EG_PROHIBITED_UIDS") == 42
+    assert containers.kernel_id_number("UID", "", [0], "EG_PROHIBITED_UIDS") is None
+    # one type: ints; text entries (a kernelspec's JSON) are read as the same numbers
+    for prohibited in ([0], ["0"], [" 0 "], ["x", 0]):
+        with pytest.raises(LaunchRefused, match="has been denied via EG_PROHIBITED_UIDS"):
+            containers.kernel_id_number("UID", "00", prohibited, "EG_PROHIBITED_UIDS")
+    for bad in ("-1", "abc", str(containers.MAX_ID + 1), "1e3"):
+        with pytest.raises(LaunchRefused, match="is not an integer between 0 and"):
+            containers.kernel_id_number("GID", bad, [], "EG_PROHIBITED_GIDS")
+    with pytest.raises(LaunchRefused):
+        containers.kernel_id_number("UID", "", [], "EG_PROHIBITED_UIDS", optional=False)
+
+
+def test_container_working_dir_is_absolute_or_none():
+    assert containers.working_dir("") is None and containers.working_dir(None) is None
+    assert containers.working_dir("/home/jovyan/work") == "/home/jovyan/work"
+    for bad in ("relative/dir", "/a\0b", "/" + "x" * 5000):
+        with pytest.raises(BadRequest, match="must be an absolute path"):
+            containers.working_dir(bad)
+
+
+def test_requested_user_kernel_user_is_authoritative():
+    def kernel(user, env_user, from_request=True):
+        k = kernel_context(user=user, env={"KERNEL_USERNAME": env_user} if env_user else {})
+        k.user_from_request = from_request
+        return k
+
+    ask = dict(enabled=True, prohibited=["root"], setting="X.prohibited_users")
+    assert remote.requested_user(kernel("alice", "bob"), **ask) == "alice"  # the two carriers disagree
+    assert remote.requested_user(kernel("", "bob"), **ask) == "bob"         # the copy only when user is empty
+    assert remote.requested_user(kernel("alice", "alice"), enabled=False, prohibited=[], setting="") is None
+    assert remote.requested_user(kernel("alice", "alice", from_request=False), **ask) is None
+    with pytest.raises(BadRequest, match="valid user name"):
+        remote.requested_user(kernel("Alice;rm", ""), **ask)
+    with pytest.raises(LaunchRefused, match=r"X\.prohibited_users"):
+        remote.requested_user(kernel("root", "alice"), **ask)
+
+
+async def test_awaiting_callback_until_the_launcher_calls_back():
+    kernel = kernel_context()
+    assert not remote.awaiting_callback(kernel)  # none expected
+    await remote.expect_callback(kernel)
+    try:
+        assert remote.awaiting_callback(kernel)
+        kernel.handles["callback"].set_result({"ip": "127.0.0.1"})
+        assert not remote.awaiting_callback(kernel)
+    finally:
+        remote.forget(kernel)
+    assert not remote.awaiting_callback(kernel)
+
+
+def test_doctor_loop_turns_bad_kernelspecs_into_failed_checks():
+    def resolve(kernel):
+        if kernel.kernel_name == "bad":
+            raise BadRequest("config.queue is not a queue")
+        return kernel.kernel_name.upper()
+
+    found: list[Check] = []
+    seen = [(what, value) for _, what, value in each_kernelspec([kernel_context(kernel_name=n) for n in ("a", "bad", "b")], resolve, found, "fix it")]
+    assert seen == [("kernelspec a", "A"), ("kernelspec b", "B")]
+    assert found == [Check("kernelspec bad", False, "config.queue is not a queue", "fix it")]
+
+
+KitBatch = batch.scheduler_settings("KITTEST", "Test scheduler", "qsub, qstat")
+
+
+def test_scheduler_settings_read_their_prefix(monkeypatch):
+    monkeypatch.setenv("EG_KITTEST_POLL_INTERVAL", "0.5")
+    monkeypatch.setenv("EG_KITTEST_ORPHANS_AT_STARTUP", "remove")
+    settings = KitBatch()
+    assert (settings.poll_interval, settings.orphans_at_startup, settings.python) == (0.5, "remove", sys.executable)
+    assert "Test scheduler command (qsub, qstat)" in KitBatch.class_traits()["command_timeout"].help
+
+
+async def test_batch_run_explains_failures():
+    settings = KitBatch(command_timeout=1.0)
+    assert await batch.run(settings, "sh", "-c", "cat; echo out", input="in\n") == "in\nout\n"
+    with pytest.raises(batch.SchedulerNotInstalled, match="not found on the gateway's PATH"):
+        await batch.run(settings, "no-such-scheduler-command-x")
+    with pytest.raises(batch.SchedulerError, match="oops"):
+        await batch.run(settings, "sh", "-c", "echo oops >&2; exit 3")
+    with pytest.raises(batch.SchedulerError):
+        await batch.run(settings, "sleep", "10")
+
+
+async def test_launch_job_script_and_output_tail(tmp_path):
+    settings = KitBatch(output_dir=str(tmp_path))
+    kernel = kernel_context(env={"NOTE": "x"})
+    argv, env = await batch.prepare_launch(kernel, ["python", "{launcher}", "--RemoteProcessProxy.kernel-id", "{kernel_id}"], settings)
+    try:
+        assert argv[0] == sys.executable and argv[1] == remote.launcher_path()
+        key_file = kernel.state["launch_key_file"]
+        assert os.path.dirname(key_file) == str(tmp_path) and os.stat(key_file).st_mode & 0o777 == 0o600
+        assert kernel.state["launch_key"] not in "".join(env.values()) and env["NOTE"] == "x" and "PATH" in env
+    finally:
+        remote.forget(kernel)
+        await remote.discard_key_file(kernel)
+    # the job script execs its argv with every word quoted
+    output = batch.output_file(settings, kernel)
+    assert output.name == f"eg-kernel-{kernel.kernel_id}.log" == f"{batch.job_name(kernel)}.log"
+    script = batch.job_script([sys.executable, "-c", "import sys; [print(i) for i in range(30)]; print(sys.argv[1:])", "it's; $(x)"])
+    with open(output, "w") as out:
+        subprocess.run(["sh"], input=script, text=True, stdout=out, check=True)
+    text = batch.with_output_tail("job 7: FAILED", output, lines=3)
+    assert text == "job 7: FAILED; its output ends with:\n28\n29\n[\"it's; $(x)\"]"
+    assert batch.with_output_tail("job 7", tmp_path / "none.log") == "job 7"
+
+
+def test_exit_status_of_a_job_state():
+    active = {"PENDING", "RUNNING"}
+    assert [batch.exit_status(s, active) for s in ("RUNNING", "COMPLETED", None, "FAILED")] == [None, 0, 0, 1]
+    assert batch.exit_status("DONE", active, succeeded=("DONE",)) == 0
+
+
+async def test_ended_and_cancel_wait_then_force(tmp_path):
+    """A "job" is a real process; its state file is what the scheduler's status query reads."""
+    settings = KitBatch(poll_interval=0.2)
+    jobs: dict[str, subprocess.Popen] = {}
+
+    async def query():
+        return {job_id: ("RUNNING" if p.poll() is None else "DONE") for job_id, p in jobs.items()}
+
+    name = f"kittest-{uuid.uuid4()}"
+    ended = lambda job_id: batch.ended(settings, query, job_id, {"RUNNING"}, name)  # noqa: E731
+    # a job that ignores the polite cancel (SIGTERM) is forced (SIGKILL) after the wait
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ok', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    stubborn.stdout.readline()
+    jobs["1"] = stubborn
+    forced = []
+
+    async def force():
+        forced.append(True)
+        stubborn.kill()
+
+    assert await batch.cancel(lambda: asyncio.to_thread(stubborn.terminate), lambda: ended("1"), 1.0, force=force)
+    assert forced and await ended("1") == "DONE"
+    # without force, a job that does not end in time is an asyncio.TimeoutError
+    jobs["2"] = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ok', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    jobs["2"].stdout.readline()
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            await batch.cancel(lambda: asyncio.to_thread(jobs["2"].terminate), lambda: ended("2"), 0.5)
+    finally:
+        jobs["2"].kill()
+        jobs["2"].wait()
+    # a polite cancel that works needs no force; wait=0 does not wait
+    jobs["3"] = subprocess.Popen(["sleep", "60"])
+    assert await batch.cancel(lambda: asyncio.to_thread(jobs["3"].terminate), lambda: ended("3"), 5.0, force=force)
+    assert forced == [True]
+    jobs["4"] = subprocess.Popen(["sleep", "60"])
+    assert await batch.cancel(lambda: asyncio.to_thread(jobs["4"].kill), lambda: ended("4"), 0)
+    jobs["4"].wait()
+    stubborn.wait()
