@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .config import cpus, finite_number, memory_bytes
+from .config import cpus, memory_bytes
 from .context import KernelContext
 from .errors import BadRequest, NotFound
 
@@ -99,7 +99,8 @@ class GatewayAPI:
 
     def requested_resources(self, kernel: KernelContext) -> dict[str, float]:
         """What ``kernel`` (a launch request, a held kernel's context) asks of its backend:
-        ``{"cpus", "memory" (bytes), "gpus"}``, each 0 when nothing is asked. Its resource
+        ``{"cpus", "memory" (bytes), "gpus"}``, each 0 when nothing is asked (GPUs infinite
+        for all of a host's). Its resource
         manager's ``eg_requested_resources`` answers; without one, the request's
         ``KERNEL_CPUS``, ``KERNEL_MEMORY`` and ``KERNEL_GPUS``. Raises
         :class:`eg_core.BadRequest` for a value that is no amount."""
@@ -109,9 +110,11 @@ class GatewayAPI:
         if answer is None:
             answer = {key: kernel.env[name] for key, name in _REQUEST_ENV.items() if kernel.env.get(name) not in (None, "")}
         try:
-            return {"cpus": cpus(answer.get("cpus", 0)), "memory": float(memory_bytes(answer.get("memory", 0))),
-                    "gpus": finite_number(answer.get("gpus", 0))}
-        except ValueError as exc:
+            gpus = float(answer.get("gpus", 0))  # infinity: all of a host's GPUs
+            if not gpus >= 0:
+                raise ValueError(f"{answer.get('gpus')!r} is not a number of GPUs")
+            return {"cpus": cpus(answer.get("cpus", 0)), "memory": float(memory_bytes(answer.get("memory", 0))), "gpus": gpus}
+        except (TypeError, ValueError) as exc:
             raise BadRequest(f"kernel {kernel.kernel_name}: {exc}") from None
 
     def notify_clients(self, kernel_id: str, text: str) -> None:

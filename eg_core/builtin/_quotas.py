@@ -123,6 +123,8 @@ def _check(who: str, which: str, limits: dict[str, float], held: list[Holding], 
 
 
 def _show(kind: str, amount: float) -> str:
+    if amount == float("inf"):
+        return f"all the {'GPU' if kind == 'gpus' else kind}s of a host"
     if kind == "memory":
         return f"{amount / 1024**3:g} GiB of memory"
     return f"{amount:g} {'CPU' if kind == 'cpus' else 'GPU'}{'' if amount == 1 else 's'}"

@@ -240,6 +240,16 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
     )
 
 
+def requested_resources(kc: KernelContainer) -> dict[str, float]:
+    """What the container asks of the engine, for resource quotas (``eg_requested_resources``):
+    CPUs, memory in bytes, GPUs (a count, the number of device ids, or infinity for ``all``)."""
+    gpus = 0.0
+    if kc.gpus:
+        count = kc.gpus.get("Count")
+        gpus = float("inf") if count == -1 else float(count) if count is not None else float(len(kc.gpus.get("DeviceIDs", [])))
+    return {"cpus": kc.cpus or 0.0, "memory": float(kc.memory or 0), "gpus": gpus}
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")

@@ -14,7 +14,7 @@ from eg_core import hookimpl, orphans, provisioner_for
 from . import _lifecycle as lifecycle
 from . import _orphans
 from ._client import client_for, close_clients, engine_absent
-from ._settings import DockerSettings, pool_misfit, settings
+from ._settings import DockerSettings, pool_misfit, requested_resources, resolve, settings
 
 DockerProvisioner = provisioner_for("docker")
 
@@ -46,6 +46,13 @@ async def eg_reconcile(known_kernel_ids):
         lambda resource: _orphans.remove(docker, resource),
         policy=settings().orphans_at_startup,
     )
+
+
+@hookimpl
+def eg_requested_resources(kernel):
+    """What the kernel's container will ask of the engine (its kernelspec's settings, the
+    request's allowed values over them): for resource quotas."""
+    return requested_resources(resolve(kernel))
 
 
 @hookimpl

@@ -205,3 +205,13 @@ def test_enterprise_gateway_kernelspecs_get_the_legacy_launcher_by_default(gatew
     assert resolve(make_kernel(config={"legacy_launcher": "true"}), gateway).legacy_launcher is True
     with pytest.raises(BadRequest, match="legacy_launcher must be true or false"):
         resolve(make_kernel(config={"legacy_launcher": "sometimes"}), gateway)
+
+
+def test_requested_resources_are_what_the_container_will_ask(gateway):
+    from eg_docker._settings import requested_resources
+
+    kernel = make_kernel(config={"cpus": "2", "memory": "1g"}, env={"KERNEL_GPUS": "1"})
+    assert requested_resources(resolve(kernel, gateway)) == {"cpus": 2.0, "memory": 1024**3, "gpus": 1.0}
+    assert requested_resources(resolve(make_kernel(env={"KERNEL_CPUS": "0.5"}), gateway)) == {"cpus": 0.5, "memory": 0.0, "gpus": 0.0}
+    assert requested_resources(resolve(make_kernel(env={"KERNEL_GPUS": "0,1"}), gateway))["gpus"] == 2.0
+    assert requested_resources(resolve(make_kernel(env={"KERNEL_GPUS": "all"}), gateway))["gpus"] == float("inf")

@@ -239,6 +239,13 @@ def quantity(value: Any) -> float:
     return number * _UNITS[unit]
 
 
+def requested_resources(kp: KernelPod) -> dict[str, float]:
+    """What the pod requests of the cluster, for resource quotas (``eg_requested_resources``):
+    CPUs, memory in bytes, GPUs (``nvidia.com/gpu``)."""
+    amounts = {"cpus": "cpu", "memory": "memory", "gpus": "nvidia.com/gpu"}
+    return {kind: quantity(kp.requests[resource]) for kind, resource in amounts.items() if resource in kp.requests}
+
+
 def _resources(layers: _Layers, gateway: KubernetesSettings) -> tuple[dict[str, str], dict[str, str]]:
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}

@@ -56,6 +56,15 @@ def eg_kernelspec_aliases():
 
 
 @hookimpl
+def eg_requested_resources(kernel):
+    """What the kernel's pod will request of the cluster (its kernelspec's settings, the
+    request's allowed values over them): for resource quotas."""
+    from ._request import requested_resources, resolve
+
+    return requested_resources(resolve(kernel))
+
+
+@hookimpl
 def eg_kernelspec_dirs():
     return [KERNELSPECS]
 

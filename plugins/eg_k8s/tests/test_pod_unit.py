@@ -146,3 +146,11 @@ def test_enterprise_gateways_shared_namespace_variable(monkeypatch, value, mode)
         monkeypatch.setenv("EG_SHARED_NAMESPACE", value)
     assert settings().namespace_mode == mode
     assert settings(namespace_mode="per-user").namespace_mode == "per-user"
+
+
+def test_requested_resources_are_what_the_pod_will_request():
+    from eg_k8s._request import requested_resources
+
+    kp = resolve(kernel(config={"image_name": "eg/kernel-py:local", "cpus": "500m", "memory": "2Gi"}, env={"KERNEL_GPUS": "1"}), settings())
+    assert requested_resources(kp) == {"cpus": 0.5, "memory": 2 * 1024**3, "gpus": 1.0}
+    assert requested_resources(resolve(kernel(), settings())) == {}
