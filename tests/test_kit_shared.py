@@ -59,6 +59,17 @@ def test_requested_user_kernel_user_is_authoritative():
         remote.requested_user(kernel("root", "alice"), **ask)
 
 
+@pytest.fixture(autouse=True)
+async def own_listener(monkeypatch):
+    """A test that registers a callback starts the process's response listener: on a free port,
+    and stopped after the test, so no later test of this pytest process finds it (bound to this
+    test's event loop, gone with it)."""
+    monkeypatch.setenv("EG_RESPONSE_PORT", "0")
+    yield
+    await remote.stop_listener()
+    remote._starting = None
+
+
 async def test_awaiting_callback_until_the_launcher_calls_back():
     kernel = kernel_context()
     assert not remote.awaiting_callback(kernel)  # none expected
