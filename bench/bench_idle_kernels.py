@@ -205,7 +205,7 @@ async def profile(args: argparse.Namespace) -> None:
     import tracemalloc
 
     os.environ["JUPYTER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="eg-bench-rt-")
-    from eg_core.app import Gateway
+    from eg_core._server.app import Gateway
 
     gw = Gateway()
     gw.initialize(["--Gateway.kernel_spec_dirs", KERNELSPECS, "--Gateway.auth_token=x", "--log-level=WARN"])

@@ -53,8 +53,8 @@ from typing import Any
 
 import pluggy
 
-from .context import KernelContext
-from .errors import BadRequest, EGError, LaunchFailed, LaunchRefused, NotFound
+from ._runtime.context import KernelContext
+from ._runtime.errors import BadRequest, EGError, LaunchFailed, LaunchRefused, NotFound
 from .gateway import GatewayAPI, KernelSummary
 from .hookspecs import NAME
 from .lifecycle import Event, Phase
@@ -87,7 +87,7 @@ PUBLIC_MODULES = (
 
 def __getattr__(name: str) -> Any:
     if name == "provisioner_for":  # imported on use: it loads jupyter_client's provisioning
-        from .provisioner import provisioner_for
+        from ._runtime.provisioner import provisioner_for
 
         return provisioner_for
     raise AttributeError(f"module 'eg_core' has no attribute {name!r}")

@@ -40,7 +40,7 @@ from traitlets.config import SingletonConfigurable
 from . import process, remote
 from .argv import fill
 from .config import EnvDefaults
-from .context import KernelContext
+from ._runtime.context import KernelContext
 from .poller import StatusPoller
 
 JOB_PREFIX = "eg-kernel-"

@@ -41,8 +41,8 @@ from typing import Any, Iterable, Mapping
 
 from traitlets import Bool, Dict, Enum, Float, List, Set, TraitError, Unicode
 
-from .context import KernelContext
-from .errors import BadRequest, LaunchRefused
+from ._runtime.context import KernelContext
+from ._runtime.errors import BadRequest, LaunchRefused
 
 ENV_NAME = re.compile(r"\b(?:EG|KG)_[A-Z0-9_]+\b")
 _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "on": True, "off": False}

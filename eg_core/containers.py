@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import argv, remote
-from .context import KernelContext
-from .errors import BadRequest, LaunchRefused
+from ._runtime.context import KernelContext
+from ._runtime.errors import BadRequest, LaunchRefused
 
 MAX_ID = 2**32 - 1
 EG_CONTAINER_LAUNCHERS = ("launch_docker.py", "launch_kubernetes.py", "launch_custom_resource.py")

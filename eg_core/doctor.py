@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 
 from jupyter_client.kernelspec import KernelSpec
 
-from ._calling import acall
-from .catalog import resource_manager_of
-from .context import KernelContext
-from .errors import EGError, NotFound
+from ._runtime.calling import acall
+from ._runtime.catalog import resource_manager_of
+from ._runtime.context import KernelContext
+from ._runtime.errors import EGError, NotFound
 
 PLUGIN_TIMEOUT = 60.0
 T = TypeVar("T")

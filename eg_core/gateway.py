@@ -20,8 +20,8 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .config import cpus, memory_bytes
-from .context import KernelContext
-from .errors import BadRequest, NotFound
+from ._runtime.context import KernelContext
+from ._runtime.errors import BadRequest, NotFound
 
 # The request variables a kernel asks resources with (Enterprise Gateway's names).
 _REQUEST_ENV = {"cpus": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpus": "KERNEL_GPUS"}
@@ -104,7 +104,7 @@ class GatewayAPI:
         manager's ``eg_requested_resources`` answers; without one, the request's
         ``KERNEL_CPUS``, ``KERNEL_MEMORY`` and ``KERNEL_GPUS``. Raises
         :class:`eg_core.BadRequest` for a value that is no amount."""
-        from .plugins import resource_manager_hooks
+        from ._runtime.plugins import resource_manager_hooks
 
         answer = resource_manager_hooks(self._app.pm, kernel.resource_manager).eg_requested_resources(kernel=kernel)
         if answer is None:
@@ -141,7 +141,7 @@ class GatewayAPI:
     @property
     def messages_relayed(self) -> dict[str, int]:
         """Kernel messages relayed so far by this gateway process, by direction."""
-        from .channels import RelayCounts
+        from ._runtime.channels import RelayCounts
 
         return {"from_kernel": RelayCounts.from_kernel, "to_kernel": RelayCounts.to_kernel}
 

@@ -4,21 +4,21 @@ There are two kinds of hooks:
 
 - **Resource-manager hooks** (``eg_launch_process`` ... ``eg_pool_fit``): exactly one
   plugin takes part, the resource manager that the kernel's kernelspec names. The core selects it
-  per kernel with ``PluginManager.subset_hook_caller`` (see :mod:`eg_core.plugins`), so an
+  per kernel with ``PluginManager.subset_hook_caller`` (see :mod:`eg_core._runtime.plugins`), so an
   implementation never checks whether a kernel is "its own". They are ``firstresult`` hooks.
 - **Observer hooks** (``eg_before_launch``, ``eg_after_launch``, ``eg_kernel_event``) and
   **registration hooks** (``eg_configurables``, ``eg_web_handlers``, ``eg_startup``,
   ``eg_shutdown``): every registered plugin takes part.
 
 Any implementation may be ``async def`` unless its docstring says "Sync only" (those hooks are
-listed in ``SYNC_ONLY_HOOKS``): the core awaits results through :mod:`eg_core._calling`. An
+listed in ``SYNC_ONLY_HOOKS``): the core awaits results through :mod:`eg_core._runtime.calling`. An
 async ``firstresult`` implementation may decline by returning ``None``: the next one is asked.
 Rules checked when a plugin registers (a :class:`pluggy.PluginValidationError` names the
 plugin and hook): an ``async def`` implementation of a sync-only hook is refused, and so is
 ``wrapper=True``/``hookwrapper=True`` on any hook that may be async (it would see coroutines).
 
 The launch sequence, in the order the code runs it, is the docstring of
-:func:`eg_core.launch.launch_sequence`; restart runs ``eg_kill``/``eg_cleanup(restart=True)``
+:func:`eg_core._runtime.launch.launch_sequence`; restart runs ``eg_kill``/``eg_cleanup(restart=True)``
 and then the same launch sequence again with ``kernel.restarting`` set.
 
 Every hook receives ``kernel``, a :class:`eg_core.KernelContext`; implementations may accept
@@ -35,7 +35,7 @@ NAME = "eg"
 hookspec = pluggy.HookspecMarker(NAME)
 
 if TYPE_CHECKING:
-    from .context import KernelContext
+    from ._runtime.context import KernelContext
     from .doctor import Check
     from .gateway import GatewayAPI
     from .identity import Identity
@@ -227,7 +227,7 @@ def eg_pool_fit(kernel: KernelContext, request: KernelContext) -> str | None:
     kernel as) cannot be bound later: implement this hook to compare those and return a reason
     when they differ. The core already treats the common launch-time variables
     (``KERNEL_IMAGE``, ``KERNEL_UID``, ``KERNEL_CPUS``...; see
-    :data:`eg_core.builtin._pool_binding.LAUNCH_TIME_ENV`) as misses. Set ``request.cwd`` to
+    :data:`eg_core._builtin._pool_binding.LAUNCH_TIME_ENV`) as misses. Set ``request.cwd`` to
     ``None`` when this resource manager does not use ``kernel.cwd`` (containers), so the core
     does not change directory in the kernel.
 

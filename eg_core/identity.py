@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from .errors import EGError
+from ._runtime.errors import EGError
 
 MAX_ENTRIES = 10_000
 REFUSAL_SECONDS = 10.0

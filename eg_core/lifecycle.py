@@ -34,7 +34,7 @@ class Event:
 
 class Phase:
     """Launch phases, in the order the launch sequence runs them (see
-    :func:`eg_core.launch.launch_sequence`). A resource manager may fail a step of its own
+    :func:`eg_core._runtime.launch.launch_sequence`). A resource manager may fail a step of its own
     with another name (eg-docker's ``image_pull``); a restart that fails outside these phases
     is reported as ``restart``. ``tests/test_drift.py`` checks the code and docs against these."""
 

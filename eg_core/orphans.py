@@ -34,7 +34,7 @@ from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping
 from traitlets import Unicode
 
 from . import procinfo
-from .logs import one_line
+from ._runtime.logs import one_line
 
 log = logging.getLogger("eg.orphans")
 POLICIES = ("log", "remove", "ignore")

@@ -20,8 +20,8 @@ import signal
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .context import KernelContext
-from .env import SECRET_NAMES
+from ._runtime.context import KernelContext
+from ._runtime.env import SECRET_NAMES
 
 # Never inherited by a kernel or a command: gateway secrets, and the variable that makes a
 # kernel exit with a parent Jupyter process.

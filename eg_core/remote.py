@@ -56,17 +56,14 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any, Awaitable, Callable
 
-from . import launcher_comm
-from .context import KernelContext
+from ._runtime import launcher_comm
+from ._runtime.context import KernelContext
 from .kernelspecs.launcher.launch_ipykernel import (
-    LAUNCH_KEY_ENV,
-    LAUNCH_KEY_FILE_ENV,
-    LAUNCH_KEY_STDIN_ENV,
-    LEASE_ENV,
+    LAUNCH_KEY_ENV, LAUNCH_KEY_FILE_ENV, LAUNCH_KEY_STDIN_ENV, LEASE_ENV,
 )
-from .launcher_comm import LauncherRequestRejected
-from .errors import BadRequest, LaunchFailed, LaunchRefused
-from .response import ResponseListener
+from ._runtime.launcher_comm import LauncherRequestRejected
+from ._runtime.errors import BadRequest, LaunchFailed, LaunchRefused
+from ._runtime.response import ResponseListener
 
 _listener: ResponseListener | None = None
 log = logging.getLogger("eg")

@@ -12,6 +12,6 @@ and JSON errors (raise :class:`eg_core.BadRequest`, :class:`eg_core.NotFound`...
         return [(r"quota", QuotaHandler)]
 """
 
-from .handlers import APIHandler
+from ._server.handlers import APIHandler
 
 __all__ = ["APIHandler"]

@@ -275,7 +275,7 @@ def test_an_eg_plugin_not_installed_is_installed_from_this_checkout(monkeypatch)
     import importlib.metadata
     from pathlib import Path
 
-    from eg_core.catalog import missing_plugin_advice
+    from eg_core._runtime.catalog import missing_plugin_advice
 
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
     root = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from eg_core.builtin._child_exits import watch_child
+from eg_core._builtin._child_exits import watch_child
 
 
 async def watched(proc: subprocess.Popen) -> asyncio.Future:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from eg_core.app import Gateway
+from eg_core._server.app import Gateway
 
 
 def make(monkeypatch, env: dict[str, str], argv=()) -> Gateway:

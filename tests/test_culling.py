@@ -132,9 +132,9 @@ async def test_settings_are_reread_at_runtime(tmp_path, monkeypatch, kernel_spec
     In-process, with the gateway's real registry and a real kernel."""
     from traitlets.config import Config
 
-    from eg_core.app import Gateway
-    from eg_core.builtin import culling
-    from eg_core.builtin._culler import KernelCuller
+    from eg_core._server.app import Gateway
+    from eg_core._builtin import culling
+    from eg_core._builtin._culler import KernelCuller
 
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     KernelCuller.clear_instance()

@@ -162,7 +162,7 @@ def test_a_name_only_a_docstring_mentions_does_not_count_as_used():
 
 def _plugins():
     """The installed plugins of this checkout: name -> (is a resource manager, implements eg_doctor)."""
-    from eg_core.plugins import get_plugin_manager, is_resource_manager
+    from eg_core._runtime.plugins import get_plugin_manager, is_resource_manager
 
     pm = get_plugin_manager()
     return {name: (is_resource_manager(plugin), hasattr(plugin, "eg_doctor"))
@@ -189,7 +189,7 @@ def test_the_doctor_page_has_a_row_for_every_plugin_with_checks():
 
 
 def test_numbers_of_conformance_checks_are_the_suites():
-    from eg_core._conformance import ResourceManagerConformance
+    from eg_core.testing._conformance import ResourceManagerConformance
 
     count = sum(name.startswith("test_") for name in dir(ResourceManagerConformance))
     for page in PAGES:
@@ -215,10 +215,10 @@ EXAMPLE_VARIABLES = {"EG_MAX_KERNEL_PER_USER", "EG_MY_NAME"}
 def test_every_variable_the_docs_name_is_one_eg_reads():
     import os
 
-    from eg_core.app import Gateway
+    from eg_core._server.app import Gateway
     from eg_core.config import variables_read
-    from eg_core.plugins import get_plugin_manager
-    from eg_core.response import ResponseListener
+    from eg_core._runtime.plugins import get_plugin_manager
+    from eg_core._runtime.response import ResponseListener
 
     pm = get_plugin_manager()
     classes = [Gateway, ResponseListener, *(cls for found in pm.hook.eg_configurables() for cls in found)]
@@ -231,10 +231,10 @@ def test_every_variable_the_docs_name_is_one_eg_reads():
 
 
 def test_every_option_the_docs_name_exists():
-    from eg_core.app import Gateway
-    from eg_core.config_files import configurable_classes
-    from eg_core.plugins import get_plugin_manager
-    from eg_core.response import ResponseListener
+    from eg_core._server.app import Gateway
+    from eg_core._server.config_files import configurable_classes
+    from eg_core._runtime.plugins import get_plugin_manager
+    from eg_core._runtime.response import ResponseListener
 
     pm = get_plugin_manager()
     known = configurable_classes([Gateway, ResponseListener, *(cls for found in pm.hook.eg_configurables() for cls in found)])

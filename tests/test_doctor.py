@@ -9,9 +9,9 @@ import logging
 from jupyter_client.kernelspec import KernelSpecManager
 
 from eg_core import hookimpl
-from eg_core.catalog import KernelSpecCatalog
+from eg_core._runtime.catalog import KernelSpecCatalog
 from eg_core.doctor import Check, run_checks
-from eg_core.plugins import get_plugin_manager
+from eg_core._runtime.plugins import get_plugin_manager
 from eg_core.testing import run_doctor
 
 ONLY_LOCAL = {"EG_DISABLED_PLUGINS": "ssh,docker,slurm,k8s,yarn"}

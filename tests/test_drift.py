@@ -8,7 +8,8 @@ import ast
 import re
 from pathlib import Path
 
-from eg_core import Event, Phase, errors, hookspecs
+from eg_core import Event, Phase, hookspecs
+from eg_core._runtime import errors
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = [p for p in (ROOT / "eg_core").rglob("*.py") if "plugin_template" not in p.parts]

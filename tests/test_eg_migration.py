@@ -128,8 +128,8 @@ def test_an_option_of_several_plugins_is_set_on_each_installed_one():
 
     from traitlets.config import Config
 
-    from eg_core.config_files import configurable_classes
-    from eg_core.eg_compat import translate
+    from eg_core._server.config_files import configurable_classes
+    from eg_core._runtime.eg_compat import translate
     SSHResourceManager = pytest.importorskip("eg_ssh._settings").SSHResourceManager
     YarnSettings = pytest.importorskip("eg_yarn._settings").YarnSettings
 
@@ -156,9 +156,9 @@ def test_process_proxies_eg_does_not_implement_are_refused_by_name(tmp_path, cla
 
     from jupyter_client.kernelspec import KernelSpecManager
 
-    from eg_core.catalog import KernelSpecCatalog
-    from eg_core.errors import NotFound
-    from eg_core.plugins import get_plugin_manager, kernelspec_aliases, resource_managers
+    from eg_core._runtime.catalog import KernelSpecCatalog
+    from eg_core._runtime.errors import NotFound
+    from eg_core._runtime.plugins import get_plugin_manager, kernelspec_aliases, resource_managers
 
     (tmp_path / "spark_operator").mkdir()
     (tmp_path / "spark_operator" / "kernel.json").write_text(json.dumps({

@@ -116,7 +116,7 @@ async def test_log_level_per_resource_manager(gateway_factory):
 
 
 def test_kernel_session_location_is_the_file_store_root(tmp_path, monkeypatch):
-    from eg_core.builtin.file_store import FileSessionStore
+    from eg_core._builtin.file_store import FileSessionStore
 
     monkeypatch.setenv("EG_KERNEL_SESSION_LOCATION", str(tmp_path / "sessions"))
     FileSessionStore.clear_instance()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from eg_core import NotFound
-from eg_core.app import Gateway
+from eg_core._server.app import Gateway
 from eg_core.testing import EventRecorder
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from eg_core.redact import RedactSecrets
+from eg_core._server.redact import RedactSecrets
 from eg_core.testing import KernelSocket, new_msg
 
 

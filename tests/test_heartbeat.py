@@ -9,7 +9,7 @@ import threading
 import pytest
 import zmq
 
-from eg_core.heartbeat import Heartbeat
+from eg_core._runtime.heartbeat import Heartbeat
 
 
 class EchoPeer:

@@ -11,7 +11,7 @@ import pluggy
 import pytest
 
 from eg_core import Event, LaunchFailed, Phase, hookimpl, hookspecs
-from eg_core._calling import acall_first
+from eg_core._runtime.calling import acall_first
 from eg_core.testing import kernel_context
 
 

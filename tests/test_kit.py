@@ -198,7 +198,7 @@ async def test_only_kernels_of_this_gateway_id_whose_gateway_is_gone_are_orphans
 
 
 def test_gateway_ids_are_checked_and_stable():
-    from eg_core.builtin._local_orphans import LocalResourceManager
+    from eg_core._builtin._local_orphans import LocalResourceManager
 
     assert LocalResourceManager().gateway_id == orphans.default_gateway_id() == f"eg-{socket.gethostname()}"
     assert LocalResourceManager(gateway_id="team-a.gw:1").gateway_id == "team-a.gw:1"
@@ -272,8 +272,8 @@ async def _shared_poller_on_a_new_loop(query):
 
 
 async def test_core_forgets_the_launcher_callback_at_cleanup_without_an_eg_cleanup():
-    from eg_core.launch import cleanup
-    from eg_core.plugins import get_plugin_manager, resource_manager_hooks
+    from eg_core._runtime.launch import cleanup
+    from eg_core._runtime.plugins import get_plugin_manager, resource_manager_hooks
 
     hooks = resource_manager_hooks(get_plugin_manager(load_entrypoints=False), "no-such-manager")
     k = kernel()

@@ -25,9 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from jupyter_client.asynchronous import AsyncKernelClient
 
-from eg_core import launcher_comm, remote
+from eg_core._runtime import launcher_comm
+from eg_core import remote
 from eg_core.kernelspecs.launcher import launch_ipykernel as launcher
-from eg_core.response import ResponseListener
+from eg_core._runtime.response import ResponseListener
 
 LAUNCHER = launcher.__file__
 PORT_RANGE = (45000, 46000)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eg_core.new_plugin import write
+from eg_core._server.new_plugin import write
 
 pytestmark = pytest.mark.timeout(900)
 

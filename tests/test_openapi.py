@@ -8,8 +8,8 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
-from eg_core.handlers import api_routes
-from eg_core.websocket import websocket_route
+from eg_core._server.handlers import api_routes
+from eg_core._server.websocket import websocket_route
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def spec():
 
 
 def _route_regexes():
-    from eg_core.plugins import get_plugin_manager
+    from eg_core._runtime.plugins import get_plugin_manager
 
     builtin_routes = [r for routes in get_plugin_manager(load_entrypoints=False).hook.eg_web_handlers() for r in routes]
     return [re.compile("/" + pattern.rstrip("?").rstrip("/") + "/?$") for pattern, *_ in [*api_routes(), websocket_route(), *builtin_routes]]

@@ -13,9 +13,10 @@ import pluggy
 import pytest
 
 import eg_core
-from eg_core import KernelContext, hookimpl, hookspecs, launch
-from eg_core._calling import acall, acall_first
-from eg_core.plugins import describe, get_plugin_manager, resource_manager_hooks, resource_managers
+from eg_core import KernelContext, hookimpl, hookspecs
+from eg_core._runtime import launch
+from eg_core._runtime.calling import acall, acall_first
+from eg_core._runtime.plugins import describe, get_plugin_manager, resource_manager_hooks, resource_managers
 
 PLUGIN_PACKAGES = ("eg_ssh", "eg_docker", "eg_k8s", "eg_yarn")
 

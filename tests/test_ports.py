@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eg_core.errors import BadRequest
-from eg_core.ports import PortRange, free_ports, release_ports
+from eg_core._runtime.errors import BadRequest
+from eg_core._runtime.ports import PortRange, free_ports, release_ports
 
 
 def test_port_range_parsing():

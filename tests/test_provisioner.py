@@ -7,8 +7,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 
-from eg_core.catalog import packaged_kernelspecs_dir
-from eg_core.provisioner import HookProvisioner
+from eg_core._runtime.catalog import packaged_kernelspecs_dir
+from eg_core._runtime.provisioner import HookProvisioner
 
 
 async def test_jupyter_client_runs_our_kernelspec():

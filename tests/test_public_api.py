@@ -28,7 +28,7 @@ def _plugin_files() -> list[Path]:
 
 def violations(path: Path, inside_eg_core: bool = False) -> list[str]:
     """Imports of ``eg_core`` in ``path`` that are not public. Relative imports stay inside the
-    plugin's own package; in ``eg_core.builtin`` (``inside_eg_core``) only level 1 does."""
+    plugin's own package; in ``eg_core._builtin`` (``inside_eg_core``) only level 1 does."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = []
     for node in ast.walk(tree):
@@ -67,10 +67,10 @@ def test_builtin_plugins_use_only_the_public_api():
 
 def test_the_scan_catches_internal_imports(tmp_path):
     sample = ROOT / "plugins" / "_scan_sample.py"
-    sample.write_text("from eg_core.plugins import get_plugin_manager\nfrom eg_core import remote, hookimpl, kernels\n")
+    sample.write_text("from eg_core._runtime.plugins import get_plugin_manager\nfrom eg_core import remote, hookimpl, kernels\n")
     try:
         assert [v.split(": ", 1)[1] for v in violations(sample)] == [
-            "from eg_core.plugins import ...",
+            "from eg_core._runtime.plugins import ...",
             "from eg_core import kernels",
         ]
     finally:

@@ -94,7 +94,7 @@ async def test_sighup_says_what_changed_and_what_needs_a_restart(gateway_factory
 
 
 def test_a_reload_logs_no_secret():
-    from eg_core.app import Gateway, loggable
+    from eg_core._server.app import Gateway, loggable
 
     traits = Gateway.class_traits()
     assert loggable("auth_token", traits["auth_token"], "s3cret") == "[secret]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from eg_core._calling import acall
+from eg_core._runtime.calling import acall
 from eg_core.testing import EventRecorder, kernel_context, wait_for_event
 
 

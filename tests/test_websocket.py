@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from eg_core.testing import KernelSocket, new_msg, wait_until_busy
-from eg_core.wsproto import V1
+from eg_core._server.wsproto import V1
 
 
 @pytest.mark.parametrize("v1", [False, True], ids=["legacy", "v1"])

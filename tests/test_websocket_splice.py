@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eg_core.testing import KernelSocket, new_msg
-from eg_core.wsproto import ProtocolError, from_legacy
+from eg_core._server.wsproto import ProtocolError, from_legacy
 
 MB = 1_000_000
 ECHO_TARGET = (

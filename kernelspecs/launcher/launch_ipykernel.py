@@ -112,7 +112,7 @@ log = logging.getLogger("eg.launcher")
 
 # =============================================================================================
 # Protocol: keys, the version-2 payload, comm request MACs, replay protection.
-# Shared with the gateway (eg_core.response, eg_core.launcher_comm).
+# Shared with the gateway (eg_core._runtime.response, eg_core._runtime.launcher_comm).
 # =============================================================================================
 
 
@@ -267,7 +267,7 @@ def request_mac(mac_key: bytes, request: dict, ts: float, nonce: str) -> bytes:
 def sign_request(keys: LaunchKeys, request: dict, *, ts: int | None = None, nonce: bytes | None = None) -> dict:
     """Wrap a comm port request for a launcher that has a launch key.
 
-    Called by the gateway (:mod:`eg_core.launcher_comm`) for every request. Returns the envelope
+    Called by the gateway (:mod:`eg_core._runtime.launcher_comm`) for every request. Returns the envelope
     ``{"request", "ts", "nonce", "mac"}`` to send as JSON.
     """
     ts = int(time.time()) if ts is None else ts

@@ -7,7 +7,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from eg_core.testing import KernelSocket, places_with, processes_of_kernel, store_args, stored_launch_key, wait_until_busy
+from eg_core.testing import (
+    KernelSocket, places_with, processes_of_kernel, store_args, stored_launch_key, wait_until_busy,
+)
 
 
 async def test_launch_execute_interrupt_restart_shutdown(gateway_factory, kernel_jobs):

@@ -3,7 +3,7 @@
 # installing the packages into .venv.
 #
 #   - MIT Kerberos: krb5-kdc, krb5-admin-server and krb5-user for the tests' KDC on loopback
-#     (eg_core.testing_kerberos), libkrb5-dev to build python-gssapi
+#     (eg_core.testing._kerberos), libkrb5-dev to build python-gssapi
 # (scripts/test.sh installs eg-yarn's test extra, whose python-gssapi builds against libkrb5-dev:
 # .ci/run installs these packages before it.)
 # No YARN is installed: none can run here; the tests start an emulated ResourceManager.

@@ -1,0 +1,107 @@
+"""Whether a waiting pooled kernel can serve a request, and binding the request to it.
+
+A pooled kernel was started as the gateway's own user with the kernelspec's env and no request
+values. At claim time the request's user, ``KERNEL_*``/allowed env and working directory are
+bound to the running kernel: for Python kernels by a silent ``execute_request`` that updates
+``os.environ`` and calls ``os.chdir`` (values go in as Python string literals, never as code).
+What only a launch can apply is a miss: the variables in :data:`LAUNCH_TIME_ENV`, whatever the
+resource manager's ``eg_pool_fit`` names, and any binding for a kernel that is not Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .._runtime.calling import acall_first, implemented
+from .._runtime.context import KernelContext
+
+# Request variables resource managers apply when they create the kernel's process, container,
+# pod or application; a request setting one of them differently cannot use a pooled kernel.
+LAUNCH_TIME_ENV = frozenset({
+    "KERNEL_IMAGE", "KERNEL_EXECUTOR_IMAGE", "KERNEL_NAMESPACE", "KERNEL_SERVICE_ACCOUNT_NAME",
+    "KERNEL_UID", "KERNEL_GID", "KERNEL_CPUS", "KERNEL_MEMORY", "KERNEL_GPUS", "KERNEL_VOLUMES",
+    "KERNEL_VOLUME_MOUNTS", "KERNEL_NETWORK", "KERNEL_LABELS", "KERNEL_CPUS_LIMIT", "KERNEL_MEMORY_LIMIT",
+    "KERNEL_GPUS_LIMIT", "KERNEL_EXTRA_SPARK_OPTS", "KERNEL_QUEUE", "KERNEL_PARTITION",
+})
+BIND_TIMEOUT = 10.0
+WARM_UP_RUNS = 3
+
+
+class BindFailed(Exception):
+    """The kernel refused the binding code (e.g. the working directory does not exist)."""
+
+
+def env_changes(pooled: KernelContext, request: KernelContext) -> dict[str, str]:
+    """The request's env values the pooled kernel does not have (its own KERNEL_ID stays)."""
+    return {k: v for k, v in request.env.items() if k != "KERNEL_ID" and pooled.env.get(k) != v}
+
+
+def _is_python(kernel: KernelContext) -> bool:
+    return str(kernel.spec.get("language", "")).lower() == "python"
+
+
+async def misfit(pooled: KernelContext, request: KernelContext, hooks: Any) -> str | None:
+    """Why ``pooled`` cannot serve ``request``, or None when it can."""
+    changes = env_changes(pooled, request)
+    launch_time = sorted(changes.keys() & LAUNCH_TIME_ENV)
+    if launch_time:
+        return f"{', '.join(launch_time)} can only be applied when a kernel starts"
+    if implemented(hooks.eg_pool_fit):
+        reason = await acall_first(hooks.eg_pool_fit, kernel=pooled, request=request)
+        if reason:
+            return str(reason)
+    if (changes or request.cwd) and not _is_python(pooled):
+        return f"env and working directory are bound after start only for Python kernels, not {pooled.spec.get('language')!r}"
+    return None
+
+
+def binding_code(changes: dict[str, str], cwd: str | None) -> str:
+    """Python that applies ``changes`` to ``os.environ`` and changes to ``cwd``; the values are
+    ``repr`` literals, so nothing in them runs."""
+    code = f"__import__('os').environ.update({dict(changes)!r})"
+    if cwd:
+        code += f"; __import__('os').chdir({str(cwd)!r})"
+    return code
+
+
+async def warm_up(managed: Any) -> None:
+    """Run the binding code's shape once while the kernel waits, so a claim does not pay for the
+    interpreter's first executions (IPython's first cells are several times slower than later
+    ones). Values are the kernel's own; a failure only costs that speed-up."""
+    if not _is_python(managed.kernel):
+        return
+    content = {
+        "code": binding_code({}, None) + "; __import__('os').getcwd()", "silent": True, "store_history": False,
+        "user_expressions": {}, "allow_stdin": False, "stop_on_error": False,
+    }
+    for _ in range(WARM_UP_RUNS):
+        try:
+            await asyncio.wait_for(managed.bridge.request("execute_request", content), BIND_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - any failure (a timeout too): no warm-up
+            managed.kernel.log.debug("warm pool warm-up failed: %s", exc)
+            return
+
+
+async def bind(managed: Any, request: KernelContext) -> None:
+    """Give the pooled kernel of ``managed`` the request's user, env and working directory."""
+    started = time.monotonic()
+    pooled = managed.kernel
+    changes = env_changes(pooled, request)
+    if changes or request.cwd:
+        content = {
+            "code": binding_code(changes, request.cwd), "silent": True, "store_history": False,
+            "user_expressions": {}, "allow_stdin": False, "stop_on_error": False,
+        }
+        reply = await asyncio.wait_for(managed.bridge.request("execute_request", content), BIND_TIMEOUT)
+        if reply.get("status") != "ok":
+            raise BindFailed(f"{reply.get('ename', 'error')}: {reply.get('evalue', '')}".strip())
+    pooled.env.update(changes)
+    pooled.user = request.user
+    pooled.user_from_request = request.user_from_request
+    pooled.owner = request.owner
+    pooled.groups = request.groups
+    pooled.cwd = request.cwd
+    pooled.launch_timeout = request.launch_timeout
+    pooled.state["pool_bind_seconds"] = round(time.monotonic() - started, 4)

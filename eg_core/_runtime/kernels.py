@@ -1,0 +1,570 @@
+"""The running kernels: start, watch, interrupt, restart, shut down, and their API models.
+
+Each kernel is driven by a jupyter_client ``AsyncKernelManager`` whose provisioner calls the
+kernel's resource-manager hooks (:mod:`eg_core._runtime.provisioner`), and bridged to websocket clients
+by a :class:`eg_core._runtime.channels.KernelBridge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import getpass
+import logging
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+import zmq.asyncio
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.paths import jupyter_runtime_dir
+
+from .calling import acall, acall_first, implemented
+from .channels import KernelBridge, notice_parts, status_parts
+from .context import KernelContext, may_see
+from .env import kernel_env, request_user, validate_request_env
+from .errors import BadRequest, EGError, LaunchFailed, NotFound
+from ..identity import Identity
+from .catalog import KernelSpecCatalog
+from ..config import finite_number
+from .launch import Deadline, abort_launch, before_launch, run_phase
+from .logs import KernelManagerLog, one_line
+from .provisioner import HookProvisioner
+
+log = logging.getLogger("eg")
+RECENTLY_ENDED = 1000
+TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+PORT_TAKEN_RETRIES = 2
+
+
+def _port_taken(managed: ManagedKernel, exc: LaunchFailed) -> bool:
+    """Whether a launch failed because a port the gateway chose for the kernel (free when chosen)
+    was bound by another process before the kernel bound it; not a timeout."""
+    return (
+        exc.status != 504 and managed.km.provisioner.chose_ports
+        and exc.phase in ("confirm_startup", "connection_info", "kernel_info")
+        and "Address already in use" in exc.message
+    )
+
+
+def _log_launch_error(kernel: KernelContext, exc: EGError) -> None:
+    """One line per failed launch: ERROR naming the phase, or WARNING for a refusal (4xx); the
+    traceback of an unexpected error at DEBUG. The request's access log line then stays at DEBUG."""
+    if exc.status < 500:
+        kernel.log.warning("launch of %s refused (%d %s): %s", kernel.kernel_name, exc.status, exc.reason, one_line(exc.message))
+    else:
+        phase = getattr(exc, "phase", None) or "launch"
+        message = one_line(exc.message)
+        if message.startswith(f"{phase}: "):
+            message = message[len(phase) + 2:]
+        kernel.log.error("launch of %s on %s failed in phase %s: %s", kernel.kernel_name, kernel.resource_manager, phase, message)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        kernel.log.debug("the launch failure's traceback", exc_info=(type(cause), cause, cause.__traceback__))
+    exc.logged = True
+
+
+class EGKernelManager(AsyncKernelManager):
+    """jupyter_client's kernel manager, waiting on the provisioner instead of polling, and
+    holding no control socket while the kernel idles: jupyter_client connects it when a
+    shutdown request or a message-mode interrupt needs it."""
+
+    async def _async_post_start_kernel(self, **kw: Any) -> None:
+        self.start_restarter()
+        await self.provisioner.post_launch(**kw)
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        if self.has_kernel:
+            await self.provisioner.wait()
+
+
+class ManagedKernel:
+    """One kernel: its context, kernel manager, bridge, state and watcher."""
+
+    def __init__(self, registry: "KernelRegistry", kernel: KernelContext, km: EGKernelManager):
+        self.registry = registry
+        self.kernel = kernel
+        self.km = km
+        self.bridge = KernelBridge(
+            kernel.kernel_id, registry.zmq_context, self._on_status, registry.settings.buffer_offline_messages,
+            registry.settings.heartbeat_interval,
+        )
+        self.execution_state = "starting"
+        self.started = time.time()  # launched, or adopted by this gateway process
+        self.busy_since: float | None = None
+        self.lock = asyncio.Lock()
+        self.restart_count = 0
+        self.stopping = False
+        self.restarting = False
+        self.owner = True  # launched here (or adopted at startup): restarts it when it dies
+        self.from_pool = False  # claimed from a warm pool
+        self._watcher: asyncio.Task | None = None
+
+    @property
+    def kernel_id(self) -> str:
+        return self.kernel.kernel_id
+
+    def model(self) -> dict[str, Any]:
+        return {
+            "id": self.kernel_id,
+            "name": self.kernel.kernel_name,
+            "last_activity": datetime.fromtimestamp(self.bridge.last_activity, timezone.utc).strftime(TIMESTAMP),
+            "execution_state": self.state(),
+            "connections": self.bridge.connections,
+        }
+
+    def state(self) -> str:
+        """The execution state the kernel reported, or ``unresponsive`` while it does not echo
+        its heartbeat (e.g. stopped with SIGSTOP)."""
+        if not self.bridge.responsive and self.execution_state not in ("starting", "restarting", "dead"):
+            return "unresponsive"
+        return self.execution_state
+
+    def _on_status(self, state: str) -> None:
+        if state and not self.restarting:
+            self.execution_state = state
+            if state != "busy":
+                self.busy_since = None
+            elif self.busy_since is None:
+                self.busy_since = time.time()
+
+    def _tell_clients(self, state: str) -> None:
+        self.bridge.publish(status_parts(f"eg-{self.kernel_id}", state), None)
+
+    def notify_clients(self, text: str) -> None:
+        """Send every client a stderr ``stream`` message from the gateway, as output of the
+        request behind the kernel's last status (the running cell, while busy)."""
+        self.bridge.publish(notice_parts(f"eg-{self.kernel_id}", self.bridge.status_parent, text), None)
+
+    # -- launch ----------------------------------------------------------------------------
+
+    async def connect(self, deadline: Deadline, timings: dict[str, float]) -> None:
+        """Phase ``kernel_info``: connect the bridge and wait for the kernel to answer, failing
+        at once if the kernel process ends first."""
+        info = self.km.get_connection_info()
+        if self.bridge.info:
+            self.bridge.reconnect(info)
+        else:
+            self.bridge.connect(info)
+        ready = asyncio.ensure_future(self.bridge.wait_ready())
+        ended = asyncio.ensure_future(self.km.provisioner.wait())
+        info_timeout = self.registry.settings.kernel_info_timeout
+        if info_timeout < deadline.left():
+            deadline = Deadline(info_timeout)
+        try:
+            await run_phase(
+                "kernel_info", deadline, asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED), timings, self.kernel
+            )
+            if not ready.done():
+                raise LaunchFailed("kernel_info", f"the kernel exited (status {ended.result()}) before answering kernel_info")
+            ready.result()
+        finally:
+            ready.cancel()
+            ended.cancel()
+        self.execution_state = "idle"
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    def adopt(self) -> None:
+        """Take over a running kernel launched by another gateway process: connect without
+        waiting (it may be busy), learn its state from iopub and a kernel_info probe."""
+        self.bridge.connect(self.km.get_connection_info())
+        self.execution_state = "unknown"
+        asyncio.ensure_future(self.bridge.wait_ready()).add_done_callback(self._probed)
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    def _probed(self, probe: asyncio.Future) -> None:
+        if not probe.cancelled() and probe.exception() is None and self.execution_state == "unknown":
+            self.execution_state = "idle"
+
+    async def _watch(self) -> None:
+        """Wait for the kernel to end; when nobody asked it to, report it dead and auto-restart."""
+        try:
+            status = await self.km.provisioner.wait()
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            log.warning("[kernel %s] watching it failed: %s", self.kernel_id, exc)
+            return
+        if self.stopping or self.restarting:
+            return
+        if self.kernel.pooled:  # nobody uses it yet: the pool replaces it
+            self.execution_state = "dead"
+            self.registry.ended(self.kernel_id, "died while waiting in a warm pool")
+            log.warning("[kernel %s] died with status %s while waiting in a warm pool", self.kernel_id, status)
+            await self.registry._forget_launch(self.kernel_id)
+            await self.registry.emit(self.kernel, "died", {"status": status, "pooled": True})
+            return
+        persistence = self.registry.persistence
+        if persistence is not None and persistence.mode == "replication":
+            if await persistence.load(self.kernel_id) is None:  # shut down through another gateway
+                log.info("[kernel %s] ended; another gateway shut it down", self.kernel_id)
+                self.stopping = True
+                self.bridge.close("shut down through another gateway")
+                self.registry.ended(self.kernel_id, "shut down through another gateway", self.kernel.owner)
+                return
+        self.execution_state = "dead"
+        self._tell_clients("dead")
+        why = await self.km.provisioner.describe_exit()
+        log.warning("[kernel %s] died with status %s", self.kernel_id, status)
+        await self.registry.emit(self.kernel, "died", {"status": status, "reason": why})
+        settings = self.registry.settings
+        if self.owner and settings.autorestart and self.restart_count < settings.restart_limit:
+            self.restart_count += 1
+            log.info("[kernel %s] auto-restart %d of %d", self.kernel_id, self.restart_count, settings.restart_limit)
+            try:
+                await self.restart(now=True)
+            except EGError as exc:
+                log.error("[kernel %s] auto-restart failed: %s", self.kernel_id, exc.message)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def interrupt(self) -> None:
+        async with self.lock:
+            await self.km.interrupt_kernel()
+        log.info("[kernel %s] interrupted (%s mode)", self.kernel_id, self.km.kernel_spec.interrupt_mode)
+        await self.registry.emit(self.kernel, "interrupted", {})
+
+    async def restart(self, now: bool = False) -> None:
+        """Restart in place: same kernel id, same websockets; clients see ``restarting``."""
+        async with self.lock:
+            if self.stopping:
+                raise NotFound(f"Kernel does not exist: {self.kernel_id}")
+            start = time.monotonic()
+            self.restarting = self.kernel.restarting = True
+            self.execution_state = "restarting"
+            self._tell_clients("restarting")
+            if self._watcher and self._watcher is not asyncio.current_task():
+                self._watcher.cancel()
+            try:
+                self.kernel.launch_timeout = self.registry.settings.launch_timeout
+                await self.km.restart_kernel(now=now)
+                await self.connect(self.km.provisioner.deadline, self.km.provisioner.timings)
+            except BaseException as exc:
+                self.execution_state = "dead"
+                self._tell_clients("dead")
+                if not isinstance(exc, EGError):
+                    exc = LaunchFailed("restart", f"{type(exc).__name__}: {exc}")
+                await abort_launch(self.kernel, self.km.provisioner.hooks, exc)
+                raise exc
+            finally:
+                self.restarting = self.kernel.restarting = False
+        duration = time.monotonic() - start
+        await self.registry.persist(self)
+        log.info("[kernel %s] restarted in %.3fs", self.kernel_id, duration)
+        await self.registry.emit(self.kernel, "restarted", {"duration": round(duration, 4), "phases": dict(self.km.provisioner.timings)})
+
+    async def shutdown(self, now: bool = False, reason: str = "shut down") -> None:
+        """Stop the kernel; ``reason`` (e.g. "culled: idle for 600 s") reaches its websockets'
+        close frames, the ``shut_down`` event, and later 404 answers about this kernel."""
+        async with self.lock:
+            if self.stopping:
+                return
+            self.stopping = True
+            if self._watcher:
+                self._watcher.cancel()
+            start = time.monotonic()
+            self._tell_clients("dead")
+            if self.registry.persistence is not None:  # first, so replicas see a shutdown, not a death
+                await self.registry.persistence.delete(self.kernel_id)
+            try:
+                await self.km.shutdown_kernel(now=now)
+            finally:
+                self.bridge.close(reason)
+                self.registry.ended(self.kernel_id, reason, self.kernel.owner)
+        log.info("[kernel %s] %s in %.3fs", self.kernel_id, reason, time.monotonic() - start)
+        await self.registry.emit(self.kernel, "shut_down", {"reason": reason})
+
+
+class KernelRegistry:
+    """All kernels of this gateway."""
+
+    def __init__(self, settings: Any, catalog: KernelSpecCatalog, pm: Any):
+        self.settings = settings
+        self.catalog = catalog
+        self.pm = pm
+        self.kernels: dict[str, ManagedKernel] = {}
+        # Running but not listed, culled or persisted: warm pool kernels waiting to be claimed.
+        self.unlisted: dict[str, ManagedKernel] = {}
+        self.pending: set[str] = set()
+        self.recently_ended: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+        self.persistence: Any = None  # a SessionPersistence when availability_mode is set
+        self.zmq_context = zmq.asyncio.Context()
+        # Two sockets per kernel and three per client session: not libzmq's default of 1023.
+        self.zmq_context.max_sockets = self.zmq_context.get(zmq.SOCKET_LIMIT)
+        self.runtime_dir = jupyter_runtime_dir()
+        os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
+
+    def get(self, kernel_id: str) -> ManagedKernel:
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None:
+            raise self._not_found(kernel_id)
+        return kernel
+
+    def _not_found(self, kernel_id: str, viewer: str | None = None) -> NotFound:
+        reason, owner = self.recently_ended.get(kernel_id, ("", ""))
+        if not may_see(viewer, owner):
+            reason = ""
+        return NotFound(f"Kernel does not exist: {kernel_id}" + (f" ({reason})" if reason else ""))
+
+    def ended(self, kernel_id: str, reason: str, owner: str = "") -> None:
+        """Forget a kernel, remembering why for a while (404 answers to its owner and the admins
+        say it was culled...)."""
+        self.kernels.pop(kernel_id, None)
+        self.unlisted.pop(kernel_id, None)
+        self.recently_ended[kernel_id] = (reason, owner)
+        while len(self.recently_ended) > RECENTLY_ENDED:
+            self.recently_ended.popitem(last=False)
+
+    async def lookup(self, kernel_id: str, viewer: str | None = None) -> ManagedKernel:
+        """A kernel by id, for ``viewer`` (see :func:`eg_core._runtime.context.may_see`): another user's kernel is
+        :class:`NotFound` exactly as an unknown id. In replication mode one this gateway does
+        not know yet is adopted from the shared store first."""
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None and self.persistence is not None and self.persistence.mode == "replication":
+            kernel = await self.persistence.adopt(kernel_id, viewer)
+            if kernel is not None:
+                kernel.owner = False
+        if kernel is None or not may_see(viewer, kernel.kernel.owner):
+            raise self._not_found(kernel_id, viewer)
+        return kernel
+
+    async def persist(self, managed: ManagedKernel) -> None:
+        if self.persistence is not None:
+            try:
+                await self.persistence.save(managed)
+            except Exception as exc:
+                log.error("[kernel %s] could not save its session: %s", managed.kernel_id, exc)
+
+    def models(self, viewer: str | None = None) -> list[dict[str, Any]]:
+        """The models of the kernels ``viewer`` may see (:func:`eg_core._runtime.context.may_see`)."""
+        return [k.model() for k in list(self.kernels.values()) if may_see(viewer, k.kernel.owner)]
+
+    async def emit(self, kernel: KernelContext, event: str, details: dict[str, Any]) -> None:
+        """Tell every plugin about a lifecycle event; an observer's error is logged only."""
+        try:
+            await acall(self.pm.hook.eg_kernel_event, kernel=kernel, event=event, details=details)
+        except Exception as exc:
+            log.warning("[kernel %s] an eg_kernel_event observer failed on %r: %s", kernel.kernel_id, event, exc)
+
+    def _kernel_id(self, env: dict[str, str]) -> str:
+        requested = env.get("KERNEL_ID")
+        if not requested:
+            return str(uuid.uuid4())
+        try:
+            kernel_id = str(uuid.UUID(requested))
+        except ValueError:
+            raise BadRequest("KERNEL_ID must be a UUID such as 1b7a6d4e-6f5a-4c47-9a0e-2f8a1c9b3d21") from None
+        if kernel_id in self.kernels or kernel_id in self.pending:
+            raise EGError(f"a kernel with id {kernel_id} already exists", status=409, reason="Conflict")
+        return kernel_id
+
+    def _launch_timeout(self, env: dict[str, str]) -> float:
+        limit = float(self.settings.launch_timeout)
+        value = env.get("KERNEL_LAUNCH_TIMEOUT")
+        if value is None:
+            return limit
+        try:
+            requested = finite_number(value)
+        except ValueError:
+            raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be a (finite) number of seconds") from None
+        if requested <= 0:
+            raise BadRequest("KERNEL_LAUNCH_TIMEOUT must be positive")
+        return min(requested, limit)
+
+    def user_allowed(self, user: str, entry: Any, groups: frozenset[str] = frozenset()) -> bool:
+        """Whether every plugin lets ``user`` (a member of ``groups``) use the kernelspec ``entry``."""
+        answers = self.pm.hook.eg_user_allowed(user=user, kernel_name=entry.name, config=entry.config, groups=groups)
+        return False not in answers
+
+    def _context(self, entry: Any, kernel_id: str, request_env: dict[str, str], user: str) -> KernelContext:
+        """A new kernel's context: its kernelspec, and its env built from the request's values."""
+        spec = {**entry.spec.to_dict(), "resource_dir": entry.resource_dir}
+        env = kernel_env(
+            request_env=request_env, spec=spec, gateway_env=dict(os.environ), inherited_envs=self.settings.inherited_envs,
+            client_envs=self.settings.client_envs, kernel_id=kernel_id, user=user,
+        )
+        return KernelContext(
+            kernel_id=kernel_id, kernel_name=entry.name, resource_manager=entry.resource_manager, spec=spec,
+            config=dict(entry.config), env=env, user=user,
+        )
+
+    async def start(
+        self, name: str | None, env: Any = None, path: str | None = None, identity: Identity | None = None
+    ) -> ManagedKernel:
+        """Start a kernel of kernelspec ``name`` (the default when None) with the request's env,
+        for ``identity`` (the user of a per-user token, if any; None for the service token)."""
+        principal = identity.name if identity else None
+        entry = self.catalog.get(name or self.settings.default_kernel_name)
+        request_env = validate_request_env(env)
+        kernel_id = self._kernel_id(request_env)
+        user = request_user(request_env, principal, self.settings.bind_username)
+        kernel = self._context(entry, kernel_id, request_env, user)
+        kernel.user_from_request = "KERNEL_USERNAME" in request_env or bool(principal)
+        kernel.owner = principal or (user if kernel.user_from_request else "")
+        kernel.groups = identity.groups if identity else frozenset()
+        kernel.cwd = request_env.get("KERNEL_WORKING_DIR") or path or None
+        kernel.launch_timeout = self._launch_timeout(request_env)
+        self.pending.add(kernel_id)
+        try:
+            await self.emit(kernel, "requested", {})
+            if "KERNEL_ID" not in request_env and implemented(self.pm.hook.eg_claim_kernel):
+                claimed = await self._claim(kernel)
+                if claimed is not None:
+                    return claimed
+            return await self._launch(entry, kernel)
+        finally:
+            self.pending.discard(kernel_id)
+
+    async def _claim(self, request: KernelContext) -> ManagedKernel | None:
+        """Offer the request to ``eg_claim_kernel`` (a warm pool) after the launch policies
+        (``eg_before_launch``) accepted it; a claimed kernel is listed under its own id."""
+        start = time.monotonic()
+        timings: dict[str, float] = {}
+        try:
+            await run_phase("before_launch", Deadline(request.launch_timeout), before_launch(self.pm, request), timings)
+        except EGError as exc:
+            _log_launch_error(request, exc)
+            await self.emit(request, "launch_failed", {"phase": "before_launch", "error": exc.message})
+            raise
+        request.handles["policies_applied"] = timings["before_launch"]  # a cold launch reuses the verdict
+        try:
+            managed = await acall_first(self.pm.hook.eg_claim_kernel, kernel=request)
+        except Exception as exc:
+            request.log.warning("claiming a pooled kernel failed, starting one: %s", exc)
+            return None
+        if managed is None:
+            return None
+        self.unlisted.pop(managed.kernel_id, None)
+        managed.kernel.pooled = False
+        managed.from_pool = True
+        self.kernels[managed.kernel_id] = managed
+        await self.persist(managed)
+        duration = round(time.monotonic() - start, 4)
+        managed.kernel.log.info("claimed from the warm pool of %s by %s in %.3fs (request %s)", managed.kernel.kernel_name, managed.kernel.user, duration, request.kernel_id)
+        details = {"request_id": request.kernel_id, "duration": duration, "bind": managed.kernel.state.pop("pool_bind_seconds", None)}
+        await self.emit(managed.kernel, "pool_claimed", details)
+        return managed
+
+    async def start_pooled(self, name: str, prepare: Callable[[ManagedKernel], Awaitable[None]] | None = None) -> ManagedKernel:
+        """Launch a kernel of kernelspec ``name`` for nobody yet (a warm pool's): the gateway's
+        own user, the kernelspec's env, no request values. It is held in :attr:`unlisted` (not
+        listed, culled, persisted or counted per user) until a claim lists it; ``prepare`` runs
+        on the started kernel before it shows there (as claimable)."""
+        entry = self.catalog.get(name)
+        kernel_id = str(uuid.uuid4())
+        kernel = self._context(entry, kernel_id, {}, getpass.getuser())
+        kernel.launch_timeout = float(self.settings.launch_timeout)
+        kernel.pooled = True
+        self.pending.add(kernel_id)
+        try:
+            return await self._launch(entry, kernel, prepare)
+        finally:
+            self.pending.discard(kernel_id)
+
+    def new_managed(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
+        """A kernel manager wired to our provisioner and plugins, wrapped for the registry."""
+        km = EGKernelManager(kernel_name=entry.name, context=self.zmq_context, log=KernelManagerLog(log, {"kernel_id": kernel.kernel_id}))
+        km._kernel_spec = entry.spec
+        km.kernel_id = kernel.kernel_id
+        km.connection_file = os.path.join(self.runtime_dir, f"eg-kernel-{kernel.kernel_id}.json")
+        km.eg_kernel = kernel
+        kernel.notify = lambda event, details: self.emit(kernel, event, details)
+        km.eg_plugin_manager = self.pm
+        km.eg_port_range = self.settings.port_range
+        km.provisioner = HookProvisioner(kernel_id=kernel.kernel_id, kernel_spec=entry.spec, parent=km)
+        managed = ManagedKernel(self, kernel, km)
+        kernel.survives_gateway = self.persistence is not None
+        if self.persistence is not None:
+            self.persistence.track(managed)
+        return managed
+
+    async def _launch(
+        self, entry: Any, kernel: KernelContext, prepare: Callable[[ManagedKernel], Awaitable[None]] | None = None
+    ) -> ManagedKernel:
+        start = time.monotonic()
+        try:
+            for attempt in range(PORT_TAKEN_RETRIES + 1):
+                managed = self.new_managed(entry, kernel)
+                try:
+                    await self._start_once(managed)
+                    break
+                except LaunchFailed as exc:
+                    if attempt == PORT_TAKEN_RETRIES or not _port_taken(managed, exc):
+                        raise
+                    taken = next(line for line in exc.message.splitlines() if "Address already in use" in line)
+                    kernel.log.warning("a port chosen for the kernel was taken before it bound it (%s); launching again with new ports", taken.strip())
+        except EGError as exc:
+            _log_launch_error(kernel, exc)
+            await self._forget_launch(kernel.kernel_id)
+            await self.emit(kernel, "launch_failed", {"phase": getattr(exc, "phase", None), "error": exc.message})
+            raise
+        if prepare is not None:
+            await prepare(managed)
+        if kernel.pooled:
+            self.unlisted[kernel.kernel_id] = managed
+        else:
+            self.kernels[kernel.kernel_id] = managed
+            await self.persist(managed)
+        duration = time.monotonic() - start
+        timings = dict(managed.km.provisioner.timings)
+        log.info(
+            "[kernel %s] launched %s on %s in %.3fs (%s)%s",
+            kernel.kernel_id, kernel.kernel_name, kernel.resource_manager, duration,
+            ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()), " into the warm pool" if kernel.pooled else "",
+        )
+        try:
+            await acall(self.pm.hook.eg_after_launch, kernel=kernel)
+        except Exception as exc:
+            log.warning("[kernel %s] an eg_after_launch observer failed: %s", kernel.kernel_id, exc)
+        details = {"duration": round(duration, 4), "phases": timings}
+        if kernel.pooled:
+            details["pooled"] = True
+        await self.emit(kernel, "launched", details)
+        return managed
+
+    async def _start_once(self, managed: ManagedKernel) -> None:
+        """One launch attempt; a failed one has removed what it created."""
+        km, kernel = managed.km, managed.kernel
+        try:
+            await km.start_kernel(kernel_id=kernel.kernel_id)
+        except EGError:
+            raise
+        except Exception as exc:
+            raise LaunchFailed("launch_process", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            await managed.connect(km.provisioner.deadline, km.provisioner.timings)
+        except BaseException as exc:
+            managed.bridge.close()
+            await abort_launch(kernel, km.provisioner.hooks, exc)
+            km.provisioner.release_ports()
+            km.cleanup_connection_file()
+            raise
+
+    async def _forget_launch(self, kernel_id: str) -> None:
+        """Delete the launching record of a launch that failed (and removed what it made)."""
+        if self.persistence is not None:
+            try:
+                await self.persistence.delete(kernel_id)
+            except Exception as exc:
+                log.error("[kernel %s] could not delete its session record: %s", kernel_id, exc)
+
+    async def shutdown_all(self) -> None:
+        await asyncio.gather(*(k.shutdown() for k in list(self.kernels.values())), return_exceptions=True)
+
+    def leave_running(self) -> None:
+        """Stop watching every kernel but leave it running (and stored) for the next gateway."""
+        for managed in list(self.kernels.values()):
+            managed.stopping = True
+            managed.km._connection_file_written = False  # the file stays with the kernel (not removed on exit)
+            if managed._watcher:
+                managed._watcher.cancel()
+            managed.bridge.close("the gateway is stopping; the kernel keeps running")
+        self.kernels.clear()
+
+    def close(self) -> None:
+        self.zmq_context.destroy(linger=0)
+

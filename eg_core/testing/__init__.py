@@ -1,0 +1,608 @@
+"""Test harness for eg and its plugins: a real eg-gateway process, REST and websocket clients
+speaking both protocols, an in-process plugin manager, and the resource-manager conformance suite.
+
+It is an opt-in pytest plugin: a plugin's top-level ``conftest.py`` declares ::
+
+    pytest_plugins = ["eg_core.testing"]
+
+(this repository's root ``conftest.py`` does it for the core's and the bundled plugins' tests).
+Using it needs the ``test`` extra (httpx, websockets, pytest-asyncio, psutil).
+
+For a resource manager:
+
+- :class:`ResourceManagerConformance`: subclass it in a test module, name the kernelspec and
+  provide the fixtures ``eg_gateway_factory`` (a gateway configured for the backend; the default
+  starts a plain one) and ``eg_probe`` (what the backend still holds for a kernel id;
+  :func:`processes_of_kernel` for backends that run processes on this machine). It inherits the
+  checks every resource manager must pass: start and execute, interrupt, restart keeps the id,
+  shutdown leaves nothing, a failed start names the phase and leaves nothing, the launch
+  timeout leaves nothing, bad settings are refused before anything is created, adoption after a
+  gateway SIGKILL, a gateway SIGKILLed during concurrent launches leaves nothing the next one does
+  not adopt or remove, orphans found after a restart.
+
+For a policy plugin:
+
+- ``eg_plugin_manager``: a fresh in-process plugin manager (eg's hookspecs and rules, no plugins);
+  :func:`kernel_context` builds a :class:`eg_core.KernelContext`;
+- :class:`EventRecorder`: a plugin that records kernel events, ``await recorder.wait("launched")``;
+  :func:`wait_for_event` waits for an event in a gateway process's event log.
+
+For the launch key (each resource manager shows it appears in nothing its backend shows others):
+
+- :func:`store_args` starts a gateway with a session store in a directory, and
+  :func:`stored_launch_key` reads from there the launch key that gateway holds for a kernel;
+  :func:`places_with` names the texts (``docker inspect``, ``scontrol show job``...) holding it.
+
+For a plugin's startup cost:
+
+- :func:`fresh_python` runs code in a fresh interpreter and says which modules it imported;
+  :func:`startup_sweep` runs a plugin's startup sweep there, as the gateway does (a backend SDK
+  that a gateway with no backend loads shows up in ``loaded``).
+
+The core's own fixtures (``gateway``, ``gateway_factory``, ``http``, ``kernel``,
+``kernel_spec_dirs``) start real gateways for REST and websocket tests; ``kerberos_realm`` is a
+real MIT KDC on loopback (see :mod:`eg_core.testing._kerberos`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import pytest
+
+
+from eg_core import hookimpl, hookspecs
+from eg_core.testing._conformance import ResourceManagerConformance, wait_until_gone  # noqa: F401  (public here)
+from eg_core._server.wsproto import V1, from_legacy, from_v1, to_v1
+
+TOKEN = "test-token-" + uuid.uuid4().hex[:8]
+
+
+def store_args(store: Path) -> list[str]:
+    """Gateway arguments for a file session store in ``store`` (for :func:`stored_launch_key`)."""
+    return ["--Gateway.availability_mode=standalone", f"--FileSessionStore.persistence_root={store}"]
+
+
+def stored_launch_key(store: Path, kernel_id: str) -> str:
+    """The launch key the gateway holds for ``kernel_id``, from its session record in ``store``
+    (a gateway started with :func:`store_args`); call it once the kernel is started."""
+    record = json.loads((Path(store) / f"{kernel_id}.json").read_text())
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if name == "launch_key" and isinstance(item, str) and item:
+                    found.append(item)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(record)
+    assert found, f"no launch key in the session record of {kernel_id}"
+    return found[0]
+
+
+def places_with(secret: str, /, **places: Any) -> list[str]:
+    """The names of ``places`` (name=text, or any value, compared as its JSON/str form) whose
+    text holds ``secret``; ``[]`` is what a launch-key test asserts."""
+    def text(value: Any) -> str:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        if isinstance(value, str):
+            return value
+        try:
+            return json.dumps(value, default=str)
+        except (TypeError, ValueError):
+            return str(value)
+
+    assert len(secret) >= 16, "not a launch key"
+    return [name for name, value in places.items() if secret in text(value)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def eg_gateway_factory(gateway_factory, kernel_spec_dirs):
+    """``start(*args, env=None, kernel_spec_dirs=())`` starts a gateway (a :class:`GatewayProcess`,
+    stopped after the test). Override it in a resource manager's tests to configure the backend."""
+
+    def start(*args: str, env: dict | None = None, kernel_spec_dirs: list[str] | tuple = ()) -> GatewayProcess:
+        return gateway_factory(*args, env=env, kernel_spec_dirs=[*module_dirs, *kernel_spec_dirs])
+
+    module_dirs = list(kernel_spec_dirs)
+    return start
+
+
+async def processes_of_kernel(kernel_id: str) -> list[str]:
+    """Processes on this machine whose environment has ``KERNEL_ID=<kernel_id>`` (a probe for
+    the conformance suite; reading other users' environments needs root)."""
+    import psutil
+
+    def scan() -> list[str]:
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+            try:
+                if proc.info["status"] == psutil.STATUS_ZOMBIE or proc.environ().get("KERNEL_ID") != kernel_id:
+                    continue
+            except (psutil.Error, OSError):
+                continue
+            found.append(f"{proc.info['pid']} {' '.join(proc.info['cmdline'] or [])}")
+        return found
+
+    return await asyncio.to_thread(scan)
+
+
+class EventRecorder:
+    """A plugin that records every kernel event; register it on a plugin manager and wait::
+
+        recorder = EventRecorder()
+        eg_plugin_manager.register(recorder, name="recorder")
+        ...
+        details = await recorder.wait("culled", kernel_id=kid)
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict]] = []  # (kernel_id, event, details)
+        self._changed = asyncio.Condition()
+
+    @hookimpl
+    async def eg_kernel_event(self, kernel, event, details):
+        async with self._changed:
+            self.events.append((kernel.kernel_id, event, dict(details)))
+            self._changed.notify_all()
+
+    async def wait(self, event: str, kernel_id: str | None = None, timeout: float = 60.0) -> dict:
+        """The details of the first recorded ``event`` (of ``kernel_id``), waiting for it."""
+
+        def found():
+            return next((d for k, e, d in self.events if e == event and kernel_id in (None, k)), None)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: found() is not None), timeout)
+            return found()
+
+
+async def wait_for_event(gw: "GatewayProcess", event: str, kernel_id: str | None = None, timeout: float = 60.0) -> dict:
+    """The first ``event`` (of ``kernel_id``) in a gateway process's event log (the ``events``
+    plugin's JSON lines), waiting up to ``timeout`` seconds for it to be written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in gw.output().splitlines():
+            start = line.find('{"time"')
+            if start < 0:
+                continue
+            try:
+                record = json.loads(line[start:])
+            except ValueError:
+                continue
+            if record.get("event") == event and kernel_id in (None, record.get("kernel_id")):
+                return record
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {event!r} event{' for kernel ' + kernel_id if kernel_id else ''} within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def eg_plugin_manager():
+    """A fresh, in-process plugin manager with eg's hookspecs and registration rules and no
+    plugins: register inline plugins (``eg_plugin_manager.register(MyPolicy(), name="mine")``)
+    and call its hooks (``pm.hook.eg_before_launch(kernel=kernel_context())``)."""
+    from ..hookspecs import NAME
+    from .._runtime.plugins import PluginManager
+
+    pm = PluginManager(NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def kernel_context(**fields):
+    """A :class:`eg_core.KernelContext` for unit tests (a new kernel id, kernelspec ``test``,
+    resource manager ``local``, unless ``fields`` say otherwise)."""
+    from .. import KernelContext
+
+    values = {"kernel_id": str(uuid.uuid4()), "kernel_name": "test", "resource_manager": "local", **fields}
+    return KernelContext(**values)
+
+
+def plugin_manager(*, load_entrypoints: bool = True):
+    """A plugin manager as the gateway builds it: the builtins, then (by default) every
+    installed plugin. For tests that check a plugin is discovered."""
+    from .._runtime.plugins import get_plugin_manager
+
+    return get_plugin_manager(load_entrypoints=load_entrypoints)
+
+
+def resource_managers(pm) -> set[str]:
+    """The names of the resource managers registered with ``pm``."""
+    from .._runtime.plugins import resource_managers as found
+
+    return set(found(pm))
+
+
+def resource_manager_of(spec: dict) -> tuple:
+    """``(resource manager name, its kernelspec config)`` for a kernelspec dict, as the
+    gateway reads it (``eg-<name>`` provisioners, and the aliases plugins register)."""
+    from .._runtime.catalog import resource_manager_of as read
+    from .._runtime.plugins import kernelspec_aliases
+
+    return read(spec, kernelspec_aliases(plugin_manager()))
+
+
+def kernelspec_dir(name: str) -> str:
+    """The directory of kernelspec ``name`` among those eg ships (core and installed plugins)."""
+    from .._runtime.catalog import packaged_kernelspecs_dir
+    from .._runtime.plugins import kernelspec_dirs
+
+    for directory in (packaged_kernelspecs_dir(), *kernelspec_dirs(plugin_manager())):
+        path = Path(directory) / name
+        if (path / "kernel.json").exists():
+            return str(path)
+    raise LookupError(f"no kernelspec {name!r} is shipped with eg-core or an installed plugin")
+
+
+PORT_ATTEMPTS = 3
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket listening on ``port`` (from /proc)."""
+    inodes = set()
+    for line in _proc_lines(f"/proc/{pid}/net/tcp") + _proc_lines(f"/proc/{pid}/net/tcp6"):
+        fields = line.split()
+        if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _proc_lines(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return f.readlines()[1:]
+    except OSError:
+        return []
+
+
+class GatewayProcess:
+    """An ``eg-gateway`` subprocess on a free port."""
+
+    def __init__(
+        self, tmp: Path, *args: str, env: dict | None = None, token: str | None = TOKEN, kernel_spec_dirs: list[str] = (),
+        response_address: str | None = "127.0.0.1:0",
+    ):
+        """``response_address`` None leaves the response listener's address to the gateway's
+        defaults and ``env`` (by default a free port is used)."""
+        self.token = token
+        args = list(args)
+        if token:  # None: --no-auth; "": neither, so the gateway generates one
+            args.append(f"--Gateway.auth_token={token}")
+        elif token is None:
+            args.append("--no-auth")
+        if response_address and not any(a.startswith("--ResponseListener.response_address") for a in args):
+            args.append(f"--ResponseListener.response_address={response_address}")
+        # The session store of the test's gateways is the test's own (not the user's data dir).
+        full_env = {
+            **os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "EG_PERSISTENCE_ROOT": str(tmp / "sessions"),
+            **(env or {}),
+        }
+        for attempt in range(PORT_ATTEMPTS):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.ws_url = f"ws://127.0.0.1:{self.port}"
+            self.log_path = tmp / f"gateway-{self.port}.log"
+            cmd = [sys.executable, "-m", "eg_core", f"--port={self.port}",
+                   f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+            if self._wait_listening(last=attempt == PORT_ATTEMPTS - 1):
+                return
+
+    def _wait_listening(self, last: bool, timeout: float = 30) -> bool:
+        """Wait until this gateway process itself listens on its port (another process that took
+        the port since :func:`free_port` chose it, such as a kernel, does not count). False when
+        the gateway exited because the port was taken, so another one can be tried."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                if not last and f"port {self.port} is in use" in self.output():
+                    self.log.close()
+                    return False
+                raise RuntimeError(f"gateway exited: {self.output()}")
+            if _listens(self.proc.pid, self.port):
+                return True
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway did not listen: {self.output()}")
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_for_output(self, text: str, timeout: float = 60.0) -> str:
+        """The gateway's output once it contains ``text`` (what the gateway does after it
+        serves, such as its startup sweep, is known only from its log); fails after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while text not in (output := self.output()):
+            assert time.monotonic() < deadline, f"{text!r} not in the gateway's output: {output[-3000:]}"
+            await asyncio.sleep(0.05)
+        return output
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"token {self.token}"} if self.token else {}
+
+    def client(self):
+        import httpx
+
+        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=90)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def gateway_exit(tmp: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``eg-gateway`` with arguments it must refuse at startup; return the finished process
+    (``returncode``, ``stdout``, ``stderr`` as text). ``JUPYTER_CONFIG_DIR`` is ``tmp`` unless
+    ``env`` sets it, so config files written there are read. A gateway that starts serving
+    instead is stopped after ``timeout`` and fails the caller's test with its output."""
+    full_env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
+    cmd = [sys.executable, "-m", "eg_core", *args]
+    if not any(a.startswith("--port=") for a in args):
+        cmd.append(f"--port={free_port()}")
+    if not any(a.startswith("--ResponseListener.response_address") for a in args) and not any(k.startswith("EG_RESPONSE_") for k in env or {}):
+        cmd.append("--ResponseListener.response_address=127.0.0.1:0")
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the gateway did not exit: {exc.stderr!r}") from None
+
+
+@pytest.fixture(scope="module")
+def kernel_spec_dirs() -> list[str]:
+    """Extra kernelspec directories for the gateways of a test module (override in a conftest)."""
+    return []
+
+
+@pytest.fixture
+def gateway_factory(tmp_path, kernel_spec_dirs):
+    started: list[GatewayProcess] = []
+
+    def start(*args: str, **kwargs) -> GatewayProcess:
+        kwargs.setdefault("kernel_spec_dirs", kernel_spec_dirs)
+        gw = GatewayProcess(tmp_path, *args, **kwargs)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, kernel_spec_dirs):
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), kernel_spec_dirs=kernel_spec_dirs)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def kerberos_realm(tmp_path_factory):
+    """A Kerberos realm (``EG.TEST``) with its KDC running on 127.0.0.1, for the whole session."""
+    from eg_core.testing._kerberos import KerberosRealm
+
+    realm = KerberosRealm(tmp_path_factory.mktemp("krb5")).start()
+    yield realm
+    realm.stop()
+
+
+@pytest.fixture
+async def http(gateway):
+    async with gateway.client() as client:
+        yield client
+
+
+def new_msg(msg_type: str, content: dict, session: str, channel: str = "shell") -> dict:
+    return {
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "msg_type": msg_type,
+            "username": "test",
+            "session": session,
+            "date": "2026-01-01T00:00:00.000000Z",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": content,
+        "channel": channel,
+        "buffers": [],
+    }
+
+
+class KernelSocket:
+    """A websocket client of one kernel, in the legacy or the v1 protocol."""
+
+    def __init__(self, ws, protocol: str | None, session_id: str):
+        self.ws = ws
+        self.v1 = protocol == V1
+        self.session = session_id
+
+    @classmethod
+    async def connect(cls, gateway, kernel_id: str, *, v1: bool = False, session_id: str | None = None, headers=None):
+        session_id = session_id or uuid.uuid4().hex
+        import websockets
+
+        ws = await websockets.connect(
+            f"{gateway.ws_url}/api/kernels/{kernel_id}/channels?session_id={session_id}",
+            additional_headers=gateway.headers if headers is None else headers,
+            subprotocols=[V1] if v1 else None,
+            max_size=None,
+        )
+        return cls(ws, ws.subprotocol, session_id)
+
+    async def send(self, msg: dict) -> None:
+        if self.v1:
+            parts = [json.dumps(msg[k]).encode() for k in ("header", "parent_header", "metadata", "content")]
+            await self.ws.send(to_v1(msg["channel"], parts + list(msg.get("buffers", []))))
+        else:
+            await self.ws.send(json.dumps(msg))
+
+    async def recv(self, timeout: float = 30) -> dict:
+        frame = await asyncio.wait_for(self.ws.recv(), timeout)
+        if self.v1:
+            channel, parts = from_v1(frame)
+            msg = {k: json.loads(p) for k, p in zip(("header", "parent_header", "metadata", "content"), parts)}
+            msg["channel"], msg["buffers"] = channel, parts[4:]
+            return msg
+        if isinstance(frame, bytes):
+            channel, parts = from_legacy(frame)
+            msg = {k: json.loads(bytes(p)) for k, p in zip(("header", "parent_header", "metadata", "content"), parts)}
+            msg["channel"], msg["buffers"] = channel, parts[4:]
+            return msg
+        return json.loads(frame)
+
+    async def request(self, msg_type: str, content: dict, channel: str = "shell") -> str:
+        msg = new_msg(msg_type, content, self.session, channel)
+        await self.send(msg)
+        return msg["header"]["msg_id"]
+
+    async def execute(self, code: str, timeout: float = 60, stdin_reply: str | None = None) -> dict:
+        """Run code; return the reply, stdout text, results and errors of that request."""
+        msg_id = await self.request("execute_request", {"code": code, "silent": False, "allow_stdin": stdin_reply is not None})
+        out = {"stdout": "", "results": [], "errors": [], "reply": None, "idle": False}
+        stdout: list[str] = []  # joined at the end: += on a dict item copies the whole text each time
+        deadline = time.monotonic() + timeout
+        while not (out["reply"] and out["idle"]):
+            msg = await self.recv(timeout=max(deadline - time.monotonic(), 0.1))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = msg["header"]["msg_type"]
+            if kind == "stream" and msg["content"].get("name") == "stdout":
+                stdout.append(msg["content"]["text"])
+            elif kind in ("execute_result", "display_data"):
+                out["results"].append(msg["content"]["data"])
+            elif kind == "error":
+                out["errors"].append(msg["content"]["ename"])
+            elif kind == "execute_reply":
+                out["reply"] = msg["content"]
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                out["idle"] = True
+            elif kind == "input_request":
+                reply = new_msg("input_reply", {"value": stdin_reply}, self.session, "stdin")
+                reply["parent_header"] = msg["header"]
+                await self.send(reply)
+        out["stdout"] = "".join(stdout)
+        return out
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def wait_until_busy(http, kernel_id: str, timeout: float = 30.0) -> None:
+    """Wait until the kernel's model says ``busy`` (a cell runs), e.g. before an interrupt."""
+    deadline = time.monotonic() + timeout
+    while (await http.get(f"/api/kernels/{kernel_id}")).json()["execution_state"] != "busy":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"kernel {kernel_id} did not become busy within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def kernel(http):
+    """A fresh python3 kernel, shut down after the test."""
+    r = await http.post("/api/kernels", json={"name": "python3"})
+    assert r.status_code == 201, r.text
+    model = r.json()
+    yield model
+    await http.delete(f"/api/kernels/{model['id']}")
+
+
+def run_doctor(*args: str, env: dict | None = None, kernel_spec_dirs=(), timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run ``eg-gateway doctor`` (with ``args`` and ``env`` added to this process's environment)
+    and return the finished process: its ``returncode`` and its ``stdout``, one line per check."""
+    cmd = [sys.executable, "-m", "eg_core", "doctor", f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
+    return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+# -- fresh interpreters -----------------------------------------------------------------------
+
+
+@dataclass
+class FreshPython:
+    """What :func:`fresh_python` saw: the code's ``answer``, which of the named modules were
+    imported once it ran (``loaded``), and its stderr."""
+
+    answer: Any
+    loaded: list[str]
+    stderr: str
+
+
+def fresh_python(code: str, modules: Iterable[str] = (), env: dict[str, str] | None = None) -> FreshPython:
+    """Run ``code`` in a new Python interpreter (this one's executable; ``env`` is its whole
+    environment, this process's by default). ``code`` may set ``answer`` (JSON-able) and may
+    define ``async def main()``, whose result becomes ``answer``. Fails the test when it fails."""
+    script = (
+        f"{code}\nimport asyncio as _asyncio, json as _json, sys as _sys\n"
+        "if 'main' in globals():\n    answer = _asyncio.run(main())\n"
+        f"_loaded = [m for m in {list(modules)!r} if m in _sys.modules]\n"
+        "print(_json.dumps({'answer': globals().get('answer'), 'loaded': _loaded}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    return FreshPython(result["answer"], result["loaded"], done.stderr)
+
+
+def startup_sweep(plugin_module: str, modules: Iterable[str] = (), env: dict[str, str] | None = None) -> FreshPython:
+    """Import ``plugin_module`` in a new interpreter and run its ``eg_reconcile`` as the
+    gateway's startup sweep does, then its ``eg_shutdown`` if it has one. ``answer`` is what the
+    sweep reported unreachable (:func:`eg_core.orphans.unreachable`), by resource manager."""
+    code = f"""
+import importlib, inspect
+from eg_core import orphans
+plugin = importlib.import_module({plugin_module!r})
+
+async def main():
+    with orphans.gathering_unreachable() as unreachable:
+        done = plugin.eg_reconcile(known_kernel_ids=set())
+        if inspect.isawaitable(done):
+            await done
+    done = plugin.eg_shutdown() if hasattr(plugin, "eg_shutdown") else None
+    if inspect.isawaitable(done):
+        await done
+    return unreachable
+"""
+    return fresh_python(code, modules, env)
