@@ -42,16 +42,10 @@ from typing import Any, Iterable, Mapping
 from traitlets import Bool, Dict, Enum, Float, List, Set, TraitError, Unicode
 
 from ._runtime.context import KernelContext
-from ._runtime.errors import BadRequest, LaunchRefused
+from ._runtime.errors import BadRequest, ConfigError, LaunchRefused
 
 ENV_NAME = re.compile(r"\b(?:EG|KG)_[A-Z0-9_]+\b")
 _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "on": True, "off": False}
-
-
-class ConfigError(Exception):
-    """A configuration mistake; its text is one line naming the file, option or variable and
-    the fix (one line per mistake when several are found at once). ``eg-gateway`` prints each
-    line and exits non-zero."""
 
 
 def finite_number(value: Any) -> float:

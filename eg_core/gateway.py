@@ -104,9 +104,7 @@ class GatewayAPI:
         manager's ``eg_requested_resources`` answers; without one, the request's
         ``KERNEL_CPUS``, ``KERNEL_MEMORY`` and ``KERNEL_GPUS``. Raises
         :class:`eg_core.BadRequest` for a value that is no amount."""
-        from ._runtime.plugins import resource_manager_hooks
-
-        answer = resource_manager_hooks(self._app.pm, kernel.resource_manager).eg_requested_resources(kernel=kernel)
+        answer = self._registry.hooks(kernel.resource_manager).eg_requested_resources(kernel=kernel)
         if answer is None:
             answer = {key: kernel.env[name] for key, name in _REQUEST_ENV.items() if kernel.env.get(name) not in (None, "")}
         try:

@@ -63,7 +63,7 @@ from .kernelspecs.launcher.launch_ipykernel import (
 )
 from ._runtime.launcher_comm import LauncherRequestRejected
 from ._runtime.errors import BadRequest, LaunchFailed, LaunchRefused
-from ._runtime.response import ResponseListener
+from ._runtime.callback_listener import ResponseListener
 
 _listener: ResponseListener | None = None
 log = logging.getLogger("eg")

@@ -218,7 +218,7 @@ def test_every_variable_the_docs_name_is_one_eg_reads():
     from eg_core._server.app import Gateway
     from eg_core.config import variables_read
     from eg_core._runtime.plugins import get_plugin_manager
-    from eg_core._runtime.response import ResponseListener
+    from eg_core._runtime.callback_listener import ResponseListener
 
     pm = get_plugin_manager()
     classes = [Gateway, ResponseListener, *(cls for found in pm.hook.eg_configurables() for cls in found)]
@@ -234,7 +234,7 @@ def test_every_option_the_docs_name_exists():
     from eg_core._server.app import Gateway
     from eg_core._server.config_files import configurable_classes
     from eg_core._runtime.plugins import get_plugin_manager
-    from eg_core._runtime.response import ResponseListener
+    from eg_core._runtime.callback_listener import ResponseListener
 
     pm = get_plugin_manager()
     known = configurable_classes([Gateway, ResponseListener, *(cls for found in pm.hook.eg_configurables() for cls in found)])

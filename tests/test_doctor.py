@@ -10,7 +10,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from eg_core import hookimpl
 from eg_core._runtime.catalog import KernelSpecCatalog
-from eg_core.doctor import Check, run_checks
+from eg_core._server.doctor_command import run_checks
+from eg_core.doctor import Check
 from eg_core._runtime.plugins import get_plugin_manager
 from eg_core.testing import run_doctor
 
@@ -57,7 +58,7 @@ def test_failures_name_the_fix_and_fail_the_command(tmp_path):
 
 
 async def test_a_plugin_that_raises_or_hangs_is_a_failed_check(tmp_path, monkeypatch):
-    monkeypatch.setattr("eg_core.doctor.PLUGIN_TIMEOUT", 0.5)
+    monkeypatch.setattr("eg_core._server.doctor_command.PLUGIN_TIMEOUT", 0.5)
 
     class Broken:
         @hookimpl

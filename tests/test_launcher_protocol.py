@@ -28,7 +28,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from eg_core._runtime import launcher_comm
 from eg_core import remote
 from eg_core.kernelspecs.launcher import launch_ipykernel as launcher
-from eg_core._runtime.response import ResponseListener
+from eg_core._runtime.callback_listener import ResponseListener
 
 LAUNCHER = launcher.__file__
 PORT_RANGE = (45000, 46000)

@@ -15,7 +15,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, Set, Unicode
 from eg_core._server.app import Gateway
 from eg_core.config import ENV_NAME, env_names
 from eg_core._runtime.plugins import get_plugin_manager
-from eg_core._runtime.response import ResponseListener
+from eg_core._runtime.callback_listener import ResponseListener
 
 
 def _classes() -> list[type]:

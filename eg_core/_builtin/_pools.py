@@ -30,7 +30,6 @@ from ..config import EnvDefaults
 from .._runtime.context import KernelContext
 from .._runtime.errors import EGError
 from .._runtime.launch import cleanup
-from .._runtime.plugins import resource_manager_hooks
 from ._pool_binding import BindFailed, bind, misfit, warm_up
 
 log = logging.getLogger("eg.pools")
@@ -95,7 +94,7 @@ class WarmPools:
             return
         for record in records:
             kernel = KernelContext.from_json(record)
-            hooks = resource_manager_hooks(self.registry.pm, kernel.resource_manager)
+            hooks = self.registry.hooks(kernel.resource_manager)
             try:
                 if implemented(hooks.eg_load_process_info):
                     await acall_first(hooks.eg_load_process_info, kernel=kernel, info=record.get("state") or {})

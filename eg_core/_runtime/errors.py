@@ -62,4 +62,11 @@ class LaunchFailed(EGError):
             super().__init__(f"{phase}: {message}")
 
 
-__all__ = ["EGError", "BadRequest", "NotFound", "LaunchRefused", "LaunchFailed"]
+
+class ConfigError(Exception):
+    """A configuration mistake; its text is one line naming the file, option or variable and
+    the fix (one line per mistake when several are found at once). ``eg-gateway`` prints each
+    line and exits non-zero."""
+
+
+__all__ = ["EGError", "BadRequest", "NotFound", "LaunchRefused", "LaunchFailed", "ConfigError"]

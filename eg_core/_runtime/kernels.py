@@ -31,6 +31,7 @@ from .catalog import KernelSpecCatalog
 from ..config import finite_number
 from .launch import Deadline, abort_launch, before_launch, run_phase
 from .logs import KernelManagerLog, one_line
+from .plugins import ResourceManagerHooks, resource_manager_hooks
 from .provisioner import HookProvisioner
 
 log = logging.getLogger("eg")
@@ -297,6 +298,10 @@ class KernelRegistry:
         self.zmq_context.max_sockets = self.zmq_context.get(zmq.SOCKET_LIMIT)
         self.runtime_dir = jupyter_runtime_dir()
         os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
+
+    def hooks(self, resource_manager: str) -> ResourceManagerHooks:
+        """The resource-manager hooks of ``resource_manager`` (for a policy asking about a kernel)."""
+        return resource_manager_hooks(self.pm, resource_manager)
 
     def get(self, kernel_id: str) -> ManagedKernel:
         kernel = self.kernels.get(kernel_id)

@@ -12,6 +12,8 @@ import logging
 import re
 import time
 
+from .errors import ConfigError
+
 JSON = "json"
 _KERNEL_PREFIX = re.compile(r"\[kernel ([0-9a-fA-F-]{8,36})\] ")
 
@@ -62,8 +64,6 @@ def apply_log_levels(gateway) -> None:
     for name, value in levels.items():
         level = logging.getLevelName(str(value).upper()) if not str(value).isdigit() else int(value)
         if not isinstance(level, int):
-            from ..config import ConfigError
-
             raise ConfigError(f"log level {value!r} for {name!r} is not a level: use DEBUG, INFO, WARNING or ERROR")
         logging.getLogger(f"eg.{name}").setLevel(level)
         lowest = min(lowest, level)

@@ -47,7 +47,7 @@ from .._runtime.plugins import (
     resource_managers, unknown_plugin_names,
 )
 from .._runtime.ports import PortRange
-from .._runtime.response import ResponseListener
+from .._runtime.callback_listener import ResponseListener
 from .sessions import SessionManager
 from .websocket import websocket_route
 
@@ -626,7 +626,7 @@ class Gateway(JupyterApp):
             self.write_default_config()
             return
         if self.doctor:
-            from ..doctor import doctor
+            from .doctor_command import doctor
 
             sys.exit(asyncio.run(doctor(self)))
         asyncio.run(self.serve())

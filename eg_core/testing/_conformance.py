@@ -106,7 +106,7 @@ class ResourceManagerConformance:
     def eg_variants(self, tmp_path, kernel_spec_dirs) -> Path:
         """Kernelspecs derived from ``kernelspec``: ``<name>-eg-fails`` (exits at once),
         ``<name>-eg-hangs`` (never answers) and ``<name>-eg-bad`` (``bad_config`` merged in)."""
-        from . import kernelspec_dir
+        from ._plugins import kernelspec_dir
 
         source = next(
             (Path(d) / self.kernelspec for d in kernel_spec_dirs if (Path(d) / self.kernelspec / "kernel.json").exists()),
@@ -149,7 +149,7 @@ class ResourceManagerConformance:
         return r.json()["id"]
 
     async def _run(self, gw, kernel_id: str, code: str) -> dict:
-        from . import KernelSocket
+        from ._clients import KernelSocket
 
         ws = await KernelSocket.connect(gw, kernel_id)
         try:
@@ -178,7 +178,7 @@ class ResourceManagerConformance:
         await self._shutdown(gw, kid)
 
     async def test_eg_interrupt(self, eg_start):
-        from . import KernelSocket
+        from ._clients import KernelSocket
 
         gw = eg_start()
         kid = await self._started(gw)

@@ -112,7 +112,7 @@ log = logging.getLogger("eg.launcher")
 
 # =============================================================================================
 # Protocol: keys, the version-2 payload, comm request MACs, replay protection.
-# Shared with the gateway (eg_core._runtime.response, eg_core._runtime.launcher_comm).
+# Shared with the gateway (eg_core._runtime.callback_listener, eg_core._runtime.launcher_comm).
 # =============================================================================================
 
 
