@@ -20,8 +20,10 @@ entry-point name (``metadata.kernel_provisioner.provisioner_name = "eg-<name>"``
 
 The public API
 --------------
-A plugin imports only these; everything else in ``eg_core`` is internal and may change
-(``tests/test_public_api.py`` fails on any other import from a plugin):
+Public is a spelling rule: a plugin imports only modules and names no part of which starts with
+``_``; everything else in ``eg_core`` (``eg_core._runtime``, ``eg_core._server``,
+``eg_core._builtin``...) is internal and may change (``tests/test_public_api.py`` fails on any
+other import from a plugin). The public modules, listed in ``PUBLIC_MODULES``:
 
 - this package: the names in ``__all__`` below;
 - :mod:`eg_core.hookspecs`: the hook reference (``NAME``, the ``eg_*`` specs);

@@ -1,8 +1,10 @@
-"""The public API is declared, and plugins use nothing else.
+"""The public API is a spelling rule, and plugins use nothing else.
 
 Plugins (everything under ``plugins/``, tests included) and the builtin policies that claim to be
 written as a third party would may import from ``eg_core`` only the names in ``eg_core.__all__``
-and the modules in ``eg_core.PUBLIC_MODULES``.
+and public modules: those no part of whose dotted name starts with ``_`` (``eg_core.PUBLIC_MODULES``
+lists them; ``tests/test_structure.py`` checks the list against the tree), and from those modules
+no name that starts with ``_``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # The builtin plugins, written on the public API (their own private helpers are theirs). Warm
 # pools are exempt: they start kernels outside any request, as part of the kernel registry.
 POOLS = {"pools.py", "_pools.py", "_pool_binding.py"}
-BUILTINS = sorted(p for p in (ROOT / "eg_core" / "builtin").glob("*.py") if p.name not in POOLS)
+BUILTINS = sorted(p for p in (ROOT / "eg_core" / "_builtin").glob("*.py") if p.name not in POOLS)
 
 
 def _plugin_files() -> list[Path]:
     return sorted(p for p in (ROOT / "plugins").rglob("*.py") if ".venv" not in p.parts)
+
+
+def private(module: str) -> bool:
+    """Whether ``module`` (a dotted name under ``eg_core``) is private by its spelling."""
+    return any(part.startswith("_") for part in module.split(".")[1:])
 
 
 def violations(path: Path, inside_eg_core: bool = False) -> list[str]:
@@ -34,7 +41,7 @@ def violations(path: Path, inside_eg_core: bool = False) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] == "eg_core" and alias.name not in eg_core.PUBLIC_MODULES:
+                if alias.name.split(".")[0] == "eg_core" and private(alias.name):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: import {alias.name}")
         elif isinstance(node, ast.ImportFrom):
             if node.level:
@@ -44,8 +51,10 @@ def violations(path: Path, inside_eg_core: bool = False) -> list[str]:
             module = node.module or ""
             if module.split(".")[0] != "eg_core":
                 continue
-            if module not in eg_core.PUBLIC_MODULES:
+            if private(module):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: from {module} import ...")
+            elif module != "eg_core" and any(alias.name.startswith("_") for alias in node.names):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: from {module} import _...")
             elif module == "eg_core":
                 for alias in node.names:
                     if alias.name not in eg_core.__all__ and f"eg_core.{alias.name}" not in eg_core.PUBLIC_MODULES:
@@ -61,17 +70,23 @@ def test_plugins_import_only_the_public_api():
 
 
 def test_builtin_plugins_use_only_the_public_api():
+    assert len(BUILTINS) > 5, "eg_core/_builtin was not found"
     bad = [v for path in BUILTINS for v in violations(path, inside_eg_core=True)]
     assert not bad, "builtin plugins import internal eg_core names:\n" + "\n".join(bad)
 
 
 def test_the_scan_catches_internal_imports(tmp_path):
     sample = ROOT / "plugins" / "_scan_sample.py"
-    sample.write_text("from eg_core._runtime.plugins import get_plugin_manager\nfrom eg_core import remote, hookimpl, kernels\n")
+    sample.write_text(
+        "from eg_core._runtime.plugins import get_plugin_manager\nfrom eg_core import remote, hookimpl, kernels\n"
+        "from eg_core.remote import _listener\nimport eg_core._server.app\nfrom eg_core.testing import kernel_context\n"
+    )
     try:
         assert [v.split(": ", 1)[1] for v in violations(sample)] == [
             "from eg_core._runtime.plugins import ...",
             "from eg_core import kernels",
+            "from eg_core.remote import _...",
+            "import eg_core._server.app",
         ]
     finally:
         sample.unlink()
