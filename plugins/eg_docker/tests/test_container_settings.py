@@ -89,7 +89,7 @@ BAD_REQUESTS = [
     ("python_docker", {"KERNEL_UID": "root"}, 403, "not an integer"),
     ("python_docker", {"KERNEL_MEMORY": "lots"}, 400, "KERNEL_MEMORY must be a size"),
     ("python_docker", {"KERNEL_MEMORY": "1m"}, 400, "minimum"),
-    ("python_docker", {"KERNEL_CPUS": "-1"}, 400, "cpus must be between"),
+    ("python_docker", {"KERNEL_CPUS": "-1"}, 400, "KERNEL_CPUS must be between"),
     ("python_docker", {"KERNEL_GPUS": "many"}, 400, "KERNEL_GPUS must be"),
     ("python_docker", {"KERNEL_IMAGE": "evil/image:latest"}, 403, "KERNEL_IMAGE may not be set"),
     ("python_docker", {"KERNEL_VOLUMES": '["/:/host"]'}, 403, "KERNEL_VOLUMES may not be set"),
