@@ -37,6 +37,7 @@ log = logging.getLogger("eg")
 
 # The JSON Schema dialect of a kernelspec's metadata.parameters (JEP 87's).
 PARAMETERS_SCHEMA = "http://json-schema.org/draft-07/schema#"
+_UNPUBLISHED: set[tuple[str, str]] = set()  # (kernelspec, why) already logged
 RECENTLY_ENDED = 1000
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -399,7 +400,9 @@ class KernelRegistry:
         try:
             answers = resource_manager_hooks(self.pm, entry.resource_manager).eg_launch_parameters(kernel=kernel)
         except EGError as exc:
-            log.warning("kernelspec %s: no launch parameters: %s", entry.name, exc.message)
+            if (entry.name, exc.message) not in _UNPUBLISHED:  # once, not at every listing
+                _UNPUBLISHED.add((entry.name, exc.message))
+                log.warning("kernelspec %s: no launch parameters: %s", entry.name, exc.message)
             return None
         for answer in reversed(answers):  # registration order: later plugins win
             properties.update(answer or {})

@@ -7,6 +7,7 @@ created (502: the engine cannot be reached), and nothing is created."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from eg_core.testing import check_launch_parameters
 
@@ -44,3 +45,18 @@ async def test_the_kernelspecs_allow_list_and_settings_shape_its_parameters(gate
     assert props["KERNEL_CPUS"]["default"] == 0.5 and props["KERNEL_CPUS"]["maximum"] == 1024
     assert props["KERNEL_MEMORY"]["default"] == 256 * 1024**2 and "maximum" not in props["KERNEL_MEMORY"]
     assert {"KERNEL_VOLUMES", "KERNEL_LABELS", "KERNEL_WORKING_DIR"} <= set(props) and "KERNEL_IMAGE" not in props
+
+
+async def test_a_kernelspec_whose_settings_are_not_valid_lists_without_parameters(gateway_factory, tmp_path):
+    spec = json.loads((Path(__file__).parents[1] / "eg_docker" / "kernelspecs" / "python_docker" / "kernel.json").read_text())
+    spec["metadata"]["kernel_provisioner"]["config"]["pull_policy"] = "sometimes"
+    (tmp_path / "specs" / "docker_bad_policy").mkdir(parents=True)
+    (tmp_path / "specs" / "docker_bad_policy" / "kernel.json").write_text(json.dumps(spec))
+    gw = gateway_factory(f"--DockerSettings.docker_host={UNREACHABLE}", kernel_spec_dirs=[str(tmp_path / "specs")])
+    async with gw.client() as http:
+        listed = await http.get("/api/kernelspecs")
+        assert listed.status_code == 200, listed.text
+        assert "parameters" not in listed.json()["kernelspecs"]["docker_bad_policy"]["spec"]["metadata"]
+        r = await http.post("/api/kernels", json={"name": "docker_bad_policy"})
+        assert r.status_code == 400 and "config.pull_policy is not valid" in r.json()["message"], r.text
+    assert "kernelspec docker_bad_policy: no launch parameters: kernelspec 'docker_bad_policy': config.pull_policy" in gw.output()
