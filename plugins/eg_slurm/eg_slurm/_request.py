@@ -42,29 +42,42 @@ def _count(value: str, what: str, ceiling: int) -> int:
     return int(value)
 
 
-def sbatch_options(kernel: KernelContext, settings: SimpleNamespace) -> list[str]:
-    """The sbatch options a request sets (where allowed), checked; called by
-    ``eg_launch_process`` before anything is submitted."""
+def requested(kernel: KernelContext, settings: SimpleNamespace) -> dict[str, Any]:
+    """The request's values (where allowed), checked: ``partition``, ``cpus``, ``memory`` (MB),
+    ``gpus``; each left out when the request does not set it. Called before anything is
+    submitted (``eg_launch_process``) and by the quotas policy (``eg_requested_resources``)."""
     layers = _layers(kernel, settings)
-    options: list[str] = []
+    values: dict[str, Any] = {}
     partition, asked = layers.get("partition", "partition", settings.partition, patterns=settings.allowed_partitions,
                                   patterns_name="allowed_partitions")
     if asked:
         if not _PARTITION.match(partition):
             raise BadRequest(f"KERNEL_PARTITION {partition[:80]!r} is not a Slurm partition name")
-        options.append(f"--partition={partition}")
+        values["partition"] = partition
     for setting, ceiling in (("cpus", settings.max_cpus), ("gpus", settings.max_gpus)):
-        value = layers.requested(setting)
-        if value is not None and layers.get(setting, setting)[1]:
-            options.append(f"--{OPTIONS[setting]}={_count(value, REQUEST_VARIABLES[setting], ceiling)}")
-    value = layers.requested("memory")
-    if value is not None and layers.get("memory", "memory")[1]:
-        asked_mb = memory_mb(value, "KERNEL_MEMORY")
+        value, asked = layers.get(setting, setting)
+        if asked:
+            values[setting] = _count(value, REQUEST_VARIABLES[setting], ceiling)
+    value, asked = layers.get("memory", "memory")
+    if asked:
+        values["memory"] = memory_mb(value, "KERNEL_MEMORY")
         limit = memory_mb(settings.max_memory, "SlurmSettings.max_memory") if settings.max_memory else 0
-        if limit and asked_mb > limit:
-            raise LaunchRefused(f"KERNEL_MEMORY={value} ({asked_mb} MB) exceeds the per-kernel limit of {settings.max_memory}")
-        options.append(f"--mem={asked_mb}M")
-    return options
+        if limit and values["memory"] > limit:
+            raise LaunchRefused(f"KERNEL_MEMORY={value} ({values['memory']} MB) exceeds the per-kernel limit of {settings.max_memory}")
+    return values
+
+
+def sbatch_options(values: dict[str, Any]) -> list[str]:
+    """The sbatch options of :func:`requested`'s values."""
+    return [f"--{OPTIONS[name]}={value}{'M' if name == 'memory' else ''}" for name, value in values.items()]
+
+
+def requested_resources(values: dict[str, Any]) -> dict[str, float]:
+    """What :func:`requested`'s values ask of the cluster, for resource quotas: CPUs, memory in
+    bytes, GPUs (what the kernelspec's ``sbatch_args`` ask is not counted)."""
+    amounts = {"cpus": values.get("cpus"), "memory": values["memory"] * 1024 * 1024 if "memory" in values else None,
+               "gpus": values.get("gpus")}
+    return {name: float(amount) for name, amount in amounts.items() if amount is not None}
 
 
 def launch_parameters(kernel: KernelContext, settings: SimpleNamespace) -> dict[str, dict[str, Any]]:

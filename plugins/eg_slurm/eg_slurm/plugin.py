@@ -46,7 +46,7 @@ def eg_kernelspec_dirs():
 async def eg_launch_process(kernel, cmd):
     """Submit the kernel's job (settings are checked first: a bad one fails with 400)."""
     settings = _settings(kernel)
-    requested = _request.sbatch_options(kernel, settings)
+    requested = _request.sbatch_options(_request.requested(kernel, settings))
     # The key goes in a file only the job's user (this gateway's) can read, in the directory the
     # nodes share with the gateway; the job's environment (scontrol show job -d, sacct) names it.
     argv, env = await batch.prepare_launch(kernel, cmd, settings)
@@ -61,6 +61,13 @@ async def eg_launch_process(kernel, cmd):
 def eg_launch_parameters(kernel):
     """What a request may set of this kernelspec's jobs (``metadata.parameters``)."""
     return _request.launch_parameters(kernel, _settings(kernel))
+
+
+@hookimpl
+def eg_requested_resources(kernel):
+    """What the request asks of the job (its allowed KERNEL_CPUS, KERNEL_MEMORY in MB,
+    KERNEL_GPUS): for resource quotas."""
+    return _request.requested_resources(_request.requested(kernel, _settings(kernel)))
 
 
 @hookimpl

@@ -38,3 +38,16 @@ async def test_request_values_reach_the_job_and_others_are_refused(gateway_facto
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
         r = await http.post("/api/kernels", json={"name": "python_slurm_test", "env": {"KERNEL_MEMORY": "512"}})
         assert r.status_code == 403 and "KERNEL_MEMORY may not be set" in r.json()["message"], r.text
+
+
+async def test_resource_quotas_count_what_the_job_asks(gateway_factory):
+    """KERNEL_MEMORY is MB for Slurm (--mem): the quota counts 800 MB, not 800 bytes."""
+    gw = gateway_factory('--ResourceQuotas.per_user={"memory": "1Gi", "cpus": 3}', "--SlurmSettings.max_cpus=2")
+    async with gw.client() as http:
+        first = await http.post("/api/kernels", json={"name": "python_slurm_test", "env": {"KERNEL_MEMORY": "800", "KERNEL_CPUS": "2"}})
+        assert first.status_code == 201, first.text
+        r = await http.post("/api/kernels", json={"name": "python_slurm_test", "env": {"KERNEL_MEMORY": "300"}})
+        assert r.status_code == 403 and "holds 0.78125 GiB of memory" in r.json()["message"], r.text
+        r = await http.post("/api/kernels", json={"name": "python_slurm_test", "env": {"KERNEL_CPUS": "2"}})
+        assert r.status_code == 403 and "holds 2 CPUs" in r.json()["message"], r.text
+        assert (await http.delete(f"/api/kernels/{first.json()['id']}")).status_code == 204
