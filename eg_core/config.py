@@ -297,6 +297,14 @@ class RequestOverrides:
         self.ignored = set(ignored)
         self.where = where
 
+    def parameters(self, properties: Mapping[str, dict[str, Any]], *, patterns: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+        """The launch parameters (``eg_launch_parameters``) among ``properties`` (setting ->
+        JSON Schema property) that this allow-list lets a request set, keyed by request
+        variable; settings named in ``patterns`` (those an ``allowed_*`` list opens) count as
+        allowed. The same allow-list :meth:`get` enforces, so schema and validation agree."""
+        open_ = self.allowed | set(patterns)
+        return {self.variables[name]: prop for name, prop in properties.items() if name in open_}
+
     def requested(self, setting: str) -> str | None:
         """The request's value for ``setting``; ``None`` when the request did not set it (a value
         equal to the kernelspec's own ``env`` entry is the operator's, not the request's)."""
@@ -338,7 +346,57 @@ class RequestOverrides:
         return self.spec_env.get(var) or fallback, False
 
 
+def launch_parameter(kind: str, description: str = "", **facets: Any) -> dict[str, Any]:
+    """One JSON Schema property of a kernelspec's launch parameters (``eg_launch_parameters``):
+    ``kind`` is its JSON type (``"string"``, ``"number"``, ``"integer"``) and ``facets`` its
+    ``default``, ``enum``, ``minimum``, ``maximum``, ``exclusiveMinimum``, ``pattern``...;
+    facets that are ``None`` or empty are left out, so a setting without a cap gives no
+    ``maximum``. Pass the values the request validation reads (the same settings object)."""
+    prop: dict[str, Any] = {"type": kind}
+    if description:
+        prop["description"] = description
+    prop.update({k: v for k, v in facets.items() if v is not None and v != [] and v != ""})
+    return prop
+
+
+def pattern_facets(patterns: Iterable[str], *extra: str) -> dict[str, Any]:
+    """The schema facets of fnmatch ``patterns`` (an ``allowed_*`` list) for
+    :func:`launch_parameter`: an ``enum`` when none has a wildcard (with the ``extra`` values,
+    the configured one, first), else an ECMA-262 ``pattern`` that matches what
+    :func:`fnmatch.fnmatchcase` matches (and the ``extra`` values)."""
+    patterns = list(patterns)
+    if not any(ch in p for p in patterns for ch in "*?["):
+        return {"enum": list(dict.fromkeys([*(e for e in extra if e), *patterns]))}
+    alternatives = [_ecma_regex(p) for p in patterns] + [_ecma_escape(e) for e in extra if e]
+    return {"pattern": "^(?:" + "|".join(alternatives) + ")$"}
+
+
+def _ecma_regex(pattern: str) -> str:
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        close = pattern.find("]", i + 2) if ch == "[" else -1
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif close > 0:
+            body = pattern[i + 1:close]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            i = close
+        else:
+            out.append(_ecma_escape(ch))
+        i += 1
+    return "".join(out)
+
+
+def _ecma_escape(text: str) -> str:
+    return re.sub(r"([.^$*+?()\[\]{}|\\/])", r"\\\1", text)
+
+
 __all__ = [
+    "launch_parameter",
+    "pattern_facets",
     "EnvDefaults",
     "kernelspec_settings",
     "RequestOverrides",

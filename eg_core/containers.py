@@ -115,7 +115,7 @@ def working_dir(value: Any) -> str | None:
         return None
     path = str(value)
     if not path.startswith("/") or "\0" in path or len(path) > 4096:
-        raise BadRequest(f"working dir {path[:80]!r} must be an absolute path inside the container")
+        raise BadRequest(f"working dir (KERNEL_WORKING_DIR, working_dir) {path[:80]!r} must be an absolute path inside the container")
     return path
 
 

@@ -254,6 +254,31 @@ def eg_requested_resources(kernel: KernelContext) -> dict[str, float] | None:
     """
 
 
+@hookspec
+def eg_launch_parameters(kernel: KernelContext) -> dict[str, dict[str, Any]] | None:
+    """Describe what a start request may set for kernelspec ``kernel.kernel_name``: JSON Schema
+    properties keyed by request variable, e.g. ``{"KERNEL_CPUS": {"type": "number",
+    "minimum": 0.01, "maximum": 4}}`` (``type``, ``default``, ``enum``, ``minimum``,
+    ``maximum``, ``pattern``, ``description``; build them with
+    :func:`eg_core.config.launch_parameter`). Derive each from the very settings your request
+    validation reads (the allow-list, ``max_*`` caps, ``allowed_*`` patterns), so the two cannot
+    disagree: a value the schema offers is accepted, one outside it is refused with a 4xx naming
+    the variable. A client sends the values as today, as strings in the start request's ``env``.
+
+    Called when ``GET /api/kernelspecs`` or ``GET /api/kernelspecs/{name}`` answers; ``kernel``
+    has ``kernel_name``, ``spec`` and ``config`` set, ``kernel_id`` empty and ``env`` the
+    kernelspec's own. The core merges the answers into the kernelspec model's
+    ``metadata.parameters`` (``{"type": "object", "properties": ...}``); a
+    :class:`eg_core.BadRequest` (a kernelspec whose settings are not valid) leaves its
+    parameters out. Optional.
+
+    Participants: the kernelspec's resource manager, and every plugin that is no resource
+    manager (a policy advertising a variable of its own; not a resource-manager hook, so
+    implementing it does not make a plugin one); a later-registered plugin's property wins.
+    Sync only. Returns the properties, or ``None``.
+    """
+
+
 # ---------------------------------------------------------------------------------------------
 # Observer hooks: every plugin.
 # ---------------------------------------------------------------------------------------------
@@ -514,6 +539,7 @@ def eg_shutdown(gateway: GatewayAPI) -> None:
 SYNC_ONLY_HOOKS = (
     "eg_user_allowed",
     "eg_requested_resources",
+    "eg_launch_parameters",
     "eg_launch_substitutions",
     "eg_configurables",
     "eg_kernelspec_aliases",

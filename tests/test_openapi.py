@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from openapi_schema_validator import OAS30Validator
@@ -108,3 +109,40 @@ async def test_refusals_are_documented(spec, gateway, http):
     check(spec, "/api/kernels", "post", bad)
     session = spec["components"]["schemas"]["SessionCreate"]
     assert session["anyOf"] == [{"required": ["path"]}, {"required": ["notebook"]}]
+
+
+PARAMETERS_PLUGIN = '''
+from eg_core import hookimpl
+
+
+@hookimpl
+def eg_launch_parameters(kernel):
+    return {"KERNEL_LEVEL": {"type": "integer", "minimum": 1, "maximum": 3}} if kernel.kernel_name == "tiny" else None
+'''
+
+
+async def test_launch_parameters_are_described(spec, gateway_factory, tmp_path):
+    """``metadata.parameters`` as the description says: the kernelspec's own properties, with
+    every plugin's answer to ``eg_launch_parameters`` over them; none where nobody answers."""
+    import json
+    import shutil
+
+    from eg_core.testing import plugin_site
+
+    specs = tmp_path / "specs"
+    shutil.copytree(Path(__file__).parent / "kernelspecs" / "tiny", specs / "tiny")
+    kernel_json = specs / "tiny" / "kernel.json"
+    own = {"properties": {"KERNEL_LEVEL": {"type": "string"}, "KERNEL_NOTE": {"type": "string"}}, "title": "Tiny"}
+    kernel_json.write_text(json.dumps({**json.loads(kernel_json.read_text()), "metadata": {
+        "kernel_provisioner": {"provisioner_name": "eg-local"}, "parameters": own}}))
+    gw = gateway_factory(env=plugin_site(tmp_path / "site", {"levels": PARAMETERS_PLUGIN}), kernel_spec_dirs=[str(specs)])
+    async with gw.client() as http:
+        listed = await http.get("/api/kernelspecs")
+        one = await http.get("/api/kernelspecs/tiny")
+    check(spec, "/api/kernelspecs", "get", listed)
+    check(spec, "/api/kernelspecs/{kernel_name}", "get", one)
+    parameters = one.json()["spec"]["metadata"]["parameters"]
+    assert parameters == listed.json()["kernelspecs"]["tiny"]["spec"]["metadata"]["parameters"]
+    assert parameters == {"title": "Tiny", "$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "properties": {
+        "KERNEL_LEVEL": {"type": "integer", "minimum": 1, "maximum": 3}, "KERNEL_NOTE": {"type": "string"}}}
+    assert "parameters" not in listed.json()["kernelspecs"]["python3"]["spec"]["metadata"]

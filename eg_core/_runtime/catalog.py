@@ -113,8 +113,9 @@ class KernelSpecEntry:
     def resource_dir(self) -> str:
         return self.spec.resource_dir
 
-    def model(self, base_url: str) -> dict[str, Any]:
-        """The API model ``{name, spec, resources}``; resources are ``<base>kernelspecs/<name>/<file>``."""
+    def model(self, base_url: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The API model ``{name, spec, resources}``; resources are ``<base>kernelspecs/<name>/<file>``;
+        ``parameters`` (the launch parameters' JSON Schema) goes in ``spec.metadata.parameters``."""
         resources = {}
         try:
             files = os.listdir(self.resource_dir)
@@ -124,7 +125,10 @@ class KernelSpecEntry:
             stem = fname.rsplit(".", 1)[0]
             if fname in RESOURCE_FILES or (stem.startswith("logo-") and fname.endswith(".png")):
                 resources[stem if stem.startswith("logo-") else fname] = f"{base_url}kernelspecs/{self.name}/{fname}"
-        return {"name": self.name, "spec": self.spec.to_dict(), "resources": resources}
+        spec = self.spec.to_dict()
+        if parameters:
+            spec["metadata"] = {**(spec.get("metadata") or {}), "parameters": parameters}
+        return {"name": self.name, "spec": spec, "resources": resources}
 
 
 class KernelSpecCatalog:

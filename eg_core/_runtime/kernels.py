@@ -35,6 +35,10 @@ from .plugins import ResourceManagerHooks, resource_manager_hooks
 from .provisioner import HookProvisioner
 
 log = logging.getLogger("eg")
+
+# The JSON Schema dialect of a kernelspec's metadata.parameters (JEP 87's).
+PARAMETERS_SCHEMA = "http://json-schema.org/draft-07/schema#"
+_UNPUBLISHED: set[tuple[str, str]] = set()  # (kernelspec, why) already logged
 RECENTLY_ENDED = 1000
 TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -384,6 +388,31 @@ class KernelRegistry:
         """Whether every plugin lets ``user`` (a member of ``groups``) use the kernelspec ``entry``."""
         answers = self.pm.hook.eg_user_allowed(user=user, kernel_name=entry.name, config=entry.config, groups=groups)
         return False not in answers
+
+    def launch_parameters(self, entry: Any) -> dict[str, Any] | None:
+        """The JSON Schema of what a start request may set for kernelspec ``entry`` (its
+        ``metadata.parameters``): the kernelspec's own properties, then every answer to
+        ``eg_launch_parameters`` over them; None when there are none. A kernelspec whose
+        settings are not valid gets none (its start answers 400 saying why)."""
+        spec = entry.spec.to_dict()
+        own = (spec.get("metadata") or {}).get("parameters")
+        properties = dict(own.get("properties") or {}) if isinstance(own, dict) else {}
+        kernel = KernelContext(kernel_id="", kernel_name=entry.name, resource_manager=entry.resource_manager,
+                               spec={**spec, "resource_dir": entry.resource_dir}, config=dict(entry.config),
+                               env={k: str(v) for k, v in (spec.get("env") or {}).items()})
+        try:
+            answers = self.hooks(entry.resource_manager).eg_launch_parameters(kernel=kernel)
+        except EGError as exc:
+            if (entry.name, exc.message) not in _UNPUBLISHED:  # once, not at every listing
+                _UNPUBLISHED.add((entry.name, exc.message))
+                log.warning("kernelspec %s: no launch parameters: %s", entry.name, exc.message)
+            return None
+        for answer in reversed(answers):  # registration order: later plugins win
+            properties.update(answer or {})
+        if not properties:
+            return None
+        return {**(own if isinstance(own, dict) else {}), "$schema": PARAMETERS_SCHEMA, "type": "object",
+                "properties": properties}
 
     def _context(self, entry: Any, kernel_id: str, request_env: dict[str, str], user: str) -> KernelContext:
         """A new kernel's context: its kernelspec, and its env built from the request's values."""

@@ -302,7 +302,7 @@ class KernelSpecsHandler(APIHandler):
             return self._one(name, self.principal or user)
         user = self.principal or user
         specs = {
-            name: entry.model(self.gateway.base_url)
+            name: entry.model(self.gateway.base_url, self.gateway.kernels.launch_parameters(entry))
             for name, entry in catalog.available().items()
             if not user or self.gateway.kernels.user_allowed(user, entry, self._groups)
         }
@@ -316,7 +316,7 @@ class KernelSpecsHandler(APIHandler):
         entry = self.gateway.catalog.get(name)
         if user and not self.gateway.kernels.user_allowed(user, entry, self._groups):
             raise EGError(f"User {user} is not authorized to use kernel spec {name}", status=403, reason="Forbidden")
-        self.write_json(entry.model(self.gateway.base_url))
+        self.write_json(entry.model(self.gateway.base_url, self.gateway.kernels.launch_parameters(entry)))
 
 
 class KernelSpecHandler(KernelSpecsHandler):

@@ -33,6 +33,16 @@ For the launch key (each resource manager shows it appears in nothing its backen
   :func:`stored_launch_key` reads from there the launch key that gateway holds for a kernel;
   :func:`places_with` names the texts (``docker inspect``, ``scontrol show job``...) holding it.
 
+For the launch parameters a resource manager publishes (``eg_launch_parameters``):
+
+- :func:`launch_parameter_cases` turns a kernelspec's ``metadata.parameters`` into requests
+  its validation must accept (each enum value, minimum, maximum, default) and refuse (just
+  outside: maximum + 1, a value not in the enum, a prohibited value, the wrong type);
+  :func:`check_launch_parameters` sends each through a gateway's real API.
+
+For plugins of a test's own (a policy, a README example): :func:`plugin_site` installs modules
+as ``eg.plugins`` entry points for a gateway subprocess.
+
 For a plugin's startup cost:
 
 - :func:`fresh_python` runs code in a fresh interpreter and says which modules it imported;
@@ -64,7 +74,8 @@ import pytest
 from eg_core import hookimpl, hookspecs
 from ._clients import KernelSocket, new_msg, wait_until_busy  # noqa: F401  (public here)
 from ._conformance import ResourceManagerConformance, wait_until_gone  # noqa: F401  (public here)
-from ._plugins import kernelspec_dir, plugin_manager, resource_manager_of, resource_managers  # noqa: F401  (public here)
+from ._parameters import check_launch_parameters, check_parameters_schema, launch_parameter_cases  # noqa: F401  (public here)
+from ._plugins import kernelspec_dir, plugin_manager, plugin_site, resource_manager_of, resource_managers  # noqa: F401  (public here)
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
 

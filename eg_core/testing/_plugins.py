@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -39,3 +40,18 @@ def kernelspec_dir(name: str) -> str:
         if (path / "kernel.json").exists():
             return str(path)
     raise LookupError(f"no kernelspec {name!r} is shipped with eg-core or an installed plugin")
+
+
+def plugin_site(directory: Path, modules: dict[str, str]) -> dict[str, str]:
+    """Install plugin modules for a gateway subprocess, as a package would: ``modules`` maps
+    each plugin name to its module's source; each is written to ``directory`` with an
+    ``eg.plugins`` entry point of that name. Returns the environment to start the gateway with
+    (``gateway_factory(..., env=plugin_site(tmp_path / "site", {"mine": SOURCE}))``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dist_info = directory / "eg_test_plugins-0.dist-info"
+    dist_info.mkdir(exist_ok=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: eg-test-plugins\nVersion: 0\n")
+    (dist_info / "entry_points.txt").write_text("[eg.plugins]\n" + "".join(f"{name} = {name}\n" for name in modules))
+    for name, source in modules.items():
+        (directory / f"{name}.py").write_text(source)
+    return {"PYTHONPATH": os.pathsep.join([str(directory), *filter(None, [os.environ.get("PYTHONPATH")])])}

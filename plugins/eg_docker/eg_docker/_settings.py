@@ -43,6 +43,7 @@ RESERVED_LABELS = {LABEL_KERNEL_ID, LABEL_APP, LABEL_COMPONENT}
 RESERVED_PREFIX = "eg."
 
 MIN_MEMORY = 6 * 1024 * 1024  # the engine's own minimum
+MIN_CPUS, MAX_CPUS = 0.01, 1024.0  # the engine's bounds
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*\Z", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -199,15 +200,16 @@ def resolve(kernel: KernelContext, gateway: DockerSettings | None = None) -> Ker
     mode = _mode(kernel, gateway.mode)
     image = _image(kernel, layers, gateway)
     network = _network(layers, gateway)
-    uid = containers.kernel_id_number("UID", layers.get("uid", "uid", gateway.default_uid)[0], gateway.prohibited_uids, "EG_PROHIBITED_UIDS", optional=False)
-    gid = containers.kernel_id_number("GID", layers.get("gid", "gid", gateway.default_gid)[0], gateway.prohibited_gids, "EG_PROHIBITED_GIDS", optional=False)
+    uid = _id_number(layers, "uid", gateway.default_uid, gateway.prohibited_uids, "EG_PROHIBITED_UIDS")
+    gid = _id_number(layers, "gid", gateway.default_gid, gateway.prohibited_gids, "EG_PROHIBITED_GIDS")
     working_dir = containers.working_dir(layers.get("working_dir", "working_dir")[0])
     mounts = _mounts(layers.get("volumes", "volumes", [])[0])
     cpus_value, cpus_requested = layers.get("cpus", "cpus")
-    cpus = _cpus(cpus_value, gateway.max_cpus if cpus_requested else 0.0)
+    cpus = _cpus(cpus_value, gateway.max_cpus if cpus_requested else 0.0, "KERNEL_CPUS" if cpus_requested else "cpus")
     memory_value, memory_requested = layers.get("memory", "memory")
-    memory = _memory(memory_value, gateway.max_memory if memory_requested else "")
-    gpus = _gpus(layers.get("gpus", "gpus")[0])
+    memory = _memory(memory_value, gateway.max_memory if memory_requested else "", "KERNEL_MEMORY" if memory_requested else "memory")
+    gpus_value, gpus_requested = layers.get("gpus", "gpus")
+    gpus = _gpus(gpus_value, "KERNEL_GPUS" if gpus_requested else "gpus")
     if gpus and mode == "swarm":
         raise BadRequest("GPU requests are not supported for Swarm services (Swarm has no device requests); use mode 'container'")
     # Labels add up: the kernelspec's, then the request's (where allowed), then the gateway's own.
@@ -274,8 +276,13 @@ def _mode(kernel: KernelContext, configured: str) -> str:
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:@-]*\Z", re.IGNORECASE)
 
 
+def configured_image(kernel: KernelContext, layers: RequestOverrides, gateway: Any) -> str:
+    """The image of ``kernel`` when its request names none: the kernelspec's, else the gateway's."""
+    return str(kernel.config.get("image_name") or layers.spec_env.get("KERNEL_IMAGE") or gateway.image_name or "")
+
+
 def _image(kernel: KernelContext, layers: RequestOverrides, gateway: DockerSettings) -> str:
-    configured = str(kernel.config.get("image_name") or layers.spec_env.get("KERNEL_IMAGE") or gateway.image_name or "")
+    configured = configured_image(kernel, layers, gateway)
     requested = layers.requested("image")
     image = configured
     if requested and requested != configured:
@@ -286,7 +293,7 @@ def _image(kernel: KernelContext, layers: RequestOverrides, gateway: DockerSetti
                 "allows images with the resource manager's allowed_images patterns"
             )
         if patterns and not any(fnmatch.fnmatchcase(requested, p) for p in patterns):
-            raise LaunchRefused(f"image {requested!r} is not among the images allowed for {kernel.kernel_name!r}: {', '.join(patterns)}")
+            raise LaunchRefused(f"KERNEL_IMAGE: image {requested!r} is not among the images allowed for {kernel.kernel_name!r}: {', '.join(patterns)}")
         image = requested
     if not image:
         raise BadRequest(
@@ -343,17 +350,23 @@ def _mounts(value: Any) -> list[dict[str, Any]]:
     return mounts
 
 
-def _cpus(value: Any, limit: float) -> float | None:
+def _id_number(layers: RequestOverrides, setting: str, default: str, prohibited: list[int], variable: str) -> int | None:
+    value, requested = layers.get(setting, setting, default)
+    kind = REQUEST_VARIABLES[setting] if requested else setting.upper()
+    return containers.kernel_id_number(kind, value, prohibited, variable, optional=False)
+
+
+def _cpus(value: Any, limit: float, what: str = "cpus") -> float | None:
     if value in (None, ""):
         return None
     try:
         cpus = float(value)
     except (TypeError, ValueError):
-        raise BadRequest(f"cpus must be a number of CPUs such as 0.5 or 2, not {str(value)[:40]!r}") from None
-    if not 0.01 <= cpus <= 1024:
-        raise BadRequest(f"cpus must be between 0.01 and 1024, not {cpus:g}")
+        raise BadRequest(f"{what} must be a number of CPUs such as 0.5 or 2, not {str(value)[:40]!r}") from None
+    if not MIN_CPUS <= cpus <= MAX_CPUS:
+        raise BadRequest(f"{what} must be between {MIN_CPUS:g} and {MAX_CPUS:g}, not {cpus:g}")
     if limit and cpus > limit:
-        raise LaunchRefused(f"{cpus:g} CPUs exceeds the limit of {limit:g} CPUs per kernel")
+        raise LaunchRefused(f"{what}: {cpus:g} CPUs exceeds the limit of {limit:g} CPUs per kernel")
     return cpus
 
 
@@ -368,21 +381,21 @@ def parse_size(value: Any) -> int:
     return int(number * _UNITS[unit])
 
 
-def _memory(value: Any, limit: str) -> int | None:
+def _memory(value: Any, limit: str, what: str = "memory") -> int | None:
     if value in (None, ""):
         return None
     try:
         memory = parse_size(value)
     except ValueError:
-        raise BadRequest(f"memory must be a size such as 512m or 2g, not {str(value)[:40]!r}") from None
+        raise BadRequest(f"{what} must be a size such as 512m or 2g, not {str(value)[:40]!r}") from None
     if memory < MIN_MEMORY:
-        raise BadRequest(f"memory {value!r} is below the Docker engine's minimum of 6m")
+        raise BadRequest(f"{what} {value!r} is below the Docker engine's minimum of 6m")
     if limit and memory > parse_size(limit):
-        raise LaunchRefused(f"memory {value!r} exceeds the limit of {limit} per kernel")
+        raise LaunchRefused(f"{what} {value!r} exceeds the limit of {limit} per kernel")
     return memory
 
 
-def _gpus(value: Any) -> dict[str, Any] | None:
+def _gpus(value: Any, what: str = "gpus") -> dict[str, Any] | None:
     """``"all"``, a count, or a comma list of device ids → a Docker device request."""
     if value in (None, "", 0, "0"):
         return None
@@ -396,7 +409,7 @@ def _gpus(value: Any) -> dict[str, Any] | None:
     elif len(ids) > 1 and all(i.isdigit() or _GPU_UUID.match(i) for i in ids) or _GPU_UUID.match(text):
         request["DeviceIDs"] = ids
     else:
-        raise BadRequest(f"gpus must be 'all', a count, or a comma list of device ids (0,1 or GPU-<uuid>), not {text[:40]!r}")
+        raise BadRequest(f"{what} must be 'all', a count, or a comma list of device ids (0,1 or GPU-<uuid>), not {text[:40]!r}")
     return request
 
 

@@ -141,3 +141,11 @@ async def eg_doctor(kernels):
     from . import _doctor
 
     return await _doctor.checks(kernels)
+
+
+@hookimpl
+def eg_launch_parameters(kernel):
+    """What a request may set for this kernelspec's containers (``metadata.parameters``)."""
+    from ._parameters import launch_parameters
+
+    return launch_parameters(kernel)

@@ -132,10 +132,10 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         raise BadRequest(f"namespace_mode must be shared, per-user or per-kernel, not {mode!r}")
     name = _pod_name(kernel, layers)
     namespace = _namespace(kernel, layers, mode, name)
-    service_account = _dns("service account name", layers.get("service_account", "service_account_name", gateway.service_account_name)[0], subdomain=True)
+    service_account = _dns("service account name (KERNEL_SERVICE_ACCOUNT_NAME)", layers.get("service_account", "service_account_name", gateway.service_account_name)[0], subdomain=True)
     image = _image(kernel, layers)
-    uid = containers.kernel_id_number("UID", layers.get("uid", "uid", gateway.default_uid)[0], _as_list(layers.cfg("prohibited_uids", [])), "EG_PROHIBITED_UIDS")
-    gid = containers.kernel_id_number("GID", layers.get("gid", "gid", gateway.default_gid)[0], _as_list(layers.cfg("prohibited_gids", [])), "EG_PROHIBITED_GIDS")
+    uid = _id_number(layers, "uid", gateway.default_uid, "EG_PROHIBITED_UIDS")
+    gid = _id_number(layers, "gid", gateway.default_gid, "EG_PROHIBITED_GIDS")
     working_dir = containers.working_dir(layers.get("working_dir", "working_dir")[0])
     requests, limits = _resources(layers, gateway)
     volumes = _objects("KERNEL_VOLUMES", layers.get("volumes", "volumes", [])[0])
@@ -175,6 +175,12 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
     )
 
 
+def _id_number(layers: _Layers, setting: str, default: str, variable: str) -> int | None:
+    value, requested = layers.get(setting, setting, default)
+    kind = REQUEST_VARIABLES[setting] if requested else setting.upper()
+    return containers.kernel_id_number(kind, value, _as_list(layers.cfg(f"prohibited_{setting}s", [])), variable)
+
+
 def dns_name(text: str, limit: int = 63) -> str:
     """Enterprise Gateway's normalization: lower case, runs of other characters to '-'."""
     return _UNSAFE.sub("-", text.lower()).strip("-")[:limit].strip("-")
@@ -204,7 +210,7 @@ def _pod_name(kernel: KernelContext, layers: _Layers) -> str:
 def _namespace(kernel: KernelContext, layers: _Layers, mode: str, pod_name: str) -> str:
     requested, from_request = layers.get("namespace", "namespace")
     if requested and (from_request or "namespace" in layers.config):
-        return _dns("namespace", requested)
+        return _dns("namespace (KERNEL_NAMESPACE)" if from_request else "namespace", requested)
     if mode == "per-kernel":
         return pod_name
     if mode == "per-user":
@@ -213,8 +219,13 @@ def _namespace(kernel: KernelContext, layers: _Layers, mode: str, pod_name: str)
     return _dns("namespace", layers.cfg("namespace", "default"))
 
 
+def configured_image(kernel: KernelContext, layers: _Layers) -> str:
+    """The image of ``kernel`` when its request names none: the kernelspec's, else the gateway's."""
+    return str(kernel.config.get("image_name") or layers.spec_env.get("KERNEL_IMAGE") or layers.gateway.image_name or "")
+
+
 def _image(kernel: KernelContext, layers: _Layers) -> str:
-    configured = str(kernel.config.get("image_name") or layers.spec_env.get("KERNEL_IMAGE") or layers.gateway.image_name or "")
+    configured = configured_image(kernel, layers)
     requested, _ = layers.get("image", "image_name", configured)
     image = str(requested or configured)
     if not image:

@@ -56,6 +56,14 @@ def eg_kernelspec_aliases():
 
 
 @hookimpl
+def eg_launch_parameters(kernel):
+    """What a request may set for this kernelspec's pods (``metadata.parameters``)."""
+    from ._parameters import launch_parameters
+
+    return launch_parameters(kernel)
+
+
+@hookimpl
 def eg_requested_resources(kernel):
     """What the kernel's pod will request of the cluster (its kernelspec's settings, the
     request's allowed values over them): for resource quotas."""

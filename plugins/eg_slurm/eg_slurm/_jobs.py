@@ -21,15 +21,16 @@ __all__ = ["JOB_PREFIX", "ACTIVE", "SlurmError", "SlurmNotInstalled", "run", "su
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
 
 
-async def submit(settings: SlurmSettings, kernel: KernelContext, argv: list[str], env: dict[str, str]) -> str:
+async def submit(settings: SlurmSettings, kernel: KernelContext, argv: list[str], env: dict[str, str], requested: list[str] = ()) -> str:
     """Submit the kernel's job, a script that execs ``argv``; ``env`` reaches the job through
-    sbatch's environment, never the script. Returns the job id."""
+    sbatch's environment, never the script; ``requested`` (the request's checked options) come
+    last, over the kernelspec's ``sbatch_args``. Returns the job id."""
     options = {"job-name": batch.job_name(kernel), "comment": f"eg-gateway:{settings.gateway_id}",
                "output": batch.output_file(settings, kernel), "partition": settings.partition, "chdir": kernel.cwd}
     # sbatch takes options from SBATCH_* variables, which must not come from a kernel's request.
     env = {k: v for k, v in env.items() if not k.startswith(("SBATCH_", "SLURM_")) or k == "SLURM_CONF"}
     out = await run(settings, "sbatch", "--parsable", *(f"--{k}={v}" for k, v in options.items() if v),
-                    *settings.sbatch_args, input=batch.job_script(argv), env=env)
+                    *settings.sbatch_args, *requested, input=batch.job_script(argv), env=env)
     return out.strip().split(";")[0]
 
 

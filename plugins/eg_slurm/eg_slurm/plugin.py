@@ -17,7 +17,7 @@ from pathlib import Path
 from eg_core import LaunchFailed, batch, hookimpl, orphans, provisioner_for, remote
 from eg_core.config import kernelspec_settings
 
-from . import _jobs
+from . import _jobs, _request
 from ._jobs import SlurmError
 from ._settings import SlurmSettings
 
@@ -46,14 +46,28 @@ def eg_kernelspec_dirs():
 async def eg_launch_process(kernel, cmd):
     """Submit the kernel's job (settings are checked first: a bad one fails with 400)."""
     settings = _settings(kernel)
+    requested = _request.sbatch_options(_request.requested(kernel, settings))
     # The key goes in a file only the job's user (this gateway's) can read, in the directory the
     # nodes share with the gateway; the job's environment (scontrol show job -d, sacct) names it.
     argv, env = await batch.prepare_launch(kernel, cmd, settings)
     try:
-        kernel.state["job_id"] = await _jobs.submit(settings, kernel, argv, env)
+        kernel.state["job_id"] = await _jobs.submit(settings, kernel, argv, env, requested)
     except SlurmError as exc:
         raise LaunchFailed("launch_process", str(exc)) from None
     kernel.log.info("slurm: submitted job %s", kernel.state["job_id"])
+
+
+@hookimpl
+def eg_launch_parameters(kernel):
+    """What a request may set of this kernelspec's jobs (``metadata.parameters``)."""
+    return _request.launch_parameters(kernel, _settings(kernel))
+
+
+@hookimpl
+def eg_requested_resources(kernel):
+    """What the request asks of the job (its allowed KERNEL_CPUS, KERNEL_MEMORY in MB,
+    KERNEL_GPUS): for resource quotas."""
+    return _request.requested_resources(_request.requested(kernel, _settings(kernel)))
 
 
 @hookimpl

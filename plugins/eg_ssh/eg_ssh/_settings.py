@@ -17,7 +17,7 @@ from traitlets import Bool, Enum, Float, Int, List, Unicode
 from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, KernelContext, LaunchRefused, orphans, remote
-from eg_core.config import EnvDefaults, kernelspec_settings
+from eg_core.config import EnvDefaults, kernelspec_settings, launch_parameter
 
 from ._ssh import Target
 
@@ -139,6 +139,15 @@ def resolve(kernel: KernelContext) -> SimpleNamespace:
     if not settings.remote_hosts:
         raise BadRequest(f"kernelspec {kernel.kernel_name!r}: no remote hosts are configured (remote_hosts)")
     return settings
+
+
+def launch_parameters(kernel: KernelContext) -> dict[str, dict]:
+    """The kernelspec's launch parameters (``eg_launch_parameters``): ``KERNEL_REMOTE_HOST``,
+    one of the ``remote_hosts`` the launch chooses among (:meth:`._hosts.HostTable.candidates`
+    refuses any other)."""
+    hosts = list(resolve(kernel).remote_hosts)
+    return {"KERNEL_REMOTE_HOST": launch_parameter(
+        "string", "The remote host to run the kernel on (without it, the load balancer chooses)", enum=hosts)}
 
 
 def target(settings: SimpleNamespace, host: str, port: int, user: str) -> Target:

@@ -126,3 +126,9 @@ async def eg_doctor(kernels):
     from . import _doctor
 
     return await _doctor.checks(kernels)
+
+
+@hookimpl
+def eg_launch_parameters(kernel):
+    """What a request may set for this kernelspec (``metadata.parameters``): its host."""
+    return _settings.launch_parameters(kernel)

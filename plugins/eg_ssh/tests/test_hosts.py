@@ -110,3 +110,14 @@ async def test_restart_keeps_the_host(ssh_gateway):
             assert (await http.post(f"/api/kernels/{kid}/restart")).status_code == 200
             assert (await where(gw, kid))[1] == H1
         await http.delete(f"/api/kernels/{kid}")
+
+
+async def test_published_hosts_are_the_ones_a_request_may_name(ssh_gateway):
+    """``metadata.parameters`` offers KERNEL_REMOTE_HOST as one of the kernelspec's hosts: a
+    kernel starts on each, and any other host is refused with a 400 naming the variable."""
+    from eg_core.testing import check_launch_parameters
+
+    gw = ssh_gateway(hosts=[H1, H2])
+    async with gw.client() as http:
+        schema = await check_launch_parameters(http, "python_ssh")
+    assert schema["properties"]["KERNEL_REMOTE_HOST"]["enum"] == [H1, H2]

@@ -22,7 +22,7 @@ from traitlets.config import SingletonConfigurable
 
 from eg_core import BadRequest, KernelContext, LaunchRefused
 from eg_core import remote
-from eg_core.config import EnvDefaults, kernelspec_settings
+from eg_core.config import EnvDefaults, kernelspec_settings, launch_parameter
 
 SUBMISSION_MODES = ("spark-submit", "rest")
 # setting -> the request variable that may set it
@@ -164,11 +164,33 @@ class Launch:
 
 
 def memory_mb(value: str, what: str) -> int:
-    """``2g``, ``512m``, ``512`` (MB) to MB; :class:`BadRequest` when malformed."""
+    """``2g``, ``512m``, ``512`` (MB) to MB (at least 1); :class:`BadRequest` when malformed or 0."""
     match = _MEMORY.match(str(value).strip())
-    if not match:
+    if not match or int(match.group(1)) == 0:
         raise BadRequest(f"{what} must be a size such as 2g, 512m or 1024 (MB), not {str(value)[:40]!r}")
     return max(int(int(match.group(1)) * _MB[match.group(2).lower()]), 1)
+
+
+def launch_parameters(kernel: KernelContext) -> dict[str, dict[str, Any]]:
+    """The kernelspec's launch parameters (``eg_launch_parameters``): the settings of
+    :data:`REQUEST_VARIABLES` that ``request_overrides`` lets a request set, with the values
+    :func:`resolve` accepts (``allowed_queues``, ``allowed_node_labels``, ``max_memory``) and
+    the kernelspec's own values as defaults."""
+    s = settings()
+    ks = kernelspec_settings(kernel, s)
+    names = {"pattern": "^" + _NAME.pattern.removesuffix("\\Z") + "$"}
+    limit = memory_mb(s.max_memory, "YarnSettings.max_memory") if s.max_memory else None
+    properties = {
+        "queue": launch_parameter("string", "YARN queue", default=ks.queue or None,
+                                  **({"enum": list(dict.fromkeys([*filter(None, [ks.queue]), *s.allowed_queues]))} if s.allowed_queues else names)),
+        "node_label": launch_parameter("string", "YARN node label (partition)", default=ks.node_label or None,
+                                       **({"enum": list(dict.fromkeys([*filter(None, [ks.node_label]), *s.allowed_node_labels]))}
+                                          if s.allowed_node_labels else names)),
+    }
+    for name, what in (("driver_memory", "Driver (application master) memory"), ("executor_memory", "Executor memory")):
+        default = memory_mb(getattr(ks, name), REQUEST_VARIABLES[name]) if getattr(ks, name) else None
+        properties[name] = launch_parameter("integer", f"{what} in MB (2g, 512m are accepted too)", minimum=1, maximum=limit, default=default)
+    return {REQUEST_VARIABLES[name]: prop for name, prop in properties.items() if name in s.request_overrides}
 
 
 def resolve(kernel: KernelContext) -> Launch:

@@ -129,3 +129,11 @@ async def eg_describe_exit(kernel):
 @hookimpl
 def eg_load_process_info(kernel, info):
     _kernels().adopt(kernel, info)
+
+
+@hookimpl
+def eg_launch_parameters(kernel):
+    """What a request may set for this kernelspec's applications (``metadata.parameters``)."""
+    from ._settings import launch_parameters
+
+    return launch_parameters(kernel)
