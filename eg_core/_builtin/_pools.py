@@ -192,7 +192,7 @@ class WarmPools:
             managed, reason = None, "the pool is empty (refilling)"
         else:
             managed = waiting.pop(0)  # taken before any await, so concurrent claims never share one
-            reason = await misfit(managed.kernel, request, managed.km.provisioner.hooks)
+            reason = await misfit(managed.kernel, request, managed.launch.hooks)
             if reason is not None:
                 waiting.insert(0, managed)
                 managed = None

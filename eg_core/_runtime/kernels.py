@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import zmq.asyncio
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
 from .calling import acall, acall_first, implemented
@@ -29,10 +28,10 @@ from .errors import BadRequest, EGError, LaunchFailed, NotFound
 from ..identity import Identity
 from .catalog import KernelSpecCatalog
 from ..config import finite_number
-from .launch import Deadline, abort_launch, before_launch, run_phase
+from .launch import Deadline, KernelLaunch, run_phase
 from .logs import KernelManagerLog, one_line
 from .plugins import ResourceManagerHooks, resource_manager_hooks
-from .provisioner import HookProvisioner
+from .provisioner import EGKernelManager
 
 log = logging.getLogger("eg")
 
@@ -50,7 +49,7 @@ def _port_taken(managed: ManagedKernel, exc: LaunchFailed) -> bool:
     """Whether a launch failed because a port the gateway chose for the kernel (free when chosen)
     was bound by another process before the kernel bound it; not a timeout."""
     return (
-        exc.status != 504 and managed.km.provisioner.chose_ports
+        exc.status != 504 and managed.launch.chose_ports
         and exc.phase in ("confirm_startup", "connection_info", "kernel_info")
         and "Address already in use" in exc.message
     )
@@ -73,27 +72,14 @@ def _log_launch_error(kernel: KernelContext, exc: EGError) -> None:
     exc.logged = True
 
 
-class EGKernelManager(AsyncKernelManager):
-    """jupyter_client's kernel manager, waiting on the provisioner instead of polling, and
-    holding no control socket while the kernel idles: jupyter_client connects it when a
-    shutdown request or a message-mode interrupt needs it."""
-
-    async def _async_post_start_kernel(self, **kw: Any) -> None:
-        self.start_restarter()
-        await self.provisioner.post_launch(**kw)
-
-    async def _async_wait(self, pollinterval: float = 0.1) -> None:
-        if self.has_kernel:
-            await self.provisioner.wait()
-
-
 class ManagedKernel:
     """One kernel: its context, kernel manager, bridge, state and watcher."""
 
-    def __init__(self, registry: "KernelRegistry", kernel: KernelContext, km: EGKernelManager):
+    def __init__(self, registry: "KernelRegistry", km: EGKernelManager):
         self.registry = registry
-        self.kernel = kernel
         self.km = km
+        self.launch: KernelLaunch = km.launch
+        self.kernel = kernel = km.launch.kernel
         self.bridge = KernelBridge(
             kernel.kernel_id, registry.zmq_context, self._on_status, registry.settings.buffer_offline_messages,
             registry.settings.heartbeat_interval,
@@ -147,16 +133,18 @@ class ManagedKernel:
 
     # -- launch ----------------------------------------------------------------------------
 
-    async def connect(self, deadline: Deadline, timings: dict[str, float]) -> None:
-        """Phase ``kernel_info``: connect the bridge and wait for the kernel to answer, failing
+    async def connect(self) -> None:
+        """Phase ``kernel_info`` (in what is left of the launch's deadline, at most
+        ``kernel_info_timeout``): connect the bridge and wait for the kernel to answer, failing
         at once if the kernel process ends first."""
+        deadline, timings = self.launch.deadline, self.launch.timings
         info = self.km.get_connection_info()
         if self.bridge.info:
             self.bridge.reconnect(info)
         else:
             self.bridge.connect(info)
         ready = asyncio.ensure_future(self.bridge.wait_ready())
-        ended = asyncio.ensure_future(self.km.provisioner.wait())
+        ended = asyncio.ensure_future(self.launch.wait())
         info_timeout = self.registry.settings.kernel_info_timeout
         if info_timeout < deadline.left():
             deadline = Deadline(info_timeout)
@@ -188,7 +176,7 @@ class ManagedKernel:
     async def _watch(self) -> None:
         """Wait for the kernel to end; when nobody asked it to, report it dead and auto-restart."""
         try:
-            status = await self.km.provisioner.wait()
+            status = await self.launch.wait()
         except asyncio.CancelledError:
             return
         except Exception as exc:
@@ -213,7 +201,7 @@ class ManagedKernel:
                 return
         self.execution_state = "dead"
         self._tell_clients("dead")
-        why = await self.km.provisioner.describe_exit()
+        why = await self.launch.describe_exit()
         log.warning("[kernel %s] died with status %s", self.kernel_id, status)
         await self.registry.emit(self.kernel, "died", {"status": status, "reason": why})
         settings = self.registry.settings
@@ -246,21 +234,23 @@ class ManagedKernel:
                 self._watcher.cancel()
             try:
                 self.kernel.launch_timeout = self.registry.settings.launch_timeout
+                self.launch.begin()
+                await self.launch.apply_policies()
                 await self.km.restart_kernel(now=now)
-                await self.connect(self.km.provisioner.deadline, self.km.provisioner.timings)
+                await self.connect()
             except BaseException as exc:
                 self.execution_state = "dead"
                 self._tell_clients("dead")
                 if not isinstance(exc, EGError):
                     exc = LaunchFailed("restart", f"{type(exc).__name__}: {exc}")
-                await abort_launch(self.kernel, self.km.provisioner.hooks, exc)
+                await self.launch.abort(exc)
                 raise exc
             finally:
                 self.restarting = self.kernel.restarting = False
         duration = time.monotonic() - start
         await self.registry.persist(self)
         log.info("[kernel %s] restarted in %.3fs", self.kernel_id, duration)
-        await self.registry.emit(self.kernel, "restarted", {"duration": round(duration, 4), "phases": dict(self.km.provisioner.timings)})
+        await self.registry.emit(self.kernel, "restarted", {"duration": round(duration, 4), "phases": dict(self.launch.timings)})
 
     async def shutdown(self, now: bool = False, reason: str = "shut down") -> None:
         """Stop the kernel; ``reason`` (e.g. "culled: idle for 600 s") reaches its websockets'
@@ -442,29 +432,38 @@ class KernelRegistry:
         kernel.groups = identity.groups if identity else frozenset()
         kernel.cwd = request_env.get("KERNEL_WORKING_DIR") or path or None
         kernel.launch_timeout = self._launch_timeout(request_env)
+        launch = self.new_launch(kernel)
         self.pending.add(kernel_id)
         try:
             await self.emit(kernel, "requested", {})
+            await self._apply_policies(launch)
             if "KERNEL_ID" not in request_env and implemented(self.pm.hook.eg_claim_kernel):
                 claimed = await self._claim(kernel)
                 if claimed is not None:
                     return claimed
-            return await self._launch(entry, kernel)
+            return await self._launch(entry, launch)
         finally:
             self.pending.discard(kernel_id)
+
+    def new_launch(self, kernel: KernelContext) -> KernelLaunch:
+        """The launch object of a new (or restored) kernel, begun."""
+        launch = KernelLaunch(kernel, self.pm, self.settings.port_range)
+        launch.begin()
+        return launch
+
+    async def _apply_policies(self, launch: KernelLaunch) -> None:
+        """Phase ``before_launch``, once per start, before a pool claim or a launch."""
+        try:
+            await launch.apply_policies()
+        except EGError as exc:
+            _log_launch_error(launch.kernel, exc)
+            await self.emit(launch.kernel, "launch_failed", {"phase": "before_launch", "error": exc.message})
+            raise
 
     async def _claim(self, request: KernelContext) -> ManagedKernel | None:
         """Offer the request to ``eg_claim_kernel`` (a warm pool) after the launch policies
         (``eg_before_launch``) accepted it; a claimed kernel is listed under its own id."""
         start = time.monotonic()
-        timings: dict[str, float] = {}
-        try:
-            await run_phase("before_launch", Deadline(request.launch_timeout), before_launch(self.pm, request), timings)
-        except EGError as exc:
-            _log_launch_error(request, exc)
-            await self.emit(request, "launch_failed", {"phase": "before_launch", "error": exc.message})
-            raise
-        request.handles["policies_applied"] = timings["before_launch"]  # a cold launch reuses the verdict
         try:
             managed = await acall_first(self.pm.hook.eg_claim_kernel, kernel=request)
         except Exception as exc:
@@ -493,36 +492,36 @@ class KernelRegistry:
         kernel = self._context(entry, kernel_id, {}, getpass.getuser())
         kernel.launch_timeout = float(self.settings.launch_timeout)
         kernel.pooled = True
+        launch = self.new_launch(kernel)
         self.pending.add(kernel_id)
         try:
-            return await self._launch(entry, kernel, prepare)
+            await self._apply_policies(launch)
+            return await self._launch(entry, launch, prepare)
         finally:
             self.pending.discard(kernel_id)
 
-    def new_managed(self, entry: Any, kernel: KernelContext) -> ManagedKernel:
-        """A kernel manager wired to our provisioner and plugins, wrapped for the registry."""
-        km = EGKernelManager(kernel_name=entry.name, context=self.zmq_context, log=KernelManagerLog(log, {"kernel_id": kernel.kernel_id}))
-        km._kernel_spec = entry.spec
-        km.kernel_id = kernel.kernel_id
-        km.connection_file = os.path.join(self.runtime_dir, f"eg-kernel-{kernel.kernel_id}.json")
-        km.eg_kernel = kernel
+    def new_managed(self, entry: Any, launch: KernelLaunch) -> ManagedKernel:
+        """A kernel manager over ``launch`` (jupyter_client's side), wrapped for the registry."""
+        kernel = launch.kernel
         kernel.notify = lambda event, details: self.emit(kernel, event, details)
-        km.eg_plugin_manager = self.pm
-        km.eg_port_range = self.settings.port_range
-        km.provisioner = HookProvisioner(kernel_id=kernel.kernel_id, kernel_spec=entry.spec, parent=km)
-        managed = ManagedKernel(self, kernel, km)
+        km = EGKernelManager(
+            spec=entry.spec, launch=launch, connection_file=os.path.join(self.runtime_dir, f"eg-kernel-{kernel.kernel_id}.json"),
+            context=self.zmq_context, log=KernelManagerLog(log, {"kernel_id": kernel.kernel_id}),
+        )
+        managed = ManagedKernel(self, km)
         kernel.survives_gateway = self.persistence is not None
         if self.persistence is not None:
             self.persistence.track(managed)
         return managed
 
     async def _launch(
-        self, entry: Any, kernel: KernelContext, prepare: Callable[[ManagedKernel], Awaitable[None]] | None = None
+        self, entry: Any, launch: KernelLaunch, prepare: Callable[[ManagedKernel], Awaitable[None]] | None = None
     ) -> ManagedKernel:
+        kernel = launch.kernel
         start = time.monotonic()
         try:
             for attempt in range(PORT_TAKEN_RETRIES + 1):
-                managed = self.new_managed(entry, kernel)
+                managed = self.new_managed(entry, launch)
                 try:
                     await self._start_once(managed)
                     break
@@ -544,7 +543,7 @@ class KernelRegistry:
             self.kernels[kernel.kernel_id] = managed
             await self.persist(managed)
         duration = time.monotonic() - start
-        timings = dict(managed.km.provisioner.timings)
+        timings = dict(launch.timings)
         log.info(
             "[kernel %s] launched %s on %s in %.3fs (%s)%s",
             kernel.kernel_id, kernel.kernel_name, kernel.resource_manager, duration,
@@ -570,11 +569,11 @@ class KernelRegistry:
         except Exception as exc:
             raise LaunchFailed("launch_process", f"{type(exc).__name__}: {exc}") from exc
         try:
-            await managed.connect(km.provisioner.deadline, km.provisioner.timings)
+            await managed.connect()
         except BaseException as exc:
             managed.bridge.close()
-            await abort_launch(kernel, km.provisioner.hooks, exc)
-            km.provisioner.release_ports()
+            await managed.launch.abort(exc)
+            managed.launch.release_ports()
             km.cleanup_connection_file()
             raise
 
@@ -593,7 +592,7 @@ class KernelRegistry:
         """Stop watching every kernel but leave it running (and stored) for the next gateway."""
         for managed in list(self.kernels.values()):
             managed.stopping = True
-            managed.km._connection_file_written = False  # the file stays with the kernel (not removed on exit)
+            managed.km.keep_connection_file()
             if managed._watcher:
                 managed._watcher.cancel()
             managed.bridge.close("the gateway is stopping; the kernel keeps running")

@@ -1,7 +1,17 @@
-"""The kernel launch sequence.
+"""A kernel's launches and its resource manager: :class:`KernelLaunch`, and the launch sequence.
 
-The driver is :func:`launch_sequence`; :class:`eg_core._runtime.provisioner.HookProvisioner` runs it from
-jupyter_client's ``launch_kernel`` and :mod:`eg_core._runtime.kernels` finishes it.
+The registry (:mod:`eg_core._runtime.kernels`) makes one :class:`KernelLaunch` per kernel and hands
+it to the jupyter_client adapter (:mod:`eg_core._runtime.provisioner`) through the kernel manager.
+The walk of one launch::
+
+    KernelRegistry.start -> KernelLaunch.begin, .apply_policies (eg_before_launch)
+        -> eg_claim_kernel (a warm pool), or:
+        -> jupyter_client's start_kernel -> HookProvisioner.pre_launch (argv), .launch_kernel
+           -> KernelLaunch.run (launch_process, confirm_startup, connection_info)
+        -> ManagedKernel.connect (kernel_info) -> eg_after_launch, the "launched" event
+
+A restart takes the same path from ``begin`` (``kernel.restarting`` set), an adopted kernel
+enters at :meth:`KernelLaunch.adopt`.
 """
 
 from __future__ import annotations
@@ -16,6 +26,10 @@ from .calling import acall, acall_first, implemented
 from .context import KernelContext
 from .errors import EGError, LaunchFailed
 from ..lifecycle import Phase
+from .plugins import resource_manager_hooks
+from .ports import PortRange, free_ports, release_ports
+
+_UNATTENDED_POLL_INTERVAL = 2.0
 
 
 class Deadline:
@@ -172,3 +186,144 @@ async def cleanup(kernel: KernelContext, hooks: Any, restart: bool) -> None:
         remote.forget(kernel)
         remote.release_lease(kernel)
         await remote.discard_key_file(kernel)
+
+
+class KernelLaunch:
+    """Everything a kernel's launches hold, in one place: its context, its resource manager's
+    hooks, the deadline and phase timings of the launch under way, the ports the gateway chose,
+    whether the resource manager runs it now. Also the one caller of the resource-manager hooks
+    that follow a kernel's life (poll, wait, signal, terminate, kill, cleanup, describe_exit).
+
+    Made by the registry for each kernel (or, in a plain jupyter_client application, by the
+    provisioner itself) and kept for restarts and adoption."""
+
+    def __init__(self, kernel: KernelContext, pm: Any, port_range: str | None = None):
+        self.kernel = kernel
+        self.pm = pm
+        self.hooks = resource_manager_hooks(pm, kernel.resource_manager)
+        self.port_range = port_range
+        self.deadline = Deadline(kernel.launch_timeout)
+        self.timings: dict[str, float] = {}
+        self.ports: list[int] = []
+        self.chose_ports = False  # the gateway picked the kernel's ports (a connection file)
+        self.running = False
+
+    def begin(self) -> None:
+        """A (re)launch starts: a new deadline (``kernel.launch_timeout``) and no timings yet."""
+        self.deadline = Deadline(self.kernel.launch_timeout)
+        self.timings = {}
+
+    async def apply_policies(self) -> None:
+        """Phase ``before_launch``: every plugin's ``eg_before_launch`` (:func:`before_launch`),
+        once per launch, before a pool claim or a launch; raises what a policy raises."""
+        await run_phase(Phase.BEFORE_LAUNCH, self.deadline, before_launch(self.pm, self.kernel), self.timings)
+
+    def port_range_of(self) -> PortRange | None:
+        return PortRange.parse(self.kernel.config.get("port_range") or self.port_range)
+
+    def choose_ports(self, ip: str) -> list[int]:
+        """Five free ports for the kernel's channels (released when the kernel ends)."""
+        self.ports = free_ports(5, ip, self.port_range_of())
+        self.chose_ports = True
+        return self.ports
+
+    def release_ports(self) -> None:
+        release_ports(self.ports)
+        self.ports = []
+
+    async def run(self, cmd: list[str]) -> dict[str, Any]:
+        """Phases ``launch_process``, ``confirm_startup`` and ``connection_info``
+        (:func:`launch_sequence`); returns the connection info. A failure has removed what the
+        launch created (and the ports, unless the kernel is restarting)."""
+        try:
+            info = await launch_sequence(self.kernel, self.hooks, cmd, self.deadline, self.timings)
+        except BaseException:
+            if not self.kernel.restarting:
+                self.release_ports()
+            raise
+        self.running = True
+        return info
+
+    async def abort(self, exc: BaseException) -> None:
+        """After a launch failed past ``connection_info`` (in ``kernel_info``): :func:`abort_launch`."""
+        await abort_launch(self.kernel, self.hooks, exc)
+
+    # -- the session store --------------------------------------------------------------------
+
+    async def saved(self) -> dict[str, Any]:
+        """What the session store keeps to adopt the kernel later (jupyter_client's provisioner
+        info: ``kernel_id``, ``connection_info``, and eg's context with the resource manager's
+        ``eg_save_process_info``, else ``kernel.state``)."""
+        if implemented(self.hooks.eg_save_process_info):
+            process_info = await acall_first(self.hooks.eg_save_process_info, kernel=self.kernel)
+        else:
+            process_info = dict(self.kernel.state)
+        return {
+            "kernel_id": self.kernel.kernel_id,
+            "connection_info": self.kernel.connection_info,
+            "eg": {**self.kernel.to_json(), "process_info": process_info},
+        }
+
+    async def restore(self, saved: dict[str, Any]) -> None:
+        """Adoption: the context from :meth:`saved`'s record, the resource manager's handles from
+        ``eg_load_process_info`` (else ``kernel.state``); the kernel counts as running."""
+        eg = saved["eg"]
+        for name in ("env", "user", "cwd", "config", "connection_info", "launch_timeout"):
+            if name in eg:
+                setattr(self.kernel, name, eg[name])
+        process_info = eg.get("process_info", {})
+        if implemented(self.hooks.eg_load_process_info):
+            await acall_first(self.hooks.eg_load_process_info, kernel=self.kernel, info=process_info)
+        else:
+            self.kernel.state = dict(process_info)
+            self.kernel.handles.clear()
+        self.running = True
+
+    # -- the kernel's life, through its resource manager --------------------------------------
+
+    async def poll(self) -> int | None:
+        if not self.running:
+            return 0
+        return await acall_first(self.hooks.eg_poll, kernel=self.kernel)
+
+    async def wait(self) -> int | None:
+        """Wait for the kernel to end: ``eg_wait`` when the resource manager has it, else
+        ``eg_poll`` at a slow interval."""
+        if not self.running:
+            return 0
+        if implemented(self.hooks.eg_wait):
+            status = await acall_first(self.hooks.eg_wait, kernel=self.kernel)
+        else:
+            while (status := await self.poll()) is None:
+                await asyncio.sleep(_UNATTENDED_POLL_INTERVAL)
+        self.running = False
+        return status
+
+    async def send_signal(self, signum: int) -> None:
+        await acall_first(self.hooks.eg_send_signal, kernel=self.kernel, signum=signum)
+
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        if implemented(self.hooks.eg_shutdown_requested):
+            await acall_first(self.hooks.eg_shutdown_requested, kernel=self.kernel, restart=restart)
+
+    async def terminate(self, restart: bool = False) -> bool:
+        """``eg_terminate``; False when the resource manager has none (the caller sends SIGTERM)."""
+        if not implemented(self.hooks.eg_terminate):
+            return False
+        await acall_first(self.hooks.eg_terminate, kernel=self.kernel, restart=restart)
+        return True
+
+    async def kill(self, restart: bool = False) -> None:
+        await acall_first(self.hooks.eg_kill, kernel=self.kernel, restart=restart)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """:func:`cleanup`; the ports too, unless the kernel is restarting."""
+        await cleanup(self.kernel, self.hooks, restart)
+        self.running = False
+        if not restart:
+            self.release_ports()
+
+    async def describe_exit(self) -> str | None:
+        if implemented(self.hooks.eg_describe_exit):
+            return await acall_first(self.hooks.eg_describe_exit, kernel=self.kernel)
+        return None

@@ -33,7 +33,6 @@ from .. import procinfo
 from .calling import acall, acall_first, acall_first_answering, call_plugins
 from .context import KernelContext, may_see
 from .errors import EGError
-from .launch import cleanup
 
 if TYPE_CHECKING:
     from .kernels import KernelRegistry, ManagedKernel
@@ -85,7 +84,7 @@ class SessionPersistence:
             "status": status,
             "owner": self.owner,
             "saved_at": time.time(),
-            "provisioner": await managed.km.provisioner.get_provisioner_info(),
+            "provisioner": await managed.launch.saved(),
         }
         _, not_asked = await acall_first_answering(self.hook.eg_store_save, record=record)
         # A record lives in one store: one that declined an earlier record of this kernel (a
@@ -152,15 +151,14 @@ class SessionPersistence:
         if restored is None:
             return False
         managed, info = restored
-        hooks = managed.km.provisioner.hooks
+        launch = managed.launch
         try:
-            await managed.km.provisioner.load_provisioner_info(info)
-            await asyncio.wait_for(acall_first(hooks.eg_kill, kernel=managed.kernel, restart=False), 30)
-            await asyncio.wait_for(cleanup(managed.kernel, hooks, restart=False), 30)
+            await launch.restore(info)
+            await asyncio.wait_for(launch.kill(restart=False), 30)
+            await asyncio.wait_for(launch.cleanup(restart=False), 30)
         except Exception as exc:
             log.warning("[kernel %s] could not remove what its unfinished launch left: %s", kernel_id, exc)
             return False
-        managed.km.provisioner.release_ports()
         managed.km.cleanup_connection_file()
         await self.delete(kernel_id)
         log.warning("[kernel %s] removed: a gateway that ended during its launch left it unfinished", kernel_id)
@@ -179,9 +177,8 @@ class SessionPersistence:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("[kernel %s] not adopted: its stored session is incomplete (%s)", kernel_id, exc)
             return None
-        managed = self.registry.new_managed(entry, kernel)
-        if os.path.exists(managed.km.connection_file):  # written by the gateway that launched it
-            managed.km._connection_file_written = True  # so a shutdown here removes it
+        managed = self.registry.new_managed(entry, self.registry.new_launch(kernel))
+        managed.km.adopted(connection_file_exists=os.path.exists(managed.km.connection_file))  # the launching gateway's
         return managed, info
 
     async def _adopt_once(self, record: Any) -> "ManagedKernel | None":
@@ -205,19 +202,17 @@ class SessionPersistence:
         kernel = managed.kernel
         km = managed.km
         try:
-            await km.provisioner.load_provisioner_info(info)
+            await managed.launch.restore(info)
             km.load_connection_info(kernel.connection_info)
-            alive = await km.provisioner.poll() is None
+            alive = await managed.launch.poll() is None
         except Exception as exc:
             log.warning("[kernel %s] not adopted: %s", kernel_id, exc)
             return None
         if not alive:
             log.info("[kernel %s] its process ended while no gateway watched it; removing it from the store", kernel_id)
             await self.delete(kernel_id)
-            await km.provisioner.cleanup(restart=False)
+            await managed.launch.cleanup(restart=False)
             return None
-        km._launch_args = {"kernel_id": kernel_id}
-        km._attempted_start = True  # so jupyter_client's restart treats it as started here
         managed.adopt()
         self.registry.kernels[kernel_id] = managed
         if self.mode == "standalone":

@@ -1,80 +1,111 @@
-"""jupyter_client's provisioner API mapped onto the resource-manager hooks.
+"""The jupyter_client adapter: its kernel manager and provisioner, over a :class:`KernelLaunch`.
 
-This is the only module that subclasses jupyter_client's provisioner. Inside the gateway the
-kernel manager carries the kernel's context (``km.eg_kernel``) and the plugin manager
-(``km.eg_plugin_manager``); any other jupyter_client application gets a context built here and
-the shared plugin manager, so our kernelspecs work there too.
+This is the only module that subclasses jupyter_client's classes. Inside the gateway the
+registry makes an :class:`EGKernelManager` with the kernel's :class:`KernelLaunch` (``km.launch``),
+which :class:`HookProvisioner` uses; any other jupyter_client application gets a launch made
+here, with a context built from the kernelspec and the shared plugin manager, so our kernelspecs
+work there too. Nothing outside this module touches jupyter_client's private names.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
 from typing import Any
 
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from traitlets import Any as AnyTrait
 
 from .. import argv as argv_templates
 from .. import remote
-from .calling import acall_first, implemented
 from ..config import finite_number
 from .context import KernelContext
 from .env import substitute
-from .launch import Deadline, before_launch, cleanup, launch_sequence, run_phase
-from .plugins import resource_manager_hooks, shared_plugin_manager
-from .ports import PortRange, free_ports, release_ports
+from .launch import KernelLaunch
+from .plugins import shared_plugin_manager
 
 _PROVISIONER_TRAITS = {"kernel_id", "kernel_spec", "parent", "connection_info", "config", "log"}
-_UNATTENDED_POLL_INTERVAL = 2.0
+
+
+class EGKernelManager(AsyncKernelManager):
+    """jupyter_client's kernel manager for one of the gateway's kernels: it carries the kernel's
+    :class:`KernelLaunch` (``launch``), waits on it instead of polling, and holds no control
+    socket while the kernel idles (jupyter_client connects it when a shutdown request or a
+    message-mode interrupt needs it)."""
+
+    launch = AnyTrait(None, allow_none=True, help="the kernel's KernelLaunch (set by the registry)")
+
+    def __init__(self, *, spec: KernelSpec, launch: KernelLaunch, connection_file: str, **kwargs: Any):
+        super().__init__(kernel_name=launch.kernel.kernel_name, **kwargs)
+        self._kernel_spec = spec
+        self.kernel_id = launch.kernel.kernel_id
+        self.connection_file = connection_file
+        self.launch = launch
+        self.provisioner = HookProvisioner(kernel_id=self.kernel_id, kernel_spec=spec, parent=self)
+
+    async def _async_post_start_kernel(self, **kw: Any) -> None:
+        self.start_restarter()
+        await self.provisioner.post_launch(**kw)
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        if self.has_kernel:
+            await self.launch.wait()
+
+    def adopted(self, connection_file_exists: bool) -> None:
+        """The kernel was restored from the session store: jupyter_client's restart treats it as
+        started here, and a shutdown here removes the connection file the launching gateway wrote."""
+        self._launch_args = {"kernel_id": self.kernel_id}
+        self._attempted_start = True
+        self._connection_file_written = connection_file_exists
+
+    def keep_connection_file(self) -> None:
+        """The kernel outlives this gateway: its connection file stays when the manager goes."""
+        self._connection_file_written = False
 
 
 class HookProvisioner(KernelProvisionerBase):
-    """A provisioner whose every method calls the kernel's resource-manager hooks."""
+    """jupyter_client's provisioner: each method hands over to the kernel's :class:`KernelLaunch`."""
 
     resource_manager = "local"
 
     def __init__(self, **kwargs: Any):
         rm_config = {k: kwargs.pop(k) for k in list(kwargs) if k not in _PROVISIONER_TRAITS}
         super().__init__(**kwargs)
-        km = self.parent
-        self.kernel: KernelContext = getattr(km, "eg_kernel", None) or KernelContext(
-            kernel_id=self.kernel_id,
-            kernel_name=getattr(km, "kernel_name", "") or "",
-            resource_manager=self.resource_manager,
-            spec=self.kernel_spec.to_dict() if self.kernel_spec else {},
-            config=rm_config,
-        )
-        self.pm = getattr(km, "eg_plugin_manager", None) or shared_plugin_manager()
-        self.hooks = resource_manager_hooks(self.pm, self.kernel.resource_manager)
-        self.timings: dict[str, float] = {}
-        self._running = False
-        self._ports: list[int] = []
-        self.chose_ports = False  # the gateway picked the kernel's ports (a connection file)
+        launch = getattr(self.parent, "launch", None)
+        self.standalone = not isinstance(launch, KernelLaunch)  # a plain jupyter_client application
+        if self.standalone:
+            launch = KernelLaunch(KernelContext(
+                kernel_id=self.kernel_id,
+                kernel_name=getattr(self.parent, "kernel_name", "") or "",
+                resource_manager=self.resource_manager,
+                spec=self.kernel_spec.to_dict() if self.kernel_spec else {},
+                config=rm_config,
+            ), shared_plugin_manager())
+        self.launch: KernelLaunch = launch
+        self.kernel = launch.kernel
 
     @property
     def has_process(self) -> bool:
-        return self._running
+        return self.launch.running
 
     # -- launch ----------------------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Run ``eg_before_launch``, write the connection file if the argv uses one, and fill the
-        argv templates. Called by jupyter_client's ``pre_start_kernel`` on every (re)launch."""
+        """Write the connection file if the argv uses one, and fill the argv templates. Called by
+        jupyter_client's ``pre_start_kernel`` on every (re)launch; in a plain jupyter_client
+        application it first begins the launch and applies the policies (the gateway's registry
+        does that before it starts or restarts a kernel)."""
         kernel = self.kernel
         km = self.parent
-        self.deadline = Deadline(kernel.launch_timeout)
-        self.timings = {}
-        if not hasattr(km, "eg_kernel"):  # a plain jupyter_client application
+        if self.standalone:
             kernel.env = {k: v for k, v in (kwargs.get("env") or {}).items() if k not in os.environ or os.environ[k] != v}
             kernel.env.update(substitute(self.kernel_spec.env, {**os.environ, **kernel.env}))
             kernel.cwd = kwargs.get("cwd")
-        applied = kernel.handles.pop("policies_applied", None)  # seconds they took before a pool claim
-        if applied is None:
-            await run_phase("before_launch", self.deadline, before_launch(self.pm, kernel), self.timings)
-        else:
-            self.timings["before_launch"] = applied
+            self.launch.begin()
+            await self.launch.apply_policies()
         argv = list(self.kernel_spec.argv) + list(kwargs.pop("extra_arguments", []))
         if argv_templates.uses(argv, "connection_file"):
             self._write_connection_file()
@@ -82,41 +113,30 @@ class HookProvisioner(KernelProvisionerBase):
             "prefix": sys.prefix,
             "resource_dir": self.kernel_spec.resource_dir,
             "kernel_id": kernel.kernel_id,
-            "port_range": str(self._port_range() or "0..0"),
+            "port_range": str(self.launch.port_range_of() or "0..0"),
             "connection_file": os.path.realpath(km.connection_file) if km.connection_file else "",
         }
         if argv_templates.uses(argv, "response_address", "public_key"):
             await remote.start_listener()
         namespace.update(remote.substitutions())
-        for extra in self.pm.hook.eg_launch_substitutions(kernel=kernel):
+        for extra in self.launch.pm.hook.eg_launch_substitutions(kernel=kernel):
             namespace.update(extra)
         if argv and argv[0] in ("python", f"python{sys.version_info[0]}") and kernel.resource_manager == "local":
             argv[0] = sys.executable
         cmd = argv_templates.fill(argv, namespace)
         return {"cmd": cmd, "env": kernel.env, "cwd": kernel.cwd}
 
-    def _port_range(self) -> PortRange | None:
-        return PortRange.parse(self.kernel.config.get("port_range") or getattr(self.parent, "eg_port_range", None))
-
     def _write_connection_file(self) -> None:
         km = self.parent
         if not km.shell_port:
-            self._ports = free_ports(5, km.ip, self._port_range())
-            self.chose_ports = True
-            km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port = self._ports
+            km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port = self.launch.choose_ports(km.ip)
         km.write_connection_file()
         self.kernel.connection_info = _jsonable(km.get_connection_info())
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
-        """Run steps 2-4 of the launch sequence; return the connection info (key as bytes)."""
-        try:
-            info = await launch_sequence(self.kernel, self.hooks, cmd, self.deadline, self.timings)
-        except BaseException:
-            if not self.kernel.restarting:
-                self.release_ports()
-            raise
-        self._running = True
-        info = dict(info)
+        """Run the resource manager's phases (:meth:`KernelLaunch.run`); return the connection
+        info (key as bytes)."""
+        info = dict(await self.launch.run(cmd))
         if isinstance(info.get("key"), str):
             info["key"] = info["key"].encode()
         self.kernel.connection_info = _jsonable(info)
@@ -126,54 +146,26 @@ class HookProvisioner(KernelProvisionerBase):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def poll(self) -> int | None:
-        if not self._running:
-            return 0
-        status = await acall_first(self.hooks.eg_poll, kernel=self.kernel)
-        return status
+        return await self.launch.poll()
 
     async def wait(self) -> int | None:
-        """Wait for the kernel to end: ``eg_wait`` when the resource manager has it, else
-        ``eg_poll`` at a slow interval."""
-        if not self._running:
-            return 0
-        if implemented(self.hooks.eg_wait):
-            status = await acall_first(self.hooks.eg_wait, kernel=self.kernel)
-        else:
-            while (status := await self.poll()) is None:
-                await asyncio.sleep(_UNATTENDED_POLL_INTERVAL)
-        self._running = False
-        return status
+        return await self.launch.wait()
 
     async def send_signal(self, signum: int) -> None:
-        await acall_first(self.hooks.eg_send_signal, kernel=self.kernel, signum=signum)
+        await self.launch.send_signal(signum)
 
     async def shutdown_requested(self, restart: bool = False) -> None:
-        if implemented(self.hooks.eg_shutdown_requested):
-            await acall_first(self.hooks.eg_shutdown_requested, kernel=self.kernel, restart=restart)
+        await self.launch.shutdown_requested(restart)
 
     async def terminate(self, restart: bool = False) -> None:
-        if implemented(self.hooks.eg_terminate):
-            await acall_first(self.hooks.eg_terminate, kernel=self.kernel, restart=restart)
-        else:
+        if not await self.launch.terminate(restart):
             await self.send_signal(signal.SIGTERM)
 
     async def kill(self, restart: bool = False) -> None:
-        await acall_first(self.hooks.eg_kill, kernel=self.kernel, restart=restart)
+        await self.launch.kill(restart)
 
     async def cleanup(self, restart: bool = False) -> None:
-        await cleanup(self.kernel, self.hooks, restart)
-        self._running = False
-        if not restart:
-            self.release_ports()
-
-    def release_ports(self) -> None:
-        release_ports(self._ports)
-        self._ports = []
-
-    async def describe_exit(self) -> str | None:
-        if implemented(self.hooks.eg_describe_exit):
-            return await acall_first(self.hooks.eg_describe_exit, kernel=self.kernel)
-        return None
+        await self.launch.cleanup(restart)
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         try:
@@ -184,28 +176,11 @@ class HookProvisioner(KernelProvisionerBase):
     # -- persistence -----------------------------------------------------------------------
 
     async def get_provisioner_info(self) -> dict[str, Any]:
-        info = await super().get_provisioner_info()
-        info["connection_info"] = self.kernel.connection_info
-        if implemented(self.hooks.eg_save_process_info):
-            process_info = await acall_first(self.hooks.eg_save_process_info, kernel=self.kernel)
-        else:
-            process_info = dict(self.kernel.state)
-        info["eg"] = {**self.kernel.to_json(), "process_info": process_info}
-        return info
+        return {**await super().get_provisioner_info(), **await self.launch.saved()}
 
     async def load_provisioner_info(self, provisioner_info: dict) -> None:
         await super().load_provisioner_info(provisioner_info)
-        saved = provisioner_info["eg"]
-        process_info = saved.get("process_info", {})
-        for name in ("env", "user", "cwd", "config", "connection_info", "launch_timeout"):
-            if name in saved:
-                setattr(self.kernel, name, saved[name])
-        if implemented(self.hooks.eg_load_process_info):
-            await acall_first(self.hooks.eg_load_process_info, kernel=self.kernel, info=process_info)
-        else:
-            self.kernel.state = dict(process_info)
-            self.kernel.handles.clear()
-        self._running = True
+        await self.launch.restore(provisioner_info)
 
 
 def provisioner_for(resource_manager: str) -> type[HookProvisioner]:
@@ -222,4 +197,4 @@ def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-__all__ = ["HookProvisioner", "provisioner_for"]
+__all__ = ["EGKernelManager", "HookProvisioner", "provisioner_for"]
