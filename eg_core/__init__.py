@@ -16,7 +16,11 @@ Writing a plugin (a resource manager or a policy) takes three steps::
 
 Every hook, with when it is called and what it returns, is in :mod:`eg_core.hookspecs`.
 A resource manager implements the resource-manager hooks and is named in kernelspecs by its
-entry-point name (``metadata.kernel_provisioner.provisioner_name = "eg-<name>"``).
+entry-point name (``metadata.kernel_provisioner.provisioner_name = "eg-<name>"``). It keeps one
+kernel's life in a module with one function per hook, named as the hook without ``eg_``, and
+its plugin module makes those functions its hooks in one line (:func:`hooks_from`)::
+
+    globals().update(hooks_from("my_plugin._kernels"))
 
 The public API
 --------------
@@ -54,6 +58,7 @@ from typing import Any
 import pluggy
 
 from .context import KernelContext
+from ._forwarding import hooks_from
 from .errors import BadRequest, EGError, LaunchFailed, LaunchRefused, NotFound
 from .gateway import GatewayAPI, KernelSummary
 from .hookspecs import NAME
@@ -107,6 +112,7 @@ __all__ = [
     "GatewayAPI",
     "KernelSummary",
     "provisioner_for",
+    "hooks_from",
     "PUBLIC_MODULES",
     "__version__",
 ]

@@ -23,6 +23,11 @@ and then the same launch sequence again with ``kernel.restarting`` set.
 
 Every hook receives ``kernel``, a :class:`eg_core.KernelContext`; implementations may accept
 only the arguments they use.
+
+A resource manager may write its resource-manager hooks as the functions of one module, each
+named as the hook without ``eg_`` (``launch_process``, ``confirm_startup``, ``poll``...), and
+make them its plugin module's hooks with ``globals().update(eg_core.hooks_from("my_rm._kernels"))``
+(see :func:`eg_core.hooks_from`); the hooks, their arguments and their rules are the same.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from eg_core import BadRequest, LaunchRefused, batch, containers, remote
+from eg_core import BadRequest, LaunchFailed, LaunchRefused, batch, containers, hooks_from, remote
 from eg_core.doctor import Check, each_kernelspec
 from eg_core.testing import kernel_context
 
@@ -185,3 +185,120 @@ async def test_ended_and_cancel_wait_then_force(tmp_path):
     assert await batch.cancel(lambda: asyncio.to_thread(jobs["4"].kill), lambda: ended("4"), 0)
     jobs["4"].wait()
     stubborn.wait()
+
+
+# -- hooks_from: a resource manager's hooks are its lifecycle module's functions ----------------------
+
+LIFECYCLE = '''
+import sys
+
+from eg_core import LaunchFailed
+
+IMPORTED = sys.modules.setdefault("eg_test_lifecycle_imports", [])
+IMPORTED.append(__name__)
+
+
+async def launch_process(kernel, cmd):
+    """Called by eg_launch_process."""
+    if cmd == ["fail"]:
+        raise LaunchFailed("launch_process", "refused")
+    kernel.state["cmd"] = cmd
+
+
+def poll(kernel):
+    return kernel.state.get("status")
+
+
+def cleanup(kernel, restart=False):
+    kernel.state["cleaned"] = restart
+
+
+def launch(kernel):  # not a hook's name: no hook
+    raise AssertionError("never called")
+'''
+
+
+def _plugin_manager_with(name, hooks):
+    import types
+
+    from eg_core.plugins import get_plugin_manager
+
+    plugin = types.ModuleType(name)
+    vars(plugin).update(hooks)
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(plugin, name=name)
+    return pm
+
+
+@pytest.fixture
+def lifecycle_package(tmp_path, monkeypatch):
+    name = f"eg_rm_{uuid.uuid4().hex[:8]}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "_kernels.py").write_text(LIFECYCLE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]
+
+
+async def test_hooks_from_a_module_name_imports_it_on_the_first_call(lifecycle_package):
+    from eg_core._calling import acall_first, implemented
+    from eg_core.plugins import resource_manager_hooks
+
+    hooks = hooks_from(f"{lifecycle_package}._kernels")
+    assert sorted(hooks) == ["eg_cleanup", "eg_launch_process", "eg_poll"]
+    assert f"{lifecycle_package}._kernels" not in sys.modules
+
+    pm = _plugin_manager_with("fake_rm", hooks)
+    relay = resource_manager_hooks(pm, "fake_rm")
+    assert not implemented(relay.eg_wait) and not implemented(relay.eg_connection_info)  # the core's defaults
+    kernel = kernel_context()
+    await acall_first(relay.eg_launch_process, kernel=kernel, cmd=["python", "-m", "ipykernel"])
+    assert kernel.state["cmd"] == ["python", "-m", "ipykernel"]
+    assert sys.modules["eg_test_lifecycle_imports"].count(f"{lifecycle_package}._kernels") == 1
+    kernel.state["status"] = 3
+    assert await acall_first(relay.eg_poll, kernel=kernel) == 3
+    await acall_first(relay.eg_cleanup, kernel=kernel, restart=True)
+    assert kernel.state["cleaned"] is False  # a parameter with a default keeps it, as pluggy does
+    with pytest.raises(LaunchFailed, match="refused"):
+        await acall_first(relay.eg_launch_process, kernel=kernel, cmd=["fail"])
+
+
+async def test_hooks_from_an_object_and_its_mistakes():
+    import pluggy
+
+    from eg_core._calling import acall_first
+    from eg_core.plugins import resource_manager_hooks
+
+    class Backend:
+        def __init__(self):
+            self.signals = []
+
+        async def send_signal(self, kernel, signum):
+            self.signals.append((kernel.kernel_id, signum))
+
+        def describe_exit(self, kernel):
+            return "exit status 3"
+
+    backend = Backend()
+    pm = _plugin_manager_with("fake_object_rm", hooks_from(backend))
+    relay = resource_manager_hooks(pm, "fake_object_rm")
+    kernel = kernel_context()
+    await acall_first(relay.eg_send_signal, kernel=kernel, signum=2)
+    assert backend.signals == [(kernel.kernel_id, 2)]
+    assert await acall_first(relay.eg_describe_exit, kernel=kernel) == "exit status 3"
+
+    class SyncOnlyMadeAsync:
+        async def requested_resources(self, kernel):
+            return {}
+
+    with pytest.raises(TypeError, match="eg_requested_resources without awaiting"):
+        hooks_from(SyncOnlyMadeAsync())
+
+    class WrongArgument:
+        def poll(self, kernel, when):
+            return None
+
+    with pytest.raises(pluggy.PluginValidationError, match="when"):
+        _plugin_manager_with("fake_wrong_rm", hooks_from(WrongArgument()))
