@@ -37,7 +37,8 @@ A plugin imports only these; everything else in ``eg_core`` is internal and may 
 - :mod:`eg_core.containers`: the command and environment of a kernel container (eg's and
   Enterprise Gateway's kernelspecs);
 - :mod:`eg_core.batch`: kernels as batch-scheduler jobs (the settings every scheduler plugin
-  shares, its launch, job script, output file, exit status, cancel-wait-then-force);
+  shares, its launch, job script, output file, exit status, cancel-wait-then-force; ``Scheduler``,
+  the resource-manager hooks over a scheduler's commands);
 - :mod:`eg_core.watch`: ``SharedWatch``, one backend stream feeding every kernel's waiters;
 - :mod:`eg_core.process`: commands on the gateway host (a runner with a timeout and captured
   output; the environment of local processes);

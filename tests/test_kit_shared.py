@@ -302,3 +302,76 @@ async def test_hooks_from_an_object_and_its_mistakes():
 
     with pytest.raises(pluggy.PluginValidationError, match="when"):
         _plugin_manager_with("fake_wrong_rm", hooks_from(WrongArgument()))
+
+
+class ShellJobs(batch.Scheduler):
+    """A scheduler whose jobs are real ``sh`` processes running the job script: what a batch
+    resource manager writes (its commands), the hooks being :class:`batch.Scheduler`'s."""
+
+    name, active, kill_wait = f"shelljobs-{uuid.uuid4().hex[:6]}", {"RUNNING"}, 1.0
+
+    def __init__(self, output_dir, refuse: bool = False):
+        self.settings_class = KitBatch(output_dir=str(output_dir), poll_interval=0.2)
+        self.jobs: dict[str, asyncio.subprocess.Process] = {}
+        self.signalled: list[tuple[str, int]] = []
+        self.cancelled: list[str] = []
+        self.refuse = refuse
+
+    async def submit(self, settings, kernel, argv, env):
+        if self.refuse:
+            raise batch.SchedulerError("qsub: queue 'gpu' is disabled")
+        with open(batch.output_file(settings, kernel), "wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                "sh", "-s", stdin=asyncio.subprocess.PIPE, stdout=out, stderr=out, env=env, start_new_session=True)
+        proc.stdin.write(batch.job_script(argv).encode())
+        proc.stdin.close()
+        self.jobs[str(proc.pid)] = proc
+        return str(proc.pid)
+
+    async def states(self, settings):
+        return {job_id: "RUNNING" if p.returncode is None else ("COMPLETED" if p.returncode == 0 else "FAILED")
+                for job_id, p in self.jobs.items()}
+
+    async def account(self, settings, job_id):
+        return f"job {job_id}: exit status {self.jobs[job_id].returncode}"
+
+    async def signal_job(self, settings, job_id, signum):
+        self.signalled.append((job_id, signum))
+        os.killpg(int(job_id), signum)
+
+    async def cancel_job(self, settings, job_id):  # a cancel the scheduler takes but that does not end the job
+        self.cancelled.append(job_id)
+
+    async def force_cancel_job(self, settings, job_id):
+        os.killpg(int(job_id), 9)
+
+
+async def test_scheduler_hooks_over_a_schedulers_commands(tmp_path):
+    import signal
+
+    jobs = ShellJobs(tmp_path)
+    hooks = hooks_from(jobs)
+    assert sorted(hooks) == ["eg_confirm_startup", "eg_describe_exit", "eg_kill", "eg_launch_process", "eg_poll", "eg_send_signal", "eg_wait"]
+    failing = kernel_context()
+    # a job that ends before its launcher calls back fails the launch, and says why
+    await jobs.launch_process(failing, ["python", "-c", "print('no ipykernel here'); raise SystemExit(3)"])
+    with pytest.raises(LaunchFailed, match="ended before calling back"):
+        await jobs.confirm_startup(failing)
+    remote.forget(failing)
+    assert await jobs.wait(failing) == 1 and await jobs.poll(failing) == 1
+    assert await jobs.describe_exit(failing) == f"job {failing.state['job_id']}: exit status 3; its output ends with:\nno ipykernel here"
+
+    # a running job: no comm port, so signals take the scheduler's way; a kill cancels, then forces
+    stubborn = kernel_context()
+    await jobs.launch_process(stubborn, ["python", "-c", "import time; time.sleep(60)"])
+    remote.forget(stubborn)
+    assert await jobs.poll(stubborn) is None
+    await jobs.send_signal(stubborn, signal.SIGCONT)
+    assert jobs.signalled == [(stubborn.state["job_id"], signal.SIGCONT)]
+    await jobs.kill(stubborn)
+    assert jobs.cancelled == [stubborn.state["job_id"]]
+    assert await jobs.wait(stubborn) == 1 and jobs.jobs[stubborn.state["job_id"]].returncode == -9
+
+    with pytest.raises(LaunchFailed, match="queue 'gpu' is disabled") as refused:
+        await ShellJobs(tmp_path, refuse=True).launch_process(kernel_context(), ["python", "-V"])
+    assert refused.value.phase == "launch_process"
