@@ -282,13 +282,26 @@ def eg_claim_kernel(kernel: KernelContext) -> Any:
 
     Called for ``POST /api/kernels`` and new sessions that do not ask for a ``KERNEL_ID``,
     after ``eg_before_launch`` accepted the request (``kernel`` is the request's context,
-    with a fresh id). Return a kernel the plugin started with
-    ``gateway.kernels.start_pooled(name)``, bound to ``kernel``'s user, env and working
-    directory, and no longer waiting: the core then lists it under its own id and emits
-    ``pool_claimed``. Return ``None`` to let the core launch a kernel as usual.
+    with a fresh id). Return the id of a kernel the plugin started with
+    ``await gateway.start_pooled(kernel_name)`` (``gateway``: the :class:`eg_core.GatewayAPI`
+    of ``eg_startup``) and gave to the request with ``await gateway.bind_pooled(kernel_id,
+    kernel)``: the core then lists it under its own id and emits ``pool_claimed``. Return
+    ``None`` to let the core launch a kernel as usual (an exception is logged, and does the
+    same)::
+
+        @hookimpl
+        async def eg_claim_kernel(kernel):
+            for pooled in gateway.pooled_kernels():
+                if pooled.kernel_name == kernel.kernel_name:
+                    try:
+                        await gateway.bind_pooled(pooled.kernel_id, kernel)
+                    except (NotFound, BadRequest):
+                        continue  # claimed by another request, or it cannot serve this one
+                    return pooled.kernel_id
+            return None
 
     Participants: the first plugin that answers (the builtin ``pools``). May be async.
-    Returns a ``ManagedKernel`` of ``gateway.kernels`` or ``None``.
+    Returns a kernel id or ``None``.
     """
 
 
