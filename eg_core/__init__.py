@@ -16,7 +16,11 @@ Writing a plugin (a resource manager or a policy) takes three steps::
 
 Every hook, with when it is called and what it returns, is in :mod:`eg_core.hookspecs`.
 A resource manager implements the resource-manager hooks and is named in kernelspecs by its
-entry-point name (``metadata.kernel_provisioner.provisioner_name = "eg-<name>"``).
+entry-point name (``metadata.kernel_provisioner.provisioner_name = "eg-<name>"``). It keeps one
+kernel's life in a module with one function per hook, named as the hook without ``eg_``, and
+its plugin module makes those functions its hooks in one line (:func:`hooks_from`)::
+
+    globals().update(hooks_from("my_plugin._kernels"))
 
 The public API
 --------------
@@ -35,7 +39,8 @@ other import from a plugin). The public modules, listed in ``PUBLIC_MODULES``:
 - :mod:`eg_core.containers`: the command and environment of a kernel container (eg's and
   Enterprise Gateway's kernelspecs);
 - :mod:`eg_core.batch`: kernels as batch-scheduler jobs (the settings every scheduler plugin
-  shares, its launch, job script, output file, exit status, cancel-wait-then-force);
+  shares, its launch, job script, output file, exit status, cancel-wait-then-force; ``Scheduler``,
+  the resource-manager hooks over a scheduler's commands);
 - :mod:`eg_core.watch`: ``SharedWatch``, one backend stream feeding every kernel's waiters;
 - :mod:`eg_core.process`: commands on the gateway host (a runner with a timeout and captured
   output; the environment of local processes);
@@ -57,6 +62,7 @@ import pluggy
 
 from ._runtime.context import KernelContext
 from ._runtime.errors import BadRequest, EGError, LaunchFailed, LaunchRefused, NotFound
+from ._runtime.forwarding import hooks_from
 from .gateway import GatewayAPI, KernelSummary
 from .hookspecs import NAME
 from .lifecycle import Event, Phase
@@ -109,6 +115,7 @@ __all__ = [
     "GatewayAPI",
     "KernelSummary",
     "provisioner_for",
+    "hooks_from",
     "PUBLIC_MODULES",
     "__version__",
 ]

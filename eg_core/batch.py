@@ -2,23 +2,24 @@
 helpers every batch resource manager needs, so a plugin adds only its scheduler's commands.
 
 A batch resource manager submits a job script that execs eg's launcher; the launcher calls back
-to the gateway (:mod:`eg_core.remote`). The pieces::
+to the gateway (:mod:`eg_core.remote`). :class:`Scheduler` is its lifecycle: a subclass writes
+the scheduler's commands, and :func:`eg_core.hooks_from` makes its methods the hooks::
 
-    MySettings = batch.scheduler_settings("SGE", "Grid Engine")   # a settings base class
-
-    class SgeSettings(MySettings):
+    class SgeSettings(batch.scheduler_settings("SGE", "Grid Engine")):   # the shared settings
         queue = Unicode("", config=True, help="...").tag(env="EG_SGE_QUEUE", kernelspec=True)
 
-    @hookimpl
-    async def eg_launch_process(kernel, cmd):
-        settings = kernelspec_settings(kernel, SgeSettings)
-        argv, env = await batch.prepare_launch(kernel, cmd, settings)   # callback, key file
-        kernel.state["job_id"] = await submit(settings, batch.job_script(argv), env)
+    class Sge(batch.Scheduler):
+        name, settings_class, active = "sge", SgeSettings, {"qw", "r", "t", "s"}
 
-    eg_poll:          batch.exit_status(<the job's state from one status query>, ACTIVE)
-    eg_wait:          batch.exit_status(await batch.ended(settings, query, job_id, ACTIVE), ACTIVE)
-    eg_kill:          await batch.cancel(lambda: run(settings, "qdel", job_id), <ended>, 60, force=...)
-    eg_describe_exit: batch.with_output_tail(<the scheduler's account>, batch.output_file(settings, kernel))
+        async def submit(self, settings, kernel, argv, env):       # -> the job id
+            return await batch.run(settings, "qsub", ..., input=batch.job_script(argv), env=env)
+        async def states(self, settings): ...                      # job id -> state, all jobs
+        async def account(self, settings, job_id): ...             # the scheduler's word on a job
+        async def signal_job(self, settings, job_id, signum): ...
+        async def cancel_job(self, settings, job_id): ...          # (and force_cancel_job)
+
+    # plugin.py
+    globals().update(hooks_from(Sge()))
 
 Every scheduler command runs through :func:`run`: without a shell, within the settings'
 ``command_timeout``, its failure a :class:`SchedulerError` saying why.
@@ -39,8 +40,9 @@ from traitlets.config import SingletonConfigurable
 
 from . import process, remote
 from .argv import fill
-from .config import EnvDefaults
+from .config import EnvDefaults, kernelspec_settings
 from ._runtime.context import KernelContext
+from ._runtime.errors import LaunchFailed
 from .poller import StatusPoller
 
 JOB_PREFIX = "eg-kernel-"
@@ -176,7 +178,129 @@ async def cancel(request: Callable[[], Awaitable[Any]], ended: Callable[[], Awai
     return True
 
 
+class Scheduler:
+    """A batch scheduler's kernel jobs: the resource-manager hooks (methods named as the hooks
+    without ``eg_``, for :func:`eg_core.hooks_from`) over the scheduler's commands, which a
+    subclass writes: :meth:`submit`, :meth:`states`, :meth:`account`, :meth:`signal_job`,
+    :meth:`cancel_job` and optionally :meth:`force_cancel_job`. It sets ``name`` (log lines,
+    the shared status query), ``settings_class`` (a :func:`scheduler_settings` subclass, or an instance of one) and
+    ``active`` (the states in which something of a job may still run). ``kernel.state["job_id"]``
+    is the kernel's job (saved, so an adopting gateway finds it); a signal goes through the
+    launcher's comm port, :meth:`signal_job` the fallback; a terminate is the core's default."""
+
+    name = "batch"
+    settings_class: type = EnvDefaults
+    active: Collection[str] = ()
+    succeeded: Collection[str] = ("COMPLETED",)
+    kill_wait = 60.0  # seconds eg_kill waits for a cancelled job to end (then force_cancel_job)
+
+    # -- the scheduler's commands ----------------------------------------------------------------
+
+    async def submit(
+        self, settings: Any, kernel: KernelContext, argv: list[str], env: dict[str, str], requested: Iterable[str] = ()
+    ) -> str:
+        """Submit the kernel's job (:func:`job_script` of ``argv``, named :func:`job_name`, its
+        output in :func:`output_file`, ``env`` as its environment, ``requested`` (from
+        :meth:`request_options`) after the kernelspec's own options); return the job id. Raise
+        :class:`SchedulerError` when the scheduler refuses it."""
+        raise NotImplementedError
+
+    def request_options(self, settings: Any, kernel: KernelContext) -> list[str]:
+        """The submit options the start request asks for (its allowed ``KERNEL_*`` values),
+        checked before anything is submitted: raise :class:`eg_core.BadRequest` (malformed) or
+        :class:`eg_core.LaunchRefused` (not allowed) naming the variable. Default: none."""
+        return []
+
+    async def states(self, settings: Any) -> dict[str, str]:
+        """Job id -> state, for every job of this user the scheduler still knows (one query)."""
+        raise NotImplementedError
+
+    async def account(self, settings: Any, job_id: str) -> str:
+        """The scheduler's word on a job (state, reason, exit code), for the exit description."""
+        return f"{self.name} job {job_id}"
+
+    async def signal_job(self, settings: Any, job_id: str, signum: int) -> None:
+        """Signal the job's processes (when the launcher's comm port does not answer)."""
+        raise NotImplementedError
+
+    async def cancel_job(self, settings: Any, job_id: str) -> None:
+        """Ask the scheduler to cancel the job."""
+        raise NotImplementedError
+
+    force_cancel_job: Callable[[Any, str], Awaitable[None]] | None = None  # e.g. ``qdel -f``
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def settings(self, kernel: KernelContext) -> Any:
+        """The kernel's settings: ``settings_class`` with its kernelspec's overrides (400 for a bad one)."""
+        return kernelspec_settings(kernel, self.settings_class)
+
+    async def job_ended(self, settings: Any, job_id: str) -> str | None:
+        """Wait until the job has ended (:func:`ended`); its last state."""
+        return await ended(settings, lambda: self.states(settings), job_id, self.active, self.name)
+
+    async def cancel(self, settings: Any, job_id: str, wait: float) -> bool:
+        """Cancel the job and wait up to ``wait`` seconds until it has ended (:func:`cancel`)."""
+        force = self.force_cancel_job
+        return await cancel(lambda: self.cancel_job(settings, job_id), lambda: self.job_ended(settings, job_id), wait,
+                            force=(lambda: force(settings, job_id)) if force else None)
+
+    # -- the resource-manager hooks -------------------------------------------------------------
+
+    async def launch_process(self, kernel: KernelContext, cmd: list[str]) -> None:
+        """``eg_launch_process``: check the settings (400) and the request's options
+        (:meth:`request_options`), :func:`prepare_launch`, submit."""
+        settings = self.settings(kernel)
+        requested = self.request_options(settings, kernel)
+        argv, env = await prepare_launch(kernel, cmd, settings)
+        try:
+            kernel.state["job_id"] = await self.submit(settings, kernel, argv, env, requested)
+        except SchedulerError as exc:
+            raise LaunchFailed("launch_process", str(exc)) from None
+        kernel.log.info("%s: submitted job %s", self.name, kernel.state["job_id"])
+
+    async def confirm_startup(self, kernel: KernelContext) -> None:
+        """``eg_confirm_startup``: the launcher's callback; the job ending first fails the launch."""
+        await remote.wait_for_callback(kernel, exited=self.job_ended(self.settings(kernel), kernel.state["job_id"]))
+
+    async def poll(self, kernel: KernelContext) -> int | None:
+        """``eg_poll``: :func:`exit_status` of the job's state."""
+        states = await self.states(self.settings(kernel))
+        return exit_status(states.get(kernel.state["job_id"]), self.active, self.succeeded)
+
+    async def wait(self, kernel: KernelContext) -> int | None:
+        """``eg_wait``: the job's end, on the shared status query."""
+        return exit_status(await self.job_ended(self.settings(kernel), kernel.state["job_id"]), self.active, self.succeeded)
+
+    async def send_signal(self, kernel: KernelContext, signum: int) -> None:
+        """``eg_send_signal``: through the launcher's comm port, else :meth:`signal_job`."""
+        async def fallback(kernel: KernelContext, signum: int) -> None:
+            await self.signal_job(self.settings(kernel), kernel.state["job_id"], signum)
+
+        await remote.send_signal(kernel, signum, fallback=fallback)
+
+    async def kill(self, kernel: KernelContext) -> None:
+        """``eg_kill``: cancel the job and wait (``kill_wait``) until the scheduler says it ended."""
+        if "job_id" in kernel.state:
+            try:
+                await self.cancel(self.settings(kernel), kernel.state["job_id"], self.kill_wait)
+            except (SchedulerError, asyncio.TimeoutError) as exc:
+                kernel.log.warning("%s: cancelling job %s: %s", self.name, kernel.state["job_id"], exc or "timed out")
+
+    async def describe_exit(self, kernel: KernelContext) -> str | None:
+        """``eg_describe_exit``: :meth:`account` and the end of the job's output file."""
+        job_id = kernel.state.get("job_id")
+        if job_id is None:
+            return None
+        settings = self.settings(kernel)
+        try:
+            text = await self.account(settings, job_id)
+        except SchedulerError as exc:
+            text = f"{self.name} job {job_id}: {exc}"
+        return with_output_tail(text, output_file(settings, kernel))
+
+
 __all__ = [
     "JOB_PREFIX", "SchedulerError", "SchedulerNotInstalled", "scheduler_settings", "run", "prepare_launch",
-    "job_script", "job_name", "output_file", "with_output_tail", "exit_status", "ended", "cancel",
+    "job_script", "job_name", "output_file", "with_output_tail", "exit_status", "ended", "cancel", "Scheduler",
 ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ._runtime.context import KernelContext
 from ._runtime.errors import EGError

@@ -10,11 +10,13 @@
         await gateway.shutdown_kernel(kernel_id, reason="over quota")
         await gateway.emit(kernel_id, "quota_exceeded", {"limit": 3})
         gateway.settings["launch_timeout"]   # the gateway's settings (no secrets)
+        await gateway.start_pooled("python3")  # a warm-pool kernel, for eg_claim_kernel (bind_pooled)
         MySettings.instance()                # a plugin's own settings class (see eg_configurables)
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -86,6 +88,44 @@ class GatewayAPI:
     def pooled_kernels(self) -> list[KernelSummary]:
         """Warm-pool kernels: running, not yet claimed by a request (not in :meth:`kernels`)."""
         return [_summary(managed) for managed in list(self._registry.unlisted.values())]
+
+    async def start_pooled(self, kernel_name: str) -> KernelSummary:
+        """Start a kernel of kernelspec ``kernel_name`` for no request yet (a warm pool's): the
+        gateway's own user, the kernelspec's env, no request values. It waits in
+        :meth:`pooled_kernels` (not listed, culled, persisted or counted per user; ``max_kernels``
+        counts it) until an ``eg_claim_kernel`` implementation hands it to a request
+        (:meth:`bind_pooled`), and is shut down when the gateway stops. Raises what a launch
+        raises (:class:`eg_core.NotFound` for an unknown kernelspec, :class:`eg_core.LaunchFailed`)."""
+        return _summary(await self._registry.start_pooled(kernel_name))
+
+    async def bind_pooled(self, kernel_id: str, request: KernelContext) -> None:
+        """For ``eg_claim_kernel``: give the waiting pooled kernel ``kernel_id`` to ``request``
+        (the hook's ``kernel``): its user, and its ``KERNEL_*`` env and working directory,
+        applied in the running kernel by a silent ``execute_request`` (Python kernels). The hook
+        then returns ``kernel_id``, and the core lists the kernel as the request's.
+
+        Raises :class:`eg_core.NotFound` when no waiting pooled kernel has that id (another
+        claim took it, or it died), :class:`eg_core.BadRequest` with the reason when it cannot
+        serve the request: a value only a launch applies (``KERNEL_IMAGE``...), its resource
+        manager's ``eg_pool_fit``, something to bind in a kernel that is not Python. A kernel
+        whose binding failed halfway is shut down."""
+        from ._runtime.pool_binding import BindFailed, bind, misfit
+
+        managed = self._registry.unlisted.get(kernel_id)
+        if managed is None or "claimed_by" in managed.kernel.handles or managed.execution_state == "dead":
+            raise NotFound(f"no waiting pooled kernel {kernel_id}")
+        managed.kernel.handles["claimed_by"] = request.kernel_id  # before any await: no two claims share it
+        try:
+            reason = await misfit(managed.kernel, request, self._registry.hooks(managed.kernel.resource_manager))
+            if reason is not None:
+                raise BadRequest(f"pooled kernel {kernel_id} cannot serve the request: {reason}")
+            await bind(managed, request)
+        except (BindFailed, asyncio.TimeoutError) as exc:
+            asyncio.ensure_future(managed.shutdown(now=True, reason="its warm-pool binding failed"))
+            raise BadRequest(f"binding the request to pooled kernel {kernel_id} failed: {exc or 'no reply'}") from None
+        except BaseException:
+            managed.kernel.handles.pop("claimed_by", None)
+            raise
 
     @property
     def launching(self) -> int:

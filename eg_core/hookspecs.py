@@ -23,6 +23,11 @@ and then the same launch sequence again with ``kernel.restarting`` set.
 
 Every hook receives ``kernel``, a :class:`eg_core.KernelContext`; implementations may accept
 only the arguments they use.
+
+A resource manager may write its resource-manager hooks as the functions of one module, each
+named as the hook without ``eg_`` (``launch_process``, ``confirm_startup``, ``poll``...), and
+make them its plugin module's hooks with ``globals().update(eg_core.hooks_from("my_rm._kernels"))``
+(see :func:`eg_core.hooks_from`); the hooks, their arguments and their rules are the same.
 """
 
 from __future__ import annotations
@@ -227,7 +232,7 @@ def eg_pool_fit(kernel: KernelContext, request: KernelContext) -> str | None:
     kernel as) cannot be bound later: implement this hook to compare those and return a reason
     when they differ. The core already treats the common launch-time variables
     (``KERNEL_IMAGE``, ``KERNEL_UID``, ``KERNEL_CPUS``...; see
-    :data:`eg_core._builtin._pool_binding.LAUNCH_TIME_ENV`) as misses. Set ``request.cwd`` to
+    :data:`eg_core._runtime.pool_binding.LAUNCH_TIME_ENV`) as misses. Set ``request.cwd`` to
     ``None`` when this resource manager does not use ``kernel.cwd`` (containers), so the core
     does not change directory in the kernel.
 
@@ -302,13 +307,26 @@ def eg_claim_kernel(kernel: KernelContext) -> Any:
 
     Called for ``POST /api/kernels`` and new sessions that do not ask for a ``KERNEL_ID``,
     after ``eg_before_launch`` accepted the request (``kernel`` is the request's context,
-    with a fresh id). Return a kernel the plugin started with
-    ``gateway.kernels.start_pooled(name)``, bound to ``kernel``'s user, env and working
-    directory, and no longer waiting: the core then lists it under its own id and emits
-    ``pool_claimed``. Return ``None`` to let the core launch a kernel as usual.
+    with a fresh id). Return the id of a kernel the plugin started with
+    ``await gateway.start_pooled(kernel_name)`` (``gateway``: the :class:`eg_core.GatewayAPI`
+    of ``eg_startup``) and gave to the request with ``await gateway.bind_pooled(kernel_id,
+    kernel)``: the core then lists it under its own id and emits ``pool_claimed``. Return
+    ``None`` to let the core launch a kernel as usual (an exception is logged, and does the
+    same)::
+
+        @hookimpl
+        async def eg_claim_kernel(kernel):
+            for pooled in gateway.pooled_kernels():
+                if pooled.kernel_name == kernel.kernel_name:
+                    try:
+                        await gateway.bind_pooled(pooled.kernel_id, kernel)
+                    except (NotFound, BadRequest):
+                        continue  # claimed by another request, or it cannot serve this one
+                    return pooled.kernel_id
+            return None
 
     Participants: the first plugin that answers (the builtin ``pools``). May be async.
-    Returns a ``ManagedKernel`` of ``gateway.kernels`` or ``None``.
+    Returns a kernel id or ``None``.
     """
 
 

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from eg_core import BadRequest, LaunchRefused, batch, containers, remote
+from eg_core import BadRequest, LaunchFailed, LaunchRefused, batch, containers, hooks_from, remote
 from eg_core.doctor import Check, each_kernelspec
 from eg_core.testing import kernel_context
 
@@ -185,3 +185,193 @@ async def test_ended_and_cancel_wait_then_force(tmp_path):
     assert await batch.cancel(lambda: asyncio.to_thread(jobs["4"].kill), lambda: ended("4"), 0)
     jobs["4"].wait()
     stubborn.wait()
+
+
+# -- hooks_from: a resource manager's hooks are its lifecycle module's functions ----------------------
+
+LIFECYCLE = '''
+import sys
+
+from eg_core import LaunchFailed
+
+IMPORTED = sys.modules.setdefault("eg_test_lifecycle_imports", [])
+IMPORTED.append(__name__)
+
+
+async def launch_process(kernel, cmd):
+    """Called by eg_launch_process."""
+    if cmd == ["fail"]:
+        raise LaunchFailed("launch_process", "refused")
+    kernel.state["cmd"] = cmd
+
+
+def poll(kernel):
+    return kernel.state.get("status")
+
+
+def cleanup(kernel, restart=False):
+    kernel.state["cleaned"] = restart
+
+
+def launch(kernel):  # not a hook's name: no hook
+    raise AssertionError("never called")
+'''
+
+
+def _plugin_manager_with(name, hooks):
+    import types
+
+    from eg_core._runtime.plugins import get_plugin_manager
+
+    plugin = types.ModuleType(name)
+    vars(plugin).update(hooks)
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(plugin, name=name)
+    return pm
+
+
+@pytest.fixture
+def lifecycle_package(tmp_path, monkeypatch):
+    name = f"eg_rm_{uuid.uuid4().hex[:8]}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "_kernels.py").write_text(LIFECYCLE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]
+
+
+async def test_hooks_from_a_module_name_imports_it_on_the_first_call(lifecycle_package):
+    from eg_core._runtime.calling import acall_first, implemented
+    from eg_core._runtime.plugins import resource_manager_hooks
+
+    hooks = hooks_from(f"{lifecycle_package}._kernels")
+    assert sorted(hooks) == ["eg_cleanup", "eg_launch_process", "eg_poll"]
+    assert f"{lifecycle_package}._kernels" not in sys.modules
+
+    pm = _plugin_manager_with("fake_rm", hooks)
+    relay = resource_manager_hooks(pm, "fake_rm")
+    assert not implemented(relay.eg_wait) and not implemented(relay.eg_connection_info)  # the core's defaults
+    kernel = kernel_context()
+    await acall_first(relay.eg_launch_process, kernel=kernel, cmd=["python", "-m", "ipykernel"])
+    assert kernel.state["cmd"] == ["python", "-m", "ipykernel"]
+    assert sys.modules["eg_test_lifecycle_imports"].count(f"{lifecycle_package}._kernels") == 1
+    kernel.state["status"] = 3
+    assert await acall_first(relay.eg_poll, kernel=kernel) == 3
+    await acall_first(relay.eg_cleanup, kernel=kernel, restart=True)
+    assert kernel.state["cleaned"] is False  # a parameter with a default keeps it, as pluggy does
+    with pytest.raises(LaunchFailed, match="refused"):
+        await acall_first(relay.eg_launch_process, kernel=kernel, cmd=["fail"])
+
+
+async def test_hooks_from_an_object_and_its_mistakes():
+    import pluggy
+
+    from eg_core._runtime.calling import acall_first
+    from eg_core._runtime.plugins import resource_manager_hooks
+
+    class Backend:
+        def __init__(self):
+            self.signals = []
+
+        async def send_signal(self, kernel, signum):
+            self.signals.append((kernel.kernel_id, signum))
+
+        def describe_exit(self, kernel):
+            return "exit status 3"
+
+    backend = Backend()
+    pm = _plugin_manager_with("fake_object_rm", hooks_from(backend))
+    relay = resource_manager_hooks(pm, "fake_object_rm")
+    kernel = kernel_context()
+    await acall_first(relay.eg_send_signal, kernel=kernel, signum=2)
+    assert backend.signals == [(kernel.kernel_id, 2)]
+    assert await acall_first(relay.eg_describe_exit, kernel=kernel) == "exit status 3"
+
+    class SyncOnlyMadeAsync:
+        async def requested_resources(self, kernel):
+            return {}
+
+    with pytest.raises(TypeError, match="eg_requested_resources without awaiting"):
+        hooks_from(SyncOnlyMadeAsync())
+
+    class WrongArgument:
+        def poll(self, kernel, when):
+            return None
+
+    with pytest.raises(pluggy.PluginValidationError, match="when"):
+        _plugin_manager_with("fake_wrong_rm", hooks_from(WrongArgument()))
+
+
+class ShellJobs(batch.Scheduler):
+    """A scheduler whose jobs are real ``sh`` processes running the job script: what a batch
+    resource manager writes (its commands), the hooks being :class:`batch.Scheduler`'s."""
+
+    name, active, kill_wait = f"shelljobs-{uuid.uuid4().hex[:6]}", {"RUNNING"}, 1.0
+
+    def __init__(self, output_dir, refuse: bool = False):
+        self.settings_class = KitBatch(output_dir=str(output_dir), poll_interval=0.2)
+        self.jobs: dict[str, asyncio.subprocess.Process] = {}
+        self.signalled: list[tuple[str, int]] = []
+        self.cancelled: list[str] = []
+        self.refuse = refuse
+
+    async def submit(self, settings, kernel, argv, env, requested):
+        if self.refuse:
+            raise batch.SchedulerError("qsub: queue 'gpu' is disabled")
+        with open(batch.output_file(settings, kernel), "wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                "sh", "-s", stdin=asyncio.subprocess.PIPE, stdout=out, stderr=out, env=env, start_new_session=True)
+        proc.stdin.write(batch.job_script(argv).encode())
+        proc.stdin.close()
+        self.jobs[str(proc.pid)] = proc
+        return str(proc.pid)
+
+    async def states(self, settings):
+        return {job_id: "RUNNING" if p.returncode is None else ("COMPLETED" if p.returncode == 0 else "FAILED")
+                for job_id, p in self.jobs.items()}
+
+    async def account(self, settings, job_id):
+        return f"job {job_id}: exit status {self.jobs[job_id].returncode}"
+
+    async def signal_job(self, settings, job_id, signum):
+        self.signalled.append((job_id, signum))
+        os.killpg(int(job_id), signum)
+
+    async def cancel_job(self, settings, job_id):  # a cancel the scheduler takes but that does not end the job
+        self.cancelled.append(job_id)
+
+    async def force_cancel_job(self, settings, job_id):
+        os.killpg(int(job_id), 9)
+
+
+async def test_scheduler_hooks_over_a_schedulers_commands(tmp_path):
+    import signal
+
+    jobs = ShellJobs(tmp_path)
+    hooks = hooks_from(jobs)
+    assert sorted(hooks) == ["eg_confirm_startup", "eg_describe_exit", "eg_kill", "eg_launch_process", "eg_poll", "eg_send_signal", "eg_wait"]
+    failing = kernel_context()
+    # a job that ends before its launcher calls back fails the launch, and says why
+    await jobs.launch_process(failing, ["python", "-c", "print('no ipykernel here'); raise SystemExit(3)"])
+    with pytest.raises(LaunchFailed, match="ended before calling back"):
+        await jobs.confirm_startup(failing)
+    remote.forget(failing)
+    assert await jobs.wait(failing) == 1 and await jobs.poll(failing) == 1
+    assert await jobs.describe_exit(failing) == f"job {failing.state['job_id']}: exit status 3; its output ends with:\nno ipykernel here"
+
+    # a running job: no comm port, so signals take the scheduler's way; a kill cancels, then forces
+    stubborn = kernel_context()
+    await jobs.launch_process(stubborn, ["python", "-c", "import time; time.sleep(60)"])
+    remote.forget(stubborn)
+    assert await jobs.poll(stubborn) is None
+    await jobs.send_signal(stubborn, signal.SIGCONT)
+    assert jobs.signalled == [(stubborn.state["job_id"], signal.SIGCONT)]
+    await jobs.kill(stubborn)
+    assert jobs.cancelled == [stubborn.state["job_id"]]
+    assert await jobs.wait(stubborn) == 1 and jobs.jobs[stubborn.state["job_id"]].returncode == -9
+
+    with pytest.raises(LaunchFailed, match="queue 'gpu' is disabled") as refused:
+        await ShellJobs(tmp_path, refuse=True).launch_process(kernel_context(), ["python", "-V"])
+    assert refused.value.phase == "launch_process"

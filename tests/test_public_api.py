@@ -20,7 +20,7 @@ import eg_core
 ROOT = Path(__file__).resolve().parents[1]
 # The builtin plugins, written on the public API (their own private helpers are theirs). Warm
 # pools are exempt: they start kernels outside any request, as part of the kernel registry.
-POOLS = {"pools.py", "_pools.py", "_pool_binding.py"}
+POOLS = {"pools.py", "_pools.py"}
 BUILTINS = sorted(p for p in (ROOT / "eg_core" / "_builtin").glob("*.py") if p.name not in POOLS)
 
 

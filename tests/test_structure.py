@@ -21,7 +21,7 @@ ROOMS = {
 # Doors through a wall, each for one reason: the warm pools start kernels outside any request,
 # as part of the kernel registry; eg_core.web hands plugins the server's base handler class.
 DOORS = {
-    ("eg_core._builtin._pools", "runtime"), ("eg_core._builtin._pool_binding", "runtime"),
+    ("eg_core._builtin._pools", "runtime"),
     ("eg_core._builtin.pools", "runtime"), ("eg_core.web", "server"),
 }
 

@@ -1,4 +1,5 @@
-"""Local kernel processes: start, watch, signal, adopt.
+"""Local kernel processes: start, watch, signal, adopt; one function per resource-manager hook,
+named as the hook without ``eg_`` (:func:`eg_core.hooks_from` makes them :mod:`.local`'s hooks).
 
 Each kernel runs in its own session (process group), so that a gateway that keeps its kernels
 in the session store (``kernel.survives_gateway``) can be killed or stopped while they run on,
@@ -38,7 +39,7 @@ def _log_path(kernel: KernelContext) -> Path:
     return log_dir / f"eg-kernel-{kernel.kernel_id}.log"
 
 
-async def start(kernel: KernelContext, cmd: list[str]) -> None:
+async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     """Start ``cmd`` in a new session with the gateway's environment plus ``kernel.env``."""
     env = {**kernel_process_env(kernel), **marks()}
     log_path = _log_path(kernel)
@@ -138,7 +139,7 @@ async def wait(kernel: KernelContext) -> int | None:
     return await asyncio.shield(exited)
 
 
-def signal_group(kernel: KernelContext, signum: int) -> None:
+def send_signal(kernel: KernelContext, signum: int) -> None:
     """Signal the kernel's process group (the kernel and what it spawned)."""
     pgid = kernel.state.get("pgid")
     if not pgid or poll(kernel) is not None:
@@ -150,7 +151,7 @@ def signal_group(kernel: KernelContext, signum: int) -> None:
 
 
 def kill(kernel: KernelContext) -> None:
-    signal_group(kernel, signal.SIGKILL)
+    send_signal(kernel, signal.SIGKILL)
 
 
 def cleanup(kernel: KernelContext, restart: bool) -> None:
@@ -161,7 +162,7 @@ def cleanup(kernel: KernelContext, restart: bool) -> None:
         Path(log).unlink(missing_ok=True)
 
 
-def output_tail(kernel: KernelContext) -> str | None:
+def describe_exit(kernel: KernelContext) -> str | None:
     """The last lines the kernel wrote, for a launch error or a ``died`` event."""
     log = kernel.state.get("log")
     if not log or not os.path.exists(log):
@@ -177,7 +178,7 @@ def output_tail(kernel: KernelContext) -> str | None:
     return f"{head}; its last output:\n{tail}"
 
 
-def adopt(kernel: KernelContext, info: dict) -> None:
+def load_process_info(kernel: KernelContext, info: dict) -> None:
     """Re-attach to a process started by an earlier gateway: watch its pid, unless that pid now
     belongs to another process (then the kernel is gone)."""
     kernel.state = dict(info)

@@ -4,7 +4,7 @@
 more than ``max_pooled_kernels`` in all), refilling in the background with at most
 ``refill_concurrency`` launches at a time; a kernelspec whose launches fail is retried with a
 growing pause (up to a minute). A claim takes the oldest waiting kernel that fits the request
-(:mod:`._pool_binding`), binds the request to it and hands it to the core, which lists it as an
+(:mod:`eg_core._runtime.pool_binding`), binds the request to it and hands it to the core, which lists it as an
 ordinary kernel: it is never returned to a pool.
 
 The waiting kernels are listed in ``<runtime dir>/eg-warm-pool-<port>.json`` (their contexts, as
@@ -30,7 +30,7 @@ from ..config import EnvDefaults
 from .._runtime.context import KernelContext
 from .._runtime.errors import EGError
 from .._runtime.launch import cleanup
-from ._pool_binding import BindFailed, bind, misfit, warm_up
+from .._runtime.pool_binding import BindFailed, bind, misfit, warm_up
 
 log = logging.getLogger("eg.pools")
 MAX_BACKOFF = 60.0

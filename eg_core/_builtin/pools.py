@@ -1,7 +1,7 @@
 """The ``pools`` plugin: warm pools of started kernels, per kernelspec.
 
 A builtin policy written exactly as a third-party one: thin hook implementations over
-:mod:`eg_core._builtin._pools` (the pools and their refill) and :mod:`eg_core._builtin._pool_binding`
+:mod:`eg_core._builtin._pools` (the pools and their refill) and :mod:`eg_core._runtime.pool_binding`
 (what fits a request, and binding it). Settings::
 
     eg-gateway --KernelPools.pools='{"python3": 2}' --KernelPools.max_pooled_kernels=16 \\

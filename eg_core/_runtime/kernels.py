@@ -469,6 +469,11 @@ class KernelRegistry:
         except Exception as exc:
             request.log.warning("claiming a pooled kernel failed, starting one: %s", exc)
             return None
+        if isinstance(managed, str):  # a kernel id, from GatewayAPI.bind_pooled
+            managed = self.unlisted.get(managed)
+            if managed is None or managed.kernel.handles.pop("claimed_by", None) != request.kernel_id:
+                request.log.warning("eg_claim_kernel answered a kernel that is not bound to this request; starting one")
+                return None
         if managed is None:
             return None
         self.unlisted.pop(managed.kernel_id, None)

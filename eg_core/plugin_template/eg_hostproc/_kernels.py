@@ -1,4 +1,6 @@
-"""One kernel's life on the backend, one function per resource-manager hook.
+"""One kernel's life on the backend, one function per resource-manager hook, named as the hook
+without ``eg_`` (``launch_process`` is ``eg_launch_process``): :func:`eg_core.hooks_from` makes
+them the plugin's hooks. A hook this module does not define gets the core's default.
 
 The backend here is the gateway's own host: each kernel is eg's launcher, started as a process
 in its own session. A real resource manager keeps this shape and replaces the bodies with its
@@ -28,8 +30,8 @@ def _log(kernel: KernelContext) -> Path:
     return Path(tempfile.gettempdir()) / f"eg-hostproc-{kernel.kernel_id}.log"
 
 
-async def launch(kernel: KernelContext, cmd: list[str]) -> None:
-    """Check the settings, expect the launcher's callback, start the launcher."""
+async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
+    """Called once per (re)launch: check the settings, expect the launcher's callback, start the launcher."""
     settings = kernelspec_settings(kernel, HostProcSettings)  # a bad kernelspec value: 400, nothing started
     launch_key = await remote.expect_callback(kernel)  # before the launcher can call back
     argv = fill(cmd, {"launcher": remote.launcher_path()})
@@ -51,8 +53,8 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     kernel.state["pid"] = proc.pid
 
 
-async def confirm(kernel: KernelContext) -> None:
-    """Wait for the launcher's callback; its process ending first fails the launch."""
+async def confirm_startup(kernel: KernelContext) -> None:
+    """Called after ``launch_process``: wait for the launcher's callback; its process ending first fails the launch."""
     async def exited() -> str:
         return f"exit status {await kernel.handles['process'].wait()}"
 
@@ -87,6 +89,16 @@ async def signal_group(kernel: KernelContext, signum: int) -> None:
         os.killpg(kernel.state["pid"], signum)
     except (ProcessLookupError, KeyError):
         pass
+
+
+async def send_signal(kernel: KernelContext, signum: int) -> None:
+    """Through the launcher's comm port; the process group when that fails."""
+    await remote.send_signal(kernel, signum, fallback=signal_group)
+
+
+async def terminate(kernel: KernelContext) -> None:
+    """A shutdown that the kernel's shutdown_request did not end: SIGTERM, the same way."""
+    await remote.terminate(kernel, fallback=signal_group)
 
 
 async def kill(kernel: KernelContext) -> None:

@@ -1,5 +1,5 @@
-"""One kernel's life on Docker, whichever the mode: the steps the hooks in :mod:`eg_docker.plugin`
-delegate to. Mode-specific work is in :mod:`._containers` (``docker run``) and :mod:`._services`
+"""One kernel's life on Docker, whichever the mode: one function per resource-manager hook, named
+as the hook without ``eg_`` (:func:`eg_core.hooks_from` makes them :mod:`eg_docker.plugin`'s hooks). Mode-specific work is in :mod:`._containers` (``docker run``) and :mod:`._services`
 (Swarm); the kernel's mode is in ``kernel.state["mode"]``.
 """
 
@@ -22,7 +22,7 @@ def backend(kernel: KernelContext) -> ModuleType:
     return _services if kernel.state.get("mode") == "swarm" else _containers
 
 
-async def launch(kernel: KernelContext, cmd: list[str]) -> None:
+async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     """Check every setting (400/403 before anything exists), have the image, register for the
     launcher's callback, then create and start the container or service."""
     start = time.monotonic()
@@ -47,7 +47,7 @@ async def launch(kernel: KernelContext, cmd: list[str]) -> None:
     )
 
 
-async def confirm(kernel: KernelContext) -> None:
+async def confirm_startup(kernel: KernelContext) -> None:
     """Wait for the launcher's callback; the container (or task) ending first fails the launch."""
     kc = kernel.handles.get("docker_settings")
     b = backend(kernel)
@@ -114,7 +114,7 @@ async def describe_exit(kernel: KernelContext) -> str | None:
     return text
 
 
-async def adopt(kernel: KernelContext, info: dict) -> None:
+async def load_process_info(kernel: KernelContext, info: dict) -> None:
     """Re-attach to a kernel launched by an earlier gateway process, from its saved state."""
     kernel.state = dict(info)
     kernel.handles.clear()

@@ -1,7 +1,7 @@
 """The ``docker`` resource manager: each kernel in its own Docker container, or Swarm service.
 
-Thin hook implementations; the work is in :mod:`._lifecycle` (one kernel's life),
-:mod:`._containers` / :mod:`._services` (the two modes), :mod:`._settings` (what the container
+The resource-manager hooks are :mod:`._lifecycle`'s functions (one kernel's life); the rest of
+the work is in :mod:`._containers` / :mod:`._services` (the two modes), :mod:`._settings` (what the container
 looks like, and the checks), :mod:`._client` (async Docker Engine API) and :mod:`._orphans`.
 """
 
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eg_core import hookimpl, orphans, provisioner_for
+from eg_core import hookimpl, hooks_from, orphans, provisioner_for
 
-from . import _lifecycle as lifecycle
 from . import _orphans
 from ._client import client_for, close_clients, engine_absent
 from ._settings import DockerSettings, pool_misfit, requested_resources, resolve, settings
@@ -77,57 +76,9 @@ async def eg_shutdown():
     await close_clients()
 
 
-# -- resource-manager hooks ------------------------------------------------------------------------
+# -- resource-manager hooks: eg_<name> for each function <name> of ._lifecycle ---------------------
 
-
-@hookimpl
-async def eg_launch_process(kernel, cmd):
-    await lifecycle.launch(kernel, cmd)
-
-
-@hookimpl
-async def eg_confirm_startup(kernel):
-    await lifecycle.confirm(kernel)
-
-
-@hookimpl
-async def eg_poll(kernel):
-    return await lifecycle.poll(kernel)
-
-
-@hookimpl
-async def eg_wait(kernel):
-    return await lifecycle.wait(kernel)
-
-
-@hookimpl
-async def eg_send_signal(kernel, signum):
-    await lifecycle.send_signal(kernel, signum)
-
-
-@hookimpl
-async def eg_terminate(kernel):
-    await lifecycle.terminate(kernel)
-
-
-@hookimpl
-async def eg_kill(kernel):
-    await lifecycle.kill(kernel)
-
-
-@hookimpl
-async def eg_cleanup(kernel, restart):
-    await lifecycle.cleanup(kernel, restart)
-
-
-@hookimpl
-async def eg_describe_exit(kernel):
-    return await lifecycle.describe_exit(kernel)
-
-
-@hookimpl
-async def eg_load_process_info(kernel, info):
-    await lifecycle.adopt(kernel, info)
+globals().update(hooks_from("eg_docker._lifecycle"))
 
 
 @hookimpl

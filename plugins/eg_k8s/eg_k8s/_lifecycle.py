@@ -70,7 +70,7 @@ def scope_of(kp: KernelPod) -> str | None:
 # -- launch --------------------------------------------------------------------------------------
 
 
-async def launch(kernel: KernelContext, cmd: list[str]) -> None:
+async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     """Check every value and permission (400/403 before anything exists), create the namespace
     if the mode says so, then the launch Secret, the Pod, and what the pod template adds."""
     start = time.monotonic()
@@ -193,7 +193,7 @@ def _failed(what: str, exc: ApiException) -> Exception:
 # -- startup -------------------------------------------------------------------------------------
 
 
-async def confirm(kernel: KernelContext) -> None:
+async def confirm_startup(kernel: KernelContext) -> None:
     """Wait for the launcher's callback, failing fast on what the pod's state says
     (unschedulable, image not pullable, container ended); then learn the pod's address."""
     watch = watch_of(kernel)
@@ -422,7 +422,7 @@ async def describe_exit(kernel: KernelContext) -> str | None:
     return text
 
 
-async def adopt(kernel: KernelContext, info: dict[str, Any]) -> None:
+async def load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None:
     """Re-attach to a kernel pod launched by an earlier gateway process."""
     kernel.state = dict(info)
     kernel.handles.clear()
@@ -432,4 +432,4 @@ async def adopt(kernel: KernelContext, info: dict[str, Any]) -> None:
         kernel.log.warning("its pod %s is gone; it will be reported dead", kernel.state.get("pod"))
 
 
-__all__ = ["launch", "confirm", "poll", "wait", "send_signal", "terminate", "kill", "cleanup", "describe_exit", "adopt", "delete_owned"]
+__all__ = ["launch_process", "confirm_startup", "poll", "wait", "send_signal", "terminate", "kill", "cleanup", "describe_exit", "load_process_info", "delete_owned"]

@@ -1,9 +1,9 @@
 """The ``k8s`` resource manager: each kernel in its own Kubernetes pod.
 
-Thin hook implementations; the work is in :mod:`._lifecycle` (one kernel's life),
-:mod:`._request` (the pod's values and their checks), :mod:`._manifest` (the objects),
-:mod:`._pods` (the shared pod watch), :mod:`._namespaces`, :mod:`._access` (RBAC checks),
-:mod:`._store` (sessions in the cluster) and :mod:`._orphans`. The ``kubernetes`` client is
+The resource-manager hooks are :mod:`._lifecycle`'s functions (one kernel's life); the rest of
+the work is in :mod:`._request` (the pod's values and their checks), :mod:`._manifest` (the
+objects), :mod:`._pods` (the shared pod watch), :mod:`._namespaces`, :mod:`._access` (RBAC
+checks), :mod:`._store` (sessions in the cluster) and :mod:`._orphans`. The ``kubernetes`` client is
 imported by the first API call (:mod:`._api`): a gateway with no cluster never loads it.
 """
 
@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 
-from eg_core import hookimpl, orphans, provisioner_for
+from eg_core import hookimpl, hooks_from, orphans, provisioner_for
 
 from . import _access as access
 from . import _api as api
@@ -26,14 +26,6 @@ KubernetesProvisioner = provisioner_for("k8s")
 log = logging.getLogger("eg.k8s")
 KERNELSPECS = os.path.join(os.path.dirname(__file__), "kernelspecs")
 _startup: asyncio.Task | None = None  # eg_startup's check of the cluster, in the background
-
-
-def _kernels():
-    """The lifecycle module, imported on first use: it imports the kubernetes client, which a
-    gateway that runs no pod kernel does not need."""
-    from . import _lifecycle
-
-    return _lifecycle
 
 
 # -- registration ----------------------------------------------------------------------------------
@@ -151,62 +143,10 @@ async def eg_shutdown():
     api.close()
 
 
-# -- resource-manager hooks ------------------------------------------------------------------------
+# -- resource-manager hooks: eg_<name> for each function <name> of ._lifecycle, imported on first
+# use (it imports the kubernetes client, which a gateway that runs no pod kernel does not need) ---
 
-
-@hookimpl
-async def eg_launch_process(kernel, cmd):
-    await _kernels().launch(kernel, cmd)
-
-
-@hookimpl
-async def eg_confirm_startup(kernel):
-    await _kernels().confirm(kernel)
-
-
-@hookimpl
-def eg_connection_info(kernel):
-    return kernel.connection_info
-
-
-@hookimpl
-async def eg_poll(kernel):
-    return await _kernels().poll(kernel)
-
-
-@hookimpl
-async def eg_wait(kernel):
-    return await _kernels().wait(kernel)
-
-
-@hookimpl
-async def eg_send_signal(kernel, signum):
-    await _kernels().send_signal(kernel, signum)
-
-
-@hookimpl
-async def eg_terminate(kernel):
-    await _kernels().terminate(kernel)
-
-
-@hookimpl
-async def eg_kill(kernel):
-    await _kernels().kill(kernel)
-
-
-@hookimpl
-async def eg_cleanup(kernel, restart):
-    await _kernels().cleanup(kernel, restart)
-
-
-@hookimpl
-async def eg_describe_exit(kernel):
-    return await _kernels().describe_exit(kernel)
-
-
-@hookimpl
-async def eg_load_process_info(kernel, info):
-    await _kernels().adopt(kernel, info)
+globals().update(hooks_from("eg_k8s._lifecycle"))
 
 
 # -- sessions in the cluster (pod kernels only; other kernels fall through to the next store) ------

@@ -24,15 +24,16 @@ async def test_scancel_signal_and_environment(tmp_path):
     settings = SlurmSettings(output_dir=str(tmp_path), poll_interval=0.5)
     kernel = kernel_context(kernel_id=str(uuid.uuid4()))
     env = {"PATH": "/usr/bin:/bin", "NOTE": "it's; $(x) `y`", "SBATCH_EXPORT": "NONE"}
-    job_id = await _jobs.submit(settings, kernel, [sys.executable, "-c", TRAP], env)
+    jobs = _jobs.Slurm()
+    job_id = await jobs.submit(settings, kernel, [sys.executable, "-c", TRAP], env)
     output = tmp_path / f"eg-kernel-{kernel.kernel_id}.log"
     try:
         for _ in range(600):
             if output.exists() and "ready" in output.read_text():
                 break
             await asyncio.sleep(0.1)
-        await _jobs.send_signal(settings, job_id, signal.SIGUSR1)
-        assert await asyncio.wait_for(_jobs.ended(settings, job_id), 60) == "COMPLETED"
+        await jobs.signal_job(settings, job_id, signal.SIGUSR1)
+        assert await asyncio.wait_for(jobs.job_ended(settings, job_id), 60) == "COMPLETED"
         assert "got SIGUSR1 it's; $(x) `y` False" in output.read_text()
     finally:
         await _jobs.run(settings, "scancel", job_id)

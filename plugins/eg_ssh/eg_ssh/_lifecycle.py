@@ -41,7 +41,7 @@ def _target(kernel: KernelContext, settings=None, entry: str | None = None, user
     return ssh_target(s, host, port, user or kernel.state["user"])
 
 
-async def launch(kernel: KernelContext, cmd: list[str]) -> None:
+async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     """Pick a host, start the launcher there; see ``eg_launch_process``."""
     settings = resolve(kernel)
     user = remote_user(kernel, settings)
@@ -99,7 +99,7 @@ async def _start_on(kernel, target, settings, argv, launcher_args, env, log, lau
                 raise
 
 
-async def confirm(kernel: KernelContext) -> None:
+async def confirm_startup(kernel: KernelContext) -> None:
     """Wait for the launcher's callback, failing as soon as it ends; see ``eg_confirm_startup``."""
     process = _process(kernel)
     try:
@@ -211,7 +211,7 @@ async def describe_exit(kernel: KernelContext) -> str | None:
     return f"{head}. Its log {kernel.state['log']} on that host ends with:\n{output}" if output else head
 
 
-async def adopt(kernel: KernelContext, info: dict) -> None:
+async def load_process_info(kernel: KernelContext, info: dict) -> None:
     """Re-attach to a kernel launched by an earlier gateway process (no channel: comm port only;
     its tunnels opened again when it had some)."""
     kernel.state = dict(info)

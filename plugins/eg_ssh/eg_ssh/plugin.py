@@ -1,4 +1,4 @@
-"""The ``ssh`` resource manager's hooks: thin delegations to :mod:`eg_ssh._lifecycle`.
+"""The ``ssh`` resource manager's hooks: the resource-manager ones are :mod:`eg_ssh._lifecycle`'s functions.
 
 Every kernel runs under eg's launcher on a remote host, started over a pooled asyncssh
 connection by a small bootstrap that gets the kernel's environment over stdin (never on a
@@ -10,19 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eg_core import hookimpl, provisioner_for
+from eg_core import hookimpl, hooks_from, provisioner_for
 
 from . import _settings
 
 SSHProvisioner = provisioner_for("ssh")
-
-
-def _kernels():
-    """The lifecycle module, imported on first use: a gateway that runs no SSH kernel never
-    loads asyncssh (about 14 MiB of RSS)."""
-    from . import _lifecycle
-
-    return _lifecycle
 
 
 @hookimpl
@@ -43,56 +35,9 @@ def eg_kernelspec_dirs():
     return [str(Path(__file__).parent / "kernelspecs")]
 
 
-@hookimpl
-async def eg_launch_process(kernel, cmd):
-    """Called once per (re)launch: choose a host, start the launcher there."""
-    await _kernels().launch(kernel, cmd)
-
-
-@hookimpl
-async def eg_confirm_startup(kernel):
-    """Called after the launch: wait for the launcher's callback, or its early end."""
-    await _kernels().confirm(kernel)
-
-
-@hookimpl
-async def eg_poll(kernel):
-    return await _kernels().poll(kernel)
-
-
-@hookimpl
-async def eg_wait(kernel):
-    return await _kernels().wait(kernel)
-
-
-@hookimpl
-async def eg_send_signal(kernel, signum):
-    await _kernels().send_signal(kernel, signum)
-
-
-@hookimpl
-async def eg_terminate(kernel):
-    await _kernels().terminate(kernel)
-
-
-@hookimpl
-async def eg_kill(kernel):
-    await _kernels().kill(kernel)
-
-
-@hookimpl
-def eg_cleanup(kernel):
-    _kernels().cleanup(kernel)
-
-
-@hookimpl
-async def eg_describe_exit(kernel):
-    return await _kernels().describe_exit(kernel)
-
-
-@hookimpl
-async def eg_load_process_info(kernel, info):
-    await _kernels().adopt(kernel, info)
+# The resource-manager hooks: eg_<name> for each function <name> of ._lifecycle, imported on first
+# use (a gateway that runs no SSH kernel never loads asyncssh, about 14 MiB of RSS).
+globals().update(hooks_from("eg_ssh._lifecycle"))
 
 
 @hookimpl

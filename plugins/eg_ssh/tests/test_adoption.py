@@ -55,8 +55,8 @@ async def test_survives_connection_loss_and_is_adopted(sshd, listener, settings)
     kid = str(uuid.uuid4())
     kernel = KernelContext(kernel_id=kid, kernel_name="python_ssh", resource_manager="ssh", env={"KERNEL_ID": kid})
     cmd = ["python", "{launcher}", "--kernel-id", kid, "--response-address", listener.address]
-    await lifecycle.launch(kernel, cmd)
-    await lifecycle.confirm(kernel)
+    await lifecycle.launch_process(kernel, cmd)
+    await lifecycle.confirm_startup(kernel)
     assert (await kernel_info(kernel.connection_info))["content"]["status"] == "ok"
     waiter = asyncio.ensure_future(lifecycle.wait(kernel))
 
@@ -71,7 +71,7 @@ async def test_survives_connection_loss_and_is_adopted(sshd, listener, settings)
     saved = json.loads(json.dumps(kernel.to_json()))
     assert "ssh_process" not in json.dumps(saved)
     adopted = KernelContext.from_json(saved)
-    await lifecycle.adopt(adopted, saved["state"])
+    await lifecycle.load_process_info(adopted, saved["state"])
     assert await lifecycle.poll(adopted) is None
     await lifecycle.send_signal(adopted, signal.SIGINT)  # an interrupt does not end it
     assert (await kernel_info(adopted.connection_info))["content"]["status"] == "ok"
@@ -89,7 +89,7 @@ async def test_kill_over_ssh_when_the_comm_port_is_unknown(sshd, listener, setti
     """Before the callback there is no comm port: kill signals the launcher's group over SSH."""
     kid = str(uuid.uuid4())
     kernel = KernelContext(kernel_id=kid, kernel_name="x", resource_manager="ssh", env={"KERNEL_ID": kid})
-    await lifecycle.launch(kernel, ["python", "-c", "import time; time.sleep(300)", kid])
+    await lifecycle.launch_process(kernel, ["python", "-c", "import time; time.sleep(300)", kid])
     assert user_processes(USER, kid)
     assert await lifecycle.poll(kernel) is None
     await lifecycle.kill(kernel)
@@ -116,7 +116,7 @@ async def test_launch_abandoned_mid_start_leaves_nothing(sshd, listener, setting
     kid = str(uuid.uuid4())
     kernel = KernelContext(kernel_id=kid, kernel_name="x", resource_manager="ssh", env={"KERNEL_ID": kid})
     with pytest.raises(asyncio.CancelledError):
-        await lifecycle.launch(kernel, ["python", "-c", "import time; time.sleep(300)", kid])
+        await lifecycle.launch_process(kernel, ["python", "-c", "import time; time.sleep(300)", kid])
     assert user_processes(USER, kid)  # started, never acknowledged
     await lifecycle.kill(kernel)
     lifecycle.cleanup(kernel)

@@ -55,7 +55,7 @@ def _check_env(kernel: KernelContext) -> None:
             raise BadRequest(f"env value of {name} contains shell metacharacters (;&|<>()\"'\\), which YARN kernels do not accept")
 
 
-async def launch(kernel: KernelContext, cmd: list[str]) -> None:
+async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     """Check the settings and the queue, then submit; see ``eg_launch_process``."""
     if kernel.state.get("app_id"):  # a relaunch: the earlier application is never this one
         kernel.state["stale_apps"] = [kernel.state["app_id"], *kernel.state.get("stale_apps", [])][:8]
@@ -147,7 +147,7 @@ async def _startup_failed(kernel: KernelContext) -> str:
         delay = min(delay * 1.5, s.startup_poll_max)
 
 
-async def confirm(kernel: KernelContext) -> None:
+async def confirm_startup(kernel: KernelContext) -> None:
     """Wait for the launcher's callback from the AM's host, failing as soon as the submission or
     the application fails; see ``eg_confirm_startup``."""
     kernel.state["phase"] = "startup"
@@ -319,7 +319,7 @@ async def describe_exit(kernel: KernelContext) -> str | None:
 _PLACEMENT = ("user", "queue", "node_label", "driver_memory_mb", "executor_memory_mb", "endpoints")
 
 
-def pool_misfit(pooled: KernelContext, request: KernelContext) -> str | None:
+def pool_fit(kernel: KernelContext, request: KernelContext) -> str | None:
     """Why a waiting pooled application cannot serve ``request`` (``eg_pool_fit``): what YARN
     fixed at submission (the application's user, queue, node label, memory, RM) differs. None
     when it fits. A YARN kernel has no working directory on the gateway's terms."""
@@ -328,7 +328,7 @@ def pool_misfit(pooled: KernelContext, request: KernelContext) -> str | None:
         wanted = dataclasses.asdict(resolve(request))
     except EGError as exc:
         return f"the request's YARN settings are not accepted: {exc.message}"
-    have = pooled.state.get("launch") or {}
+    have = kernel.state.get("launch") or {}
     for name in _PLACEMENT:
         want, got = wanted[name], have.get(name)
         if name == "endpoints":
@@ -338,7 +338,7 @@ def pool_misfit(pooled: KernelContext, request: KernelContext) -> str | None:
     return None
 
 
-def adopt(kernel: KernelContext, info: dict) -> None:
+def load_process_info(kernel: KernelContext, info: dict) -> None:
     """Re-attach to a kernel launched by an earlier gateway process: its application id (and
     comm port) are all it takes; see ``eg_load_process_info``."""
     kernel.state = dict(info)

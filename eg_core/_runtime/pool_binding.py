@@ -14,8 +14,8 @@ import asyncio
 import time
 from typing import Any
 
-from .._runtime.calling import acall_first, implemented
-from .._runtime.context import KernelContext
+from .calling import acall_first, implemented
+from .context import KernelContext
 
 # Request variables resource managers apply when they create the kernel's process, container,
 # pod or application; a request setting one of them differently cannot use a pooled kernel.
