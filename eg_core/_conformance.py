@@ -27,6 +27,7 @@ import json
 import signal
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -39,6 +40,45 @@ Probe = Callable[[str], Awaitable[list[str]]]
 # connection file (local) gets one, as for a real kernel.
 FAILING_ARGV = ["python", "-c", "import sys; sys.exit(3)", "{connection_file}"]
 HANGING_ARGV = ["python", "-c", "import time; time.sleep(3600)", "{connection_file}"]
+
+
+@dataclass(frozen=True)
+class KernelCode:
+    """The code the checks run in one kernel language, and what it prints."""
+
+    answer: str  # prints "42\n"
+    sleep: str  # prints "sleeping", then sleeps for two minutes
+    interrupted: str  # the interrupted execute_reply's ename
+    set_var: str  # defines ``before_restart``
+    has_var: str  # prints whether ``before_restart`` is defined
+    no_var_output: str  # what ``has_var`` prints after a restart
+    keep: str  # defines ``survivor`` as "kept"
+    show_kept: str  # prints ``survivor``
+
+
+# Per kernelspec language (``ResourceManagerConformance.language``).
+LANGUAGE_CODE = {
+    "python": KernelCode(
+        answer="print(6 * 7)",
+        sleep="print('sleeping', flush=True)\nimport time; time.sleep(120)",
+        interrupted="KeyboardInterrupt",
+        set_var="before_restart = 1",
+        has_var="print('before_restart' in dir())",
+        no_var_output="False\n",
+        keep="survivor = 'kept'",
+        show_kept="print(survivor)",
+    ),
+    "r": KernelCode(
+        answer='cat(6 * 7, "\\n", sep = "")',
+        sleep='cat("sleeping\\n")\nSys.sleep(120)',
+        interrupted="IRKERNEL_INTERRUPTED",
+        set_var="before_restart <- 1",
+        has_var='cat(exists("before_restart"), "\\n", sep = "")',
+        no_var_output="FALSE\n",
+        keep='survivor <- "kept"',
+        show_kept='cat(survivor, "\\n", sep = "")',
+    ),
+}
 
 
 async def wait_until_gone(probe: Probe, kernel_id: str, timeout: float = 60.0) -> list[str]:
@@ -99,6 +139,12 @@ class ResourceManagerConformance:
     orphan_args: tuple[str, ...] = ()  # gateway arguments that make it remove orphans at startup
     launch_timeout: float = 10.0  # seconds, for the launch-timeout check
     crash_launches: int = 3  # concurrent launches under way when the gateway is SIGKILLed
+    language: str = "python"  # the kernelspec's language: a key of LANGUAGE_CODE
+
+    @property
+    def code(self) -> KernelCode:
+        """The code the checks run in ``language``."""
+        return LANGUAGE_CODE[self.language]
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -173,7 +219,7 @@ class ResourceManagerConformance:
     async def test_eg_start_and_execute(self, eg_start, eg_probe):
         gw = eg_start()
         kid = await self._started(gw)
-        assert (await self._run(gw, kid, "print(6 * 7)"))["stdout"] == "42\n"
+        assert (await self._run(gw, kid, self.code.answer))["stdout"] == "42\n"
         assert await eg_probe(kid), "the probe finds nothing for a running kernel: it cannot prove cleanups"
         await self._shutdown(gw, kid)
 
@@ -185,14 +231,14 @@ class ResourceManagerConformance:
         ws = await KernelSocket.connect(gw, kid)
         try:
             # Interrupted once the cell says it sleeps: "busy" alone comes before the cell runs.
-            msg_id = await ws.request("execute_request", {"code": "print('sleeping', flush=True)\nimport time; time.sleep(120)", "silent": False})
+            msg_id = await ws.request("execute_request", {"code": self.code.sleep, "silent": False})
             while not (await ws.recv(60))["content"].get("text", "").startswith("sleeping"):
                 pass
             async with gw.client() as http:
                 assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
             while (reply := await ws.recv(60))["header"]["msg_type"] != "execute_reply" or reply["parent_header"].get("msg_id") != msg_id:
                 pass
-            assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
+            assert reply["content"].get("ename") == self.code.interrupted, reply["content"]
         finally:
             await ws.close()
         await self._shutdown(gw, kid)
@@ -200,13 +246,13 @@ class ResourceManagerConformance:
     async def test_eg_restart_keeps_the_id(self, eg_start):
         gw = eg_start()
         kid = await self._started(gw)
-        await self._run(gw, kid, "before_restart = 1")
+        await self._run(gw, kid, self.code.set_var)
         async with gw.client() as http:
             r = await http.post(f"/api/kernels/{kid}/restart", json={})
             assert r.status_code == 200, r.text
             assert r.json()["id"] == kid
-        out = await self._run(gw, kid, "print('before_restart' in dir())")
-        assert out["stdout"] == "False\n", out
+        out = await self._run(gw, kid, self.code.has_var)
+        assert out["stdout"] == self.code.no_var_output, out
         await self._shutdown(gw, kid)
 
     async def test_eg_shutdown_leaves_nothing(self, eg_start, eg_probe):
@@ -243,11 +289,11 @@ class ResourceManagerConformance:
         args = ("--Gateway.availability_mode=standalone", f"--FileSessionStore.persistence_root={store}")
         first = eg_start(*args)
         kid = await self._started(first)
-        await self._run(first, kid, "survivor = 'kept'")
+        await self._run(first, kid, self.code.keep)
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
         second = eg_start(*args)
-        assert (await self._run(second, kid, "print(survivor)"))["stdout"] == "kept\n"
+        assert (await self._run(second, kid, self.code.show_kept))["stdout"] == "kept\n"
         await self._shutdown(second, kid)
         assert await wait_until_gone(eg_probe, kid) == []
 
@@ -272,7 +318,7 @@ class ResourceManagerConformance:
         second = eg_start(*args)
         adopted = await _settled(second, eg_probe, kernel_ids, timeout=180.0)
         for kid in adopted:
-            assert (await self._run(second, kid, "print(6 * 7)"))["stdout"] == "42\n", kid
+            assert (await self._run(second, kid, self.code.answer))["stdout"] == "42\n", kid
             await self._shutdown(second, kid)
         for kid in kernel_ids:
             assert await wait_until_gone(eg_probe, kid) == [], kid
@@ -290,4 +336,4 @@ class ResourceManagerConformance:
         await second.wait_for_output(kid)  # the orphan sweep reports the kernel
 
 
-__all__ = ["ResourceManagerConformance", "wait_until_gone", "FAILING_ARGV", "HANGING_ARGV"]
+__all__ = ["ResourceManagerConformance", "wait_until_gone", "FAILING_ARGV", "HANGING_ARGV", "KernelCode", "LANGUAGE_CODE"]

@@ -8,11 +8,12 @@
 # Idempotent. On stdout it prints only shell assignments (progress goes to stderr):
 #   DOCKER_HOST=unix:///tmp/eg-docker/docker.sock
 #   EG_DOCKER_IMAGE=eg/kernel-py:local
+#   EG_DOCKER_R_IMAGE=eg/kernel-r:local     (the Python image plus R and IRkernel)
 #   EG_DOCKER_SWARM=active|inactive|unavailable: <reason>
 #
 # Environment:
 #   EG_DOCKER_RUN    the engine's run directory: data root, exec root, socket, log (/tmp/eg-docker)
-#   EG_DOCKER_CACHE  kept across runs: the debootstrap rootfs tarball and the saved kernel image,
+#   EG_DOCKER_CACHE  kept across runs: the debootstrap rootfs tarball and the saved kernel images,
 #                    keyed by a hash of their inputs (/var/cache/eg-docker)
 #   EG_DOCKERD_ARGS  extra dockerd arguments (split on spaces), used when this script starts the
 #                    engine; eg-k8s's setup runs its node's private engine with
@@ -31,6 +32,8 @@ SOCK="$RUN/docker.sock"
 export DOCKER_HOST="unix://$SOCK"
 IMAGE_REPO="eg/kernel-py"
 IMAGE="$IMAGE_REPO:local"
+R_IMAGE_REPO="eg/kernel-r"
+R_IMAGE="$R_IMAGE_REPO:local"
 SUITE=bookworm
 MIRROR="${EG_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 INCLUDE="python3,python3-venv,ca-certificates"
@@ -157,6 +160,31 @@ build_image() {
     fi
     dk tag "$tag" "$IMAGE"
     say "kernel image $IMAGE = $tag"
+    PY_KEY="$key"
+}
+
+build_r_image() {
+    # eg/kernel-r: the Python image plus Debian's R and IRkernel, keyed by the Python image's key
+    # and Dockerfile.r (a few minutes once per machine: apt-get inside the build).
+    local key saved tag
+    key="$( (echo "$PY_KEY"; cat "$HERE/../image/Dockerfile.r") | hash_of)"
+    tag="$R_IMAGE_REPO:$key"
+    saved="$CACHE/kernel-r-$key.tar"
+    if ! dk image inspect "$tag" >/dev/null 2>&1; then
+        if [ -s "$saved" ]; then
+            say "loading the cached R kernel image $tag"
+            dk load -i "$saved" >/dev/null
+        else
+            say "building $tag"
+            bash "$HERE/../image/build.sh" --language r --base "$IMAGE_REPO:$PY_KEY" --tag "$tag" -- -q --network host >&2 \
+                || die "docker build of the R kernel image failed"
+            say "saving $tag to $saved"
+            dk save -o "$saved.part" "$tag" && mv "$saved.part" "$saved"
+            find "$CACHE" -maxdepth 1 -name 'kernel-r-*.tar' ! -name "kernel-r-$key.tar" -delete
+        fi
+    fi
+    dk tag "$tag" "$R_IMAGE"
+    say "R kernel image $R_IMAGE = $tag"
 }
 
 # --- swarm ------------------------------------------------------------------------------------
@@ -203,6 +231,8 @@ flock 9
 install_packages
 start_dockerd
 build_image
+build_r_image
 echo "DOCKER_HOST=$DOCKER_HOST"
 echo "EG_DOCKER_IMAGE=$IMAGE"
+echo "EG_DOCKER_R_IMAGE=$R_IMAGE"
 if [ "${1:-}" = --swarm ]; then init_swarm; else echo "EG_DOCKER_SWARM=$(swarm_state)"; fi

@@ -47,3 +47,10 @@ class TestYarnRestConformance(_YarnConformance):
 
 class TestYarnSparkSubmitConformance(_YarnConformance):
     kernelspec = "spark_python_yarn_cluster"
+
+
+class TestYarnRestConformanceIRkernel(_YarnConformance):
+    """REST mode with an R kernel (IRkernel)."""
+
+    kernelspec = "R_yarn_rest"
+    language = "r"
