@@ -261,3 +261,15 @@ async def test_running_kernels_are_watched_with_one_query_for_all(gateway, http,
     await async_wait_for(lambda: f"[kernel {kids[0]}] died" in gateway.output(), 30, gateway.output)
     for kid in kids:
         await stop(http, rm, cluster, kid)
+
+
+async def test_spark_r_kernelspec_is_refused_by_name_irkernel(gateway, http, rm, reset):
+    """Enterprise Gateway's spark_R_yarn_cluster as shipped: SparkR is not in pyspark's package,
+    so the launch is refused with a 400 naming the kernelspec and the reason, before anything is
+    submitted; an R kernel without Spark (R_yarn_rest) is what works here."""
+    cluster = reset
+    before = rm.call(lambda: len(cluster.apps))
+    r = await http.post("/api/kernels", json={"name": "spark_R_yarn_cluster"})
+    assert r.status_code == 400, r.text
+    assert "'spark_r_yarn_cluster' is a Spark R kernel" in r.json()["message"].lower().replace("spark r kernel", "Spark R kernel") and "SparkR" in r.json()["message"]
+    assert rm.call(lambda: len(cluster.apps)) == before
