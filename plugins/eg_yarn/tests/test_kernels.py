@@ -271,5 +271,6 @@ async def test_spark_r_kernelspec_is_refused_by_name_irkernel(gateway, http, rm,
     before = rm.call(lambda: len(cluster.apps))
     r = await http.post("/api/kernels", json={"name": "spark_R_yarn_cluster"})
     assert r.status_code == 400, r.text
-    assert "'spark_r_yarn_cluster' is a Spark R kernel" in r.json()["message"].lower().replace("spark r kernel", "Spark R kernel") and "SparkR" in r.json()["message"]
+    message = r.json()["message"]
+    assert "'spark_r_yarn_cluster' is a Spark R kernel" in message and "SparkR" in message, message
     assert rm.call(lambda: len(cluster.apps)) == before
