@@ -274,3 +274,24 @@ async def test_spark_r_kernelspec_is_refused_by_name_irkernel(gateway, http, rm,
     message = r.json()["message"]
     assert "'spark_r_yarn_cluster' is a Spark R kernel" in message and "SparkR" in message, message
     assert rm.call(lambda: len(cluster.apps)) == before
+
+
+async def test_enterprise_gateway_r_launcher_irkernel(gateway, http, rm, reset):
+    """Enterprise Gateway's launch_IRkernel.R with its server_listener.py, as shipped (vendored
+    in the kernelspec's scripts/), as a YARN application: its version-1 callback is accepted,
+    the kernel runs R, an interrupt and the shutdown go through its comm port."""
+    cluster = reset
+    kid = await start(http, "eg_R_yarn_rest")
+    ws = await KernelSocket.connect(gateway, kid)
+    try:
+        assert (await ws.execute('cat(6 * 7, "\\n", sep = "")'))["stdout"] == "42\n"
+        msg_id = await ws.request("execute_request", {"code": 'cat("sleeping\\n")\nSys.sleep(120)', "silent": False})
+        while not (await ws.recv(60))["content"].get("text", "").startswith("sleeping"):
+            pass
+        assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
+        while (reply := await ws.recv(60))["header"]["msg_type"] != "execute_reply" or reply["parent_header"].get("msg_id") != msg_id:
+            pass
+        assert reply["content"]["status"] == "abort", reply["content"]
+    finally:
+        await ws.close()
+    await stop(http, rm, cluster, kid)
