@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,9 @@ def local_gateway(tmp: Path):
 
 
 def ssh_gateway(tmp: Path):
-    from eg_ssh.testing import TestSSHD, ensure_setup
+    with warnings.catch_warnings():  # asyncssh's import warns about DSA (cryptography)
+        warnings.simplefilter("ignore")
+        from eg_ssh.testing import TestSSHD, ensure_setup
 
     ensure_setup()
     sshd = TestSSHD(addresses=("127.0.0.1",)).start()
