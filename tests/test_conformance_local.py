@@ -130,3 +130,7 @@ class TestLocalConformanceIRkernel(TestLocalConformance):
 
     kernelspec = "ir"
     language = "r"
+
+    @pytest.fixture(autouse=True)
+    def _r_installed(self, irkernel):
+        """R and IRkernel on this host (the full run's tier)."""

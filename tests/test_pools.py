@@ -71,7 +71,7 @@ async def test_claim_binds_user_env_and_working_dir(gateway_factory, tmp_path):
     assert "claimed from the warm pool of python3 by alice" in gw.output()
 
 
-async def test_an_r_pool_claim_binds_env_and_working_dir_irkernel(gateway_factory, tmp_path):
+async def test_an_r_pool_claim_binds_env_and_working_dir_irkernel(gateway_factory, tmp_path, irkernel):
     """An R kernelspec (IRkernel) is pooled like a Python one: the claim binds the request's
     KERNEL_* env (quotes, backslashes and non-ASCII stay values) and working directory with
     ``Sys.setenv``/``setwd``; a directory that does not exist is a miss, then the usual error."""

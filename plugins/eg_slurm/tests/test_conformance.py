@@ -33,3 +33,7 @@ class TestSlurmConformanceIRkernel(TestSlurmConformance):
 
     kernelspec = "R_slurm_test"  # R_slurm with the kernel bound to 127.0.0.1
     language = "r"
+
+    @pytest.fixture(autouse=True)
+    def _r_installed(self, irkernel):
+        """R and IRkernel on this host (the full run's tier)."""

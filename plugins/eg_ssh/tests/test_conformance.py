@@ -81,3 +81,7 @@ class TestSSHConformanceIRkernel(TestSSHConformance):
 
     kernelspec = "R_ssh"
     language = "r"
+
+    @pytest.fixture(autouse=True)
+    def _r_installed(self, irkernel):
+        """R and IRkernel on this host (the full run's tier)."""

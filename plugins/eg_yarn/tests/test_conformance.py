@@ -54,3 +54,7 @@ class TestYarnRestConformanceIRkernel(_YarnConformance):
 
     kernelspec = "R_yarn_rest"
     language = "r"
+
+    @pytest.fixture(autouse=True)
+    def _r_installed(self, irkernel):
+        """R and IRkernel on this host (the full run's tier)."""

@@ -276,11 +276,23 @@ async def test_spark_r_kernelspec_is_refused_by_name_irkernel(gateway, http, rm,
     assert rm.call(lambda: len(cluster.apps)) == before
 
 
-async def test_enterprise_gateway_r_launcher_irkernel(gateway, http, rm, reset):
+def _eg_r_launcher_needs() -> str:
+    """"TRUE" when the R packages and the system Python modules EG's R launcher uses are here."""
+    r = subprocess.run(
+        ["Rscript", "-e", "cat(all(sapply(c('argparse', 'stringr', 'base64enc'), requireNamespace, quietly = TRUE)))"],
+        capture_output=True, text=True,
+    )
+    py = subprocess.run(["/usr/bin/python3", "-c", "import Cryptodome, jupyter_client"], capture_output=True, text=True)
+    return r.stdout + py.stderr
+
+
+async def test_enterprise_gateway_r_launcher_irkernel(gateway, http, rm, reset, irkernel):
     """Enterprise Gateway's launch_IRkernel.R with its server_listener.py, as shipped (vendored
     in the kernelspec's scripts/), as a YARN application: its version-1 callback is accepted,
     the kernel runs R, an interrupt and the shutdown go through its comm port."""
     cluster = reset
+    needs = await asyncio.to_thread(_eg_r_launcher_needs)
+    assert needs == "TRUE", f"EG's R launcher needs r-cran-argparse, r-cran-stringr, r-cran-base64enc, python3-pycryptodome and python3-jupyter-client: {needs}"
     kid = await start(http, "eg_R_yarn_rest")
     ws = await KernelSocket.connect(gateway, kid)
     try:
