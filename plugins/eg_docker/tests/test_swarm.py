@@ -93,6 +93,23 @@ async def test_enterprise_gateway_swarm_kernelspec(gateway, http, docker):
     assert await docker.services({"kernel_id": kid}) == []
 
 
+async def test_enterprise_gateway_r_docker_kernelspec_irkernel(gateway, http, docker):
+    """Enterprise Gateway's R_docker (DockerSwarmProcessProxy, launch_docker.py argv) with eg's R
+    image: the image's own command (bootstrap-kernel.sh) starts IRkernel from KERNEL_LANGUAGE."""
+    r = await http.post("/api/kernels", json={"name": "eg_R_docker"})
+    assert r.status_code == 201, r.text
+    kid = r.json()["id"]
+    try:
+        [service] = await docker.services({"kernel_id": kid})
+        assert "Args" not in service["Spec"]["TaskTemplate"]["ContainerSpec"]  # the image's own command
+        ws = await KernelSocket.connect(gateway, kid)
+        assert (await ws.execute('cat(R.version$language, "\\n")'))["stdout"] == "R \n"
+        await ws.close()
+    finally:
+        await http.delete(f"/api/kernels/{kid}")
+    assert await docker.services({"kernel_id": kid}) == []
+
+
 async def test_swarm_crash_at_start(http, docker):
     kid = str(uuid.uuid4())
     r = await http.post("/api/kernels", json={"name": "docker_swarm_crash", "env": {"KERNEL_ID": kid}})

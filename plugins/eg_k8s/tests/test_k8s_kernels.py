@@ -77,6 +77,25 @@ async def test_enterprise_gateway_kubernetes_kernelspec_works_unchanged(gateway,
     assert await left_behind(core, namespace, kid) == {}
 
 
+async def test_enterprise_gateway_r_kubernetes_kernelspec_irkernel(gateway, http, core, namespace):
+    """Enterprise Gateway's R_kubernetes with eg's R image: the image's bootstrap-kernel.sh starts
+    IRkernel (KERNEL_LANGUAGE=r) through eg's launcher."""
+    r = await start(http, "eg_R_kubernetes")
+    assert r.status_code == 201, f"{r.text}\n{gateway.output()[-4000:]}"
+    kid = r.json()["id"]
+    try:
+        pod = await pod_of(core, namespace, kid)
+        assert pod.spec.containers[0].command is None, "EG kernelspecs run the image's own command"
+        ks = await KernelSocket.connect(gateway, kid)
+        try:
+            assert (await ks.execute('cat(R.version$language, "\\n")'))["stdout"] == "R \n"
+        finally:
+            await ks.close()
+    finally:
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, namespace, kid) == {}
+
+
 async def test_launch_progress_is_logged_and_emitted(gateway, http):
     r = await start(http, "python_kubernetes")
     assert r.status_code == 201, r.text
