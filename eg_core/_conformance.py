@@ -14,8 +14,10 @@ its backend) and ``eg_probe`` (lists what the backend still holds for a kernel i
         def eg_probe(self):
             return jobs_of_kernel             # async (kernel_id) -> ["job 123 RUNNING", ...]
 
-Every check starts its own gateway(s) and its own kernel, through the REST and websocket API,
-against the real backend. A check the resource manager cannot support is switched off in the
+Every check starts its own kernel, through the REST and websocket API, against the real
+backend; the checks that do not kill their gateway share one per class (``eg_gateway``), the
+others start their own (``eg_start``). A subclass per kernel language runs the same checks with
+another kernelspec: ``language = "r"`` picks the code they run (:data:`LANGUAGE_CODE`). A check the resource manager cannot support is switched off in the
 subclass by setting it to ``None`` (e.g. ``test_eg_orphans_found_after_restart = None`` for a
 backend that cannot list what it runs); the suite then does not collect it.
 """
@@ -185,6 +187,16 @@ class ResourceManagerConformance:
 
         return start
 
+    @pytest.fixture
+    def eg_gateway(self, eg_start, eg_shared_gateways):
+        """A gateway for a check that does not kill it: the class's shared one, started by the
+        first such check (again if it died)."""
+        if not eg_shared_gateways or eg_shared_gateways[-1].proc.poll() is not None:
+            gw = eg_start()
+            gw.shared = True
+            eg_shared_gateways.append(gw)
+        return eg_shared_gateways[-1]
+
     async def _launch(self, gw, name: str | None = None, env: dict | None = None):
         async with gw.client() as http:
             return await http.post("/api/kernels", json={"name": name or self.kernelspec, "env": env or {}})
@@ -216,17 +228,17 @@ class ResourceManagerConformance:
 
     # -- the checks ---------------------------------------------------------------------------
 
-    async def test_eg_start_and_execute(self, eg_start, eg_probe):
-        gw = eg_start()
+    async def test_eg_start_and_execute(self, eg_gateway, eg_probe):
+        gw = eg_gateway
         kid = await self._started(gw)
         assert (await self._run(gw, kid, self.code.answer))["stdout"] == "42\n"
         assert await eg_probe(kid), "the probe finds nothing for a running kernel: it cannot prove cleanups"
         await self._shutdown(gw, kid)
 
-    async def test_eg_interrupt(self, eg_start):
+    async def test_eg_interrupt(self, eg_gateway):
         from .testing import KernelSocket
 
-        gw = eg_start()
+        gw = eg_gateway
         kid = await self._started(gw)
         ws = await KernelSocket.connect(gw, kid)
         try:
@@ -243,8 +255,8 @@ class ResourceManagerConformance:
             await ws.close()
         await self._shutdown(gw, kid)
 
-    async def test_eg_restart_keeps_the_id(self, eg_start):
-        gw = eg_start()
+    async def test_eg_restart_keeps_the_id(self, eg_gateway):
+        gw = eg_gateway
         kid = await self._started(gw)
         await self._run(gw, kid, self.code.set_var)
         async with gw.client() as http:
@@ -255,31 +267,31 @@ class ResourceManagerConformance:
         assert out["stdout"] == self.code.no_var_output, out
         await self._shutdown(gw, kid)
 
-    async def test_eg_shutdown_leaves_nothing(self, eg_start, eg_probe):
-        gw = eg_start()
+    async def test_eg_shutdown_leaves_nothing(self, eg_gateway, eg_probe):
+        gw = eg_gateway
         kid = await self._started(gw)
         await self._shutdown(gw, kid)
         assert await wait_until_gone(eg_probe, kid) == []
 
-    async def test_eg_failed_start_names_the_phase_and_leaves_nothing(self, eg_start, eg_probe):
-        gw = eg_start()
+    async def test_eg_failed_start_names_the_phase_and_leaves_nothing(self, eg_gateway, eg_probe):
+        gw = eg_gateway
         kid = str(uuid.uuid4())
         r = await self._launch(gw, f"{self.kernelspec}-eg-fails", {"KERNEL_ID": kid})
         body = self._refused_launch(r, (502, 504))  # the kernel failed, not the gateway (500)
         assert any(body["message"].startswith(f"{phase}:") for phase in Phase.ALL), body
         assert await wait_until_gone(eg_probe, kid) == []
 
-    async def test_eg_launch_timeout_leaves_nothing(self, eg_start, eg_probe):
-        gw = eg_start()
+    async def test_eg_launch_timeout_leaves_nothing(self, eg_gateway, eg_probe):
+        gw = eg_gateway
         kid = str(uuid.uuid4())
         env = {"KERNEL_ID": kid, "KERNEL_LAUNCH_TIMEOUT": str(self.launch_timeout)}
         body = self._refused_launch(await self._launch(gw, f"{self.kernelspec}-eg-hangs", env), (504,))
         assert "launch timeout" in body["message"], body
         assert await wait_until_gone(eg_probe, kid) == []
 
-    async def test_eg_bad_settings_are_refused_before_anything_is_created(self, eg_start, eg_probe):
+    async def test_eg_bad_settings_are_refused_before_anything_is_created(self, eg_gateway, eg_probe):
         assert self.bad_config, "name a kernelspec config the resource manager must refuse (bad_config)"
-        gw = eg_start()
+        gw = eg_gateway
         kid = str(uuid.uuid4())
         self._refused_launch(await self._launch(gw, f"{self.kernelspec}-eg-bad", {"KERNEL_ID": kid}), (400, 403))
         assert await eg_probe(kid) == []

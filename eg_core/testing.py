@@ -363,7 +363,16 @@ class GatewayProcess:
 
         return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=90)
 
+    shared = False  # True while several tests use it (ResourceManagerConformance): stop() waits for release()
+
+    def release(self) -> None:
+        """Stop a gateway that several tests shared, once the last of them is done."""
+        self.shared = False
+        self.stop()
+
     def stop(self) -> None:
+        if self.shared:
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -410,6 +419,16 @@ def gateway_factory(tmp_path, kernel_spec_dirs):
     yield start
     for gw in started:
         gw.stop()
+
+
+@pytest.fixture(scope="class")
+def eg_shared_gateways():
+    """The gateways a test class shares (:class:`ResourceManagerConformance`'s ``eg_gateway``):
+    a list to append to, each released after the class's last test."""
+    shared: list[GatewayProcess] = []
+    yield shared
+    for gw in shared:
+        gw.release()
 
 
 @pytest.fixture(scope="module")
