@@ -78,32 +78,20 @@ async def test_swarm_r_kernel_irkernel(gateway, http, docker):
     assert await docker.services({"kernel_id": kid}) == []
 
 
-async def test_enterprise_gateway_swarm_kernelspec(gateway, http, docker):
-    r = await http.post("/api/kernels", json={"name": "eg_swarm_proxy"})
+@pytest.mark.parametrize("name, code, output", [
+    ("eg_swarm_proxy", "print('swarm via EG kernelspec')", "swarm via EG kernelspec\n"),
+    # EG's R_docker (DockerSwarmProcessProxy) with eg's R image: bootstrap-kernel.sh starts IRkernel
+    ("eg_R_docker", 'cat(R.version$language, "\\n")', "R \n"),
+], ids=["python", "irkernel"])
+async def test_enterprise_gateway_swarm_kernelspec(gateway, http, docker, name, code, output):
+    r = await http.post("/api/kernels", json={"name": name})
     assert r.status_code == 201, r.text
     kid = r.json()["id"]
     try:
         [service] = await docker.services({"kernel_id": kid})
         assert "Args" not in service["Spec"]["TaskTemplate"]["ContainerSpec"]  # the image's own command
         ws = await KernelSocket.connect(gateway, kid)
-        assert (await ws.execute("print('swarm via EG kernelspec')"))["stdout"].strip() == "swarm via EG kernelspec"
-        await ws.close()
-    finally:
-        await http.delete(f"/api/kernels/{kid}")
-    assert await docker.services({"kernel_id": kid}) == []
-
-
-async def test_enterprise_gateway_r_docker_kernelspec_irkernel(gateway, http, docker):
-    """Enterprise Gateway's R_docker (DockerSwarmProcessProxy, launch_docker.py argv) with eg's R
-    image: the image's own command (bootstrap-kernel.sh) starts IRkernel from KERNEL_LANGUAGE."""
-    r = await http.post("/api/kernels", json={"name": "eg_R_docker"})
-    assert r.status_code == 201, r.text
-    kid = r.json()["id"]
-    try:
-        [service] = await docker.services({"kernel_id": kid})
-        assert "Args" not in service["Spec"]["TaskTemplate"]["ContainerSpec"]  # the image's own command
-        ws = await KernelSocket.connect(gateway, kid)
-        assert (await ws.execute('cat(R.version$language, "\\n")'))["stdout"] == "R \n"
+        assert (await ws.execute(code))["stdout"] == output
         await ws.close()
     finally:
         await http.delete(f"/api/kernels/{kid}")
