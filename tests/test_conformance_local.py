@@ -123,3 +123,14 @@ async def test_a_kernel_the_shared_store_records_is_no_orphan(gateway_factory, t
     async with second.client() as http:
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
     assert await wait_until_gone(processes_of_kernel, kid) == []
+
+
+class TestLocalConformanceIRkernel(TestLocalConformance):
+    """The same checks with an R kernel (IRkernel)."""
+
+    kernelspec = "ir"
+    language = "r"
+
+    @pytest.fixture(autouse=True)
+    def _r_installed(self, irkernel):
+        """R and IRkernel on this host (the full run's tier)."""

@@ -557,3 +557,25 @@ def test_transport_encryption_disabled_is_accepted_and_any_other_value_refused()
     assert refused.returncode == 2
     assert "--transport-encryption full: eg does not encrypt kernel traffic yet" in refused.stderr
     assert "tunnelling" in refused.stderr
+
+
+def test_the_launcher_starts_irkernel_or_any_kernel_command(monkeypatch):
+    """--kernel-language r (or KERNEL_LANGUAGE=R from an R kernelspec) runs IRkernel; --kernel-command
+    any kernel, with the connection file put in; a command without {connection_file} is refused."""
+    monkeypatch.delenv("KERNEL_LANGUAGE", raising=False)
+    def parse(args):
+        return launcher.build_parser().parse_args(args)  # the default language is read from the environment here
+
+    assert launcher.kernel_argv(parse([]), "/c.json")[1:3] == ["-m", "ipykernel_launcher"]
+    assert launcher.kernel_argv(parse(["--kernel-language", "R"]), "/c.json") == [
+        "R", "--slave", "-e", "IRkernel::main()", "--args", "/c.json"]
+    monkeypatch.setenv("KERNEL_LANGUAGE", "R")
+    assert launcher.kernel_argv(parse([]), "/c.json")[0] == "R"
+    monkeypatch.setenv("KERNEL_LANGUAGE", "scala")  # no preset: ipykernel, as before
+    assert launcher.kernel_argv(parse([]), "/c.json")[0] == sys.executable
+    assert launcher.kernel_argv(parse(["--kernel-command", '["k", "-f", "{connection_file}"]']), "/c.json") == ["k", "-f", "/c.json"]
+    assert launcher.kernel_argv(parse(["--kernel-command", "k --cf={connection_file}"]), "/c.json") == ["k", "--cf=/c.json"]
+    with pytest.raises(launcher.LaunchError, match="no '{connection_file}'"):
+        launcher.kernel_argv(parse(["--kernel-command", "k -f x"]), "/c.json")
+    with pytest.raises(launcher.LaunchError, match="does not parse"):
+        launcher.kernel_argv(parse(["--kernel-command", "[1,"]), "/c.json")

@@ -2,7 +2,7 @@
 
 Real gateway processes, real ipykernel (``python3``) and tiny kernels. A claim binds the
 requester's user, ``KERNEL_*`` env and working directory to the waiting kernel; what only a
-launch applies, or a non-Python kernel with something to bind, is a miss that starts a kernel.
+launch applies, or a kernel neither Python nor R with something to bind, is a miss that starts a kernel.
 """
 
 from __future__ import annotations
@@ -71,6 +71,33 @@ async def test_claim_binds_user_env_and_working_dir(gateway_factory, tmp_path):
     assert "claimed from the warm pool of python3 by alice" in gw.output()
 
 
+async def test_an_r_pool_claim_binds_env_and_working_dir_irkernel(gateway_factory, tmp_path, irkernel):
+    """An R kernelspec (IRkernel) is pooled like a Python one: the claim binds the request's
+    KERNEL_* env (quotes, backslashes and non-ASCII stay values) and working directory with
+    ``Sys.setenv``/``setwd``; a directory that does not exist is a miss, then the usual error."""
+    gw = gateway_factory(env={"EG_KERNEL_POOLS": json.dumps({"ir": 1})})
+    workdir = tmp_path / "r-notebooks"
+    workdir.mkdir()
+    async with gw.client() as http:
+        await wait_pool(http, "ir", 1)
+        pooled_id = events(gw, "launched")[0]["kernel_id"]
+        project = 'it\'s "quoted" \\ é; system("touch /tmp/pwned")'
+        env = {"KERNEL_USERNAME": "alice", "KERNEL_PROJECT": project, "KERNEL_WORKING_DIR": str(workdir)}
+        r = await http.post("/api/kernels", json={"name": "ir", "env": env})
+        assert r.status_code == 201, r.text
+        assert r.json()["id"] == pooled_id and r.json()["from_pool"] is True
+        ws = await KernelSocket.connect(gw, pooled_id)
+        out = await ws.execute('cat(Sys.getenv("KERNEL_USERNAME"), Sys.getenv("KERNEL_PROJECT"), getwd(), sep = "|")')
+        await ws.close()
+        assert out["stdout"] == f"alice|{project}|{workdir}"
+        assert out["reply"]["execution_count"] == 1
+        await wait_pool(http, "ir", 1)
+        r = await http.post("/api/kernels", json={"name": "ir", "env": {"KERNEL_WORKING_DIR": "/no/such/dir"}})
+        assert r.status_code >= 400 and "/no/such/dir" in r.json()["message"], r.text
+        assert await metric(http, "eg_pool_hits_total", "ir") == 1
+    assert "binding the request failed" in events(gw, "pool_miss")[0]["details"]["reason"]
+
+
 async def test_launch_time_values_and_non_python_kernels_miss(gateway_factory):
     """What cannot be applied after start starts a kernel as usual, with the reason in a
     ``pool_miss`` event and the miss counted; a tiny (non-Python) kernel is claimed only when
@@ -90,7 +117,7 @@ async def test_launch_time_values_and_non_python_kernels_miss(gateway_factory):
         assert await metric(http, "eg_pool_hits_total", "tiny") == 1
     reasons = [e["details"]["reason"] for e in events(gw, "pool_miss")]
     assert reasons[0] == "KERNEL_UID can only be applied when a kernel starts"
-    assert "only for Python kernels" in reasons[1]
+    assert "only for Python and R kernels" in reasons[1]
 
 
 async def test_bad_working_dir_is_a_miss_then_the_usual_error(gateway_factory):

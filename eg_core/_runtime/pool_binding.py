@@ -2,10 +2,11 @@
 
 A pooled kernel was started as the gateway's own user with the kernelspec's env and no request
 values. At claim time the request's user, ``KERNEL_*``/allowed env and working directory are
-bound to the running kernel: for Python kernels by a silent ``execute_request`` that updates
-``os.environ`` and calls ``os.chdir`` (values go in as Python string literals, never as code).
-What only a launch can apply is a miss: the variables in :data:`LAUNCH_TIME_ENV`, whatever the
-resource manager's ``eg_pool_fit`` names, and any binding for a kernel that is not Python.
+bound to the running kernel by a silent ``execute_request``: for Python kernels code that updates
+``os.environ`` and calls ``os.chdir``, for R kernels (IRkernel) ``Sys.setenv`` and ``setwd``
+(values go in as string literals, never as code). What only a launch can apply is a miss: the
+variables in :data:`LAUNCH_TIME_ENV`, whatever the resource manager's ``eg_pool_fit`` names, and
+any binding for a kernel in another language (:data:`BINDERS` has none for it).
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ def env_changes(pooled: KernelContext, request: KernelContext) -> dict[str, str]
 
 
 def _is_python(kernel: KernelContext) -> bool:
-    return str(kernel.spec.get("language", "")).lower() == "python"
+    return _language(kernel) == "python"
+
+
+def _language(kernel: KernelContext) -> str:
+    return str(kernel.spec.get("language", "")).lower()
 
 
 async def misfit(pooled: KernelContext, request: KernelContext, hooks: Any) -> str | None:
@@ -52,8 +57,8 @@ async def misfit(pooled: KernelContext, request: KernelContext, hooks: Any) -> s
         reason = await acall_first(hooks.eg_pool_fit, kernel=pooled, request=request)
         if reason:
             return str(reason)
-    if (changes or request.cwd) and not _is_python(pooled):
-        return f"env and working directory are bound after start only for Python kernels, not {pooled.spec.get('language')!r}"
+    if (changes or request.cwd) and _language(pooled) not in BINDERS:
+        return f"env and working directory are bound after start only for Python and R kernels, not {pooled.spec.get('language')!r}"
     return None
 
 
@@ -64,6 +69,34 @@ def binding_code(changes: dict[str, str], cwd: str | None) -> str:
     if cwd:
         code += f"; __import__('os').chdir({str(cwd)!r})"
     return code
+
+
+def r_string(value: str) -> str:
+    """An R string literal of ``value``: printable ASCII as is, every other character (quotes and
+    backslashes too) as a ``\\U{hex}`` escape, so nothing in it ends the literal."""
+    return '"' + "".join(
+        c if " " <= c <= "~" and c not in '"\\' else f"\\U{{{ord(c):x}}}" for c in value
+    ) + '"'
+
+
+def r_binding_code(changes: dict[str, str], cwd: str | None) -> str:
+    """R (IRkernel) that sets ``changes`` with ``Sys.setenv`` and changes to ``cwd``; the values
+    are string literals (:func:`r_string`)."""
+    code = "invisible(NULL)"
+    if changes:
+        names = ", ".join(r_string(k) for k in changes)
+        values = ", ".join(r_string(v) for v in changes.values())
+        code = f"invisible(do.call(Sys.setenv, as.list(setNames(c({values}), c({names})))))"
+    if cwd:
+        code += f"; invisible(setwd({r_string(str(cwd))}))"
+    return code
+
+
+# The binding code per kernelspec language (lower case).
+BINDERS = {"python": binding_code, "r": r_binding_code}
+# Languages whose binding runs with silent=False (store_history stays off, so the execution count
+# does not move, and no client listens yet): IRkernel answers "ok" to a silent request that failed.
+LOUD_BINDING = frozenset({"r"})
 
 
 async def warm_up(managed: Any) -> None:
@@ -91,7 +124,7 @@ async def bind(managed: Any, request: KernelContext) -> None:
     changes = env_changes(pooled, request)
     if changes or request.cwd:
         content = {
-            "code": binding_code(changes, request.cwd), "silent": True, "store_history": False,
+            "code": BINDERS[_language(pooled)](changes, request.cwd), "silent": _language(pooled) not in LOUD_BINDING, "store_history": False,
             "user_expressions": {}, "allow_stdin": False, "stop_on_error": False,
         }
         reply = await asyncio.wait_for(managed.bridge.request("execute_request", content), BIND_TIMEOUT)

@@ -51,7 +51,8 @@ For a plugin's startup cost:
 
 The core's own fixtures (``gateway``, ``gateway_factory``, ``http``, ``kernel``,
 ``kernel_spec_dirs``) start real gateways for REST and websocket tests; ``kerberos_realm`` is a
-real MIT KDC on loopback (see :mod:`eg_core.testing._kerberos`).
+real MIT KDC on loopback (see :mod:`eg_core.testing._kerberos`); ``irkernel`` makes sure R and
+IRkernel are installed on this host (a test of R kernels uses it).
 """
 
 from __future__ import annotations
@@ -338,7 +339,16 @@ class GatewayProcess:
 
         return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=90)
 
+    shared = False  # True while several tests use it (ResourceManagerConformance): stop() waits for release()
+
+    def release(self) -> None:
+        """Stop a gateway that several tests shared, once the last of them is done."""
+        self.shared = False
+        self.stop()
+
     def stop(self) -> None:
+        if self.shared:
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -387,6 +397,16 @@ def gateway_factory(tmp_path, kernel_spec_dirs):
         gw.stop()
 
 
+@pytest.fixture(scope="class")
+def eg_shared_gateways():
+    """The gateways a test class shares (:class:`ResourceManagerConformance`'s ``eg_gateway``):
+    a list to append to, each released after the class's last test."""
+    shared: list[GatewayProcess] = []
+    yield shared
+    for gw in shared:
+        gw.release()
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, kernel_spec_dirs):
     gw = GatewayProcess(tmp_path_factory.mktemp("gw"), kernel_spec_dirs=kernel_spec_dirs)
@@ -402,6 +422,25 @@ def kerberos_realm(tmp_path_factory):
     realm = KerberosRealm(tmp_path_factory.mktemp("krb5")).start()
     yield realm
     realm.stop()
+
+
+IRKERNEL_PACKAGES = ("r-base-core", "r-cran-irkernel")
+
+
+@pytest.fixture(scope="session")
+def irkernel() -> str:
+    """R with IRkernel on this host (for local R kernels, and R kernels that resource managers
+    start here: sshd on loopback, the Slurm node, the YARN emulator's node); returns R's path.
+    Fails, saying what to install, when either is missing (``.ci/run`` installs them); tests
+    that use it are in the full run only (the root ``conftest.py``'s ``SERVICE_FIXTURES``)."""
+    import shutil
+
+    r = shutil.which("R")
+    found = subprocess.run(
+        [r, "--slave", "-e", "cat(requireNamespace('IRkernel', quietly = TRUE))"], capture_output=True, text=True, timeout=60,
+    ).stdout if r else ""
+    assert found.strip() == "TRUE", f"R with IRkernel is not installed here: apt-get install {' '.join(IRKERNEL_PACKAGES)}"
+    return r
 
 
 @pytest.fixture

@@ -14,8 +14,10 @@ its backend) and ``eg_probe`` (lists what the backend still holds for a kernel i
         def eg_probe(self):
             return jobs_of_kernel             # async (kernel_id) -> ["job 123 RUNNING", ...]
 
-Every check starts its own gateway(s) and its own kernel, through the REST and websocket API,
-against the real backend. A check the resource manager cannot support is switched off in the
+Every check starts its own kernel, through the REST and websocket API, against the real
+backend; the checks that do not kill their gateway share one per class (``eg_gateway``), the
+others start their own (``eg_start``). A subclass per kernel language runs the same checks with
+another kernelspec: ``language = "r"`` picks the code they run (:data:`LANGUAGE_CODE`). A check the resource manager cannot support is switched off in the
 subclass by setting it to ``None`` (e.g. ``test_eg_orphans_found_after_restart = None`` for a
 backend that cannot list what it runs); the suite then does not collect it.
 """
@@ -27,6 +29,7 @@ import json
 import signal
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -39,6 +42,45 @@ Probe = Callable[[str], Awaitable[list[str]]]
 # connection file (local) gets one, as for a real kernel.
 FAILING_ARGV = ["python", "-c", "import sys; sys.exit(3)", "{connection_file}"]
 HANGING_ARGV = ["python", "-c", "import time; time.sleep(3600)", "{connection_file}"]
+
+
+@dataclass(frozen=True)
+class KernelCode:
+    """The code the checks run in one kernel language, and what it prints."""
+
+    answer: str  # prints "42\n"
+    sleep: str  # prints "sleeping", then sleeps for two minutes
+    interrupted: dict  # what the interrupted cell's execute_reply content holds
+    set_var: str  # defines ``before_restart``
+    has_var: str  # prints whether ``before_restart`` is defined
+    no_var_output: str  # what ``has_var`` prints after a restart
+    keep: str  # defines ``survivor`` as "kept"
+    show_kept: str  # prints ``survivor``
+
+
+# Per kernelspec language (``ResourceManagerConformance.language``).
+LANGUAGE_CODE = {
+    "python": KernelCode(
+        answer="print(6 * 7)",
+        sleep="print('sleeping', flush=True)\nimport time; time.sleep(120)",
+        interrupted={"status": "error", "ename": "KeyboardInterrupt"},
+        set_var="before_restart = 1",
+        has_var="print('before_restart' in dir())",
+        no_var_output="False\n",
+        keep="survivor = 'kept'",
+        show_kept="print(survivor)",
+    ),
+    "r": KernelCode(
+        answer='cat(6 * 7, "\\n", sep = "")',
+        sleep='cat("sleeping\\n")\nSys.sleep(120)',
+        interrupted={"status": "abort"},  # IRkernel reports no exception
+        set_var="before_restart <- 1",
+        has_var='cat(exists("before_restart"), "\\n", sep = "")',
+        no_var_output="FALSE\n",
+        keep='survivor <- "kept"',
+        show_kept='cat(survivor, "\\n", sep = "")',
+    ),
+}
 
 
 async def wait_until_gone(probe: Probe, kernel_id: str, timeout: float = 60.0) -> list[str]:
@@ -99,6 +141,12 @@ class ResourceManagerConformance:
     orphan_args: tuple[str, ...] = ()  # gateway arguments that make it remove orphans at startup
     launch_timeout: float = 10.0  # seconds, for the launch-timeout check
     crash_launches: int = 3  # concurrent launches under way when the gateway is SIGKILLed
+    language: str = "python"  # the kernelspec's language: a key of LANGUAGE_CODE
+
+    @property
+    def code(self) -> KernelCode:
+        """The code the checks run in ``language``."""
+        return LANGUAGE_CODE[self.language]
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -139,6 +187,16 @@ class ResourceManagerConformance:
 
         return start
 
+    @pytest.fixture
+    def eg_gateway(self, eg_start, eg_shared_gateways):
+        """A gateway for a check that does not kill it: the class's shared one, started by the
+        first such check (again if it died)."""
+        if not eg_shared_gateways or eg_shared_gateways[-1].proc.poll() is not None:
+            gw = eg_start()
+            gw.shared = True
+            eg_shared_gateways.append(gw)
+        return eg_shared_gateways[-1]
+
     async def _launch(self, gw, name: str | None = None, env: dict | None = None):
         async with gw.client() as http:
             return await http.post("/api/kernels", json={"name": name or self.kernelspec, "env": env or {}})
@@ -170,70 +228,70 @@ class ResourceManagerConformance:
 
     # -- the checks ---------------------------------------------------------------------------
 
-    async def test_eg_start_and_execute(self, eg_start, eg_probe):
-        gw = eg_start()
+    async def test_eg_start_and_execute(self, eg_gateway, eg_probe):
+        gw = eg_gateway
         kid = await self._started(gw)
-        assert (await self._run(gw, kid, "print(6 * 7)"))["stdout"] == "42\n"
+        assert (await self._run(gw, kid, self.code.answer))["stdout"] == "42\n"
         assert await eg_probe(kid), "the probe finds nothing for a running kernel: it cannot prove cleanups"
         await self._shutdown(gw, kid)
 
-    async def test_eg_interrupt(self, eg_start):
+    async def test_eg_interrupt(self, eg_gateway):
         from ._clients import KernelSocket
 
-        gw = eg_start()
+        gw = eg_gateway
         kid = await self._started(gw)
         ws = await KernelSocket.connect(gw, kid)
         try:
             # Interrupted once the cell says it sleeps: "busy" alone comes before the cell runs.
-            msg_id = await ws.request("execute_request", {"code": "print('sleeping', flush=True)\nimport time; time.sleep(120)", "silent": False})
+            msg_id = await ws.request("execute_request", {"code": self.code.sleep, "silent": False})
             while not (await ws.recv(60))["content"].get("text", "").startswith("sleeping"):
                 pass
             async with gw.client() as http:
                 assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
             while (reply := await ws.recv(60))["header"]["msg_type"] != "execute_reply" or reply["parent_header"].get("msg_id") != msg_id:
                 pass
-            assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
+            assert self.code.interrupted.items() <= reply["content"].items(), reply["content"]
         finally:
             await ws.close()
         await self._shutdown(gw, kid)
 
-    async def test_eg_restart_keeps_the_id(self, eg_start):
-        gw = eg_start()
+    async def test_eg_restart_keeps_the_id(self, eg_gateway):
+        gw = eg_gateway
         kid = await self._started(gw)
-        await self._run(gw, kid, "before_restart = 1")
+        await self._run(gw, kid, self.code.set_var)
         async with gw.client() as http:
             r = await http.post(f"/api/kernels/{kid}/restart", json={})
             assert r.status_code == 200, r.text
             assert r.json()["id"] == kid
-        out = await self._run(gw, kid, "print('before_restart' in dir())")
-        assert out["stdout"] == "False\n", out
+        out = await self._run(gw, kid, self.code.has_var)
+        assert out["stdout"] == self.code.no_var_output, out
         await self._shutdown(gw, kid)
 
-    async def test_eg_shutdown_leaves_nothing(self, eg_start, eg_probe):
-        gw = eg_start()
+    async def test_eg_shutdown_leaves_nothing(self, eg_gateway, eg_probe):
+        gw = eg_gateway
         kid = await self._started(gw)
         await self._shutdown(gw, kid)
         assert await wait_until_gone(eg_probe, kid) == []
 
-    async def test_eg_failed_start_names_the_phase_and_leaves_nothing(self, eg_start, eg_probe):
-        gw = eg_start()
+    async def test_eg_failed_start_names_the_phase_and_leaves_nothing(self, eg_gateway, eg_probe):
+        gw = eg_gateway
         kid = str(uuid.uuid4())
         r = await self._launch(gw, f"{self.kernelspec}-eg-fails", {"KERNEL_ID": kid})
         body = self._refused_launch(r, (502, 504))  # the kernel failed, not the gateway (500)
         assert any(body["message"].startswith(f"{phase}:") for phase in Phase.ALL), body
         assert await wait_until_gone(eg_probe, kid) == []
 
-    async def test_eg_launch_timeout_leaves_nothing(self, eg_start, eg_probe):
-        gw = eg_start()
+    async def test_eg_launch_timeout_leaves_nothing(self, eg_gateway, eg_probe):
+        gw = eg_gateway
         kid = str(uuid.uuid4())
         env = {"KERNEL_ID": kid, "KERNEL_LAUNCH_TIMEOUT": str(self.launch_timeout)}
         body = self._refused_launch(await self._launch(gw, f"{self.kernelspec}-eg-hangs", env), (504,))
         assert "launch timeout" in body["message"], body
         assert await wait_until_gone(eg_probe, kid) == []
 
-    async def test_eg_bad_settings_are_refused_before_anything_is_created(self, eg_start, eg_probe):
+    async def test_eg_bad_settings_are_refused_before_anything_is_created(self, eg_gateway, eg_probe):
         assert self.bad_config, "name a kernelspec config the resource manager must refuse (bad_config)"
-        gw = eg_start()
+        gw = eg_gateway
         kid = str(uuid.uuid4())
         self._refused_launch(await self._launch(gw, f"{self.kernelspec}-eg-bad", {"KERNEL_ID": kid}), (400, 403))
         assert await eg_probe(kid) == []
@@ -243,11 +301,11 @@ class ResourceManagerConformance:
         args = ("--Gateway.availability_mode=standalone", f"--FileSessionStore.persistence_root={store}")
         first = eg_start(*args)
         kid = await self._started(first)
-        await self._run(first, kid, "survivor = 'kept'")
+        await self._run(first, kid, self.code.keep)
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
         second = eg_start(*args)
-        assert (await self._run(second, kid, "print(survivor)"))["stdout"] == "kept\n"
+        assert (await self._run(second, kid, self.code.show_kept))["stdout"] == "kept\n"
         await self._shutdown(second, kid)
         assert await wait_until_gone(eg_probe, kid) == []
 
@@ -272,7 +330,7 @@ class ResourceManagerConformance:
         second = eg_start(*args)
         adopted = await _settled(second, eg_probe, kernel_ids, timeout=180.0)
         for kid in adopted:
-            assert (await self._run(second, kid, "print(6 * 7)"))["stdout"] == "42\n", kid
+            assert (await self._run(second, kid, self.code.answer))["stdout"] == "42\n", kid
             await self._shutdown(second, kid)
         for kid in kernel_ids:
             assert await wait_until_gone(eg_probe, kid) == [], kid
@@ -290,4 +348,4 @@ class ResourceManagerConformance:
         await second.wait_for_output(kid)  # the orphan sweep reports the kernel
 
 
-__all__ = ["ResourceManagerConformance", "wait_until_gone", "FAILING_ARGV", "HANGING_ARGV"]
+__all__ = ["ResourceManagerConformance", "wait_until_gone", "FAILING_ARGV", "HANGING_ARGV", "KernelCode", "LANGUAGE_CODE"]

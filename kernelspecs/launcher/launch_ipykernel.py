@@ -26,6 +26,11 @@ shutdown request (the gateway was killed: its host's kernel closes its sockets),
 gateway took the lease within ``LEASE_WAIT`` seconds (``EG_LAUNCHER_LEASE_WAIT``) of the call
 back, the launcher terminates the kernel and exits.
 
+The kernel is ipykernel, or with ``--kernel-language r`` (the default when the gateway passes
+``KERNEL_LANGUAGE=r``, an R kernelspec's language) IRkernel, or any kernel with
+``--kernel-command`` (its argv with ``{connection_file}``): the launcher's part, the callback,
+the comm port and the lease, is the same for every language.
+
 It needs only the standard library and ipykernel (in the kernel's Python), so it can be copied to
 any host or image. Enterprise Gateway's arguments, including the deprecated
 ``--RemoteProcessProxy.*`` forms, are accepted. POSIX only; Python 3.8 or later.
@@ -73,6 +78,7 @@ import logging
 import os
 import random
 import secrets
+import shlex
 import signal
 import socket
 import sys
@@ -767,6 +773,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--transport-encryption", alias + "transport-encryption", dest="transport_encryption", default="disabled",
         help="gateway_provisioners' option: only 'disabled' is accepted (this launcher does not encrypt kernel traffic)",
     )
+    parser.add_argument(
+        "--kernel-language", dest="kernel_language", type=str.lower, choices=KERNEL_LANGUAGES,
+        default=_language_from_env(),
+        help="the kernel to start: python (ipykernel) or r (IRkernel); default: $KERNEL_LANGUAGE (the "
+        "kernelspec's language, set by the gateway) when it names one of them, else python",
+    )
+    parser.add_argument(
+        "--kernel-command", dest="kernel_command",
+        help="any kernel's argv instead (a JSON list, or shell words) with '{connection_file}' where the "
+        "connection file goes, e.g. '[\"R\", \"--slave\", \"-e\", \"IRkernel::main()\", \"--args\", \"{connection_file}\"]'",
+    )
     parser.add_argument("--ip", default="0.0.0.0", help="address the kernel binds (default 0.0.0.0)")
     parser.add_argument(
         "--advertise-ip", dest="advertise_ip",
@@ -807,18 +824,55 @@ def prepare_connection_file(options: argparse.Namespace) -> tuple[str, dict, soc
     return conn_file, info, comm_socket
 
 
-async def start_kernel(conn_file: str, kernel_class_name: str) -> asyncio.subprocess.Process:
-    """Start ipykernel as a child process (in this launcher's process group)."""
-    try:
-        return await asyncio.create_subprocess_exec(
+# The kernels the launcher starts besides ipykernel (``--kernel-language``): their argv, with
+# ``{connection_file}`` where the connection file's path goes (as in a kernelspec's argv).
+KERNEL_COMMANDS = {
+    "r": ("R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"),
+}
+KERNEL_LANGUAGES = ("python", *KERNEL_COMMANDS)
+
+
+def kernel_argv(options: argparse.Namespace, conn_file: str) -> list[str]:
+    """The kernel's command: ``--kernel-command`` (JSON list or shell words), else the
+    ``--kernel-language`` preset, else ipykernel in this launcher's Python.
+
+    Raises :class:`LaunchError` for a command without ``{connection_file}`` or one that does not parse.
+    """
+    command = getattr(options, "kernel_command", None)
+    language = (getattr(options, "kernel_language", None) or "python").lower()
+    if command:
+        try:
+            words = json.loads(command) if command.lstrip().startswith("[") else shlex.split(command)
+        except ValueError as err:
+            raise LaunchError(f"--kernel-command {command!r} does not parse: {err}") from None
+        if not words or not all(isinstance(w, str) for w in words):
+            raise LaunchError(f"--kernel-command {command!r} must be a non-empty list of strings")
+    elif language in KERNEL_COMMANDS:
+        words = list(KERNEL_COMMANDS[language])
+    else:
+        return [
             sys.executable, "-m", "ipykernel_launcher", "-f", conn_file,
-            f"--IPKernelApp.kernel_class={kernel_class_name}",
+            f"--IPKernelApp.kernel_class={options.kernel_class_name}",
             # The kernel exits by itself if the launcher dies (ipykernel polls its parent pid).
             f"--IPKernelApp.parent_handle={os.getpid()}",
-            stdin=asyncio.subprocess.DEVNULL,
-        )
+        ]
+    if not any("{connection_file}" in w for w in words):
+        raise LaunchError(f"the kernel command {words} has no '{{connection_file}}' argument")
+    return [w.replace("{connection_file}", conn_file) for w in words]
+
+
+def _language_from_env() -> str:
+    language = os.environ.get("KERNEL_LANGUAGE", "").strip().lower()
+    return language if language in KERNEL_LANGUAGES else "python"
+
+
+async def start_kernel(argv: list[str]) -> asyncio.subprocess.Process:
+    """Start the kernel (``argv``, see :func:`kernel_argv`) as a child process in this
+    launcher's process group."""
+    try:
+        return await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL)
     except OSError as err:
-        raise LaunchError(f"cannot start the kernel with {sys.executable}: {err}") from None
+        raise LaunchError(f"cannot start the kernel with {argv[0]}: {err}") from None
 
 
 async def call_back(options: argparse.Namespace, message: bytes, supervisor: KernelSupervisor) -> None:
@@ -850,7 +904,7 @@ async def run_launcher(options: argparse.Namespace, launch_key: str | None) -> i
     conn_file, info, comm_socket = prepare_connection_file(options)
     supervisor = server = None
     try:
-        supervisor = KernelSupervisor(await start_kernel(conn_file, options.kernel_class_name), keys, options.lease)
+        supervisor = KernelSupervisor(await start_kernel(kernel_argv(options, conn_file)), keys, options.lease)
         supervisor.install_signal_handlers()
         server = await asyncio.start_server(supervisor.handle_comm_connection, sock=comm_socket)
         if options.response_address:

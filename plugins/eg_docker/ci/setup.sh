@@ -8,11 +8,12 @@
 # Idempotent. On stdout it prints only shell assignments (progress goes to stderr):
 #   DOCKER_HOST=unix:///tmp/eg-docker/docker.sock
 #   EG_DOCKER_IMAGE=eg/kernel-py:local
+#   EG_DOCKER_R_IMAGE=eg/kernel-r:local     (the Python image plus R and IRkernel)
 #   EG_DOCKER_SWARM=active|inactive|unavailable: <reason>
 #
 # Environment:
 #   EG_DOCKER_RUN    the engine's run directory: data root, exec root, socket, log (/tmp/eg-docker)
-#   EG_DOCKER_CACHE  kept across runs: the debootstrap rootfs tarball and the saved kernel image,
+#   EG_DOCKER_CACHE  kept across runs: the debootstrap rootfs tarball and the saved kernel images,
 #                    keyed by a hash of their inputs (/var/cache/eg-docker)
 #   EG_DOCKERD_ARGS  extra dockerd arguments (split on spaces), used when this script starts the
 #                    engine; eg-k8s's setup runs its node's private engine with
@@ -31,6 +32,8 @@ SOCK="$RUN/docker.sock"
 export DOCKER_HOST="unix://$SOCK"
 IMAGE_REPO="eg/kernel-py"
 IMAGE="$IMAGE_REPO:local"
+R_IMAGE_REPO="eg/kernel-r"
+R_IMAGE="$R_IMAGE_REPO:local"
 SUITE=bookworm
 MIRROR="${EG_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 INCLUDE="python3,python3-venv,ca-certificates"
@@ -134,29 +137,45 @@ base_image() {
     echo "$tag"
 }
 
-build_image() {
-    local key saved base
-    key="$( (cat "$HERE/../image/Dockerfile" "$HERE/../image/bootstrap-kernel.sh" "$REPO/kernelspecs/launcher/launch_ipykernel.py"
-             echo "$SUITE $INCLUDE") | hash_of)"
-    local tag="$IMAGE_REPO:$key"
-    saved="$CACHE/kernel-py-$key.tar"
-    if ! dk image inspect "$tag" >/dev/null 2>&1; then
-        if [ -s "$saved" ]; then
-            say "loading the cached kernel image $tag"
-            dk load -i "$saved" >/dev/null
-        else
-            base="$(base_image)"
-            say "building $tag"
-            bash "$HERE/../image/build.sh" --base "$base" --tag "$tag" -- -q --network host >&2 \
-                || die "docker build of the kernel image failed"
-            say "saving $tag to $saved"
-            dk save -o "$saved.part" "$tag" && mv "$saved.part" "$saved"
-            # Older saved images of other inputs are of no further use.
-            find "$CACHE" -maxdepth 1 -name 'kernel-py-*.tar' ! -name "kernel-py-$key.tar" -delete
-        fi
+cached_image() {
+    # cached_image NAME KEY REPO BASE_FN [build.sh options]: REPO:KEY from the engine, else loaded
+    # from $CACHE/NAME-KEY.tar, else built FROM the image BASE_FN prints and saved there.
+    local name="$1" key="$2" repo="$3" base_fn="$4"; shift 4
+    local tag="$repo:$key" saved="$CACHE/$name-$key.tar" base
+    if dk image inspect "$tag" >/dev/null 2>&1; then return; fi
+    if [ -s "$saved" ]; then
+        say "loading the cached image $tag"
+        dk load -i "$saved" >/dev/null
+        return
     fi
-    dk tag "$tag" "$IMAGE"
-    say "kernel image $IMAGE = $tag"
+    base="$($base_fn)"
+    say "building $tag"
+    bash "$HERE/../image/build.sh" "$@" --base "$base" --tag "$tag" -- -q --network host >&2 \
+        || die "docker build of $tag failed"
+    say "saving $tag to $saved"
+    dk save -o "$saved.part" "$tag" && mv "$saved.part" "$saved"
+    # Older saved images of other inputs are of no further use.
+    find "$CACHE" -maxdepth 1 -name "$name-*.tar" ! -name "$name-$key.tar" -delete
+}
+
+build_image() {
+    PY_KEY="$( (cat "$HERE/../image/Dockerfile" "$HERE/../image/bootstrap-kernel.sh" "$REPO/kernelspecs/launcher/launch_ipykernel.py"
+                echo "$SUITE $INCLUDE") | hash_of)"
+    cached_image kernel-py "$PY_KEY" "$IMAGE_REPO" base_image
+    dk tag "$IMAGE_REPO:$PY_KEY" "$IMAGE"
+    say "kernel image $IMAGE = $IMAGE_REPO:$PY_KEY"
+}
+
+py_image() { echo "$IMAGE_REPO:$PY_KEY"; }
+
+build_r_image() {
+    # eg/kernel-r: the Python image plus Debian's R and IRkernel, keyed by the Python image's key
+    # and Dockerfile.r (a few minutes once per machine: apt-get inside the build).
+    local key
+    key="$( (echo "$PY_KEY"; cat "$HERE/../image/Dockerfile.r") | hash_of)"
+    cached_image kernel-r "$key" "$R_IMAGE_REPO" py_image --language r
+    dk tag "$R_IMAGE_REPO:$key" "$R_IMAGE"
+    say "R kernel image $R_IMAGE = $R_IMAGE_REPO:$key"
 }
 
 # --- swarm ------------------------------------------------------------------------------------
@@ -203,6 +222,8 @@ flock 9
 install_packages
 start_dockerd
 build_image
+build_r_image
 echo "DOCKER_HOST=$DOCKER_HOST"
 echo "EG_DOCKER_IMAGE=$IMAGE"
+echo "EG_DOCKER_R_IMAGE=$R_IMAGE"
 if [ "${1:-}" = --swarm ]; then init_swarm; else echo "EG_DOCKER_SWARM=$(swarm_state)"; fi

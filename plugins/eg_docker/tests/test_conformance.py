@@ -40,3 +40,10 @@ class TestDockerConformance(ResourceManagerConformance):
             return [f"container {c['Id'][:12]} {c.get('State')}" for c in found]
 
         return containers_of_kernel
+
+
+class TestDockerConformanceIRkernel(TestDockerConformance):
+    """The same checks with an R kernel (IRkernel) in eg's R kernel image."""
+
+    kernelspec = "R_docker"
+    language = "r"

@@ -52,15 +52,46 @@ async def test_swarm_kernel_lifecycle(gateway, http, docker, gateway_id):
     assert await docker.services({"kernel_id": kid}) == []
 
 
-async def test_enterprise_gateway_swarm_kernelspec(gateway, http, docker):
-    r = await http.post("/api/kernels", json={"name": "eg_swarm_proxy"})
+async def test_swarm_r_kernel_irkernel(gateway, http, docker):
+    """An R kernel (eg/kernel-r) as a Swarm service: it runs R, an interrupt reaches it through
+    the launcher's comm port, and its deletion removes the service."""
+    r = await http.post("/api/kernels", json={"name": "R_docker_swarm"})
+    assert r.status_code == 201, r.text
+    kid = r.json()["id"]
+    try:
+        [service] = await docker.services({"kernel_id": kid})
+        assert service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith("eg/kernel-r:local")
+        ws = await KernelSocket.connect(gateway, kid)
+        out = await ws.execute('cat(Sys.getenv("EG_DOCKER_MODE"), R.version$language, "\\n")')
+        assert out["stdout"].split() == ["swarm", "R"], out
+        msg_id = await ws.request("execute_request", {"code": 'cat("sleeping\\n")\nSys.sleep(60)', "silent": False})
+        while not (await ws.recv(30))["content"].get("text", "").startswith("sleeping"):
+            pass
+        assert (await http.post(f"/api/kernels/{kid}/interrupt")).status_code == 204
+        while (reply := await ws.recv(30))["header"]["msg_type"] != "execute_reply" or reply["parent_header"].get("msg_id") != msg_id:
+            pass
+        assert reply["content"]["status"] == "abort", reply["content"]
+        await ws.close()
+    finally:
+        r = await http.delete(f"/api/kernels/{kid}")
+    assert r.status_code == 204
+    assert await docker.services({"kernel_id": kid}) == []
+
+
+@pytest.mark.parametrize("name, code, output", [
+    ("eg_swarm_proxy", "print('swarm via EG kernelspec')", "swarm via EG kernelspec\n"),
+    # EG's R_docker (DockerSwarmProcessProxy) with eg's R image: bootstrap-kernel.sh starts IRkernel
+    ("eg_R_docker", 'cat(R.version$language, "\\n")', "R \n"),
+], ids=["python", "irkernel"])
+async def test_enterprise_gateway_swarm_kernelspec(gateway, http, docker, name, code, output):
+    r = await http.post("/api/kernels", json={"name": name})
     assert r.status_code == 201, r.text
     kid = r.json()["id"]
     try:
         [service] = await docker.services({"kernel_id": kid})
         assert "Args" not in service["Spec"]["TaskTemplate"]["ContainerSpec"]  # the image's own command
         ws = await KernelSocket.connect(gateway, kid)
-        assert (await ws.execute("print('swarm via EG kernelspec')"))["stdout"].strip() == "swarm via EG kernelspec"
+        assert (await ws.execute(code))["stdout"] == output
         await ws.close()
     finally:
         await http.delete(f"/api/kernels/{kid}")

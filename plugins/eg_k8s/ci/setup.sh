@@ -7,7 +7,7 @@
 #
 # Idempotent. On stdout it prints only shell assignments (progress goes to stderr):
 #   KUBECONFIG=/tmp/eg-k8s/kubeconfig
-#   EG_K8S_IMAGE=eg/kernel-py:local
+#   EG_K8S_IMAGE=eg/kernel-py:local       (eg/kernel-r:local, for R_kubernetes, is in the node's engine too)
 #   EG_K8S_NODE=eg-k8s-node
 #   EG_K8S_APISERVER_PORT=16443
 #   EG_K8S_CA=/tmp/eg-k8s/certs/apiserver.crt      (the API server's certificate, to verify it)
@@ -169,7 +169,7 @@ CLAMP
 
 start_docker() {
     # A private engine for the node, started by eg-docker's own setup (its run dir, its image
-    # cache), with the clamping runtime as default. The engine eg-docker's tests use is not touched.
+    # cache: both kernel images, Python and R, loaded from there), with the clamping runtime as default. The engine eg-docker's tests use is not touched.
     local out
     out="$(EG_DOCKER_RUN="$DOCKER_RUN" EG_DOCKERD_ARGS="--add-runtime clamp=$RUN/runc-clamp --default-runtime=clamp" \
         bash "$REPO/plugins/eg_docker/ci/setup.sh")" || die "eg-docker's setup could not start the node's engine"

@@ -40,6 +40,13 @@ class TestKubernetesConformance(ResourceManagerConformance):
         return pods_of_kernel
 
 
+class TestKubernetesConformanceIRkernel(TestKubernetesConformance):
+    """The same checks with an R kernel (IRkernel) in eg's R kernel image, started by eg's launcher."""
+
+    kernelspec = "R_kubernetes"
+    language = "r"
+
+
 class TestPerKernelNamespaceConformance(TestKubernetesConformance):
     """The checks about what a launch leaves, with a namespace created per kernel (the
     namespace, its RoleBinding, the Secret and the pod are all the launch's)."""

@@ -55,10 +55,15 @@ async def test_kernel_in_a_pod_runs_code_and_leaves_nothing(gateway, http, core,
     assert await left_behind(core, namespace, kid) == {}
 
 
-async def test_enterprise_gateway_kubernetes_kernelspec_works_unchanged(gateway, http, core, namespace):
+@pytest.mark.parametrize("name, code, output", [
+    ("k8s_eg_proxy", "print(1+1)", "2\n"),
+    # EG's R_kubernetes with eg's R image: bootstrap-kernel.sh starts IRkernel (KERNEL_LANGUAGE=r)
+    ("eg_R_kubernetes", 'cat(R.version$language, "\\n")', "R \n"),
+], ids=["python", "irkernel"])
+async def test_enterprise_gateway_kubernetes_kernelspec_works_unchanged(gateway, http, core, namespace, name, code, output):
     """KubernetesProcessProxy + launch_kubernetes.py argv: the image's bootstrap-kernel.sh starts
     the kernel from EG's environment contract (RESPONSE_ADDRESS, PUBLIC_KEY, PORT_RANGE...)."""
-    r = await start(http, "k8s_eg_proxy")
+    r = await start(http, name)
     assert r.status_code == 201, f"{r.text}\n{gateway.output()[-4000:]}"
     kid = r.json()["id"]
     try:
@@ -69,7 +74,7 @@ async def test_enterprise_gateway_kubernetes_kernelspec_works_unchanged(gateway,
                 "KERNEL_SERVICE_ACCOUNT_NAME", "KERNEL_IMAGE"} <= names
         ks = await KernelSocket.connect(gateway, kid)
         try:
-            assert (await ks.execute("print(1+1)"))["stdout"] == "2\n"
+            assert (await ks.execute(code))["stdout"] == output
         finally:
             await ks.close()
     finally:

@@ -26,3 +26,14 @@ class TestSlurmConformance(ResourceManagerConformance):
     @pytest.fixture
     def eg_probe(self, slurm_probe):
         return slurm_probe
+
+
+class TestSlurmConformanceIRkernel(TestSlurmConformance):
+    """The same checks with an R kernel (IRkernel)."""
+
+    kernelspec = "R_slurm_test"  # R_slurm with the kernel bound to 127.0.0.1
+    language = "r"
+
+    @pytest.fixture(autouse=True)
+    def _r_installed(self, irkernel):
+        """R and IRkernel on this host (the full run's tier)."""

@@ -74,3 +74,14 @@ async def test_a_restarting_gateway_leaves_a_live_gateways_kernels_alone(ssh_gat
     async with live.client() as http:
         assert (await http.delete(f"/api/kernels/{live_kernel}")).status_code == 204
     assert await wait_until_gone(processes_of_kernel, live_kernel) == []
+
+
+class TestSSHConformanceIRkernel(TestSSHConformance):
+    """The same checks with an R kernel (IRkernel)."""
+
+    kernelspec = "R_ssh"
+    language = "r"
+
+    @pytest.fixture(autouse=True)
+    def _r_installed(self, irkernel):
+        """R and IRkernel on this host (the full run's tier)."""

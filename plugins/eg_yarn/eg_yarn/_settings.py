@@ -13,6 +13,7 @@ everything before anything is submitted: 400 for a malformed value, 403 for one 
 from __future__ import annotations
 
 import getpass
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -193,10 +194,28 @@ def launch_parameters(kernel: KernelContext) -> dict[str, dict[str, Any]]:
     return {REQUEST_VARIABLES[name]: prop for name, prop in properties.items() if name in s.request_overrides}
 
 
+def refuse_spark_r(kernel: KernelContext) -> None:
+    """Refuse a Spark R kernelspec (Enterprise Gateway's ``spark_R_yarn_cluster``) whose
+    ``SPARK_HOME`` has no SparkR: pyspark's package, the Spark eg installs, ships none, and
+    Enterprise Gateway's ``launch_IRkernel.R`` needs it for the Spark context."""
+    if str(kernel.spec.get("language", "")).lower() != "r":
+        return
+    spark_home = kernel.env.get("SPARK_HOME") or (kernel.spec.get("env") or {}).get("SPARK_HOME") or ""
+    if spark_home and os.path.isdir(os.path.join(spark_home, "R", "lib", "SparkR")):
+        return
+    raise BadRequest(
+        f"kernelspec {kernel.kernel_name!r} is a Spark R kernel, but SPARK_HOME ({spark_home or 'unset'}) has no "
+        "SparkR (R/lib/SparkR): pyspark's package, the Spark eg installs, does not include it. Use an R kernel "
+        "without Spark (eg-yarn's R_yarn_rest), or point SPARK_HOME at a full Spark distribution built with SparkR."
+    )
+
+
 def resolve(kernel: KernelContext) -> Launch:
     """Merge the layers for one launch and check every value; called before submitting."""
     s = settings()
     ks = kernelspec_settings(kernel, s)  # the gateway's settings with the kernelspec's overrides
+    if ks.submission == "spark-submit":
+        refuse_spark_r(kernel)
     values: dict[str, Any] = {name: getattr(ks, name) for name in REQUEST_VARIABLES}
     for name, variable in REQUEST_VARIABLES.items():
         requested = kernel.env.get(variable)

@@ -47,3 +47,14 @@ class TestYarnRestConformance(_YarnConformance):
 
 class TestYarnSparkSubmitConformance(_YarnConformance):
     kernelspec = "spark_python_yarn_cluster"
+
+
+class TestYarnRestConformanceIRkernel(_YarnConformance):
+    """REST mode with an R kernel (IRkernel)."""
+
+    kernelspec = "R_yarn_rest"
+    language = "r"
+
+    @pytest.fixture(autouse=True)
+    def _r_installed(self, irkernel):
+        """R and IRkernel on this host (the full run's tier)."""

@@ -261,3 +261,49 @@ async def test_running_kernels_are_watched_with_one_query_for_all(gateway, http,
     await async_wait_for(lambda: f"[kernel {kids[0]}] died" in gateway.output(), 30, gateway.output)
     for kid in kids:
         await stop(http, rm, cluster, kid)
+
+
+async def test_spark_r_kernelspec_is_refused_by_name_irkernel(gateway, http, rm, reset):
+    """Enterprise Gateway's spark_R_yarn_cluster as shipped: SparkR is not in pyspark's package,
+    so the launch is refused with a 400 naming the kernelspec and the reason, before anything is
+    submitted; an R kernel without Spark (R_yarn_rest) is what works here."""
+    cluster = reset
+    before = rm.call(lambda: len(cluster.apps))
+    r = await http.post("/api/kernels", json={"name": "spark_R_yarn_cluster"})
+    assert r.status_code == 400, r.text
+    message = r.json()["message"]
+    assert "'spark_r_yarn_cluster' is a Spark R kernel" in message and "SparkR" in message, message
+    assert rm.call(lambda: len(cluster.apps)) == before
+
+
+def _eg_r_launcher_needs() -> str:
+    """"TRUE" when the R packages and the system Python modules EG's R launcher uses are here."""
+    r = subprocess.run(
+        ["Rscript", "-e", "cat(all(sapply(c('argparse', 'stringr', 'base64enc'), requireNamespace, quietly = TRUE)))"],
+        capture_output=True, text=True,
+    )
+    py = subprocess.run(["/usr/bin/python3", "-c", "import Cryptodome, jupyter_client"], capture_output=True, text=True)
+    return r.stdout + py.stderr
+
+
+async def test_enterprise_gateway_r_launcher_irkernel(gateway, http, rm, reset, irkernel):
+    """Enterprise Gateway's launch_IRkernel.R with its server_listener.py, as shipped (vendored
+    in the kernelspec's scripts/), as a YARN application: its version-1 callback is accepted,
+    the kernel runs R, an interrupt and the shutdown go through its comm port."""
+    cluster = reset
+    needs = await asyncio.to_thread(_eg_r_launcher_needs)
+    assert needs == "TRUE", f"EG's R launcher needs r-cran-argparse, r-cran-stringr, r-cran-base64enc, python3-pycryptodome and python3-jupyter-client: {needs}"
+    kid = await start(http, "eg_R_yarn_rest")
+    ws = await KernelSocket.connect(gateway, kid)
+    try:
+        assert (await ws.execute('cat(6 * 7, "\\n", sep = "")'))["stdout"] == "42\n"
+        msg_id = await ws.request("execute_request", {"code": 'cat("sleeping\\n")\nSys.sleep(120)', "silent": False})
+        while not (await ws.recv(60))["content"].get("text", "").startswith("sleeping"):
+            pass
+        assert (await http.post(f"/api/kernels/{kid}/interrupt", json={})).status_code == 204
+        while (reply := await ws.recv(60))["header"]["msg_type"] != "execute_reply" or reply["parent_header"].get("msg_id") != msg_id:
+            pass
+        assert reply["content"]["status"] == "abort", reply["content"]
+    finally:
+        await ws.close()
+    await stop(http, rm, cluster, kid)
