@@ -148,3 +148,27 @@ def test_every_directory_the_wheel_holds_is_a_listed_package():
                 continue
             found.add(".".join((name, *rel)))
     assert sorted(found - listed) == []
+
+
+def test_plugins_wheels_hold_no_unlisted_directory():
+    """The same for each plugin: its kernelspec directories are packages (``packages.find`` with
+    ``namespaces``) or listed, so ``pip install ./plugins/eg_x`` prints no setuptools warning."""
+    import tomllib
+
+    bad = []
+    for pyproject in sorted((CORE.parent / "plugins").glob("*/pyproject.toml")):
+        setuptools = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]
+        find = setuptools.get("packages", {}).get("find") if isinstance(setuptools.get("packages"), dict) else None
+        find = find or setuptools.get("packages.find")
+        if find is not None:
+            if not find.get("namespaces", True):
+                bad.append(f"{pyproject.parent.name}: packages.find without namespaces")
+            continue
+        listed = set(setuptools["packages"])
+        for package in listed:
+            root = pyproject.parent / package.replace(".", "/")
+            for directory in (p for p in root.rglob("*") if p.is_dir() and "__pycache__" not in p.parts):
+                name = ".".join((package, *directory.relative_to(root).parts))
+                if name not in listed and any(f.is_file() for f in directory.iterdir()):
+                    bad.append(f"{pyproject.parent.name}: {name} is not listed")
+    assert bad == []
