@@ -8,6 +8,9 @@
 # Python (no ci/setup.sh, plugins installed without their test extras), in .venv-fast, on every
 # core (pytest-xdist); tests marked ``service`` (see conftest.py) are left to the full run.
 #
+# Without test paths, the full run is two pytest processes side by side: the tests that need a
+# service, and the rest (see below).
+#
 #   bash scripts/test.sh --newest [pytest args]
 # tests the newest versions the pyproject ranges allow instead, in a new .venv-newest; when
 # the whole suite (no pytest args) passes it writes that set to constraints.txt (review and
@@ -45,7 +48,23 @@ for setup in plugins/*/ci/setup.sh; do
 done
 # pytest exits 5 when it collected no test: that fails this script like any other failure.
 if [ -z "$newest" ]; then
-  exec "$venv/bin/python" -m pytest "$@"
+  for arg in "$@"; do
+    case "$arg" in -*) ;; *) exec "$venv/bin/python" -m pytest "$@" ;; esac  # chosen tests: one run
+  done
+  # The whole suite: the tests that need a service (conftest.py marks them) in one pytest, the
+  # others beside it in a second, so the backends' waits overlap the core's tests. Each part must
+  # collect tests and pass; the second part's report follows the first's.
+  beside=$(mktemp)
+  "$venv/bin/python" -m pytest -m "not service" "$@" > "$beside" 2>&1 &
+  beside_pid=$!
+  status=0 beside_status=0
+  "$venv/bin/python" -m pytest -m service "$@" || status=$?
+  wait "$beside_pid" || beside_status=$?
+  echo "==== the tests that need no service (run beside the above): exit $beside_status ===="
+  cat "$beside"
+  rm -f "$beside"
+  [ "$status" -eq 0 ] && [ "$beside_status" -eq 0 ] || exit 1
+  exit 0
 fi
 "$venv/bin/python" -m pytest "$@"
 if [ $# -gt 0 ]; then
