@@ -41,7 +41,8 @@ For a plugin's startup cost:
 
 The core's own fixtures (``gateway``, ``gateway_factory``, ``http``, ``kernel``,
 ``kernel_spec_dirs``) start real gateways for REST and websocket tests; ``kerberos_realm`` is a
-real MIT KDC on loopback (see :mod:`eg_core.testing_kerberos`).
+real MIT KDC on loopback (see :mod:`eg_core.testing_kerberos`); ``spark_runtime`` checks that
+real Spark can run here (pyspark in this Python, a Java runtime on ``PATH``) for the Spark tests.
 """
 
 from __future__ import annotations
@@ -426,6 +427,21 @@ def kerberos_realm(tmp_path_factory):
     realm = KerberosRealm(tmp_path_factory.mktemp("krb5")).start()
     yield realm
     realm.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_runtime() -> str:
+    """pyspark's ``SPARK_HOME`` (its bundled jars and ``bin/spark-submit``), once a Java runtime is
+    on ``PATH``; fails saying what to install when either is missing."""
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.fail("no java on PATH: install openjdk-17-jre-headless (.ci/run does)")
+    try:
+        import pyspark
+    except ImportError:
+        pytest.fail("pyspark is missing: pip install -c constraints.txt -e '.[spark]' (scripts/test.sh does)")
+    return os.path.dirname(pyspark.__file__)
 
 
 @pytest.fixture
