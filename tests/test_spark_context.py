@@ -116,7 +116,7 @@ async def start_spark_kernel(tmp_path, spark_runtime):
 
 def spark_rest(ui: str, path: str) -> list[dict]:
     """GET from the driver's monitoring REST API (``/api/v1``)."""
-    with urllib.request.urlopen(f"{ui}/api/v1{path}", timeout=10) as answer:
+    with urllib.request.urlopen(f"{ui}/api/v1{path}", timeout=60) as answer:
         return json.load(answer)
 
 
