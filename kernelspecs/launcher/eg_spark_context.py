@@ -1,8 +1,8 @@
 """The Spark context of a kernel started by eg's launcher (``--spark-context-initialization-mode``).
 
 ``launch_ipykernel.py`` starts ipykernel as a child process, so the context must be made inside
-that child: with mode ``lazy`` or ``eager`` the launcher loads this module (shipped beside it)
-into the kernel as an IPython extension, with the mode in ``EG_SPARK_CONTEXT_INIT_MODE``. The
+that child: with mode ``lazy`` or ``eager`` the launcher loads this module (shipped beside it, or
+on the Python path) into the kernel as an IPython extension, with the mode in ``EG_SPARK_CONTEXT_INIT_MODE``. The
 extension, when IPython loads it (before the kernel answers its first request),
 
 - ``lazy``: binds ``spark`` and ``sc`` in the user namespace to stand-ins; the first attribute
@@ -15,8 +15,9 @@ extension, when IPython loads it (before the kernel answers its first request),
 
 With a session made, an interrupt (SIGINT, what both the gateway's signal and message interrupt
 modes end in) during a cell calls ``sc.cancelAllJobs()`` before the cell gets its
-``KeyboardInterrupt``, so the running Spark jobs stop and their executors are free; SIGUSR2 (Enterprise
-Gateway's job-cancel signal) cancels the jobs without interrupting the cell. When the kernel exits
+``KeyboardInterrupt``, so the running Spark jobs stop and their executors are free. A cell waiting
+in a Py4J call (a job) gets its ``KeyboardInterrupt`` as that call returns, which the cancel makes
+it do; a second interrupt raises at once. When the kernel exits
 (a shutdown request) or is terminated (SIGTERM: the launcher's shutdown) the session is stopped.
 
 The master, the application name and every other setting come from Spark's usual places: the
@@ -206,5 +207,4 @@ def load_ipython_extension(shell: Any) -> None:
         signal.signal(signal.SIGINT, _sigint_handler(holder, signal.getsignal(signal.SIGINT)))
 
     shell.events.register("pre_run_cell", before_cell)
-    signal.signal(signal.SIGUSR2, lambda signum, frame: holder.cancel_jobs())
     signal.signal(signal.SIGTERM, _sigterm_handler(holder, signal.getsignal(signal.SIGTERM)))
