@@ -124,6 +124,8 @@ async def test_lazy_context_made_on_first_use_cancelled_by_interrupt_stopped_at_
     kernel = await start_spark_kernel("lazy")
     assert await kernel.value("type(spark).__name__, type(sc).__name__") == "('LazySpark', 'LazySpark')"
     assert kernel.jvms() == []  # nothing made before the first use
+    assert await kernel.value("from IPython.core.formatters import get_real_method; print(get_real_method(spark, '_repr_html_'))") == "None"
+    assert kernel.jvms() == []  # IPython's display probes make nothing either
 
     assert await kernel.value('spark.range(10**6).selectExpr("sum(id)").collect()[0][0]') == str(sum(range(10**6)))
     assert await kernel.value("type(spark).__name__, sc is spark.sparkContext") == "('SparkSession', True)"

@@ -102,6 +102,8 @@ class LazySpark:
         return session if self._name == "spark" else session.sparkContext
 
     def __getattr__(self, attr: str) -> Any:
+        if attr.startswith(("_ipython_", "_repr_")) and self._holder.session is None:
+            raise AttributeError(attr)  # IPython's display probes are no use of Spark
         return getattr(self._target(), attr)
 
     def __setattr__(self, attr: str, value: Any) -> None:
