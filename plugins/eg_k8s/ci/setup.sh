@@ -210,7 +210,7 @@ spark_image() {
             docker load -i "$saved" >/dev/null
         else
             say "building $tag (JRE + pyspark, a few minutes once per machine and inputs)"
-            bash "$HERE/../spark_image/build.sh" --base "$KERNEL_IMAGE" --tag "$tag" -- -q --network host >&2 \
+            bash "$HERE/../spark_image/build.sh" "$tag" "$KERNEL_IMAGE" -- -q --network host >&2 \
                 || die "docker build of the Spark image failed"
             docker save -o "$saved.part" "$tag" && mv "$saved.part" "$saved"
             find "$CACHE" -maxdepth 1 -name 'kernel-spark-*.tar' ! -name "kernel-spark-$key.tar" -delete
