@@ -11,7 +11,7 @@ pytest_plugins = [] if _loaded_by_entry_point else ["eg_core.testing"]
 # -- test tiers --------------------------------------------------------------------------------
 # A test that needs a backend service or a system package beyond Python (sshd, dockerd, the
 # Kubernetes cluster, Slurm, a JupyterHub with its npm proxy, a Kerberos KDC, Chromium, R with
-# IRkernel) is marked
+# IRkernel, Java for Spark) is marked
 # ``service``: the fixtures that bring each one up are named here, in one place, by the folder
 # whose tests use them. ``bash scripts/test.sh --fast`` runs the rest (``-m "not service"``),
 # with no ci/setup.sh and no system package; the full run keeps everything.
@@ -22,7 +22,7 @@ SERVICE_FIXTURES = {
     "plugins/eg_slurm/": {"slurm_cluster"},
     "plugins/eg_jupyterhub/": {"hub"},
     "tests/test_e2e_jupyterlab.py": {"chromium"},
-    "": {"kerberos_realm", "irkernel"},
+    "": {"kerberos_realm", "irkernel", "spark_runtime"},
 }
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import re
@@ -59,11 +60,11 @@ def kernelspecs(tmp: Path) -> Path:
     return root
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="eg-bench-yarn-"))
+@contextlib.contextmanager
+def emulated_yarn_gateway(tmp: Path):
+    """A gateway with eg-yarn's kernelspecs (SPARK_HOME at the tests' spark-submit stand-in) on a
+    fresh emulated ResourceManager whose state delays are zero; yields (gateway, emulator,
+    cluster) and stops all three on exit."""
     thread = LoopThread()
     cluster = YarnCluster(tmp / "yarn")
     cluster.state_delay = 0.0
@@ -74,9 +75,7 @@ def main() -> None:
         env={"HADOOP_CONF_DIR": str(conf), "SPARK_STAGING_DIR": str(tmp / "staging")},
     )
     try:
-        times = asyncio.run(interleaved_starts(gw, NAMES, args.rounds))
-        log = gw.output()
-        apps = rm.call(lambda: [(a.name, a.started, a.launched, a.registered_at) for a in cluster.apps.values()])
+        yield gw, rm, cluster
     finally:
         gw.stop()
         rm.stop()
@@ -86,6 +85,16 @@ def main() -> None:
 
         thread.run(stop())
         thread.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    with emulated_yarn_gateway(Path(tempfile.mkdtemp(prefix="eg-bench-yarn-"))) as (gw, rm, cluster):
+        times = asyncio.run(interleaved_starts(gw, NAMES, args.rounds))
+        log = gw.output()
+        apps = rm.call(lambda: [(a.name, a.started, a.launched, a.registered_at) for a in cluster.apps.values()])
     medians = {n: statistics.median(times[n]) * 1000 for n in NAMES}
     local = medians["python3"]
     print(f"kernel start -> kernel_info_reply, median of {args.rounds} rounds (ms)")

@@ -33,6 +33,8 @@ fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 packages=(-e ".[test]")
+# pyspark (the Spark context tests, with Java from .ci/run) is ~450 MB: the fast tier has no Spark test
+[ -n "$fast" ] || packages=(-e ".[test,spark]")
 for plugin in plugins/*/; do
   if [ -f "$plugin/pyproject.toml" ]; then
     if [ -n "$fast" ]; then packages+=(-e "$plugin"); else packages+=(-e "$plugin[test]"); fi

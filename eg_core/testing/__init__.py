@@ -52,7 +52,9 @@ For a plugin's startup cost:
 The core's own fixtures (``gateway``, ``gateway_factory``, ``http``, ``kernel``,
 ``kernel_spec_dirs``) start real gateways for REST and websocket tests; ``kerberos_realm`` is a
 real MIT KDC on loopback (see :mod:`eg_core.testing._kerberos`); ``irkernel`` makes sure R and
-IRkernel are installed on this host (a test of R kernels uses it).
+IRkernel are installed on this host (a test of R kernels uses it);
+``spark_runtime`` checks that real Spark can run here (pyspark in this Python, a Java runtime on
+``PATH``) for the Spark tests.
 """
 
 from __future__ import annotations
@@ -441,6 +443,21 @@ def irkernel() -> str:
     ).stdout if r else ""
     assert found.strip() == "TRUE", f"R with IRkernel is not installed here: apt-get install {' '.join(IRKERNEL_PACKAGES)}"
     return r
+
+
+@pytest.fixture(scope="session")
+def spark_runtime() -> str:
+    """pyspark's ``SPARK_HOME`` (its bundled jars and ``bin/spark-submit``), once a Java runtime is
+    on ``PATH``; fails saying what to install when either is missing."""
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.fail("no java on PATH: install openjdk-17-jre-headless (.ci/run does)")
+    try:
+        import pyspark
+    except ImportError:
+        pytest.fail("pyspark is missing: pip install -c constraints.txt -e '.[spark]' (scripts/test.sh does)")
+    return os.path.dirname(pyspark.__file__)
 
 
 @pytest.fixture

@@ -759,7 +759,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--spark-context-initialization-mode", alias + "spark-context-initialization-mode",
         dest="spark_init_mode", default="none", choices=("none", "lazy", "eager"),
-        help="accepted for compatibility; this launcher creates no Spark context",
+        help="lazy: the kernel binds spark and sc, made on first use; eager: made before the kernel is "
+        "ready; none (default): neither (needs pyspark in the kernel's Python and eg_spark_context.py "
+        "beside this launcher)",
     )
     parser.add_argument(
         "--cluster-type", alias + "cluster-type", dest="cluster_type", default="none",
@@ -853,6 +855,7 @@ def kernel_argv(options: argparse.Namespace, conn_file: str) -> list[str]:
         return [
             sys.executable, "-m", "ipykernel_launcher", "-f", conn_file,
             f"--IPKernelApp.kernel_class={options.kernel_class_name}",
+            *spark_context_args(getattr(options, "spark_init_mode", "none")),
             # The kernel exits by itself if the launcher dies (ipykernel polls its parent pid).
             f"--IPKernelApp.parent_handle={os.getpid()}",
         ]
@@ -873,6 +876,27 @@ async def start_kernel(argv: list[str]) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL)
     except OSError as err:
         raise LaunchError(f"cannot start the kernel with {argv[0]}: {err}") from None
+
+
+def spark_context_args(mode: str) -> tuple[str, ...]:
+    """ipykernel arguments (and, in this process's environment, the kernel's) that load
+    ``eg_spark_context`` into the kernel for a ``lazy`` or ``eager`` Spark context: from this
+    launcher's directory, else from the Python path (``spark-submit --py-files`` puts it there);
+    none for ``none``, or when the module is in neither place (logged)."""
+    if mode == "none":
+        return ()
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.isfile(os.path.join(here, "eg_spark_context.py")):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH"))))
+    else:
+        import importlib.util
+
+        if importlib.util.find_spec("eg_spark_context") is None:
+            log.warning("No Spark context (mode %s): eg_spark_context.py is neither beside %s nor on the "
+                        "Python path", mode, __file__)
+            return ()
+    os.environ["EG_SPARK_CONTEXT_INIT_MODE"] = mode
+    return ("--IPKernelApp.extensions=['eg_spark_context']",)
 
 
 async def call_back(options: argparse.Namespace, message: bytes, supervisor: KernelSupervisor) -> None:
@@ -964,11 +988,8 @@ def main(argv: list[str] | None = None) -> None:
             "pass 'disabled' (or leave the option out), and protect the kernel's ports another way: eg-ssh's "
             "tunnelling (enable_tunneling, EG_ENABLE_TUNNELING) carries them over SSH"
         )
-    if options.spark_init_mode != "none" or options.cluster_type not in ("none", "spark"):
-        log.info(
-            "Ignoring spark-context-initialization-mode=%s / cluster-type=%s: this launcher "
-            "creates no Spark or Dask context", options.spark_init_mode, options.cluster_type,
-        )
+    if options.cluster_type == "dask":
+        log.info("Ignoring cluster-type=dask: this launcher creates no Dask context")
     if options.response_address:
         try:
             parse_address(options.response_address)

@@ -8,6 +8,7 @@
 # Idempotent. On stdout it prints only shell assignments (progress goes to stderr):
 #   KUBECONFIG=/tmp/eg-k8s/kubeconfig
 #   EG_K8S_IMAGE=eg/kernel-py:local       (eg/kernel-r:local, for R_kubernetes, is in the node's engine too)
+#   EG_K8S_SPARK_IMAGE=eg/kernel-spark:local   (JRE + pyspark + eg's launcher: ../spark_image)
 #   EG_K8S_NODE=eg-k8s-node
 #   EG_K8S_APISERVER_PORT=16443
 #   EG_K8S_CA=/tmp/eg-k8s/certs/apiserver.crt      (the API server's certificate, to verify it)
@@ -192,6 +193,33 @@ pause_image() {
     say "built the pause image $tag"
 }
 
+spark_image() {
+    # eg's Spark kernel image (../spark_image), FROM the kernel image, built once per machine and
+    # inputs (its files, the launcher and its Spark extension, the pyspark/py4j pins, the base
+    # image's id); saved under $CACHE so a restarted engine loads it instead of building again.
+    local key saved tag
+    key="$( (cat "$HERE/../spark_image/Dockerfile" "$HERE/../spark_image/spark-entrypoint.sh" "$HERE/../spark_image/build.sh" \
+                 "$REPO/kernelspecs/launcher/launch_ipykernel.py" "$REPO/kernelspecs/launcher/eg_spark_context.py"
+             grep -E '^(pyspark|py4j)==' "$REPO/constraints.txt"
+             docker image inspect --format '{{.Id}}' "$KERNEL_IMAGE") | sha256sum | cut -c1-16)"
+    tag="eg/kernel-spark:$key"
+    saved="$CACHE/kernel-spark-$key.tar"
+    if ! docker image inspect "$tag" >/dev/null 2>&1; then
+        if [ -s "$saved" ]; then
+            say "loading the cached Spark image $tag"
+            docker load -i "$saved" >/dev/null
+        else
+            say "building $tag (JRE + pyspark, a few minutes once per machine and inputs)"
+            bash "$HERE/../spark_image/build.sh" "$tag" "$KERNEL_IMAGE" -- -q --network host >&2 \
+                || die "docker build of the Spark image failed"
+            docker save -o "$saved.part" "$tag" && mv "$saved.part" "$saved"
+            find "$CACHE" -maxdepth 1 -name 'kernel-spark-*.tar' ! -name "kernel-spark-$key.tar" -delete
+        fi
+    fi
+    docker tag "$tag" eg/kernel-spark:local
+    SPARK_IMAGE=eg/kernel-spark:local
+}
+
 # --- the control plane and the node ---------------------------------------------------------------
 
 alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
@@ -326,12 +354,14 @@ flock 9
 write_runc_clamp
 start_docker
 pause_image
+spark_image
 credentials
 start_cluster
 say "cluster ready in $((SECONDS - T0)) s"
 echo "KUBECONFIG=$RUN/kubeconfig"
 echo "DOCKER_HOST=$DOCKER_HOST"
 echo "EG_K8S_IMAGE=$KERNEL_IMAGE"
+echo "EG_K8S_SPARK_IMAGE=$SPARK_IMAGE"
 echo "EG_K8S_NODE=$NODE"
 echo "EG_K8S_APISERVER_PORT=$APISERVER_PORT"
 echo "EG_K8S_CA=$RUN/certs/apiserver.crt"

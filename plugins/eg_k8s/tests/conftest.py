@@ -28,7 +28,7 @@ from k8s_helpers import gateway_args  # noqa: E402
 
 @pytest.fixture(scope="session")
 def cluster() -> dict[str, str]:
-    """``{"KUBECONFIG", "DOCKER_HOST", "EG_K8S_IMAGE", "EG_K8S_NODE"}`` of a running cluster."""
+    """``{"KUBECONFIG", "DOCKER_HOST", "EG_K8S_IMAGE", "EG_K8S_SPARK_IMAGE", "EG_K8S_NODE", ...}`` of a running cluster."""
     run = os.environ.get("EG_K8S_RUN", "/tmp/eg-k8s")
     already_running = Path(run, "kube-apiserver.pid").exists()
     proc = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=3600)

@@ -112,6 +112,33 @@ async def test_spark_kernel_interrupt_restart_shutdown(gateway, http, rm, reset)
     await stop(http, rm, cluster, kid)
 
 
+async def test_spark_kernel_has_a_real_spark_context_cancelled_on_interrupt(gateway, http, rm, reset, spark_runtime):
+    """The launcher in the AM container makes ``spark`` on first use with real pyspark (local mode:
+    the emulated RM runs no Spark JVM); an interrupt cancels the running job."""
+    cluster = reset
+    kid = await start(http, "spark_python_yarn_cluster")
+    ws = await KernelSocket.connect(gateway, kid)
+    try:
+        out = await ws.execute('print(type(spark).__name__); print(spark.range(1000).selectExpr("sum(id)").collect()[0][0]); '
+                               "print(type(spark).__name__, sc.master); print(sc.uiWebUrl)", timeout=180)
+        lines = out["stdout"].splitlines()
+        assert lines[:3] == ["LazySpark", "499500", "SparkSession local[*]"], out
+        app_id = (await ws.execute("print(sc.applicationId)"))["stdout"].strip()
+        jobs = f"{lines[3]}/api/v1/applications/{app_id}/jobs"
+        running = asyncio.ensure_future(ws.execute('spark.range(10**13).selectExpr("max(id)").collect()', timeout=120))
+        async with httpx.AsyncClient(timeout=60) as ui:
+            while not (await ui.get(jobs, params={"status": "running"})).json():
+                await asyncio.sleep(0.2)
+            assert (await http.post(f"/api/kernels/{kid}/interrupt")).status_code == 204
+            assert (await asyncio.wait_for(running, 60))["errors"] == ["KeyboardInterrupt"]
+            while (await ui.get(jobs, params={"status": "running"})).json():
+                await asyncio.sleep(0.2)
+            assert (await ui.get(jobs)).json()[0]["status"] == "FAILED"
+    finally:
+        await ws.close()
+    await stop(http, rm, cluster, kid)
+
+
 async def test_enterprise_gateway_kernelspec_unchanged(gateway, http, rm, reset):
     cluster = reset
     kid = await start(http, "eg_spark_yarn_cluster")

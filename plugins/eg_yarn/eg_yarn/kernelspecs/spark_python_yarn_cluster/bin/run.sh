@@ -16,5 +16,7 @@ if [ "${EG_IMPERSONATION_ENABLED:-False}" = "True" ]; then
   impersonation=(--proxy-user "${KERNEL_USERNAME:?}")
 fi
 # shellcheck disable=SC2086
+# The launcher's Spark-context extension travels with it (--py-files: beside it in the driver).
 exec "${SPARK_HOME}/bin/spark-submit" ${SPARK_OPTS:-} ${KERNEL_EXTRA_SPARK_OPTS:-} \
-  --name "${KERNEL_ID:?}" "${impersonation[@]}" "$launcher" "$@"
+  --name "${KERNEL_ID:?}" "${impersonation[@]}" --py-files "$(dirname "$launcher")/eg_spark_context.py" \
+  "$launcher" "$@"
