@@ -346,7 +346,8 @@ async def send_signal(kernel: KernelContext, signum: int, fallback: Fallback | N
     timeout, a network error, a refused request) is logged and ``fallback(kernel, signum)``
     (the backend's own way: ``kill`` over SSH, the engine's kill, ``scancel --signal``) is
     tried; so is it when there is no comm port (an Enterprise Gateway launcher that never
-    called back, a launch that failed early).
+    called back, a launch that failed early). Except an interrupt that timed out: the launcher
+    may have delivered it, and a second SIGINT would stop the user's next cell.
     """
     if has_comm_port(kernel):
         try:
@@ -354,7 +355,15 @@ async def send_signal(kernel: KernelContext, signum: int, fallback: Fallback | N
             return
         except ConnectionRefusedError:
             return
-        except (OSError, asyncio.TimeoutError, LauncherRequestRejected, ValueError) as exc:
+        except asyncio.TimeoutError:
+            if signum == signals.SIGINT:
+                kernel.log.warning("the launcher did not answer the interrupt in time; it may have delivered it, "
+                                   "so it is not sent again through the backend")
+                return
+            if fallback is None:
+                raise
+            kernel.log.warning("signal %s through the launcher's comm port timed out; using the backend", signum)
+        except (OSError, LauncherRequestRejected, ValueError) as exc:
             if fallback is None:
                 raise
             kernel.log.warning("signal %s through the launcher's comm port failed (%s); using the backend", signum, exc)

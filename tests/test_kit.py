@@ -226,6 +226,35 @@ async def test_signal_policy_falls_back_once_and_trusts_a_refusal():
     assert calls == []
 
 
+async def test_an_interrupt_the_launcher_did_not_answer_is_not_sent_again():
+    """A comm-port request that timed out may have been delivered: a second SIGINT through the
+    backend would stop the user's next cell. Other signals still fall back."""
+    calls = []
+
+    async def fallback(k, signum):
+        calls.append(signum)
+
+    held = []
+
+    async def silent(reader, writer):  # reads the request, never answers
+        held.append(writer)
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        k = kernel()
+        k.state.update(comm_ip="127.0.0.1", comm_port=server.sockets[0].getsockname()[1], launch_key=None)
+        await remote.send_signal(k, signal.SIGINT, fallback)
+        assert calls == []
+        await remote.send_signal(k, signal.SIGUSR1, fallback)
+        assert calls == [signal.SIGUSR1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_poller_asks_once_per_interval_for_every_watched_key():
     from eg_core.poller import StatusPoller
 
