@@ -193,6 +193,21 @@ def eg_describe_exit(kernel: KernelContext) -> str | None:
 
 
 @hookspec(firstresult=True)
+def eg_backend_log(kernel: KernelContext, lines: int) -> list[str] | None:
+    """Return the last ``lines`` lines of what the kernel's backend says about it: the local
+    process's output, a container's log, a pod's events and container log, a batch job's output
+    file. Text only; no secrets beyond what the backend itself shows.
+
+    Called for ``GET /api/kernels/{id}/events`` (the ``backend_log`` of its answer) and when a
+    launch fails, before ``eg_kill``/``eg_cleanup`` (the tail goes into the ``launch_failed``
+    event's ``backend_log``, kept with the kernel's events after it is gone). Optional.
+
+    Participants: the resource manager only. May be async. Returns a list of lines (oldest
+    first, at most ``lines``), or ``None`` when it has nothing.
+    """
+
+
+@hookspec(firstresult=True)
 def eg_save_process_info(kernel: KernelContext) -> dict[str, Any]:
     """Return what must be saved to re-attach to this kernel from another gateway process.
 
@@ -577,6 +592,7 @@ RESOURCE_MANAGER_HOOKS = (
     "eg_kill",
     "eg_cleanup",
     "eg_describe_exit",
+    "eg_backend_log",
     "eg_save_process_info",
     "eg_load_process_info",
     "eg_pool_fit",
