@@ -394,14 +394,17 @@ def eg_kernel_event(kernel: KernelContext, event: str, details: dict[str, Any]) 
 
     ``event`` is one of ``requested``, ``launched``, ``launch_failed``, ``adopted``,
     ``connected``, ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``,
-    ``shut_down``, and ``progress`` (a resource manager's launch step, from
+    ``shut_down``, and ``progress`` (a launch phase that ended, ``{"step": phase, "seconds":
+    duration}``, or a resource manager's launch step, from
     :meth:`eg_core.KernelContext.progress`), and for warm pools ``pool_claimed`` (on the claimed
     kernel; ``request_id``, ``duration``) and ``pool_miss`` (on the request; ``reason``). A
     pool's own launches are ``launched`` events with ``details["pooled"]`` True
     (``kernel.pooled`` is set until the kernel is claimed). :class:`eg_core.Event` names them;
     a plugin may emit events of its own.
     ``details`` carries the event's facts (phase durations for ``launched``, the phase and error
-    for ``launch_failed``, the exit status for ``died``...). Called when the event happens.
+    for ``launch_failed``, with the backend's last lines as ``backend_log`` when the resource
+    manager has ``eg_backend_log``, the exit status for ``died``...). Called when the event
+    happens; the core also keeps each kernel's recent events for ``GET /api/kernels/{id}/events``.
 
     Participants: every plugin. May be async. Returns nothing; errors are logged, not raised.
     """
