@@ -19,15 +19,11 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 LAUNCH_PHASES = ["before_launch", "launch_process", "confirm_startup", "connection_info", "kernel_info"]
 
 
-def client(gw, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=gw.url, headers={"Authorization": f"token {token}"}, timeout=90)
-
-
 @pytest.fixture
 def users_gateway(gateway_factory, tmp_path):
-    users = tmp_path / "users.json"
-    users.write_text(json.dumps(USERS))
-    return gateway_factory(f"--Gateway.users_file={users}")
+    """A gateway whose users (alice, bob) have tokens of their own."""
+    (tmp_path / "users.json").write_text(json.dumps(USERS))
+    return gateway_factory(f"--Gateway.users_file={tmp_path / 'users.json'}")
 
 
 async def sse_records(response: httpx.Response):
@@ -53,7 +49,7 @@ def phases_of(records: list[dict]) -> list[str]:
 
 async def test_a_kernels_life_with_phase_timings_and_its_output(users_gateway):
     gw = users_gateway
-    async with client(gw, "alice-secret") as alice:
+    async with gw.client("alice-secret") as alice:
         r = await alice.post("/api/kernels", json={"name": "python3"})
         assert r.status_code == 201, r.text
         kernel_id = r.json()["id"]
@@ -91,7 +87,7 @@ async def test_a_kernels_life_with_phase_timings_and_its_output(users_gateway):
 
 async def test_the_backend_log_tail_is_the_kernels_output(users_gateway):
     gw = users_gateway
-    async with client(gw, "alice-secret") as alice:
+    async with gw.client("alice-secret") as alice:
         kernel_id = (await alice.post("/api/kernels", json={"name": "python3"})).json()["id"]
         ks = await KernelSocket.connect(gw, kernel_id, headers={"Authorization": "token alice-secret"})
         code = "import sys; print('to the process stderr', file=sys.__stderr__, flush=True)"
@@ -104,7 +100,7 @@ async def test_the_backend_log_tail_is_the_kernels_output(users_gateway):
 
 async def test_another_users_kernel_and_an_unknown_id_are_404_alike(users_gateway):
     gw = users_gateway
-    async with client(gw, "alice-secret") as alice, client(gw, "bob-secret") as bob:
+    async with gw.client("alice-secret") as alice, gw.client("bob-secret") as bob:
         kernel_id = (await alice.post("/api/kernels", json={"name": "python3"})).json()["id"]
         unknown = str(uuid.uuid4())
         mine, unknown_r = await bob.get(f"/api/kernels/{kernel_id}/events"), await bob.get(f"/api/kernels/{unknown}/events")
@@ -142,7 +138,7 @@ async def test_a_follower_started_before_the_post_sees_the_phases_as_they_happen
     gw = users_gateway
     kernel_id = str(uuid.uuid4())
     answered = asyncio.Event()  # the POST was answered
-    async with client(gw, "alice-secret") as alice, client(gw, "bob-secret") as bob:
+    async with gw.client("alice-secret") as alice, gw.client("bob-secret") as bob:
         async def follow(http: httpx.AsyncClient, headers: dict) -> list[tuple[dict, bool]]:
             """Each event with whether it arrived before the POST was answered."""
             received = []
