@@ -92,13 +92,18 @@ class _Scrubber:
         return self.text(str(value))
 
 
+def scrubbed(kernel: Any, value: Any) -> Any:
+    """``value`` (text, or JSON-able data) with ``kernel``'s environment kept out, as
+    :func:`event_record` keeps it out of an event's details (a backend's log lines too)."""
+    return _Scrubber(kernel.env or {}, {kernel.kernel_id, kernel.user or "", kernel.kernel_name})(value)
+
+
 def event_record(kernel: Any, event: str, details: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """The JSON-able record of one event: time, event, kernel id, kernelspec, resource manager,
     user and details. Details named ``env``/``environment`` or after one of the kernel's variables
     are dropped, and a variable's value (8 characters or more) found in any text is ``***``."""
     kernel_id = kernel.kernel_id
     user = kernel.user or ""
-    scrub = _Scrubber(kernel.env or {}, {kernel_id, user, kernel.kernel_name})
     return {
         "time": _timestamp(time.time() if now is None else now),
         "event": event,
@@ -106,8 +111,8 @@ def event_record(kernel: Any, event: str, details: dict[str, Any], now: float | 
         "kernelspec": kernel.kernel_name,
         "resource_manager": kernel.resource_manager,
         "user": user,
-        "details": scrub(dict(details or {})),
+        "details": scrubbed(kernel, dict(details or {})),
     }
 
 
-__all__ = ["Event", "Phase", "event_record"]
+__all__ = ["Event", "Phase", "event_record", "scrubbed"]

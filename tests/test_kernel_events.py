@@ -85,16 +85,19 @@ async def test_a_kernels_life_with_phase_timings_and_its_output(users_gateway):
             assert [e["event"] for e in await sse(stream)][-1] == "shut_down"
 
 
-async def test_the_backend_log_tail_is_the_kernels_output(users_gateway):
+async def test_the_backend_log_tail_is_the_kernels_output_without_its_environment(users_gateway):
     gw = users_gateway
     async with gw.client("alice-secret") as alice:
-        kernel_id = (await alice.post("/api/kernels", json={"name": "python3"})).json()["id"]
+        secret = "s3cr3t-" + uuid.uuid4().hex
+        r = await alice.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_SECRET_TOKEN": secret}})
+        kernel_id = r.json()["id"]
         ks = await KernelSocket.connect(gw, kernel_id, headers={"Authorization": "token alice-secret"})
-        code = "import sys; print('to the process stderr', file=sys.__stderr__, flush=True)"
+        code = "import os, sys; print('to the process stderr', os.environ['KERNEL_SECRET_TOKEN'], file=sys.__stderr__, flush=True)"
         assert (await ks.execute(code))["reply"]["status"] == "ok"
         await ks.close()
         body = (await alice.get(f"/api/kernels/{kernel_id}/events")).json()
-        assert "to the process stderr" in body["backend_log"]
+        assert "to the process stderr ***" in body["backend_log"]  # the kernel's environment stays out
+        assert secret not in json.dumps(body)
         assert (await alice.get(f"/api/kernels/{kernel_id}/events", params={"lines": "0"})).json()["backend_log"] == []
 
 

@@ -22,6 +22,7 @@ from .. import __version__
 from .._runtime.context import may_see
 from .._runtime.errors import BadRequest, EGError, NotFound
 from ..identity import Identity
+from ..lifecycle import scrubbed
 
 API_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "api")
 MAX_PATH = 4096  # characters of a kernel's working directory
@@ -426,7 +427,9 @@ class KernelEventsHandler(APIHandler):
             if history is None or history.owner is None or not may_see(self.viewer, history.owner):
                 raise
             managed = None
-        backend_log = await managed.launch.backend_log(lines) if managed is not None and managed.launch.running else []
+        backend_log = []
+        if managed is not None and managed.launch.running:
+            backend_log = scrubbed(managed.kernel, await managed.launch.backend_log(lines))
         events = list(history.events) if history is not None else []
         self.write_json({"id": kernel_id, "events": events, "backend_log": backend_log})
 
