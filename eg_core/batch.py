@@ -137,10 +137,15 @@ def output_file(settings: Any, kernel: KernelContext) -> Path:
     return Path(settings.output_dir) / f"{job_name(kernel)}.log"
 
 
+def output_tail(output: Path | None, lines: int) -> list[str]:
+    """The last ``lines`` lines of a job's ``output`` file (none when it does not exist yet)."""
+    return output.read_text(errors="replace").splitlines()[-lines:] if output and output.exists() and lines > 0 else []
+
+
 def with_output_tail(text: str, output: Path | None, lines: int = 20) -> str:
     """For ``eg_describe_exit``: ``text`` (the scheduler's account of the job) followed by the
     last ``lines`` lines of the job's ``output`` file, if it exists and has any."""
-    tail = output.read_text(errors="replace").splitlines()[-lines:] if output and output.exists() else []
+    tail = output_tail(output, lines)
     return text + ("; its output ends with:\n" + "\n".join(tail) if tail else "")
 
 
@@ -299,8 +304,15 @@ class Scheduler:
             text = f"{self.name} job {job_id}: {exc}"
         return with_output_tail(text, output_file(settings, kernel))
 
+    async def backend_log(self, kernel: KernelContext, lines: int) -> list[str] | None:
+        """``eg_backend_log``: the last ``lines`` lines of the job's output file
+        (:func:`output_tail`), None before the job was submitted."""
+        if kernel.state.get("job_id") is None:
+            return None
+        return output_tail(output_file(self.settings(kernel), kernel), lines)
+
 
 __all__ = [
     "JOB_PREFIX", "SchedulerError", "SchedulerNotInstalled", "scheduler_settings", "run", "prepare_launch",
-    "job_script", "job_name", "output_file", "with_output_tail", "exit_status", "ended", "cancel", "Scheduler",
+    "job_script", "job_name", "output_file", "output_tail", "with_output_tail", "exit_status", "ended", "cancel", "Scheduler",
 ]

@@ -193,6 +193,21 @@ def eg_describe_exit(kernel: KernelContext) -> str | None:
 
 
 @hookspec(firstresult=True)
+def eg_backend_log(kernel: KernelContext, lines: int) -> list[str] | None:
+    """Return the last ``lines`` lines of what the kernel's backend says about it: the local
+    process's output, a container's log, a pod's events and container log, a batch job's output
+    file. Text only; no secrets beyond what the backend itself shows.
+
+    Called for ``GET /api/kernels/{id}/events`` (the ``backend_log`` of its answer) and when a
+    launch fails, before ``eg_kill``/``eg_cleanup`` (the tail goes into the ``launch_failed``
+    event's ``backend_log``, kept with the kernel's events after it is gone). Optional.
+
+    Participants: the resource manager only. May be async. Returns a list of lines (oldest
+    first, at most ``lines``), or ``None`` when it has nothing.
+    """
+
+
+@hookspec(firstresult=True)
 def eg_save_process_info(kernel: KernelContext) -> dict[str, Any]:
     """Return what must be saved to re-attach to this kernel from another gateway process.
 
@@ -379,14 +394,17 @@ def eg_kernel_event(kernel: KernelContext, event: str, details: dict[str, Any]) 
 
     ``event`` is one of ``requested``, ``launched``, ``launch_failed``, ``adopted``,
     ``connected``, ``disconnected``, ``interrupted``, ``restarted``, ``died``, ``culled``,
-    ``shut_down``, and ``progress`` (a resource manager's launch step, from
+    ``shut_down``, and ``progress`` (a launch phase that ended, ``{"step": phase, "seconds":
+    duration}``, or a resource manager's launch step, from
     :meth:`eg_core.KernelContext.progress`), and for warm pools ``pool_claimed`` (on the claimed
     kernel; ``request_id``, ``duration``) and ``pool_miss`` (on the request; ``reason``). A
     pool's own launches are ``launched`` events with ``details["pooled"]`` True
     (``kernel.pooled`` is set until the kernel is claimed). :class:`eg_core.Event` names them;
     a plugin may emit events of its own.
     ``details`` carries the event's facts (phase durations for ``launched``, the phase and error
-    for ``launch_failed``, the exit status for ``died``...). Called when the event happens.
+    for ``launch_failed``, with the backend's last lines as ``backend_log`` when the resource
+    manager has ``eg_backend_log``, the exit status for ``died``...). Called when the event
+    happens; the core also keeps each kernel's recent events for ``GET /api/kernels/{id}/events``.
 
     Participants: every plugin. May be async. Returns nothing; errors are logged, not raised.
     """
@@ -577,6 +595,7 @@ RESOURCE_MANAGER_HOOKS = (
     "eg_kill",
     "eg_cleanup",
     "eg_describe_exit",
+    "eg_backend_log",
     "eg_save_process_info",
     "eg_load_process_info",
     "eg_pool_fit",

@@ -3,9 +3,14 @@
 ``Event`` names are what ``eg_kernel_event`` receives as ``event``; ``Phase`` names are what a
 :class:`eg_core.LaunchFailed` carries as ``phase`` and what the ``launched`` event's
 ``details["phases"]`` times. Both are plain strings (compare with ``==``).
+:func:`event_record` is one event as JSON-able data with the kernel's environment kept out (the
+``events`` log lines and ``GET /api/kernels/{id}/events`` show it).
 """
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 
 class Event:
@@ -47,4 +52,67 @@ class Phase:
     ALL = (BEFORE_LAUNCH, LAUNCH_PROCESS, CONFIRM_STARTUP, CONNECTION_INFO, KERNEL_INFO)
 
 
-__all__ = ["Event", "Phase"]
+REDACTED = "***"
+MIN_SECRET_LENGTH = 8
+_DROPPED_KEYS = frozenset(("env", "environment", "kernel_env"))
+
+
+def _timestamp(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+class _Scrubber:
+    """Removes a kernel's environment (names as keys, values anywhere) from event details."""
+
+    def __init__(self, env: dict[str, str], keep: set[str]):
+        self.names = set(env)
+        values = {v for v in env.values() if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH}
+        # the longest first, so a value containing another is replaced whole
+        self.values = sorted(values - keep, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self.values:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value) if self.values else value
+        if isinstance(value, dict):
+            return {
+                str(k): self(v)
+                for k, v in value.items()
+                if str(k) not in _DROPPED_KEYS and str(k) not in self.names
+            }
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [self(v) for v in value]
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        return self.text(str(value))
+
+
+def scrubbed(kernel: Any, value: Any) -> Any:
+    """``value`` (text, or JSON-able data) with ``kernel``'s environment kept out, as
+    :func:`event_record` keeps it out of an event's details (a backend's log lines too)."""
+    return _Scrubber(kernel.env or {}, {kernel.kernel_id, kernel.user or "", kernel.kernel_name})(value)
+
+
+def event_record(kernel: Any, event: str, details: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """The JSON-able record of one event: time, event, kernel id, kernelspec, resource manager,
+    user and details. Details named ``env``/``environment`` or after one of the kernel's variables
+    are dropped, and a variable's value (8 characters or more) found in any text is ``***``."""
+    kernel_id = kernel.kernel_id
+    user = kernel.user or ""
+    return {
+        "time": _timestamp(time.time() if now is None else now),
+        "event": event,
+        "kernel_id": kernel_id,
+        "kernelspec": kernel.kernel_name,
+        "resource_manager": kernel.resource_manager,
+        "user": user,
+        "details": scrubbed(kernel, dict(details or {})),
+    }
+
+
+__all__ = ["Event", "Phase", "event_record", "scrubbed"]

@@ -83,7 +83,7 @@ def used_gateway(tmp_path_factory, kernel_spec_dirs):
 def test_one_json_line_per_lifecycle_event(used_gateway):
     gw, facts = used_gateway
     kernel_id = facts["kernel_id"]
-    mine = [e for e in events(gw) if e["kernel_id"] == kernel_id]
+    mine = [e for e in events(gw) if e["kernel_id"] == kernel_id and e["event"] != "progress"]
     assert [e["event"] for e in mine] == [
         "requested", "launched", "connected", "disconnected", "interrupted", "restarted", "shut_down",
     ]
@@ -95,6 +95,8 @@ def test_one_json_line_per_lifecycle_event(used_gateway):
     assert set(launched["phases"]) == LAUNCH_PHASES
     assert 0 < launched["duration"] < 30 and all(v >= 0 for v in launched["phases"].values())
     assert set(by_event["restarted"]["phases"]) >= {"launch_process", "kernel_info"}
+    phases = [e["details"] for e in events(gw) if e["kernel_id"] == kernel_id and e["event"] == "progress"]
+    assert [p["step"] for p in phases][: len(LAUNCH_PHASES)] == list(launched["phases"])  # each phase as it ended
     assert by_event["connected"]["connections"] == 1 and by_event["disconnected"]["connections"] == 0
 
 

@@ -138,6 +138,8 @@ async def test_launch_job_script_and_output_tail(tmp_path):
     text = batch.with_output_tail("job 7: FAILED", output, lines=3)
     assert text == "job 7: FAILED; its output ends with:\n28\n29\n[\"it's; $(x)\"]"
     assert batch.with_output_tail("job 7", tmp_path / "none.log") == "job 7"
+    assert batch.output_tail(output, 2) == ["29", "[\"it's; $(x)\"]"]  # eg_backend_log's lines
+    assert batch.output_tail(output, 0) == [] and batch.output_tail(tmp_path / "none.log", 5) == []
 
 
 def test_exit_status_of_a_job_state():
@@ -351,7 +353,7 @@ async def test_scheduler_hooks_over_a_schedulers_commands(tmp_path):
 
     jobs = ShellJobs(tmp_path)
     hooks = hooks_from(jobs)
-    assert sorted(hooks) == ["eg_confirm_startup", "eg_describe_exit", "eg_kill", "eg_launch_process", "eg_poll", "eg_send_signal", "eg_wait"]
+    assert sorted(hooks) == ["eg_backend_log", "eg_confirm_startup", "eg_describe_exit", "eg_kill", "eg_launch_process", "eg_poll", "eg_send_signal", "eg_wait"]
     failing = kernel_context()
     # a job that ends before its launcher calls back fails the launch, and says why
     await jobs.launch_process(failing, ["python", "-c", "print('no ipykernel here'); raise SystemExit(3)"])

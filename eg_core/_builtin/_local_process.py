@@ -164,13 +164,10 @@ def cleanup(kernel: KernelContext, restart: bool) -> None:
 
 def describe_exit(kernel: KernelContext) -> str | None:
     """The last lines the kernel wrote, for a launch error or a ``died`` event."""
-    log = kernel.state.get("log")
-    if not log or not os.path.exists(log):
+    tail = _tail(kernel, TAIL_BYTES)
+    if tail is None:
         return None
-    with open(log, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(f.tell() - TAIL_BYTES, 0))
-        tail = f.read().decode(errors="replace").strip()
+    tail = tail.strip()
     status = poll(kernel)
     head = f"kernel process exited with status {status}" if status is not None else "the kernel process is running"
     if not tail:
@@ -234,3 +231,22 @@ async def check(kernel: KernelContext) -> Check:
     if not found:
         return Check(what, False, f"{program} cannot import {module}", f"{program} -m pip install {module.split('.')[0].removesuffix('_launcher')}")
     return Check(what, True, f"{program} runs -m {module}")
+
+
+def backend_log(kernel: KernelContext, lines: int) -> list[str] | None:
+    """The last ``lines`` lines the kernel process wrote (its log file), or None without one."""
+    text = _tail(kernel, TAIL_BYTES * 4)
+    if text is None:
+        return None
+    return text.splitlines()[-lines:] if lines else []
+
+
+def _tail(kernel: KernelContext, size: int) -> str | None:
+    """The last ``size`` bytes of the kernel's log file, or None without one."""
+    log = kernel.state.get("log")
+    if not log or not os.path.exists(log):
+        return None
+    with open(log, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(f.tell() - size, 0))
+        return f.read().decode(errors="replace")

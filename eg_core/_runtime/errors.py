@@ -53,6 +53,7 @@ class LaunchFailed(EGError):
 
     status = 502
     reason = "Kernel Launch Failed"
+    backend_log: list[str] = []  # the tail of eg_backend_log, taken before the launch's cleanup
 
     def __init__(self, phase: str, message: str, *, timeout: bool = False):
         self.phase = phase

@@ -3,7 +3,7 @@
 A resource manager keeps one kernel's life in a module of functions, one per hook, each named as
 the hook without its ``eg_`` prefix (``launch_process``, ``confirm_startup``, ``poll``, ``wait``,
 ``send_signal``, ``shutdown_requested``, ``terminate``, ``kill``, ``cleanup``, ``describe_exit``,
-``save_process_info``, ``load_process_info``, ``connection_info``, ``pool_fit``,
+``backend_log``, ``save_process_info``, ``load_process_info``, ``connection_info``, ``pool_fit``,
 ``requested_resources``) and taking the hook's arguments (or only those it uses). Its plugin module
 then says, in one line::
 

@@ -25,6 +25,7 @@ from .channels import KernelBridge, notice_parts, status_parts
 from .context import KernelContext, may_see
 from .env import kernel_env, request_user, validate_request_env
 from .errors import BadRequest, EGError, LaunchFailed, NotFound
+from .history import EventHistory
 from ..identity import Identity
 from .catalog import KernelSpecCatalog
 from ..config import finite_number
@@ -286,6 +287,7 @@ class KernelRegistry:
         self.unlisted: dict[str, ManagedKernel] = {}
         self.pending: set[str] = set()
         self.recently_ended: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+        self.history = EventHistory()
         self.persistence: Any = None  # a SessionPersistence when availability_mode is set
         self.zmq_context = zmq.asyncio.Context()
         # Two sockets per kernel and three per client session: not libzmq's default of 1023.
@@ -343,7 +345,9 @@ class KernelRegistry:
         return [k.model() for k in list(self.kernels.values()) if may_see(viewer, k.kernel.owner)]
 
     async def emit(self, kernel: KernelContext, event: str, details: dict[str, Any]) -> None:
-        """Tell every plugin about a lifecycle event; an observer's error is logged only."""
+        """Record a lifecycle event in the kernel's history and tell every plugin about it; an
+        observer's error is logged only."""
+        await self.history.add(kernel, event, details)
         try:
             await acall(self.pm.hook.eg_kernel_event, kernel=kernel, event=event, details=details)
         except Exception as exc:
@@ -448,6 +452,7 @@ class KernelRegistry:
     def new_launch(self, kernel: KernelContext) -> KernelLaunch:
         """The launch object of a new (or restored) kernel, begun."""
         launch = KernelLaunch(kernel, self.pm, self.settings.port_range)
+        kernel.notify = lambda event, details: self.emit(kernel, event, details)
         launch.begin()
         return launch
 
@@ -538,7 +543,10 @@ class KernelRegistry:
         except EGError as exc:
             _log_launch_error(kernel, exc)
             await self._forget_launch(kernel.kernel_id)
-            await self.emit(kernel, "launch_failed", {"phase": getattr(exc, "phase", None), "error": exc.message})
+            details = {"phase": getattr(exc, "phase", None), "error": exc.message}
+            if getattr(exc, "backend_log", None):
+                details["backend_log"] = exc.backend_log
+            await self.emit(kernel, "launch_failed", details)
             raise
         if prepare is not None:
             await prepare(managed)

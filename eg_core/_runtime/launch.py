@@ -30,6 +30,7 @@ from .plugins import resource_manager_hooks
 from .ports import PortRange, free_ports, release_ports
 
 _UNATTENDED_POLL_INTERVAL = 2.0
+BACKEND_LOG_LINES = 50
 
 
 class Deadline:
@@ -76,11 +77,12 @@ async def run_phase(
     phase: str, deadline: Deadline, awaitable: Any, timings: dict[str, float], kernel: KernelContext | None = None
 ):
     """Await one phase within the deadline; a timeout or an unexpected error fails ``phase``.
-    With ``kernel``, a phase still running after 5 s is logged as it goes on."""
+    With ``kernel``, a phase still running after 5 s is logged as it goes on, and one that ended
+    is a ``progress`` event ``{"step": phase, "seconds": duration}``."""
     start = time.monotonic()
     slow = _SlowPhaseLog(kernel, phase, deadline) if kernel is not None else None
     try:
-        return await asyncio.wait_for(awaitable, timeout=deadline.left())
+        result = await asyncio.wait_for(awaitable, timeout=deadline.left())
     except asyncio.TimeoutError:
         raise LaunchFailed(
             phase, f"no answer within the launch timeout of {deadline.seconds:g}s", timeout=True
@@ -93,6 +95,9 @@ async def run_phase(
         if slow is not None:
             slow.stop()
         timings[phase] = round(time.monotonic() - start, 4)
+    if kernel is not None and kernel.notify is not None:
+        await kernel.notify("progress", {"step": phase, "seconds": timings[phase]})
+    return result
 
 
 async def before_launch(pm, kernel: KernelContext) -> None:
@@ -157,6 +162,8 @@ async def _recorded_launch(kernel: KernelContext, hooks: Any, cmd: list[str]) ->
 async def abort_launch(kernel: KernelContext, hooks: Any, exc: BaseException) -> None:
     """Remove whatever a failed launch created, and add the resource manager's account of the
     exit to a :class:`LaunchFailed` message."""
+    if isinstance(exc, LaunchFailed):
+        exc.backend_log = await backend_log(kernel, hooks, BACKEND_LOG_LINES)
     if isinstance(exc, LaunchFailed) and implemented(hooks.eg_describe_exit):
         try:
             why = await asyncio.wait_for(acall_first(hooks.eg_describe_exit, kernel=kernel), 10)
@@ -172,6 +179,19 @@ async def abort_launch(kernel: KernelContext, hooks: Any, exc: BaseException) ->
             await asyncio.wait_for(step(), 30)
         except Exception as err:
             kernel.log.warning("%s after a failed launch raised %s", name, err)
+
+
+async def backend_log(kernel: KernelContext, hooks: Any, lines: int) -> list[str]:
+    """The last ``lines`` lines of ``eg_backend_log`` (none without it, or when it fails or
+    takes more than 10 s: the log is a courtesy)."""
+    if not implemented(hooks.eg_backend_log):
+        return []
+    try:
+        answer = await asyncio.wait_for(acall_first(hooks.eg_backend_log, kernel=kernel, lines=lines), 10)
+    except Exception as exc:
+        kernel.log.debug("eg_backend_log failed: %s", exc)
+        return []
+    return [str(line) for line in (answer or [])][-lines:]
 
 
 async def cleanup(kernel: KernelContext, hooks: Any, restart: bool) -> None:
@@ -216,7 +236,7 @@ class KernelLaunch:
     async def apply_policies(self) -> None:
         """Phase ``before_launch``: every plugin's ``eg_before_launch`` (:func:`before_launch`),
         once per launch, before a pool claim or a launch; raises what a policy raises."""
-        await run_phase(Phase.BEFORE_LAUNCH, self.deadline, before_launch(self.pm, self.kernel), self.timings)
+        await run_phase(Phase.BEFORE_LAUNCH, self.deadline, before_launch(self.pm, self.kernel), self.timings, self.kernel)
 
     def port_range_of(self) -> PortRange | None:
         return PortRange.parse(self.kernel.config.get("port_range") or self.port_range)
@@ -322,6 +342,10 @@ class KernelLaunch:
         self.running = False
         if not restart:
             self.release_ports()
+
+    async def backend_log(self, lines: int) -> list[str]:
+        """:func:`backend_log`: the tail of what the kernel's backend says about it."""
+        return await backend_log(self.kernel, self.hooks, lines)
 
     async def describe_exit(self) -> str | None:
         if implemented(self.hooks.eg_describe_exit):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hmac
@@ -15,10 +16,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from .. import __version__
+from .._runtime.context import may_see
 from .._runtime.errors import BadRequest, EGError, NotFound
 from ..identity import Identity
+from ..lifecycle import scrubbed
 
 API_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "api")
 MAX_PATH = 4096  # characters of a kernel's working directory
@@ -405,6 +409,80 @@ class KernelActionHandler(APIHandler):
             self.write_json(kernel.model())
 
 
+class KernelEventsHandler(APIHandler):
+    """A kernel's lifecycle events and its backend's log tail; ``?follow=1`` (or ``Accept:
+    text/event-stream``) streams them as server-sent events while a launch is under way."""
+
+    MAX_LINES = 1000
+
+    async def get(self, kernel_id: str) -> None:
+        if self._follows():
+            return await self._follow(kernel_id)
+        registry = self.gateway.kernels
+        lines = self._lines()
+        history = registry.history.get(kernel_id)
+        try:
+            managed = await registry.lookup(kernel_id, self.viewer)
+        except NotFound:
+            if history is None or history.owner is None or not may_see(self.viewer, history.owner):
+                raise
+            managed = None
+        backend_log = []
+        if managed is not None and managed.launch.running:
+            backend_log = scrubbed(managed.kernel, await managed.launch.backend_log(lines))
+        events = list(history.events) if history is not None else []
+        self.write_json({"id": kernel_id, "events": events, "backend_log": backend_log})
+
+    def _follows(self) -> bool:
+        follow = self.get_query_argument("follow", "").lower()
+        if follow not in ("", "0", "1", "true", "false"):
+            raise BadRequest("'follow' must be 1 or 0 (true or false)")
+        return follow in ("1", "true") or "text/event-stream" in self.request.headers.get("Accept", "")
+
+    def _lines(self) -> int:
+        value = self.get_query_argument("lines", "100")
+        if not value.isdigit() or not 0 <= int(value) <= self.MAX_LINES:
+            raise BadRequest(f"'lines' must be a whole number from 0 to {self.MAX_LINES}")
+        return int(value)
+
+    _follower: asyncio.Future | None = None
+
+    async def _follow(self, kernel_id: str) -> None:
+        """Wait (up to the launch timeout) for the kernel's first event this request may see,
+        else 404; then stream until no launch of it is under way. A client that leaves ends it."""
+        self._follower = asyncio.ensure_future(self._stream(kernel_id))
+        try:
+            await self._follower
+        except (asyncio.CancelledError, StreamClosedError):
+            if not self.request.connection.stream.closed():
+                raise
+
+    def on_connection_close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+
+    async def _stream(self, kernel_id: str) -> None:
+        registry, viewer = self.gateway.kernels, self.viewer
+        stream = registry.history.follow(kernel_id, lambda owner: may_see(viewer, owner))
+        try:
+            try:
+                first = await asyncio.wait_for(anext(stream), float(registry.settings.launch_timeout))
+            except (asyncio.TimeoutError, StopAsyncIteration):
+                raise registry._not_found(kernel_id, viewer) from None
+            self.set_header("Content-Type", "text/event-stream")
+            self.set_header("Cache-Control", "no-cache")
+            await self._send(first)
+            async for record in stream:
+                await self._send(record)
+        finally:
+            await stream.aclose()
+        self.finish()
+
+    async def _send(self, record: dict[str, Any]) -> None:
+        self.write(f"event: {record['event']}\ndata: {json.dumps(record, default=str)}\n\n")
+        await self.flush()
+
+
 class SessionsHandler(APIHandler):
     def get(self) -> None:
         if not self.gateway.list_kernels:
@@ -441,6 +519,7 @@ def api_routes() -> list[tuple]:
         (r"api/kernels/?", KernelsHandler),
         (r"api/kernels/([^/]+)/?", KernelHandler),
         (r"api/kernels/([^/]+)/(interrupt|restart)/?", KernelActionHandler),
+        (r"api/kernels/([^/]+)/events/?", KernelEventsHandler),
         (r"api/sessions/?", SessionsHandler),
         (r"api/sessions/([^/]+)/?", SessionHandler),
     ]

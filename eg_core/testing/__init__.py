@@ -336,10 +336,12 @@ class GatewayProcess:
     def headers(self) -> dict:
         return {"Authorization": f"token {self.token}"} if self.token else {}
 
-    def client(self):
+    def client(self, token: str | None = None):
+        """An httpx client of the gateway with its token, or with ``token`` (a user's)."""
         import httpx
 
-        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=90)
+        headers = {"Authorization": f"token {token}"} if token else self.headers
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=90)
 
     shared = False  # True while several tests use it (ResourceManagerConformance): stop() waits for release()
 

@@ -255,6 +255,14 @@ async def describe(kernel: KernelContext) -> str | None:
     return f"{head}; its last log lines:\n{logs}" if logs else f"{head}; it logged nothing"
 
 
+async def log_tail(kernel: KernelContext, lines: int) -> list[str] | None:
+    """The container's last ``lines`` log lines (stdout and stderr), None without a container."""
+    container_id = kernel.state.get("container_id")
+    if not container_id:
+        return None
+    return (await client(kernel).container_logs(container_id, lines)).splitlines() if lines else []
+
+
 async def reattach(kernel: KernelContext) -> bool:
     """After a gateway restart: whether the saved container still exists and is this kernel's. One
     whose id a crashed launch never recorded is found by its name (and its id recorded)."""

@@ -114,6 +114,11 @@ async def describe_exit(kernel: KernelContext) -> str | None:
     return text
 
 
+async def backend_log(kernel: KernelContext, lines: int) -> list[str] | None:
+    """``eg_backend_log``: the container's (or the swarm service's) last log lines."""
+    return await backend(kernel).log_tail(kernel, lines)
+
+
 async def load_process_info(kernel: KernelContext, info: dict) -> None:
     """Re-attach to a kernel launched by an earlier gateway process, from its saved state."""
     kernel.state = dict(info)

@@ -262,6 +262,14 @@ async def describe(kernel: KernelContext) -> str | None:
     return f"{head}; its last log lines:\n{logs}" if logs else f"{head}; it logged nothing"
 
 
+async def log_tail(kernel: KernelContext, lines: int) -> list[str] | None:
+    """The service's last ``lines`` log lines, None without a service."""
+    service_id = kernel.state.get("service_id")
+    if not service_id:
+        return None
+    return (await client(kernel).service_logs(service_id, lines)).splitlines() if lines else []
+
+
 async def reattach(kernel: KernelContext) -> bool:
     """After a gateway restart: whether the saved service still exists and is this kernel's. One
     whose id a crashed launch never recorded is found by its name (and its id recorded)."""

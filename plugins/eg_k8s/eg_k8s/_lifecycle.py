@@ -422,6 +422,15 @@ async def describe_exit(kernel: KernelContext) -> str | None:
     return text
 
 
+async def backend_log(kernel: KernelContext, lines: int) -> list[str] | None:
+    """``eg_backend_log``: the pod's events and its container's last log lines
+    (:func:`eg_k8s._pods.log_tail`), None before the pod was made."""
+    name, namespace = kernel.state.get("pod"), kernel.state.get("namespace")
+    if not name:
+        return None
+    return await pods.log_tail(name, namespace, lines)
+
+
 async def load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None:
     """Re-attach to a kernel pod launched by an earlier gateway process."""
     kernel.state = dict(info)

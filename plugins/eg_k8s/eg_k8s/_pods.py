@@ -208,3 +208,33 @@ class Progress:
             self.step("pulling", image=(spec.get("containers") or [{}])[0].get("image", "?"))
         if state.get("running"):
             self.step("started")
+
+
+async def log_tail(name: str, namespace: str, lines: int) -> list[str]:
+    """For ``eg_backend_log``: the pod's events (scheduling, pulls, kubelet errors; oldest first,
+    at most a quarter of ``lines``) and then its container's last log lines, up to ``lines`` in
+    all. A read the API server refuses is a line saying so; a container that never started has
+    no log."""
+    if lines <= 0:
+        return []
+    out = []
+    try:
+        events = await api.call_raw(
+            api.core().list_namespaced_event, namespace, field_selector=f"involvedObject.kind=Pod,involvedObject.name={name}",
+            _request_timeout=10,
+        )
+        items = sorted(events.get("items") or [], key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        out = [f"pod event: {e.get('type')} {e.get('reason')}: {e.get('message') or ''}".rstrip() for e in items][-max(lines // 4, 1):]
+    except Exception as exc:
+        out = [f"pod events cannot be read: {_why(exc)}"]
+    try:
+        log = await api.call(api.core().read_namespaced_pod_log, name, namespace, tail_lines=lines - len(out), _request_timeout=10)
+    except Exception as exc:
+        if getattr(exc, "status", None) not in (400, 404):  # 400: the container never started
+            out.append(f"the container's log cannot be read: {_why(exc)}")
+        return out
+    return out + log.splitlines()
+
+
+def _why(exc: Exception) -> str:
+    return api.message(exc) if getattr(exc, "status", None) is not None else str(exc)
