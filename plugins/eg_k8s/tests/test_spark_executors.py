@@ -4,7 +4,9 @@ A real pyspark driver (this machine's Python, client mode, ``k8s://`` master) as
 Kubernetes 1.20 control plane for two executor pods of ``EG_K8S_SPARK_IMAGE`` (built by
 ci/setup.sh from ../spark_image), with host networking through an executor pod template (the
 cluster has no pod network) and ``spark.blockManager.port=0`` (a fixed port would be a host port
-that only one executor per node could take). A job runs on them; stopping the session removes
+that only one executor per node could take), and ``spark.shuffle.readHostLocalDisk=false``
+(on one host, Spark would read another executor's shuffle files from its disk, which is in the
+other pod's filesystem: FetchFailedException). A job runs on them; stopping the session removes
 them. What eg-k8s does not do yet: start the driver itself as the kernel (``spark_python_kubernetes``).
 """
 
@@ -31,6 +33,7 @@ DRIVER = textwrap.dedent("""
              .config("spark.executor.instances", "2")
              .config("spark.executor.memory", "512m")
              .config("spark.blockManager.port", "0")
+             .config("spark.shuffle.readHostLocalDisk", "false")
              .config("spark.driver.host", "127.0.0.1")
              .config("spark.driver.bindAddress", "127.0.0.1")
              .getOrCreate())
