@@ -11,8 +11,8 @@ the scheduler's commands, and :func:`eg_core.hooks_from` makes its methods the h
     class Sge(batch.Scheduler):
         name, settings_class, active = "sge", SgeSettings, {"qw", "r", "t", "s"}
 
-        async def submit(self, settings, kernel, argv, env):       # -> the job id
-            return await batch.run(settings, "qsub", ..., input=batch.job_script(argv), env=env)
+        async def submit(self, settings, kernel, argv, env, requested=()):   # -> the job id
+            return await batch.run(settings, "qsub", ..., *requested, input=batch.job_script(argv), env=env)
         async def states(self, settings): ...                      # job id -> state, all jobs
         async def account(self, settings, job_id): ...             # the scheduler's word on a job
         async def signal_job(self, settings, job_id, signum): ...
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from abc import ABC, abstractmethod
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Collection, Iterable
@@ -183,11 +184,12 @@ async def cancel(request: Callable[[], Awaitable[Any]], ended: Callable[[], Awai
     return True
 
 
-class Scheduler:
+class Scheduler(ABC):
     """A batch scheduler's kernel jobs: the resource-manager hooks (methods named as the hooks
     without ``eg_``, for :func:`eg_core.hooks_from`) over the scheduler's commands, which a
-    subclass writes: :meth:`submit`, :meth:`states`, :meth:`account`, :meth:`signal_job`,
-    :meth:`cancel_job` and optionally :meth:`force_cancel_job`. It sets ``name`` (log lines,
+    subclass writes (abstract: a subclass that lacks one cannot be instantiated, so a plugin fails
+    at import, naming it): :meth:`submit`, :meth:`states`, :meth:`signal_job`, :meth:`cancel_job`,
+    and optionally :meth:`account` and :meth:`force_cancel_job`. It sets ``name`` (log lines,
     the shared status query), ``settings_class`` (a :func:`scheduler_settings` subclass, or an instance of one) and
     ``active`` (the states in which something of a job may still run). ``kernel.state["job_id"]``
     is the kernel's job (saved, so an adopting gateway finds it); a signal goes through the
@@ -201,6 +203,7 @@ class Scheduler:
 
     # -- the scheduler's commands ----------------------------------------------------------------
 
+    @abstractmethod
     async def submit(
         self, settings: Any, kernel: KernelContext, argv: list[str], env: dict[str, str], requested: Iterable[str] = ()
     ) -> str:
@@ -208,7 +211,6 @@ class Scheduler:
         output in :func:`output_file`, ``env`` as its environment, ``requested`` (from
         :meth:`request_options`) after the kernelspec's own options); return the job id. Raise
         :class:`SchedulerError` when the scheduler refuses it."""
-        raise NotImplementedError
 
     def request_options(self, settings: Any, kernel: KernelContext) -> list[str]:
         """The submit options the start request asks for (its allowed ``KERNEL_*`` values),
@@ -216,21 +218,21 @@ class Scheduler:
         :class:`eg_core.LaunchRefused` (not allowed) naming the variable. Default: none."""
         return []
 
+    @abstractmethod
     async def states(self, settings: Any) -> dict[str, str]:
         """Job id -> state, for every job of this user the scheduler still knows (one query)."""
-        raise NotImplementedError
 
     async def account(self, settings: Any, job_id: str) -> str:
         """The scheduler's word on a job (state, reason, exit code), for the exit description."""
         return f"{self.name} job {job_id}"
 
+    @abstractmethod
     async def signal_job(self, settings: Any, job_id: str, signum: int) -> None:
         """Signal the job's processes (when the launcher's comm port does not answer)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def cancel_job(self, settings: Any, job_id: str) -> None:
         """Ask the scheduler to cancel the job."""
-        raise NotImplementedError
 
     force_cancel_job: Callable[[Any, str], Awaitable[None]] | None = None  # e.g. ``qdel -f``
 

@@ -377,3 +377,18 @@ async def test_scheduler_hooks_over_a_schedulers_commands(tmp_path):
     with pytest.raises(LaunchFailed, match="queue 'gpu' is disabled") as refused:
         await ShellJobs(tmp_path, refuse=True).launch_process(kernel_context(), ["python", "-V"])
     assert refused.value.phase == "launch_process"
+
+
+def test_a_scheduler_missing_a_command_is_refused_when_made():
+    class NoCancel(batch.Scheduler):
+        async def submit(self, settings, kernel, argv, env, requested=()):
+            return "1"
+
+        async def states(self, settings):
+            return {}
+
+        async def signal_job(self, settings, job_id, signum):
+            pass
+
+    with pytest.raises(TypeError, match="cancel_job"):
+        NoCancel()
