@@ -25,9 +25,16 @@ SERVICE_FIXTURES = {
     "": {"kerberos_realm", "irkernel", "spark_runtime"},
 }
 
+# The full run (scripts/test.sh) runs the tests of the Kubernetes cluster, marked ``kubernetes``,
+# in a pytest of their own beside the other services' tests: the cluster shares nothing with the
+# other backends, and on a fresh machine its setup builds Kubernetes (about 12 minutes) while the
+# other backends' tests run.
+KUBERNETES_FIXTURES = {"plugins/eg_k8s/": {"cluster"}}
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "service: needs a backend service or a system package (not in the --fast tier)")
+    config.addinivalue_line("markers", "kubernetes: needs the Kubernetes test cluster (a part of its own in the full run)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -37,3 +44,5 @@ def pytest_collection_modifyitems(config, items):
         path = item.nodeid.split("::", 1)[0]
         if any(path.startswith(where) and needs & set(item.fixturenames) for where, needs in SERVICE_FIXTURES.items()):
             item.add_marker(pytest.mark.service)
+        if any(path.startswith(where) and needs & set(item.fixturenames) for where, needs in KUBERNETES_FIXTURES.items()):
+            item.add_marker(pytest.mark.kubernetes)

@@ -8,8 +8,8 @@
 # Python (no ci/setup.sh, plugins installed without their test extras), in .venv-fast, on every
 # core (pytest-xdist); tests marked ``service`` (see conftest.py) are left to the full run.
 #
-# Without test paths, the full run is two pytest processes side by side: the tests that need a
-# service, and the rest (see below).
+# Without test paths, the full run is three pytest processes side by side: the tests that need
+# no service, the Kubernetes cluster's, and the other services' (see below).
 #
 #   bash scripts/test.sh --newest [pytest args]
 # tests the newest versions the pyproject ranges allow instead, in a new .venv-newest; when
@@ -45,27 +45,48 @@ if [ -n "$fast" ]; then
   # pytest exits 5 when it collected no test: that fails this script like any other failure.
   exec "$venv/bin/python" -m pytest -m "not service" -n auto "$@"
 fi
-for setup in plugins/*/ci/setup.sh; do
-  [ -f "$setup" ] && bash "$setup"
+setups=(plugins/*/ci/setup.sh)
+kubernetes_setup=plugins/eg_k8s/ci/setup.sh
+chosen=""
+for arg in "$@"; do
+  case "$arg" in -*) ;; *) chosen=1 ;; esac
 done
+if [ -n "$newest" ] || [ -n "$chosen" ]; then
+  # Chosen tests, or the newest versions: every service up first, then one pytest.
+  for setup in "${setups[@]}"; do bash "$setup"; done
+fi
 # pytest exits 5 when it collected no test: that fails this script like any other failure.
+if [ -n "$chosen" ] && [ -z "$newest" ]; then
+  exec "$venv/bin/python" -m pytest "$@"
+fi
 if [ -z "$newest" ]; then
-  for arg in "$@"; do
-    case "$arg" in -*) ;; *) exec "$venv/bin/python" -m pytest "$@" ;; esac  # chosen tests: one run
-  done
-  # The whole suite: the tests that need a service (conftest.py marks them) in one pytest, the
-  # others beside it in a second, so the backends' waits overlap the core's tests. Each part must
-  # collect tests and pass; the second part's report follows the first's.
-  beside=$(mktemp)
-  "$venv/bin/python" -m pytest -m "not service" "$@" > "$beside" 2>&1 &
-  beside_pid=$!
-  status=0 beside_status=0
-  "$venv/bin/python" -m pytest -m service "$@" || status=$?
-  wait "$beside_pid" || beside_status=$?
-  echo "==== the tests that need no service (run beside the above): exit $beside_status ===="
-  cat "$beside"
-  rm -f "$beside"
-  [ "$status" -eq 0 ] && [ "$beside_status" -eq 0 ] || exit 1
+  # The whole suite, in three pytest processes side by side (conftest.py marks the tests):
+  #   - the tests that need no service, started at once;
+  #   - the Kubernetes cluster's tests, after its setup (on a fresh machine that setup builds
+  #     Kubernetes, about 12 minutes, while the other parts run);
+  #   - the other services' tests, after their setups, in the foreground.
+  # Each part must collect tests and pass; the other two parts' reports follow the foreground's.
+  logs=$(mktemp -d)
+  "$venv/bin/python" -m pytest -m "not service" "$@" > "$logs/core" 2>&1 &
+  core_pid=$!
+  { bash "$kubernetes_setup" > /dev/null && "$venv/bin/python" -m pytest -m "service and kubernetes" "$@"; } > "$logs/kubernetes" 2>&1 &
+  kubernetes_pid=$!
+  other_services() {
+    for setup in "${setups[@]}"; do
+      [ "$setup" = "$kubernetes_setup" ] || bash "$setup" || return 1
+    done
+    "$venv/bin/python" -m pytest -m "service and not kubernetes" "$@"
+  }
+  status=0 kubernetes_status=0 core_status=0
+  other_services "$@" || status=$?
+  wait "$kubernetes_pid" || kubernetes_status=$?
+  wait "$core_pid" || core_status=$?
+  echo "==== the Kubernetes cluster's tests (run beside the above): exit $kubernetes_status ===="
+  cat "$logs/kubernetes"
+  echo "==== the tests that need no service (run beside the above): exit $core_status ===="
+  cat "$logs/core"
+  rm -rf "$logs"
+  [ "$status" -eq 0 ] && [ "$kubernetes_status" -eq 0 ] && [ "$core_status" -eq 0 ] || exit 1
   exit 0
 fi
 "$venv/bin/python" -m pytest "$@"

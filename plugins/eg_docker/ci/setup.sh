@@ -79,8 +79,10 @@ install_packages() {
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
+        exec 7>/var/lock/eg-apt.lock; flock 7  # one apt at a time (scripts/test.sh runs eg-k8s's setup beside the others)
         apt-get update -q >&2
         apt-get install -y -q "${missing[@]}" >&2
+        exec 7>&-
     fi
     command -v docker >/dev/null || die "no docker client after installing docker.io"
 }
@@ -221,8 +223,13 @@ exec 9>"$RUN.lock"
 flock 9
 install_packages
 start_dockerd
+# The image cache is shared by every engine this script starts (eg-k8s's node has its own, and
+# scripts/test.sh brings both up side by side): one builds, the other waits and loads.
+exec 8>"$CACHE.lock"
+flock 8
 build_image
 build_r_image
+flock -u 8
 echo "DOCKER_HOST=$DOCKER_HOST"
 echo "EG_DOCKER_IMAGE=$IMAGE"
 echo "EG_DOCKER_R_IMAGE=$R_IMAGE"

@@ -13,7 +13,9 @@ if command -v configurable-http-proxy >/dev/null 2>&1 \
 fi
 if ! command -v npm >/dev/null 2>&1; then
     echo "eg-jupyterhub setup: installing nodejs npm"
+    exec 7>/var/lock/eg-apt.lock; flock 7  # one apt at a time (scripts/test.sh runs eg-k8s's setup beside the others)
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    exec 7>&-
 fi
 echo "eg-jupyterhub setup: installing configurable-http-proxy $CHP_VERSION"
 npm install -g --silent "configurable-http-proxy@$CHP_VERSION" >/dev/null

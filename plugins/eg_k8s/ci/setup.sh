@@ -59,6 +59,7 @@ install_packages() {
         say "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         # etcd-server must not start a system etcd: the cluster runs its own.
+        exec 7>/var/lock/eg-apt.lock; flock 7  # one apt at a time (scripts/test.sh runs eg-k8s's setup beside the others)
         local guard=""
         if [ ! -e /usr/sbin/policy-rc.d ]; then
             printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1
@@ -66,6 +67,7 @@ install_packages() {
         apt-get update -q >&2
         apt-get install -y -q "${missing[@]}" >&2
         [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+        exec 7>&-
     fi
 }
 

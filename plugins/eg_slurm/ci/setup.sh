@@ -65,6 +65,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     # The packages must not start their system services: this script runs its own daemons.
+    exec 7>/var/lock/eg-apt.lock; flock 7  # one apt at a time (scripts/test.sh runs eg-k8s's setup beside the others)
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1
@@ -72,6 +73,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     status=0
     { apt-get update -q && apt-get install -y -q "${missing[@]}"; } >&2 || status=$?
     [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+    exec 7>&-
     [ "$status" = 0 ] || die "apt-get install ${missing[*]} failed"
 fi
 

@@ -31,6 +31,7 @@ if [ -n "$need_apt" ]; then
     export DEBIAN_FRONTEND=noninteractive
     # Keep the package from starting the system sshd (port 22, all interfaces) where an init
     # system would: the tests run their own sshd on loopback only.
+    exec 7>/var/lock/eg-apt.lock; flock 7  # one apt at a time (scripts/test.sh runs eg-k8s's setup beside the others)
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -42,6 +43,7 @@ if [ -n "$need_apt" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $need_apt || status=$?
     if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    exec 7>&-
     [ "$status" = 0 ] || exit "$status"
 fi
 

@@ -22,6 +22,7 @@ if [ -n "$need" ]; then
     fi
     echo "eg-yarn setup: installing$need" >&2
     export DEBIAN_FRONTEND=noninteractive
+    exec 7>/var/lock/eg-apt.lock; flock 7  # one apt at a time (scripts/test.sh runs eg-k8s's setup beside the others)
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then  # the packages must not start a system KDC
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -31,6 +32,7 @@ if [ -n "$need" ]; then
     status=0
     { apt-get update -q && apt-get install -y -q --no-install-recommends $need; } >&2 || status=$?
     if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    exec 7>&-
     [ "$status" = 0 ] || exit "$status"
 fi
 
