@@ -46,14 +46,27 @@ TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 PORT_TAKEN_RETRIES = 2
 
 
-def _port_taken(managed: ManagedKernel, exc: LaunchFailed) -> bool:
-    """Whether a launch failed because a port the gateway chose for the kernel (free when chosen)
-    was bound by another process before the kernel bound it; not a timeout."""
-    return (
-        exc.status != 504 and managed.launch.chose_ports
-        and exc.phase in ("confirm_startup", "connection_info", "kernel_info")
-        and "Address already in use" in exc.message
-    )
+async def _exit_account(launch: KernelLaunch) -> str:
+    """The resource manager's account of a kernel's exit ("" if none, or when it fails or takes
+    more than 10 s: it is a courtesy)."""
+    try:
+        return await asyncio.wait_for(launch.describe_exit(), 10) or ""
+    except Exception:
+        return ""
+
+
+def _port_taken(managed: ManagedKernel, exc: LaunchFailed, account: str = "") -> str | None:
+    """Whether a launch failed because a port chosen for the kernel (free when chosen, by the
+    gateway or by eg's launcher) was bound by another process before the kernel bound it, not
+    a timeout: the line that says so (from the error or ``account``, the kernel's exit), else None."""
+    if (
+        exc.status == 504
+        or not (managed.launch.chose_ports or managed.kernel.state.get("launch_key"))
+        or exc.phase not in ("confirm_startup", "connection_info", "kernel_info")
+    ):
+        return None
+    lines = f"{exc.message}\n{account}".splitlines()
+    return next((line.strip() for line in lines if "Address already in use" in line), None)
 
 
 def _log_launch_error(kernel: KernelContext, exc: EGError) -> None:
@@ -237,8 +250,18 @@ class ManagedKernel:
                 self.kernel.launch_timeout = self.registry.settings.launch_timeout
                 self.launch.begin()
                 await self.launch.apply_policies()
-                await self.km.restart_kernel(now=now)
-                await self.connect()
+                for attempt in range(PORT_TAKEN_RETRIES + 1):
+                    try:
+                        await self.km.restart_kernel(now=now)
+                        await self.connect()
+                        break
+                    except LaunchFailed as exc:
+                        taken = _port_taken(self, exc, await _exit_account(self.launch))
+                        if attempt == PORT_TAKEN_RETRIES or not taken:
+                            raise
+                        self.kernel.log.warning("a port chosen for the kernel was taken before it bound it (%s); restarting again with new ports", taken)
+                        self.km.new_ports()
+                        now = True
             except BaseException as exc:
                 self.execution_state = "dead"
                 self._tell_clients("dead")
@@ -536,10 +559,10 @@ class KernelRegistry:
                     await self._start_once(managed)
                     break
                 except LaunchFailed as exc:
-                    if attempt == PORT_TAKEN_RETRIES or not _port_taken(managed, exc):
+                    taken = _port_taken(managed, exc)
+                    if attempt == PORT_TAKEN_RETRIES or not taken:
                         raise
-                    taken = next(line for line in exc.message.splitlines() if "Address already in use" in line)
-                    kernel.log.warning("a port chosen for the kernel was taken before it bound it (%s); launching again with new ports", taken.strip())
+                    kernel.log.warning("a port chosen for the kernel was taken before it bound it (%s); launching again with new ports", taken)
         except EGError as exc:
             _log_launch_error(kernel, exc)
             await self._forget_launch(kernel.kernel_id)

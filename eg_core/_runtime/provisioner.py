@@ -61,6 +61,13 @@ class EGKernelManager(AsyncKernelManager):
         self._attempted_start = True
         self._connection_file_written = connection_file_exists
 
+    def new_ports(self) -> None:
+        """The next (re)launch chooses new ports and writes a new connection file (a restart
+        otherwise reuses the old ones); the ports chosen before are released."""
+        self.cleanup_connection_file()
+        self.launch.release_ports()
+        self.shell_port = self.iopub_port = self.stdin_port = self.hb_port = self.control_port = 0
+
     def keep_connection_file(self) -> None:
         """The kernel outlives this gateway: its connection file stays when the manager goes."""
         self._connection_file_written = False
