@@ -5,6 +5,7 @@ in the plugin authors' guide runs, and every ``eg_*`` name in the docs and in do
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import re
 import subprocess
@@ -92,7 +93,8 @@ def _docstrings(path: Path) -> list[str]:
     return [doc for doc in (ast.get_docstring(n) for n in nodes) if doc]
 
 
-def _identifiers_in_sources() -> set[str]:
+@functools.cache
+def _identifiers_in_sources() -> frozenset[str]:
     """Every name and string of eg's Python sources (attributes like ``km.eg_kernel``, fixture
     names, config file names); not their docstrings, which only mention names."""
     found: set[str] = set()
@@ -112,7 +114,7 @@ def _identifiers_in_sources() -> set[str]:
                 found.add(node.arg)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
                 found.update(re.findall(r"eg_[a-z0-9_]+", node.value))
-    return found
+    return frozenset(found)
 
 
 def _resolves(dotted: str) -> bool:
