@@ -3,12 +3,15 @@ pod (in-cluster config, its namespace-scoped Role) and starts a kernel pod.
 
 The overlay written here changes only what this loopback-only machine needs: the gateway pod on
 the node's network, listening and called back on 127.0.0.1, reaching the API server on
-127.0.0.1 (there is no service network here), kernels dialled on 127.0.0.1.
+127.0.0.1 (there is no service network here), kernels dialled on 127.0.0.1, its readiness probe
+on 127.0.0.1. It also gives the gateway a local kernelspec, as an operator might by mistake: the
+gateway in its pod refuses it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -19,7 +22,7 @@ import pytest
 
 from eg_core.testing import KernelSocket, free_port
 
-from k8s_helpers import left_behind
+from k8s_helpers import SA_TOKEN, cluster_access_code, left_behind
 
 pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[3]
@@ -55,6 +58,9 @@ configMapGenerator:
   behavior: replace
   files:
   - eg_config.py
+- name: eg-test-local-kernelspec
+  files:
+  - kernel.json
 patches:
 - target: {{kind: Deployment, name: eg-gateway}}
   patch: |-
@@ -84,7 +90,13 @@ patches:
       value: {{name: EG_PORT, value: "{port}"}}
     - op: replace
       path: /spec/template/spec/containers/0/readinessProbe
-      value: {{tcpSocket: {{port: {port}, host: 127.0.0.1}}}}
+      value: {{httpGet: {{path: /api/ready, port: {port}, host: 127.0.0.1}}, timeoutSeconds: 5}}
+    - op: add
+      path: /spec/template/spec/volumes/-
+      value: {{name: local-kernelspec, configMap: {{name: eg-test-local-kernelspec, items: [{{key: kernel.json, path: python3/kernel.json}}]}}}}
+    - op: add
+      path: /spec/template/spec/containers/0/volumeMounts/-
+      value: {{name: local-kernelspec, mountPath: /etc/eg-kernels, readOnly: true}}
 """
 
 
@@ -101,7 +113,11 @@ def deployed(cluster, core, tmp_path_factory):
         "c.KubernetesSettings.host_network = True\n"
         "c.KubernetesSettings.kernel_host = '127.0.0.1'\n"
         "c.KubernetesSettings.kernel_bind_ip = '127.0.0.1'\n"
+        "# A local kernelspec, as an operator might add one: refused in the pod.\n"
+        "c.Gateway.kernel_spec_dirs = ['/etc/eg-kernels']\n"
     ))
+    (tmp / "kernel.json").write_text(json.dumps(
+        {"display_name": "Python 3 (local)", "language": "python", "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}))
     apiserver_port = cluster["EG_K8S_APISERVER_PORT"]
     (tmp / "kustomization.yaml").write_text(OVERLAY.format(
         base=os.path.relpath(DEPLOY, tmp), port=port, response_port=response_port, apiserver_port=apiserver_port))
@@ -129,9 +145,12 @@ async def test_kernel_through_the_gateway_pod(deployed, cluster, core):
         kid = r.json()["id"]
         pods = await asyncio.to_thread(core.list_namespaced_pod, "eg", label_selector=f"kernel_id={kid}")
         assert len(pods.items) == 1 and pods.items[0].status.phase == "Running"
+        assert pods.items[0].spec.automount_service_account_token is False
         ks = await KernelSocket.connect(deployed, kid)
         try:
             assert (await ks.execute("print('hello from a pod kernel')"))["stdout"] == "hello from a pod kernel\n"
+            out = await ks.execute(cluster_access_code(cluster, "eg"))  # the gateway's namespace, with eg-auth
+            assert json.loads(out["stdout"]) in ({"token": False, "secrets": 401}, {"token": False, "secrets": 403}), out
         finally:
             await ks.close()
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
@@ -139,3 +158,34 @@ async def test_kernel_through_the_gateway_pod(deployed, cluster, core):
     # The gateway runs with the Role of rbac.yaml only: it could not even list namespaces.
     sa = kubectl(cluster, "auth", "can-i", "list", "namespaces", "--as=system:serviceaccount:eg:eg-gateway", check=False)
     assert sa.stdout.strip() == "no"
+
+
+async def test_the_gateway_pod_offers_and_runs_no_local_kernel(deployed, cluster):
+    async with deployed.client() as http:
+        r = await http.get("/api/kernelspecs")
+        specs = r.json()["kernelspecs"]
+        assert "python3" not in specs and all("kernel_provisioner" in s["spec"]["metadata"] for s in specs.values()), specs
+        r = await http.post("/api/kernels", json={"name": "python3"})
+        assert r.status_code == 403, r.text
+        assert r.json()["reason"] == "Resource Manager Refused"
+        assert f"its token {SA_TOKEN} exists" in r.json()["message"] and "LocalResourceManager.allow_in_pod=True" in r.json()["message"]
+        assert (await http.get("/api/kernels")).json() == []
+        async with httpx.AsyncClient(base_url=deployed.url) as probe:  # the readiness probe: no token
+            r = await probe.get("/api/ready")
+            assert (r.status_code, r.json()) == (200, {"ready": True})
+    logs = kubectl(cluster, "-n", "eg", "logs", "deployment/eg-gateway", check=False).stdout
+    assert logs.count("The 'local' resource manager runs no kernels: it is refused in a Kubernetes pod") == 1, logs[-3000:]
+    assert "allow_in_pod" in logs and deployed.token not in logs
+
+
+def test_the_gateway_image_has_no_local_kernelspec(deployed, cluster):
+    """Where the gateway looks for kernelspecs in its image (eg-core's own, the Jupyter paths),
+    only the pod kernelspecs eg-k8s ships are found."""
+    code = ("import json; from jupyter_client.kernelspec import KernelSpecManager; import eg_core.kernelspecs as k, os; "
+            "from jupyter_core.paths import jupyter_path; "
+            "m = KernelSpecManager(kernel_dirs=[os.path.dirname(k.__file__), *jupyter_path('kernels')]); "
+            "print(json.dumps(sorted(m.find_kernel_specs())))")
+    run = subprocess.run(["docker", "run", "--rm", "--network=none", "--entrypoint=python", "eg/gateway:local", "-c", code], capture_output=True,
+                         text=True, env={**os.environ, "DOCKER_HOST": cluster["DOCKER_HOST"]}, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == [], run.stdout
