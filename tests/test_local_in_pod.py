@@ -91,3 +91,4 @@ def test_doctor_has_a_row_for_it(pod_token, tmp_path):
     assert "ok    local: local kernels in a Kubernetes pod: allowed (allow_in_pod)" in allowed.stdout
     outside = run_doctor(env=in_pod(tmp_path / "none"))
     assert "ok    local: local kernels in a Kubernetes pod: not in a pod" in outside.stdout
+
