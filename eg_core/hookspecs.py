@@ -504,10 +504,10 @@ def eg_refused_resource_managers() -> dict[str, str] | None:
     """Name the resource managers that refuse to run kernels on this gateway, each with why.
 
     Called once when the gateway starts, after the settings are read. Keys are resource-manager
-    names (``"local"``); values say why, then ``": "`` and the setting that changes it (the
-catalog's 403 reads "Kernel spec 'x' runs on the 'local' resource manager, which <value>"). A refused resource
-    manager's kernelspecs are left out of ``GET /api/kernelspecs``, as those of a resource
-    manager that is not installed; a request naming one gets a 403
+    names (``"local"``); values say why, then ``": "`` and the setting that changes it (the 403
+    reads "Kernel spec 'x' runs on the 'local' resource manager, which <value>"). A refused
+    resource manager's kernelspecs are left out of ``GET /api/kernelspecs``, as those of a
+    resource manager that is not installed; a request naming one gets a 403
     ``{"reason": "Resource Manager Refused", "message": <why>}``, the startup log says it once
     and ``eg-gateway doctor`` fails for each such kernelspec. The builtin ``local`` refuses in a
     Kubernetes pod unless ``LocalResourceManager.allow_in_pod`` is set.
