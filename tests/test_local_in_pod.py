@@ -5,6 +5,8 @@ its service account. "In a pod" is the service-account token file; here a tempor
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from eg_core.testing import KernelSocket, run_doctor
@@ -92,3 +94,16 @@ def test_doctor_has_a_row_for_it(pod_token, tmp_path):
     outside = run_doctor(env=in_pod(tmp_path / "none"))
     assert "ok    local: local kernels in a Kubernetes pod: not in a pod" in outside.stdout
 
+
+
+async def test_a_reload_applies_allow_in_pod(gateway_factory, pod_token, tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "eg_gateway_config.py").write_text("c.LocalResourceManager.allow_in_pod = False\n")
+    gw = gateway_factory(env=in_pod(pod_token, JUPYTER_CONFIG_DIR=str(config)))
+    async with gw.client() as http:
+        assert "python3" not in (await http.get("/api/kernelspecs")).json()["kernelspecs"]
+        (config / "eg_gateway_config.py").write_text("c.LocalResourceManager.allow_in_pod = True\n")
+        gw.proc.send_signal(signal.SIGHUP)
+        await gw.wait_for_output("The 'local' resource manager runs kernels again")
+        assert "python3" in (await http.get("/api/kernelspecs")).json()["kernelspecs"]

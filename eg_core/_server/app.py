@@ -487,6 +487,18 @@ class Gateway(JupyterApp):
             else:
                 changed.append(f"{key} {was} -> {now}")
         self.log.info("Configuration reloaded: %s", "; ".join(changed) if changed else "nothing else changed")
+        before_refused = self.catalog.refused
+        self.catalog.refused = refused_resource_managers(self.pm)
+        self._log_refusals(before_refused)
+
+    def _log_refusals(self, before: dict[str, str]) -> None:
+        """Log each resource manager that refuses to run kernels (``eg_refused_resource_managers``),
+        or runs them again, unless ``before`` said the same."""
+        for rm, why in sorted(self.catalog.refused.items()):
+            if before.get(rm) != why:
+                self.log.warning("The %r resource manager runs no kernels: it %s", rm, why)
+        for rm in sorted(set(before) - set(self.catalog.refused)):
+            self.log.warning("The %r resource manager runs kernels again", rm)
 
     async def _watch_config_files(self) -> None:
         """Reload when a loaded config file changes (Enterprise Gateway's dynamic config)."""
@@ -577,8 +589,7 @@ class Gateway(JupyterApp):
         if set(resource_managers(self.pm)) - {"local"}:
             listener = await remote.start_listener(parent=self)
             self.log.info("Remote kernels call back to the response address %s (ResponseListener.response_address)", listener.address)
-        for rm, why in sorted(self.catalog.refused.items()):
-            self.log.warning("The %r resource manager runs no kernels: it %s", rm, why)
+        self._log_refusals({})
         await acall(self.pm.hook.eg_startup, gateway=self.api)
         if self.kernels.persistence is not None:
             adopted, removed = await self.kernels.persistence.recover()
