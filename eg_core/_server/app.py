@@ -298,6 +298,8 @@ class Gateway(JupyterApp):
         self.identities.ttl = max(0.0, self.identity_cache_seconds)
         self.identities.clear()
 
+    _not_ready: list[str] = []  # the problems the last readiness check found
+
     async def readiness_problems(self) -> list[str]:
         """What keeps the gateway from serving kernels now (``GET /api/ready``): every plugin's
         ``eg_ready`` answer; one that raises, or all taking longer than ``READY_TIMEOUT``
@@ -309,7 +311,14 @@ class Gateway(JupyterApp):
         except Exception as exc:  # noqa: BLE001 - a broken check means not ready, not a 500
             self.log.warning("a readiness check raised %s: %s", type(exc).__name__, exc)
             return [f"a readiness check raised {type(exc).__name__}; see the gateway log"]
-        return [problem for answer in answers for problem in (answer or ())]
+        problems = [problem for answer in answers for problem in (answer or ())]
+        if problems != self._not_ready:  # once per change, not at every probe
+            if problems:
+                self.log.warning("Not ready: %s", "; ".join(problems))
+            elif self._not_ready:
+                self.log.info("Ready again")
+            self._not_ready = problems
+        return problems
 
     async def identify(self, token: str) -> Identity | None:
         """Who ``token`` (not the service token) belongs to: the ``eg_identify`` providers'

@@ -302,7 +302,9 @@ class ReadyHandler(APIHandler):
     async def get(self) -> None:
         problems = await self.gateway.readiness_problems()
         if problems:
-            raise EGError("; ".join(problems), status=503, reason="Not Ready")
+            error = EGError("; ".join(problems), status=503, reason="Not Ready")
+            error.logged = True  # the gateway logs a change of readiness once, not every probe
+            raise error
         self.write_json({"ready": True})
 
 

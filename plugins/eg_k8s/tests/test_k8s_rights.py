@@ -56,6 +56,8 @@ async def test_ready_only_while_the_api_server_answers(tmp_path, cluster, namesp
                 else:
                     assert r.json()["reason"] == "Not Ready"
                     assert r.json()["message"].startswith("k8s: the Kubernetes API server does not answer: ")
+                    assert (await http.get("/api/ready")).status_code == 503
+                    assert gw.output().count("Not ready: k8s: the Kubernetes API server does not answer") == 1  # not per probe
     finally:
         reachable.stop()
         unreachable.stop()
