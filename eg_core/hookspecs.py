@@ -500,6 +500,37 @@ def eg_kernelspec_aliases() -> dict[str, str]:
 
 
 @hookspec
+def eg_refused_resource_managers() -> dict[str, str] | None:
+    """Name the resource managers that refuse to run kernels on this gateway, each with why.
+
+    Called once when the gateway starts, after the settings are read. Keys are resource-manager
+    names (``"local"``); values say why, then ``": "`` and the setting that changes it (the 403
+    reads "Kernel spec 'x' runs on the 'local' resource manager, which <value>"). A refused
+    resource manager's kernelspecs are left out of ``GET /api/kernelspecs``, as those of a
+    resource manager that is not installed; a request naming one gets a 403
+    ``{"reason": "Resource Manager Refused", "message": <why>}``, the startup log says it once
+    and ``eg-gateway doctor`` fails for each such kernelspec. The builtin ``local`` refuses in a
+    Kubernetes pod unless ``LocalResourceManager.allow_in_pod`` is set.
+
+    Participants: every plugin. Sync only. Returns a dict, or ``None`` for none.
+    """
+
+
+@hookspec
+def eg_ready() -> list[str] | None:
+    """Say what keeps this gateway from serving kernels now (its readiness probe).
+
+    Called at each ``GET /api/ready``, which answers 200 when no plugin names a problem and 503
+    ``{"reason": "Not Ready", "message": ...}`` with every problem otherwise. Check only what a
+    load balancer should act on (the backend's API answers), quickly: a slow answer is a
+    problem too. A problem's text is shown without a token, so it must not hold a secret.
+
+    Participants: every plugin. May be async. Returns a list of problems (one line each), or
+    ``None``.
+    """
+
+
+@hookspec
 def eg_kernelspec_dirs() -> list[str]:
     """Return directories of kernelspecs this plugin ships (each holds ``<name>/kernel.json``).
 
@@ -580,6 +611,7 @@ SYNC_ONLY_HOOKS = (
     "eg_configurables",
     "eg_kernelspec_aliases",
     "eg_kernelspec_dirs",
+    "eg_refused_resource_managers",
     "eg_web_handlers",
 )
 

@@ -282,3 +282,14 @@ def test_an_eg_plugin_not_installed_is_installed_from_this_checkout(monkeypatch)
     advice = missing_plugin_advice("slurm")
     assert f"pip install -c {root / 'constraints.txt'} {root / 'plugins' / 'eg_slurm'}" in advice
     assert "eg_pbs" not in missing_plugin_advice("pbs") and "slurm" in missing_plugin_advice("pbs")
+
+
+async def test_ready_needs_no_token(gateway_factory):
+    """``GET /api/ready`` answers a probe that sends no token; with no plugin naming a problem
+    (eg-k8s, which would ask a cluster, is disabled), the gateway is ready."""
+    gw = gateway_factory(env={"EG_DISABLED_PLUGINS": "k8s"})
+    async with gw.client() as http:
+        http.headers.pop("Authorization")
+        r = await http.get("/api/ready")
+        assert (r.status_code, r.json()) == (200, {"ready": True})
+        assert (await http.get("/api/kernels")).status_code == 401

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Iterable
 
-from traitlets import Enum
+from traitlets import Bool, Enum, Unicode
 from traitlets.config import SingletonConfigurable
 
 from eg_core import orphans, procinfo
@@ -37,6 +37,17 @@ class LocalResourceManager(EnvDefaults, SingletonConfigurable):
         help="What to do at startup with orphaned local kernels of this gateway_id: 'log', "
         "'remove' (kill their process group) or 'ignore'.",
     )
+    allow_in_pod = Bool(
+        False, config=True,
+        help="Run local kernels even when the gateway is in a Kubernetes pod (its service_account_token "
+        "file exists). Off: local kernelspecs are not offered there, since a local kernel runs in the "
+        "gateway's pod with the gateway's service account and could read its Secrets.",
+    ).tag(env=("EG_LOCAL_ALLOW_IN_POD",))
+    service_account_token = Unicode(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token", config=True,
+        help="The file whose presence means the gateway runs in a Kubernetes pod with a service account "
+        "token (see allow_in_pod).",
+    ).tag(env=("EG_LOCAL_SERVICE_ACCOUNT_TOKEN",))
 
 
 def settings() -> LocalResourceManager:

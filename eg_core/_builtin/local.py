@@ -6,23 +6,43 @@ functions of :mod:`eg_core._builtin._local_process`.
 
 from __future__ import annotations
 
+import logging
+
 from eg_core import hookimpl, hooks_from, provisioner_for
 
 from . import _local_orphans as orphans
+from . import _local_pod as pod
 from . import _local_process as process
 
 LocalProvisioner = provisioner_for("local")
+log = logging.getLogger("eg.local")
 
 
 @hookimpl
 def eg_configurables():
-    """Called once at gateway startup: the settings class (``gateway_id``, ``orphans_at_startup``)."""
+    """Called once at gateway startup: the settings class (``gateway_id``, ``orphans_at_startup``,
+    ``allow_in_pod``)."""
     return [orphans.LocalResourceManager]
 
 
 @hookimpl
 def eg_kernelspec_aliases():
     return {"local-provisioner": "local", "LocalProcessProxy": "local"}
+
+
+@hookimpl
+def eg_refused_resource_managers():
+    """Called once at startup: ``local`` is refused in a Kubernetes pod unless ``allow_in_pod``."""
+    why = pod.refusal()
+    return {"local": why} if why else None
+
+
+@hookimpl
+def eg_startup():
+    """Called before the gateway serves: warn once when local kernels run in a pod."""
+    warning = pod.allowed_warning()
+    if warning:
+        log.warning("%s", warning)
 
 
 # The resource-manager hooks: eg_<name> for each function <name> of ._local_process. No
@@ -40,5 +60,5 @@ async def eg_reconcile(known_kernel_ids):
 
 @hookimpl
 async def eg_doctor(kernels):
-    """Each local kernelspec's program runs here."""
-    return [await process.check(kernel) for kernel in kernels]
+    """Whether local kernels run in this pod (a row always), and each local kernelspec's program runs here."""
+    return [pod.check(), *[await process.check(kernel) for kernel in kernels]]

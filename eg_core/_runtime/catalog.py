@@ -11,7 +11,9 @@ The core names no plugin: the other gateways' names are aliases each plugin regi
 (``eg_kernelspec_aliases``).
 
 A kernelspec whose resource manager is not installed is not listed; asking for it by name gives
-a 404 that names the package to install.
+a 404 that names the package to install. One whose resource manager refuses to run kernels on
+this gateway (``eg_refused_resource_managers``: ``local`` in a Kubernetes pod) is not listed
+either; asking for it gives a 403 saying why and which setting changes it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Callable
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
 from .eg_compat import UNIMPLEMENTED_KERNELSPECS
-from .errors import NotFound
+from .errors import LaunchRefused, NotFound
 
 RESOURCE_FILES = ("kernel.js", "kernel.css", "logo-svg.svg")
 
@@ -145,6 +147,7 @@ class KernelSpecCatalog:
         self.log = log
         self._cache: dict[str, tuple[int, KernelSpecEntry]] = {}
         self.unreadable: dict[str, str] = {}  # kernel.json path -> why it could not be read
+        self.refused: dict[str, str] = {}  # resource manager -> why it runs no kernel here
 
     def _load(self, name: str, resource_dir: str) -> KernelSpecEntry | None:
         path = os.path.join(resource_dir, "kernel.json")
@@ -176,8 +179,10 @@ class KernelSpecCatalog:
         return entries
 
     def available(self) -> dict[str, KernelSpecEntry]:
-        """The kernelspecs whose resource manager is installed."""
-        return {n: e for n, e in self._all().items() if e.resource_manager in self.resource_managers}
+        """The kernelspecs whose resource manager is installed and does not refuse."""
+        return {
+            n: e for n, e in self._all().items() if e.resource_manager in self.resource_managers and e.resource_manager not in self.refused
+        }
 
     def get(self, name: str) -> KernelSpecEntry:
         """One kernelspec by name; :class:`NotFound` says whether it is unknown or which package
@@ -207,4 +212,7 @@ class KernelSpecCatalog:
             )
         if rm not in self.resource_managers:
             raise NotFound(f"Kernel spec {name!r} {missing_plugin_advice(rm)}", reason="Resource Manager Not Installed")
+        if rm in self.refused:
+            raise LaunchRefused(f"Kernel spec {name!r} runs on the {rm!r} resource manager, which {self.refused[rm]}",
+                                reason="Resource Manager Refused")
         return entry

@@ -168,6 +168,15 @@ def kernelspec_aliases(pm: pluggy.PluginManager) -> dict[str, str]:
     return aliases
 
 
+def refused_resource_managers(pm: pluggy.PluginManager) -> dict[str, str]:
+    """The resource managers that refuse to run kernels here, with why, from every plugin's
+    ``eg_refused_resource_managers``."""
+    refused: dict[str, str] = {}
+    for answer in reversed(pm.hook.eg_refused_resource_managers()):
+        refused.update(answer or {})
+    return refused
+
+
 def dormant_kernelspec_aliases(pm: pluggy.PluginManager) -> dict[str, str]:
     """The aliases of installed plugins that are disabled (blocked), to tell an operator that a
     kernelspec needs one of them. Imports those plugins' modules without registering them;

@@ -44,12 +44,15 @@ from ..identity import Identity, IdentityCache
 from .._runtime.catalog import KernelSpecCatalog, packaged_kernelspecs_dir
 from .._runtime.plugins import (
     describe, dormant_kernelspec_aliases, get_plugin_manager, kernelspec_aliases, kernelspec_dirs,
-    resource_managers, unknown_plugin_names,
+    refused_resource_managers, resource_managers, unknown_plugin_names,
 )
 from .._runtime.ports import PortRange
 from .._runtime.callback_listener import ResponseListener
 from .sessions import SessionManager
 from .websocket import websocket_route
+
+
+READY_TIMEOUT = 10.0  # seconds every eg_ready together may take
 
 
 class Gateway(JupyterApp):
@@ -295,6 +298,28 @@ class Gateway(JupyterApp):
         self.identities.ttl = max(0.0, self.identity_cache_seconds)
         self.identities.clear()
 
+    _not_ready: list[str] = []  # the problems the last readiness check found
+
+    async def readiness_problems(self) -> list[str]:
+        """What keeps the gateway from serving kernels now (``GET /api/ready``): every plugin's
+        ``eg_ready`` answer; one that raises, or all taking longer than ``READY_TIMEOUT``
+        seconds, is a problem too."""
+        try:
+            answers = await asyncio.wait_for(acall(self.pm.hook.eg_ready), READY_TIMEOUT)
+        except asyncio.TimeoutError:
+            return [f"the readiness checks gave no answer within {READY_TIMEOUT:g}s"]
+        except Exception as exc:  # noqa: BLE001 - a broken check means not ready, not a 500
+            self.log.warning("a readiness check raised %s: %s", type(exc).__name__, exc)
+            return [f"a readiness check raised {type(exc).__name__}; see the gateway log"]
+        problems = [problem for answer in answers for problem in (answer or ())]
+        if problems != self._not_ready:  # once per change, not at every probe
+            if problems:
+                self.log.warning("Not ready: %s", "; ".join(problems))
+            elif self._not_ready:
+                self.log.info("Ready again")
+            self._not_ready = problems
+        return problems
+
     async def identify(self, token: str) -> Identity | None:
         """Who ``token`` (not the service token) belongs to: the ``eg_identify`` providers'
         answer, cached (:mod:`eg_core.identity`)."""
@@ -356,6 +381,7 @@ class Gateway(JupyterApp):
             ksm.allowed_kernelspecs = set(self.allowed_kernelspecs)
         self.catalog = KernelSpecCatalog(ksm, set(resource_managers(self.pm)), self.log, kernelspec_aliases(self.pm),
                                           lambda: dormant_kernelspec_aliases(self.pm))
+        self.catalog.refused = refused_resource_managers(self.pm)
         self.kernels = KernelRegistry(self, self.catalog, self.pm)
         if self.session_mode:
             self.kernels.persistence = SessionPersistence(self.kernels, self.session_mode)
@@ -470,6 +496,18 @@ class Gateway(JupyterApp):
             else:
                 changed.append(f"{key} {was} -> {now}")
         self.log.info("Configuration reloaded: %s", "; ".join(changed) if changed else "nothing else changed")
+        before_refused = self.catalog.refused
+        self.catalog.refused = refused_resource_managers(self.pm)
+        self._log_refusals(before_refused)
+
+    def _log_refusals(self, before: dict[str, str]) -> None:
+        """Log each resource manager that refuses to run kernels (``eg_refused_resource_managers``),
+        or runs them again, unless ``before`` said the same."""
+        for rm, why in sorted(self.catalog.refused.items()):
+            if before.get(rm) != why:
+                self.log.warning("The %r resource manager runs no kernels: it %s", rm, why)
+        for rm in sorted(set(before) - set(self.catalog.refused)):
+            self.log.warning("The %r resource manager runs kernels again", rm)
 
     async def _watch_config_files(self) -> None:
         """Reload when a loaded config file changes (Enterprise Gateway's dynamic config)."""
@@ -560,6 +598,7 @@ class Gateway(JupyterApp):
         if set(resource_managers(self.pm)) - {"local"}:
             listener = await remote.start_listener(parent=self)
             self.log.info("Remote kernels call back to the response address %s (ResponseListener.response_address)", listener.address)
+        self._log_refusals({})
         await acall(self.pm.hook.eg_startup, gateway=self.api)
         if self.kernels.persistence is not None:
             adopted, removed = await self.kernels.persistence.recover()

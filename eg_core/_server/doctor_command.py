@@ -12,20 +12,25 @@ from ..doctor import Check
 from .._runtime.calling import acall
 from .._runtime.catalog import resource_manager_of
 from .._runtime.context import KernelContext
-from .._runtime.errors import NotFound
+from .._runtime.errors import LaunchRefused, NotFound
 
 PLUGIN_TIMEOUT = 60.0
 
 
 def _kernelspec_contexts(pm: Any, catalog: Any) -> tuple[dict[str, list[KernelContext]], list[Check]]:
     """A context per kernelspec, grouped by resource manager, and a failed check for each
-    kernelspec whose resource manager is not installed (those of disabled plugins are skipped)."""
+    kernelspec whose resource manager is not installed (those of disabled plugins are skipped) or
+    refuses to run kernels here."""
     by_rm: dict[str, list[KernelContext]] = {}
     missing = []
     aliases = {**catalog.dormant_aliases(), **catalog.aliases}  # disabled plugins' names too
     for name, resource_dir in sorted(catalog.ksm.find_kernel_specs().items()):
         try:
             entry = catalog.get(name)
+        except LaunchRefused as exc:
+            detail, _, fix = exc.message.rpartition(": ")
+            missing.append(Check(f"kernelspec {name}", False, detail, fix))
+            continue
         except NotFound as exc:
             try:
                 rm = resource_manager_of(KernelSpec.from_resource_dir(resource_dir).to_dict(), aliases)[0]

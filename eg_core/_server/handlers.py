@@ -290,6 +290,24 @@ def openapi_text(ext: str) -> str:
     return text
 
 
+class ReadyHandler(APIHandler):
+    """The readiness probe: 200 ``{"ready": true}`` when no plugin's ``eg_ready`` names a
+    problem, else 503 ``{"reason": "Not Ready", "message": <the problems>}``. No token: a
+    Kubernetes probe sends none, and the answer holds no secret."""
+
+    async def prepare(self) -> None:
+        if self.request.method != "GET":
+            await super().prepare()
+
+    async def get(self) -> None:
+        problems = await self.gateway.readiness_problems()
+        if problems:
+            error = EGError("; ".join(problems), status=503, reason="Not Ready")
+            error.logged = True  # the gateway logs a change of readiness once, not every probe
+            raise error
+        self.write_json({"ready": True})
+
+
 class SwaggerHandler(APIHandler):
     def get(self, ext: str) -> None:
         if ext == "yaml":
@@ -512,6 +530,7 @@ def api_routes() -> list[tuple]:
     """The REST routes, relative to base_url (the websocket route is added by the app)."""
     return [
         (r"api/?", APIVersionHandler),
+        (r"api/ready/?", ReadyHandler),
         (r"api/swagger\.(json|yaml)", SwaggerHandler),
         (r"api/kernelspecs/?", KernelSpecsHandler),
         (r"api/kernelspecs/([^/]+)/?", KernelSpecHandler),

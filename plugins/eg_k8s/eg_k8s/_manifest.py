@@ -15,7 +15,9 @@ the pod: mappings merge key by key, lists of named mappings (volumes, env, toler
 names...) merge by ``name``, other lists are appended. Its ``container`` key merges into the kernel
 container; ``shm_size`` mounts a memory-backed ``/dev/shm`` of that size; ``gpus`` requests and
 limits ``nvidia.com/gpu``. What identifies the kernel (name, namespace, eg's labels, restartPolicy)
-is set after the merge and cannot be overlaid.
+is set after the merge and cannot be overlaid. ``automountServiceAccountToken`` is set after it
+too (``service_account_token``: no token unless the kernel is meant to use the API), unless the
+template or overlay sets it.
 """
 
 from __future__ import annotations
@@ -240,6 +242,7 @@ def build(kernel: KernelContext, kp: KernelPod, command: list[str] | None, env: 
     metadata["annotations"] = {**(metadata.get("annotations") or {}), ANNOTATION_USER: kernel.user}
     spec = pod.setdefault("spec", {})
     spec["restartPolicy"] = "Never"
+    spec.setdefault("automountServiceAccountToken", kp.mount_token)
     if kp.host_network:
         spec["hostNetwork"] = True
         spec.setdefault("dnsPolicy", "ClusterFirstWithHostNet")

@@ -27,7 +27,7 @@ from eg_core.watch import iterate_in_thread
 
 from . import _api as api
 from ._manifest import APP, COMPONENT, LABEL_APP, LABEL_COMPONENT, LABEL_GATEWAY, LABEL_KERNEL_ID
-from ._request import KernelPod, dns_name
+from ._request import KernelPod, creates_namespace, dns_name
 
 ROLE_BINDING = "eg-kernel"
 LABEL_USER = "eg.jupyter.org/user"
@@ -55,11 +55,6 @@ async def in_use(kernel: KernelContext, kp: KernelPod, timeout: float) -> AsyncI
         _launching[namespace] -= 1
         if not _launching[namespace]:
             del _launching[namespace]
-
-
-def creates_namespace(kernel: KernelContext, kp: KernelPod) -> bool:
-    """Whether this launch creates (and its end deletes) the kernel's namespace."""
-    return kp.namespace_mode != "shared" and not kernel.env.get("KERNEL_NAMESPACE") and "namespace" not in kernel.config
 
 
 def _labels(kernel: KernelContext, kp: KernelPod) -> dict[str, str]:

@@ -22,7 +22,7 @@ from eg_core import BadRequest, KernelContext, LaunchRefused
 from eg_core import containers, remote
 from eg_core.config import RequestOverrides
 
-from ._settings import KubernetesSettings, settings
+from ._settings import TOKEN_CHOICES, KubernetesSettings, settings
 
 # setting -> the request variable that may override it (Enterprise Gateway's names)
 REQUEST_VARIABLES = {
@@ -81,6 +81,7 @@ class KernelPod:
     fail_unschedulable: bool
     log_tail_lines: int
     legacy_launcher: bool
+    mount_token: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -147,6 +148,10 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
     if pull_policy not in ("IfNotPresent", "Always", "Never"):
         raise BadRequest(f"image_pull_policy must be IfNotPresent, Always or Never, not {pull_policy!r}")
     host_network = _truthy(layers.cfg("host_network", False))
+    token = str(layers.cfg("service_account_token", "auto"))
+    if token not in TOKEN_CHOICES:
+        raise BadRequest(f"service_account_token must be {', '.join(TOKEN_CHOICES)}, not {token!r}")
+    kernel_cluster_role = str(layers.cfg("kernel_cluster_role", ""))
     return KernelPod(
         name=name,
         namespace=namespace,
@@ -168,11 +173,21 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         template=str(layers.cfg("pod_template", "")),
         overlay=overlay,
         pull_secrets=_as_list(layers.cfg("image_pull_secrets", [])),
-        kernel_cluster_role=str(layers.cfg("kernel_cluster_role", "")),
+        kernel_cluster_role=kernel_cluster_role,
+        mount_token=token == "mount" or (token == "auto" and bool(kernel_cluster_role) and _creates_namespace(kernel, mode)),
         fail_unschedulable=_truthy(layers.cfg("fail_unschedulable", True)),
         log_tail_lines=int(layers.cfg("log_tail_lines", 25)),
         legacy_launcher=remote.legacy_launcher(kernel),
     )
+
+
+def creates_namespace(kernel: KernelContext, kp: KernelPod) -> bool:
+    """Whether this launch creates (and its end deletes) the kernel's namespace."""
+    return _creates_namespace(kernel, kp.namespace_mode)
+
+
+def _creates_namespace(kernel: KernelContext, mode: str) -> bool:
+    return mode != "shared" and not kernel.env.get("KERNEL_NAMESPACE") and "namespace" not in kernel.config
 
 
 def _id_number(layers: _Layers, setting: str, default: str, variable: str) -> int | None:

@@ -14,6 +14,7 @@ from traitlets.config import SingletonConfigurable
 from eg_core.config import EnvDefaults
 
 NAMESPACE_MODES = ("shared", "per-user", "per-kernel")
+TOKEN_CHOICES = ("auto", "mount", "none")
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 
@@ -46,6 +47,13 @@ class KubernetesSettings(EnvDefaults, SingletonConfigurable):
     ).tag(env=("EG_KERNEL_CLUSTER_ROLE",))
     service_account_name = Unicode("default", config=True, help="Service account of kernel pods.").tag(
         env=("EG_DEFAULT_KERNEL_SERVICE_ACCOUNT_NAME",)
+    )
+    service_account_token = Unicode(
+        "auto", config=True,
+        help="Whether a kernel pod gets its service account's token (automountServiceAccountToken): 'auto' only "
+        "in a namespace the launch creates and binds kernel_cluster_role in (per-user, per-kernel), where the "
+        "kernel is meant to use the API; 'mount' always; 'none' never. A pod template or pod_overlay that sets "
+        "automountServiceAccountToken itself wins.",
     )
     image_name = Unicode("", config=True, help="Image for kernelspecs that name none.").tag(env=("EG_KERNEL_IMAGE",))
     image_pull_policy = Unicode("IfNotPresent", config=True, help="The kernel container's imagePullPolicy.")
@@ -116,6 +124,12 @@ class KubernetesSettings(EnvDefaults, SingletonConfigurable):
     def _check_mode(self, proposal):
         if proposal["value"] not in NAMESPACE_MODES:
             raise ValueError(f"namespace_mode must be one of {', '.join(NAMESPACE_MODES)}")
+        return proposal["value"]
+
+    @validate("service_account_token")
+    def _check_token(self, proposal):
+        if proposal["value"] not in TOKEN_CHOICES:
+            raise ValueError(f"service_account_token must be one of {', '.join(TOKEN_CHOICES)}")
         return proposal["value"]
 
     @validate("image_pull_policy")

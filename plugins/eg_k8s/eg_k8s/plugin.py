@@ -77,6 +77,14 @@ async def eg_doctor(kernels):
 
 
 @hookimpl
+async def eg_ready():
+    """Called at each readiness probe (``GET /api/ready``): the API server answers."""
+    from ._ready import problems
+
+    return await problems()
+
+
+@hookimpl
 async def eg_startup():
     """Called before the gateway serves: start :func:`_check_cluster` in the background, so a
     slow or unreachable cluster does not hold up the gateway. With no Kubernetes configuration

@@ -9,6 +9,28 @@ from kubernetes import client
 KINDS = ("pods", "secrets", "services", "configmaps")
 
 
+SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+# Run in a kernel: does it hold a service-account token, and what does the API server answer it
+# for the Secrets of ``namespace`` (it has no credentials to send).
+_CLUSTER_ACCESS = """
+import json, os, ssl, urllib.error, urllib.request
+answer = {{"token": os.path.exists({token!r})}}
+context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
+try:
+    urllib.request.urlopen("https://127.0.0.1:{port}/api/v1/namespaces/{namespace}/secrets", context=context, timeout=20)
+    answer["secrets"] = 200
+except urllib.error.HTTPError as exc:
+    answer["secrets"] = exc.code
+print(json.dumps(answer))
+"""
+
+
+def cluster_access_code(cluster, namespace: str) -> str:
+    """Code for a kernel on the node's network that prints ``{"token": bool, "secrets": status}``."""
+    return _CLUSTER_ACCESS.format(token=SA_TOKEN, port=cluster["EG_K8S_APISERVER_PORT"], namespace=namespace)
+
+
 def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconfig: str | None = None) -> list[str]:
     """A gateway on the test cluster: kernels in ``namespace`` on the node's network, dialled and
     bound on loopback (the node's own address is never a target here)."""

@@ -52,6 +52,22 @@ def test_overlay_cannot_change_the_kernels_identity():
     assert pod["spec"]["restartPolicy"] == "Never"
 
 
+def test_a_kernel_pod_gets_no_token_unless_it_is_meant_to_use_the_api():
+    def token(config=None, env=None, **kw):
+        k = kernel({"image_name": "i", **(config or {})}, env=env)
+        return build(k, resolve(k, settings(**kw)), None, {}, "s")["Pod"]["spec"]["automountServiceAccountToken"]
+
+    assert token() is False  # shared namespace: the gateway's namespace, no role bound for the kernel
+    assert token({"namespace_mode": "per-kernel"}) is True  # its own namespace, kernel_cluster_role bound
+    assert token({"namespace_mode": "per-user"}, kernel_cluster_role="") is False
+    assert token({"namespace_mode": "per-kernel", "namespace": "theirs"}) is False  # not created by the launch
+    assert token(service_account_token="mount") is True
+    assert token({"namespace_mode": "per-kernel"}, service_account_token="none") is False
+    assert token({"pod_overlay": {"spec": {"automountServiceAccountToken": True}}}) is True  # the operator's own
+    with pytest.raises(BadRequest, match="service_account_token must be auto, mount, none"):
+        token({"service_account_token": "yes"})
+
+
 def test_gpus_and_shm_shortcuts():
     k = kernel({"image_name": "i", "pod_overlay": {"gpus": 2, "shm_size": "1Gi"}})
     pod = build(k, resolve(k, settings()), None, {}, "s")["Pod"]
