@@ -40,7 +40,9 @@ for plugin in plugins/*/; do
     if [ -n "$fast" ]; then packages+=(-e "$plugin"); else packages+=(-e "$plugin[test]"); fi
   fi
 done
-"$venv/bin/python" -m pip install -q "${pins[@]}" "${packages[@]}"
+# setuptools tells of every editable install ("Editable installation ... be careful with folders
+# ... with the same name"): information for package authors, not a problem of this checkout.
+PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install -q "${pins[@]}" "${packages[@]}"
 if [ -n "$fast" ]; then
   # pytest exits 5 when it collected no test: that fails this script like any other failure.
   exec "$venv/bin/python" -m pytest -m "not service" -n auto "$@"
