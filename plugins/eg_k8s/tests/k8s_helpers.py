@@ -9,16 +9,22 @@ from kubernetes import client
 KINDS = ("pods", "secrets", "services", "configmaps")
 
 
-def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconfig: str | None = None) -> list[str]:
-    """A gateway on the test cluster: kernels in ``namespace`` on the node's network, dialled and
-    bound on loopback (the node's own address is never a target here)."""
+def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconfig: str | None = None,
+                 host_network: bool = False) -> list[str]:
+    """A gateway on the test cluster with kernels in ``namespace``: on the pod network, dialled
+    on their pod IP and calling back the gateway on the host's address there (EG_K8S_HOST_IP), as
+    in any cluster. ``host_network``: on the node's network instead, dialled and bound on loopback
+    (the node's own address is never a target here)."""
+    if host_network:
+        network = ["--KubernetesSettings.host_network=True", "--KubernetesSettings.kernel_host=127.0.0.1",
+                   "--KubernetesSettings.kernel_bind_ip=127.0.0.1", "--ResponseListener.response_address=127.0.0.1:0"]
+    else:
+        network = [f"--ResponseListener.response_address={cluster['EG_K8S_HOST_IP']}:0"]
     return [
         f"--KubernetesSettings.kubeconfig={kubeconfig or cluster['KUBECONFIG']}",
         f"--KubernetesSettings.namespace={namespace}",
         f"--KubernetesSettings.gateway_id={gateway_id}",
-        "--KubernetesSettings.host_network=True",
-        "--KubernetesSettings.kernel_host=127.0.0.1",
-        "--KubernetesSettings.kernel_bind_ip=127.0.0.1",
+        *network,
         "--KubernetesSettings.image_pull_policy=IfNotPresent",
         "--Gateway.launch_timeout=90",
         *extra,
