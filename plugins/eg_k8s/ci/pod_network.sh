@@ -99,7 +99,7 @@ remove_iptables_chains() {
         command -v "$tool-save" >/dev/null || continue
         for table in filter nat mangle; do
             "$tool-save" -t "$table" 2>/dev/null | grep -E '^-A .* -j (KUBE-|EG-K8S-)' | grep -vE '^-A (KUBE-|EG-K8S-)' \
-                | while read -r rule; do eval "$tool -w -t $table -D ${rule#-A }" || true; done
+                | while read -r rule; do eval "$tool -w -t $table -D ${rule#-A }" || true; done || true
             for chain in $("$tool-save" -t "$table" 2>/dev/null | awk '/^:(KUBE-|EG-K8S-)/ {print substr($1, 2)}'); do
                 "$tool" -w -t "$table" -F "$chain" 2>/dev/null || true
             done

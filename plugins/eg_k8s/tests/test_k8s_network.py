@@ -12,9 +12,9 @@ import httpx
 import pytest
 from kubernetes import watch
 
-from eg_core.testing import GatewayProcess, KernelSocket
+from eg_core.testing import GatewayProcess
 
-from k8s_helpers import gateway_args, pod_of
+from k8s_helpers import gateway_args, pod_of, run
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -44,16 +44,6 @@ request = urllib.request.Request(f"https://{host}:{port}/version", headers={"Aut
 version = json.load(urllib.request.urlopen(request, context=ssl.create_default_context(cafile=f"{sa}/ca.crt"), timeout=20))
 print(host, version["gitVersion"])
 """
-
-
-async def run(gw, kernel_id: str, code: str) -> str:
-    ks = await KernelSocket.connect(gw, kernel_id)
-    try:
-        out = await ks.execute(code)
-        assert out["reply"]["status"] == "ok", out
-        return out["stdout"]
-    finally:
-        await ks.close()
 
 
 async def new_kernel(http, gw) -> str:
