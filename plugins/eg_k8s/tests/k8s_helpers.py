@@ -55,7 +55,7 @@ async def pod_of(core: client.CoreV1Api, namespace: str, kernel_id: str):
 
 
 async def run(gw, kernel_id: str, code: str) -> str:
-    """Execute ``code`` in the kernel through the gateway; its stdout (the reply must be ok)."""
+    """The stdout of ``code`` run in the kernel through the gateway's websocket (it must succeed)."""
     ks = await KernelSocket.connect(gw, kernel_id)
     try:
         out = await ks.execute(code)
