@@ -14,13 +14,18 @@
 #   EG_K8S_CA=/tmp/eg-k8s/certs/apiserver.crt      (the API server's certificate, to verify it)
 #   DOCKER_HOST=unix:///tmp/eg-k8s/docker/docker.sock   (the node's engine)
 #   EG_K8S_BIN=/var/cache/eg-k8s/<source version>/bin
+#   EG_K8S_POD_CIDR=10.244.0.0/24       (the pod network)
+#   EG_K8S_HOST_IP=10.244.0.1           (the host on the pod network: pods reach it there)
+#   EG_K8S_SERVICE_CIDR=10.96.0.0/24    (ClusterIPs; the `kubernetes` Service is 10.96.0.1)
 #
 # Environment:
 #   EG_K8S_RUN    run directory: etcd data, certificates, kubelet root, the node's docker engine, logs
 #                 (/tmp/eg-k8s)
-#   EG_K8S_CACHE  kept across runs: kube-apiserver, kube-scheduler, kube-controller-manager and kubelet
-#                 built from Debian's `kubernetes` source package, under <source version>/bin
-#                 (/var/cache/eg-k8s)
+#   EG_K8S_CACHE  kept across runs: kube-apiserver, kube-scheduler, kube-controller-manager, kubelet
+#                 and kube-proxy built from Debian's `kubernetes` source package, under
+#                 <source version>/bin (/var/cache/eg-k8s); a binary missing there is built alone
+#   EG_K8S_POD_CIDR, EG_K8S_SERVICE_CIDR, EG_K8S_POD_BRIDGE   the networks and the bridge's name
+#                 (10.244.0.0/24, 10.96.0.0/24, eg-k8s0)
 #
 # How and why (infra.md §3): nothing ships a kube-apiserver binary that can be installed here, but
 # Debian's `kubernetes` source package holds the whole upstream tree with vendor/, which builds
@@ -28,19 +33,32 @@
 # cores, once per machine and source version). The node is kubelet 1.20 with its built-in dockershim,
 # talking to a private dockerd (started by eg-docker's setup script with its own run dir) whose
 # default runtime is a runc wrapper clamping negative oom_score_adj to 0: this sandbox refuses
-# negative values, and kubelet gives every pod sandbox -998. Pods use host networking; every
-# daemon listens on 127.0.0.1 and the node's name resolves to 127.0.0.1 (/etc/hosts), so the API
-# server reaches the kubelet (pod logs) through loopback only.
+# negative values, and kubelet gives every pod sandbox -998.
+#
+# What runs: etcd, kube-apiserver, kube-scheduler, kube-controller-manager, the kubelet, kube-proxy
+# (iptables mode), and the node's dockerd. Pods get addresses on a CNI bridge network
+# (pod_network.sh: Debian's containernetworking-plugins, the bridge carrying the host's address
+# EG_K8S_HOST_IP, so the host dials pod IPs directly); ClusterIP Services work from the host and
+# from pods; hostNetwork pods still work. The daemons listen on 127.0.0.1, except the API server:
+# it listens on every address, advertises the bridge's (the `kubernetes` Service's endpoint) and
+# answers only on loopback and the bridge. The node's name resolves to 127.0.0.1 (/etc/hosts), so
+# the API server reaches the kubelet (pod logs) through loopback only. A cluster started by an
+# earlier version of this script gets the new flags: the daemons whose command line changed are
+# restarted once (running pods keep running).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
 RUN="${EG_K8S_RUN:-/tmp/eg-k8s}"
 CACHE="${EG_K8S_CACHE:-/var/cache/eg-k8s}"
-BINARIES="kube-apiserver kubelet kube-scheduler kube-controller-manager"
+BINARIES="kube-apiserver kubelet kube-scheduler kube-controller-manager kube-proxy"
 
 say() { echo "eg-k8s setup: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
+ETCD_PORT=23790; APISERVER_PORT=16443; SCHEDULER_PORT=20259; CM_PORT=20257; KUBELET_PORT=20250; KUBELET_HEALTHZ=20248
+PROXY_HEALTHZ=20256; PROXY_METRICS=20249
+# shellcheck source=pod_network.sh
+. "$HERE/pod_network.sh"
 
 # --- packages ---------------------------------------------------------------------------------
 
@@ -53,6 +71,7 @@ install_packages() {
     command -v gcc >/dev/null || missing+=(gcc libc6-dev)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v curl >/dev/null || missing+=(curl)
+    missing+=($(pod_network_packages))
     # kubectl: use the one on the machine; Debian's kubernetes-client conflicts with it (infra.md §3).
     command -v kubectl >/dev/null || die "kubectl is required (it is preinstalled here; do not install kubernetes-client)"
     if [ ${#missing[@]} -gt 0 ]; then
@@ -106,16 +125,19 @@ SRC
     echo "$v"
 }
 
-have_binaries() {
+missing_binaries() {
+    # The binaries $1/bin lacks (all of them on a fresh machine; kube-proxy alone on a machine
+    # whose cache predates the pod network).
     local b
-    for b in $BINARIES; do [ -x "$1/bin/$b" ] || return 1; done
-    [ -f "$1/pause.c" ]
+    for b in $BINARIES; do [ -x "$1/bin/$b" ] || echo "$b"; done
 }
 
 build_binaries() {
-    # Builds into $CACHE/<version>/; the 2 GB build tree is removed afterwards (binaries: ~360 MB).
-    local version="$1" dest="$CACHE/$1"
-    have_binaries "$dest" && return
+    # Builds what $CACHE/<version>/bin lacks, in one `make` call; the 2 GB build tree is removed
+    # afterwards (binaries: ~400 MB). Binaries already cached are kept.
+    local version="$1" dest="$CACHE/$1" missing
+    missing="$(missing_binaries "$dest" | xargs)"
+    [ -n "$missing" ] || return 0
     local work="$CACHE/build-$version"
     rm -rf "$work"; mkdir -p "$work/home"
     say "fetching Debian's kubernetes $version source"
@@ -128,30 +150,29 @@ build_binaries() {
     [ -f "$tree/Makefile" ] || die "no upstream tree in $orig"
     mkdir -p "$tree/.go/src/k8s.io"
     ln -s ../../.. "$tree/.go/src/k8s.io/kubernetes"
-    local t0=$SECONDS
-    say "building $BINARIES from $version (11-12 minutes on 2 cores, once per machine; log: $work/build.log)"
+    local t0=$SECONDS what b
+    what="$(for b in $missing; do printf 'cmd/%s ' "$b"; done)"
+    say "building $missing from $version (11-12 minutes on 2 cores for all, once per machine; log: $work/build.log)"
     # GOPATH mode through the upstream Makefile, as Debian's rules do; a plain
     # `go build -mod=vendor` fails (infra.md §3).
     (cd "$tree" && env GOPATH="$tree/.go" CGO_ENABLED=0 GOPROXY=off GOFLAGS= GO111MODULE= \
         HOME="$work/home" GOCACHE="$work/home/gocache" \
-        make WHAT="cmd/kube-apiserver cmd/kubelet cmd/kube-scheduler cmd/kube-controller-manager" \
-        >"$work/build.log" 2>&1) \
+        make WHAT="${what% }" >"$work/build.log" 2>&1) \
         || { tail -n 30 "$work/build.log" >&2; die "build failed (log: $work/build.log)"; }
-    mkdir -p "$dest/bin.part"
-    local b
-    for b in $BINARIES; do cp "$tree/_output/bin/$b" "$dest/bin.part/"; done
+    mkdir -p "$dest/bin"
+    for b in $missing; do
+        cp "$tree/_output/bin/$b" "$dest/bin/$b.part" && mv "$dest/bin/$b.part" "$dest/bin/$b"
+    done
     cp "$tree/build/pause/linux/pause.c" "$dest/pause.c"
-    rm -rf "$dest/bin"; mv "$dest/bin.part" "$dest/bin"
-    cp "$work/build.log" "$dest/build.log"
+    cp "$work/build.log" "$dest/build-$(echo "$missing" | tr ' ' '+').log"
     rm -rf "$work"
-    say "built in $((SECONDS - t0)) s into $dest/bin"
+    say "built $missing in $((SECONDS - t0)) s into $dest/bin"
 }
 
 # --- the node's Docker engine -------------------------------------------------------------------
 
 NODE="${EG_K8S_NODE:-eg-k8s-node}"
 DOCKER_RUN="$RUN/docker"
-ETCD_PORT=23790; APISERVER_PORT=16443; SCHEDULER_PORT=20259; CM_PORT=20257; KUBELET_PORT=20250; KUBELET_HEALTHZ=20248
 
 write_runc_clamp() {
     # infra.md §3: this sandbox refuses negative oom_score_adj even as root, and kubelet gives every
@@ -226,10 +247,27 @@ spark_image() {
 
 alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
+stop() {
+    # stop NAME: TERM, then KILL after 10 s, the daemon started as NAME.
+    local pid
+    alive "$1" || return 0
+    pid="$(cat "$RUN/$1.pid")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    say "stopped $1"
+}
+
 daemon() {
     # daemon NAME CMD...: start CMD in its own session (it outlives this script), log and pid in $RUN.
+    # A running NAME is kept when its command line is CMD, else restarted (a cluster started by an
+    # earlier version of this script gets the new flags once).
     local name="$1"; shift
-    if alive "$name"; then return; fi
+    if alive "$name"; then
+        cmp -s "/proc/$(cat "$RUN/$name.pid")/cmdline" <(printf '%s\0' "$@") && return
+        say "restarting $name: its command line changed"
+        stop "$name"
+    fi
     setsid "$@" >"$RUN/$name.log" 2>&1 </dev/null 9>&- &
     echo $! > "$RUN/$name.pid"
     say "started $name (pid $!)"
@@ -284,9 +322,10 @@ start_cluster() {
         --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
         --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
         --initial-cluster eg=http://127.0.0.1:23800 --listen-metrics-urls http://127.0.0.1:23810
+    apiserver_certificate
     daemon kube-apiserver "$B/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-        --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" --insecure-port=0 \
-        --cert-dir="$RUN/certs" --service-cluster-ip-range=10.96.0.0/24 \
+        --bind-address=0.0.0.0 --advertise-address="$POD_GATEWAY" --secure-port="$APISERVER_PORT" --insecure-port=0 \
+        --cert-dir="$RUN/certs" --service-cluster-ip-range="$SERVICE_CIDR" \
         --service-account-issuer=https://kubernetes.default.svc.cluster.local \
         --service-account-key-file="$RUN/sa.pub" --service-account-signing-key-file="$RUN/sa.key" \
         --token-auth-file="$RUN/tokens.csv" --authorization-mode=Node,RBAC --allow-privileged=true \
@@ -303,8 +342,13 @@ start_cluster() {
         --experimental-dockershim-root-directory="$RUN/dockershim" --pod-infra-container-image=eg/pause:local \
         --cgroup-driver=cgroupfs --fail-swap-on=false --address=127.0.0.1 --port="$KUBELET_PORT" --read-only-port=0 \
         --healthz-bind-address=127.0.0.1 --healthz-port="$KUBELET_HEALTHZ" --cgroups-per-qos=false \
-        --enforce-node-allocatable="" --network-plugin="" --eviction-hard="" \
-        --image-gc-high-threshold=100 --image-gc-low-threshold=99
+        --enforce-node-allocatable="" --eviction-hard="" --image-gc-high-threshold=100 --image-gc-low-threshold=99 \
+        --network-plugin=cni --cni-bin-dir="$CNI_BIN" --cni-conf-dir="$CNI_CONF" --cni-cache-dir="$RUN/cni/cache"
+    daemon kube-proxy "$B/kube-proxy" --kubeconfig="$kc" --hostname-override="$NODE" --proxy-mode=iptables \
+        --cluster-cidr="$POD_CIDR" --healthz-bind-address="127.0.0.1:$PROXY_HEALTHZ" \
+        --metrics-bind-address="127.0.0.1:$PROXY_METRICS" --oom-score-adj=0 --conntrack-max-per-core=0 \
+        --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0
+    wait_for "kube-proxy" 60 curl -sf "http://127.0.0.1:$PROXY_HEALTHZ/healthz"
     wait_for "node $NODE" 180 kubectl --kubeconfig="$kc" wait --for=condition=Ready "node/$NODE" --timeout=5s
     wait_for "the default service account" 60 kubectl --kubeconfig="$kc" -n default get serviceaccount default
 }
@@ -312,17 +356,10 @@ start_cluster() {
 # --- teardown ---------------------------------------------------------------------------------
 
 teardown() {
-    local name pid
-    for name in kubelet kube-controller-manager kube-scheduler kube-apiserver etcd; do
-        if alive "$name"; then
-            pid="$(cat "$RUN/$name.pid")"
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-            say "stopped $name"
-        fi
-    done
+    local name
+    for name in kube-proxy kubelet kube-controller-manager kube-scheduler kube-apiserver etcd; do stop "$name"; done
     [ -d "$DOCKER_RUN" ] && EG_DOCKER_RUN="$DOCKER_RUN" bash "$REPO/plugins/eg_docker/ci/setup.sh" --teardown
+    pod_network_down
     if [ -d "$RUN" ]; then
         awk -v run="$RUN" '$2 == run || index($2, run "/") == 1 {print $2}' /proc/mounts | sort -r | while read -r mnt; do
             umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || say "cannot unmount $mnt"
@@ -358,6 +395,7 @@ start_docker
 pause_image
 spark_image
 credentials
+pod_network_up
 start_cluster
 say "cluster ready in $((SECONDS - T0)) s"
 echo "KUBECONFIG=$RUN/kubeconfig"
@@ -368,3 +406,6 @@ echo "EG_K8S_NODE=$NODE"
 echo "EG_K8S_APISERVER_PORT=$APISERVER_PORT"
 echo "EG_K8S_CA=$RUN/certs/apiserver.crt"
 echo "EG_K8S_BIN=$BIN"
+echo "EG_K8S_POD_CIDR=$POD_CIDR"
+echo "EG_K8S_HOST_IP=$POD_GATEWAY"
+echo "EG_K8S_SERVICE_CIDR=$SERVICE_CIDR"

@@ -6,6 +6,8 @@ import asyncio
 
 from kubernetes import client
 
+from eg_core.testing import KernelSocket
+
 KINDS = ("pods", "secrets", "services", "configmaps")
 
 
@@ -18,7 +20,7 @@ import json, os, ssl, urllib.error, urllib.request
 answer = {{"token": os.path.exists({token!r})}}
 context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
 try:
-    urllib.request.urlopen("https://127.0.0.1:{port}/api/v1/namespaces/{namespace}/secrets", context=context, timeout=20)
+    urllib.request.urlopen("https://{host}:{port}/api/v1/namespaces/{namespace}/secrets", context=context, timeout=20)
     answer["secrets"] = 200
 except urllib.error.HTTPError as exc:
     answer["secrets"] = exc.code
@@ -27,20 +29,26 @@ print(json.dumps(answer))
 
 
 def cluster_access_code(cluster, namespace: str) -> str:
-    """Code for a kernel on the node's network that prints ``{"token": bool, "secrets": status}``."""
-    return _CLUSTER_ACCESS.format(token=SA_TOKEN, port=cluster["EG_K8S_APISERVER_PORT"], namespace=namespace)
+    """Code for a kernel (on the pod network or the node's) that prints ``{"token": bool, "secrets": status}``."""
+    return _CLUSTER_ACCESS.format(token=SA_TOKEN, host=cluster["EG_K8S_HOST_IP"], port=cluster["EG_K8S_APISERVER_PORT"], namespace=namespace)
 
 
-def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconfig: str | None = None) -> list[str]:
-    """A gateway on the test cluster: kernels in ``namespace`` on the node's network, dialled and
-    bound on loopback (the node's own address is never a target here)."""
+def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconfig: str | None = None,
+                 host_network: bool = False) -> list[str]:
+    """A gateway on the test cluster with kernels in ``namespace``: on the pod network, dialled
+    on their pod IP and calling back the gateway on the host's address there (EG_K8S_HOST_IP), as
+    in any cluster. ``host_network``: on the node's network instead, dialled and bound on loopback
+    (the node's own address is never a target here)."""
+    if host_network:
+        network = ["--KubernetesSettings.host_network=True", "--KubernetesSettings.kernel_host=127.0.0.1",
+                   "--KubernetesSettings.kernel_bind_ip=127.0.0.1", "--ResponseListener.response_address=127.0.0.1:0"]
+    else:
+        network = [f"--ResponseListener.response_address={cluster['EG_K8S_HOST_IP']}:0"]
     return [
         f"--KubernetesSettings.kubeconfig={kubeconfig or cluster['KUBECONFIG']}",
         f"--KubernetesSettings.namespace={namespace}",
         f"--KubernetesSettings.gateway_id={gateway_id}",
-        "--KubernetesSettings.host_network=True",
-        "--KubernetesSettings.kernel_host=127.0.0.1",
-        "--KubernetesSettings.kernel_bind_ip=127.0.0.1",
+        *network,
         "--KubernetesSettings.image_pull_policy=IfNotPresent",
         "--Gateway.launch_timeout=90",
         *extra,
@@ -66,3 +74,14 @@ async def left_behind(core: client.CoreV1Api, namespace: str, kernel_id: str) ->
 async def pod_of(core: client.CoreV1Api, namespace: str, kernel_id: str):
     pods = await asyncio.to_thread(core.list_namespaced_pod, namespace, label_selector=f"kernel_id={kernel_id}")
     return pods.items[0] if pods.items else None
+
+
+async def run(gw, kernel_id: str, code: str) -> str:
+    """The stdout of ``code`` run in the kernel through the gateway's websocket (it must succeed)."""
+    ks = await KernelSocket.connect(gw, kernel_id)
+    try:
+        out = await ks.execute(code)
+        assert out["reply"]["status"] == "ok", out
+        return out["stdout"]
+    finally:
+        await ks.close()
