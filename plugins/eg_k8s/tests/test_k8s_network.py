@@ -46,6 +46,16 @@ print(host, version["gitVersion"])
 """
 
 
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, kernel_spec_dirs, cluster, namespace, gateway_id):
+    """The kernel pods of this module's gateway get their service account's token, which eg-k8s
+    gives only where a kernel is meant to use the API: the in-cluster test uses it."""
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), *gateway_args(cluster, namespace, gateway_id, "--KubernetesSettings.service_account_token=mount"),
+                        kernel_spec_dirs=kernel_spec_dirs)
+    yield gw
+    gw.stop()
+
+
 async def new_kernel(http, gw) -> str:
     r = await http.post("/api/kernels", json={"name": "python_kubernetes"})
     assert r.status_code == 201, f"{r.text}\n{gw.output()[-3000:]}"
