@@ -25,6 +25,7 @@ from . import _access as access
 from . import _api as api
 from . import _namespaces as namespaces
 from . import _pods as pods
+from . import _pool as pool
 from ._manifest import LABEL_KERNEL_ID, build, launch_secret, owned_by, selector
 from ._request import KernelPod, resolve
 from ._store import ANNOTATION
@@ -341,6 +342,7 @@ async def cleanup(kernel: KernelContext, restart: bool) -> None:
     owning = kernel.handles.pop("owning", None)
     if owning is not None:
         owning.cancel()
+    await pool.claimed(kernel)
     stop = kernel.handles.pop("progress", None)
     if stop:
         stop()
@@ -378,6 +380,23 @@ async def delete_owned(state: dict[str, Any], kernel_id: str) -> None:
         listing = await api.call_raw(getattr(core, list_name), namespace, label_selector=found)
         for item in listing.get("items") or []:
             await api.ignore_missing(getattr(core, delete_name), item["metadata"]["name"], namespace)
+
+
+async def patch_objects(state: dict[str, Any], kernel_id: str, patch: dict[str, Any], pod: dict[str, Any]) -> None:
+    """Patch the kernel's pod with ``pod``, and its launch Secret and template objects with
+    ``patch`` (a warm pool's claim rewrites their metadata)."""
+    core = api.core()
+    namespace = state["namespace"]
+    await api.call(core.patch_namespaced_pod, state["pod"], namespace, pod)
+    if state.get("secret"):
+        await api.ignore_missing(core.patch_namespaced_secret, state["secret"], namespace, patch)
+    found = selector(state.get("gateway_id", "eg"), kernel_id)
+    for kind in state.get("kinds") or []:
+        list_name, _ = _KIND_CALLS[kind]
+        listing = await api.call_raw(getattr(core, list_name), namespace, label_selector=found)
+        patch_name = list_name.replace("list_", "patch_", 1)
+        for item in listing.get("items") or []:
+            await api.ignore_missing(getattr(core, patch_name), item["metadata"]["name"], namespace, patch)
 
 
 async def describe_exit(kernel: KernelContext) -> str | None:
@@ -431,6 +450,11 @@ async def backend_log(kernel: KernelContext, lines: int) -> list[str] | None:
     return await pods.log_tail(name, namespace, lines)
 
 
+def pool_fit(kernel: KernelContext, request: KernelContext) -> str | None:
+    """``eg_pool_fit``: whether a waiting pod serves ``request`` (:func:`eg_k8s._pool.misfit`)."""
+    return pool.misfit(kernel, request)
+
+
 async def load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None:
     """Re-attach to a kernel pod launched by an earlier gateway process."""
     kernel.state = dict(info)
@@ -441,4 +465,5 @@ async def load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None
         kernel.log.warning("its pod %s is gone; it will be reported dead", kernel.state.get("pod"))
 
 
-__all__ = ["launch_process", "confirm_startup", "poll", "wait", "send_signal", "terminate", "kill", "cleanup", "describe_exit", "load_process_info", "delete_owned"]
+__all__ = ["launch_process", "confirm_startup", "poll", "wait", "send_signal", "terminate", "kill", "cleanup", "describe_exit", "load_process_info", "delete_owned",
+           "pool_fit", "patch_objects"]
