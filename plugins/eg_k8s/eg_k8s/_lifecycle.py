@@ -26,6 +26,7 @@ from . import _api as api
 from . import _namespaces as namespaces
 from . import _pods as pods
 from . import _pool as pool
+from . import _store as store
 from ._manifest import LABEL_KERNEL_ID, build, launch_secret, owned_by, selector
 from ._request import KernelPod, resolve
 from ._store import ANNOTATION
@@ -123,6 +124,7 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
 
 
 async def _create_secret(core: client.CoreV1Api, body: dict[str, Any]) -> None:
+    store.secret_made(body["metadata"]["namespace"], body["metadata"]["name"])
     try:
         await api.call(core.create_namespaced_secret, body["metadata"]["namespace"], body)
     except ApiException as exc:
