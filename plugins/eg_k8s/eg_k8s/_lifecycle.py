@@ -26,6 +26,7 @@ from . import _api as api
 from . import _namespaces as namespaces
 from . import _pods as pods
 from . import _pool as pool
+from . import _pulls as pulls
 from . import _store as store
 from ._manifest import LABEL_KERNEL_ID, build, launch_secret, owned_by, selector
 from ._request import KernelPod, resolve
@@ -98,7 +99,7 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     kernel.state.update(
         pod=kp.name, namespace=kp.namespace, namespace_mode=kp.namespace_mode, secret=secret, scope=scope_of(kp),
         gateway_id=kp.gateway_id, host=kp.kernel_host, log_tail_lines=kp.log_tail_lines, confirmed=False,
-        fail_unschedulable=kp.fail_unschedulable, kinds=sorted(k for k in objects if k != "Pod"), direct=direct,
+        fail_unschedulable=kp.fail_unschedulable, image=kp.image, image_pull_timeout=kp.image_pull_timeout, kinds=sorted(k for k in objects if k != "Pod"), direct=direct,
         **({"created_namespace": True} if creates_ns else {}),
     )
     # Recorded before anything is created: a gateway that dies from here on leaves a launching
@@ -200,18 +201,27 @@ async def confirm_startup(kernel: KernelContext) -> None:
     """Wait for the launcher's callback, failing fast on what the pod's state says
     (unschedulable, image not pullable, container ended); then learn the pod's address."""
     watch = watch_of(kernel)
-    decide = pods.LaunchWatch(kernel.state["pod_uid"], kernel.state.get("fail_unschedulable", True))
+    uid = kernel.state["pod_uid"]
+    decide = pods.LaunchWatch(uid, kernel.state.get("fail_unschedulable", True))
     failure = asyncio.ensure_future(watch.wait(kernel.kernel_id, decide))
+    pull = asyncio.ensure_future(pulls.follow(kernel, uid, kernel.state.get("image", "?"), float(kernel.state.get("image_pull_timeout") or 0)))
     if kernel.state.get("direct"):  # the kernel reads the gateway's connection file: it is up once it runs
-        callback = asyncio.ensure_future(watch.wait(kernel.kernel_id, pods.running(kernel.state["pod_uid"])))
+        callback = asyncio.ensure_future(watch.wait(kernel.kernel_id, pods.running(uid)))
     else:
         callback = asyncio.ensure_future(remote.wait_for_callback(kernel, host=kernel.state.get("host") or None))
+    pending = {failure, callback, pull}
     try:
-        done, _ = await asyncio.wait({failure, callback}, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if pull in done:
+                pull.result()  # a pull past its limit fails the launch; a finished one goes on waiting
+            if done - {pull}:
+                break
     finally:
-        for task in (failure, callback):
+        for task in (failure, callback, pull):
             if not task.done():
                 task.cancel()
+        kernel.resume_launch_deadline()
     if callback not in done:
         why = failure.result()  # raises the named failure
         raise LaunchFailed("confirm_startup", f"the kernel launcher did not call back: {why}")

@@ -183,8 +183,9 @@ class LaunchWatch:
 
 
 class Progress:
-    """Reports a launch's slow steps once each (``scheduled``, ``pulling``, ``started``) through
-    ``kernel.progress``; a change callback of the shared watch."""
+    """Reports a launch's slow steps once each (``scheduled``, ``creating``: the kubelet makes
+    the container, pulling its image first if need be, which :mod:`._pulls` reports, and
+    ``started``) through ``kernel.progress``; a change callback of the shared watch."""
 
     def __init__(self, kernel: Any, uid: str):
         self.kernel = kernel
@@ -205,7 +206,7 @@ class Progress:
                 self.step("scheduled", node=spec.get("nodeName", "?"))
         state = container_status(pod).get("state") or {}
         if (state.get("waiting") or {}).get("reason") == "ContainerCreating" or (spec.get("nodeName") and not state):
-            self.step("pulling", image=(spec.get("containers") or [{}])[0].get("image", "?"))
+            self.step("creating", image=(spec.get("containers") or [{}])[0].get("image", "?"))
         if state.get("running"):
             self.step("started")
 

@@ -79,6 +79,7 @@ class KernelPod:
     pull_secrets: list[str]
     kernel_cluster_role: str
     fail_unschedulable: bool
+    image_pull_timeout: float
     log_tail_lines: int
     legacy_launcher: bool
     extra: dict[str, Any] = field(default_factory=dict)
@@ -170,9 +171,20 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         pull_secrets=_as_list(layers.cfg("image_pull_secrets", [])),
         kernel_cluster_role=str(layers.cfg("kernel_cluster_role", "")),
         fail_unschedulable=_truthy(layers.cfg("fail_unschedulable", True)),
+        image_pull_timeout=_seconds("image_pull_timeout", layers.cfg("image_pull_timeout", 600.0)),
         log_tail_lines=int(layers.cfg("log_tail_lines", 25)),
         legacy_launcher=remote.legacy_launcher(kernel),
     )
+
+
+def _seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:
+        raise BadRequest(f"{name} must be a number of seconds (0: no limit), not {str(value)[:40]!r}")
+    return seconds
 
 
 def _id_number(layers: _Layers, setting: str, default: str, variable: str) -> int | None:

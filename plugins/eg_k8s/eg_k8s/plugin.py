@@ -20,6 +20,7 @@ from . import _api as api
 from . import _orphans
 from . import _pods as pods
 from . import _pool as pool
+from . import _pulls as pulls
 from . import _store as store
 from ._settings import KubernetesSettings, settings
 
@@ -150,6 +151,7 @@ async def eg_shutdown():
         _startup.cancel()
         _startup = None
     await pods.close()
+    await pulls.close()
     api.close()
 
 
