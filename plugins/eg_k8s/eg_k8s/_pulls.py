@@ -14,17 +14,15 @@ fails the launch in phase ``image_pull`` naming the image and the limit.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any, AsyncIterator
 
 from eg_core import KernelContext, LaunchFailed
-from eg_core.watch import Change, SharedWatch, Snapshot, iterate_in_thread
+from eg_core.watch import Change, SharedWatch, Snapshot
 
 from . import _api as api
 
 PULL_REASONS = {"Pulling", "Pulled", "Failed", "BackOff", "ErrImageNeverPull"}
-WATCH_SECONDS = 240
 
 _watches: dict[str | None, SharedWatch] = {}
 
@@ -56,41 +54,14 @@ def _when(event: dict[str, Any]) -> str:
 
 
 async def _feed(namespace: str | None) -> AsyncIterator[Snapshot | Change]:
-    from kubernetes.watch.watch import iter_resp_lines
-
     core = api.core()
-    selector = "involvedObject.kind=Pod"
-    if namespace:
-        listing = await api.call_raw(core.list_namespaced_event, namespace, field_selector=selector)
-    else:
-        listing = await api.call_raw(core.list_event_for_all_namespaces, field_selector=selector)
-    current: dict[str, Any] = {}
-    for event in sorted(listing.get("items") or [], key=_when):
-        found = _pull_event(event)
-        if found:
-            current[found[0]] = found[1]
-    yield Snapshot(current)
-    version = listing["metadata"]["resourceVersion"]
-    while True:
-        kwargs = dict(field_selector=selector, watch=True, resource_version=version, allow_watch_bookmarks=True,
-                      timeout_seconds=WATCH_SECONDS, _preload_content=False, _request_timeout=(10, WATCH_SECONDS + 30))
-        if namespace:
-            response = await api.call(core.list_namespaced_event, namespace, **kwargs)
-        else:
-            response = await api.call(core.list_event_for_all_namespaces, **kwargs)
-        async for line in iterate_in_thread(lambda: iter_resp_lines(response), name="eg-k8s-pulls", close=response.close):
-            if not line:
-                continue
-            item = json.loads(line)
-            kind, event = item.get("type"), item.get("object") or {}
-            if kind == "ERROR":
-                if event.get("code") == 410:
-                    return
-                raise RuntimeError(f"watch error {event.get('code')}: {event.get('message')}")
-            version = event.get("metadata", {}).get("resourceVersion", version)
-            found = _pull_event(event) if kind in ("ADDED", "MODIFIED") else None
-            if found:
-                yield Change(*found)
+    async for kind, obj in api.list_and_watch(core.list_namespaced_event, core.list_event_for_all_namespaces, namespace,
+                                              field_selector="involvedObject.kind=Pod"):
+        if kind == "LISTED":
+            found = [_pull_event(event) for event in sorted(obj.get("items") or [], key=_when)]
+            yield Snapshot(dict(f for f in found if f))
+        elif kind in ("ADDED", "MODIFIED") and (pull := _pull_event(obj)):
+            yield Change(*pull)
 
 
 def _reason(*reasons: str):

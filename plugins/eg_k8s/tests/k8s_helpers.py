@@ -6,6 +6,8 @@ import asyncio
 
 from kubernetes import client
 
+from eg_core.testing import KernelSocket
+
 KINDS = ("pods", "secrets", "services", "configmaps")
 
 
@@ -44,3 +46,14 @@ async def left_behind(core: client.CoreV1Api, namespace: str, kernel_id: str) ->
 async def pod_of(core: client.CoreV1Api, namespace: str, kernel_id: str):
     pods = await asyncio.to_thread(core.list_namespaced_pod, namespace, label_selector=f"kernel_id={kernel_id}")
     return pods.items[0] if pods.items else None
+
+
+async def run(gw, kernel_id: str, code: str) -> str:
+    """The stdout of ``code`` run in the kernel through the gateway's websocket (it must succeed)."""
+    ks = await KernelSocket.connect(gw, kernel_id)
+    try:
+        out = await ks.execute(code)
+        assert out["reply"]["status"] == "ok", out
+        return out["stdout"]
+    finally:
+        await ks.close()

@@ -14,9 +14,9 @@ import uuid
 
 import pytest
 
-from eg_core.testing import GatewayProcess, KernelSocket
+from eg_core.testing import GatewayProcess
 
-from k8s_helpers import gateway_args, left_behind, pod_of
+from k8s_helpers import gateway_args, left_behind, pod_of, run
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,16 +30,6 @@ async def new_kernel(gw) -> str:
         r = await http.post("/api/kernels", json={"name": "python_kubernetes"})
         assert r.status_code == 201, f"{r.text}\n{gw.output()[-3000:]}"
         return r.json()["id"]
-
-
-async def run(gw, kernel_id: str, code: str) -> str:
-    ks = await KernelSocket.connect(gw, kernel_id)
-    try:
-        out = await ks.execute(code)
-        assert out["reply"]["status"] == "ok", out
-        return out["stdout"]
-    finally:
-        await ks.close()
 
 
 async def test_gateway_sigkill_then_restart_adopts_pod_kernels_from_the_cluster(tmp_path, cluster, core, namespace, kernel_spec_dirs):

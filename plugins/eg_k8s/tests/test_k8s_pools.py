@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 
-from eg_core.testing import GatewayProcess, KernelSocket
+from eg_core.testing import GatewayProcess
 
-from k8s_helpers import gateway_args, left_behind, pod_of
+from k8s_helpers import gateway_args, left_behind, pod_of, run
 
 pytestmark = pytest.mark.timeout(300)
 SPEC = "python_kubernetes"
@@ -54,16 +54,6 @@ async def until(check, what: str, timeout: float = 60):
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.2)
     return result
-
-
-async def run(gw, kernel_id: str, code: str) -> str:
-    ks = await KernelSocket.connect(gw, kernel_id)
-    try:
-        out = await ks.execute(code)
-        assert out["reply"]["status"] == "ok", out
-        return out["stdout"]
-    finally:
-        await ks.close()
 
 
 async def test_a_pool_hit_runs_in_a_waiting_pod_bound_to_its_claimant(tmp_path, cluster, core, namespace, kernel_spec_dirs):
