@@ -5,7 +5,8 @@ serves the kernel image on 127.0.0.1, pushed there by the node's engine; the kub
 through a proxy of the test's that holds each connection for a few seconds, so the pull takes
 longer than the launch timeout. The pull shows as ``pulling``/``pulled`` progress events, the
 launch timeout does not run meanwhile, and a pull longer than ``image_pull_timeout`` fails the
-launch in phase ``image_pull``, naming the image.
+launch in phase ``image_pull``, naming the image. ``eg-k8s-prepull`` pulls an image on every
+node through the kubelet, and ``eg-gateway doctor`` says which nodes lack which image before.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from eg_core.testing import GatewayProcess, free_port
+from eg_core.testing import GatewayProcess, free_port, run_doctor
 
 from k8s_helpers import gateway_args
 
@@ -152,3 +154,34 @@ async def test_a_pull_longer_than_the_launch_timeout_is_its_own_phase(tmp_path, 
                 assert failed["event"] == "launch_failed" and failed["details"]["phase"] == "image_pull", failed
         finally:
             gw.stop()
+
+
+def node_holds(core, node: str, image: str) -> bool:
+    status = core.read_node(node).status
+    return any(image in (entry.names or []) for entry in status.images or [])
+
+
+async def test_prepull_pulls_on_every_node_through_the_kubelet_and_doctor_names_what_lacks(tmp_path, cluster, core, namespace, image):
+    tag = image()
+    pull_spec(tmp_path / "specs", "k8s_prepulled", tag, 60)
+    env = {"EG_DISABLED_PLUGINS": "ssh,slurm,docker,yarn", "KUBECONFIG": cluster["KUBECONFIG"], "EG_ALLOWED_KERNELS": "k8s_prepulled",
+           "EG_NAMESPACE": namespace}
+    node = cluster["EG_K8S_NODE"]
+    result = run_doctor(env=env, kernel_spec_dirs=[str(tmp_path / "specs")])
+    line = next(line for line in result.stdout.splitlines() if "images on nodes" in line)
+    assert line.startswith(f"FAIL  k8s: images on nodes: node {node} lacks {tag}"), result.stdout
+    assert f"; fix: eg-k8s-prepull --namespace {namespace} {tag}" in line
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "eg_k8s.cli", "--kubeconfig", cluster["KUBECONFIG"], "--namespace", namespace, tag],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0 and proc.stdout == f"pulled\t{node}\t{tag}\n", proc.stdout + proc.stderr
+    pods = await asyncio.to_thread(core.list_namespaced_pod, namespace, label_selector="eg.jupyter.org/prepull")
+    assert [p.metadata.name for p in pods.items if not p.metadata.deletion_timestamp] == []
+    deadline = time.monotonic() + 120
+    while not await asyncio.to_thread(node_holds, core, node, tag):  # the kubelet reports its images every few seconds
+        assert time.monotonic() < deadline, "the node never listed the pulled image"
+        await asyncio.sleep(1)
+    result = run_doctor(env=env, kernel_spec_dirs=[str(tmp_path / "specs")])
+    assert f"ok    k8s: images on nodes: every node has {tag}" in result.stdout, result.stdout
