@@ -399,9 +399,9 @@ async def patch_objects(state: dict[str, Any], kernel_id: str, patch: dict[str, 
     ``patch`` (a warm pool's claim rewrites their metadata)."""
     core = api.core()
     namespace = state["namespace"]
-    await api.call(core.patch_namespaced_pod, state["pod"], namespace, pod)
+    await api.call(core.patch_namespaced_pod, state["pod"], namespace, pod, _preload_content=False)
     if state.get("secret"):
-        await api.ignore_missing(core.patch_namespaced_secret, state["secret"], namespace, patch)
+        await api.ignore_missing(core.patch_namespaced_secret, state["secret"], namespace, patch, _preload_content=False)
     found = selector(state.get("gateway_id", "eg"), kernel_id)
     for kind in state.get("kinds") or []:
         list_name, _ = _KIND_CALLS[kind]

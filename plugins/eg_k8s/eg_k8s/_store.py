@@ -92,9 +92,11 @@ async def _save(record: dict[str, Any]) -> bool | None:
     core = api.core()
     try:
         if secret and key is not None and _written.get((namespace, secret)) != key:  # once per key: a claim writes no Secret
-            await api.call(core.patch_namespaced_secret, secret, namespace, {"stringData": {KEY_FIELD: key}})
+            await api.call(core.patch_namespaced_secret, secret, namespace, {"stringData": {KEY_FIELD: key}}, _preload_content=False)
             _written[(namespace, secret)] = key
-        await api.call(core.patch_namespaced_pod, name, namespace, {"metadata": {"annotations": {ANNOTATION: json.dumps(public)}}})
+        # the answer is not read: the client's models of a pod cost more CPU than the call
+        await api.call(core.patch_namespaced_pod, name, namespace, {"metadata": {"annotations": {ANNOTATION: json.dumps(public)}}},
+                       _preload_content=False)
     except ApiException as exc:
         if exc.status != 404:
             raise
