@@ -78,17 +78,24 @@ def misfit(pooled: KernelContext, request: KernelContext) -> str | None:
     return None
 
 
+CLAIM_DELAY = 0.5  # seconds: the claimant's first requests go first (the core's session record is written already)
+
+
 def claim(kernel: KernelContext) -> None:
     """Called on ``pool_claimed``: rewrite the pod's and its objects' metadata for the claimant,
-    in the background (the claim is answered at once); :func:`claimed` waits for it."""
+    in the background, :data:`CLAIM_DELAY` later (the claim is answered at once, and the
+    client's first requests do not compete with these API calls); :func:`claimed` ends it."""
     if kernel.state.get("pod"):
         kernel.handles["claiming"] = asyncio.ensure_future(_claim(kernel))
 
 
 async def claimed(kernel: KernelContext) -> None:
-    """Wait until the claim's metadata is written (its failure is logged only)."""
+    """Before the kernel's cleanup: wait for a claim's metadata being written, or drop one not
+    begun (the pod goes anyway)."""
     task = kernel.handles.pop("claiming", None)
     if task is not None:
+        if not kernel.handles.get("claim_writing"):
+            task.cancel()
         await asyncio.wait({task})
 
 
@@ -96,12 +103,16 @@ async def _claim(kernel: KernelContext) -> None:
     from ._lifecycle import patch_objects
     from ._manifest import ANNOTATION_USER
 
+    await asyncio.sleep(CLAIM_DELAY)
+    kernel.handles["claim_writing"] = True
     unmark = {"labels": {LABEL_POOL: None, LABEL_HOLDER: None}}
     try:
         await patch_objects(kernel.state, kernel.kernel_id, {"metadata": unmark},
                             pod={"metadata": {**unmark, "annotations": {ANNOTATION_HOLDER: None, ANNOTATION_USER: kernel.user}}})
     except Exception as exc:  # the pod works as it is; only its metadata is stale
         kernel.log.warning("could not relabel its warm-pool pod for its claimant: %s", exc)
+    finally:
+        kernel.handles.pop("claim_writing", None)
 
 
 def holder_of(pod: dict[str, Any]) -> tuple[str | None, Any]:
