@@ -23,10 +23,9 @@ import asyncio
 import json
 import re
 import uuid
-from dataclasses import replace
 from typing import Any
 
-from eg_core import EGError, KernelContext, procinfo
+from eg_core import EGError, KernelContext, containers, procinfo
 
 LABEL_POOL = "eg.jupyter.org/pool"
 LABEL_HOLDER = "eg.jupyter.org/pool-holder"
@@ -65,11 +64,9 @@ def misfit(pooled: KernelContext, request: KernelContext) -> str | None:
     if "KERNEL_POD_NAME" in request.env:
         return "KERNEL_POD_NAME names a pod when it is created"
     try:
-        wanted = resolve(replace(request, env=dict(request.env)))
-        have = resolve(replace(pooled, env=dict(pooled.env)))
+        wanted, have, differ = containers.pool_differences(resolve, pooled, request, CREATION_SETTINGS)
     except EGError as exc:
         return f"the request's pod settings are not accepted: {exc.message}"
-    differ = [name for name in CREATION_SETTINGS if getattr(wanted, name) != getattr(have, name)]
     if wanted.namespace_mode != "per-kernel" and wanted.namespace != have.namespace:
         differ.insert(0, "namespace")
     if differ:
