@@ -1,8 +1,9 @@
 """Benchmark: kernel start from a warm pool against a cold start, same gateway, same run.
 
-    python bench/bench_pools.py [--rounds 15] [--docker]
+    python bench/bench_pools.py [--rounds 15] [--docker] [--k8s]
 
-One gateway keeps one ``python3`` (and with ``--docker`` one ``python_docker``) kernel waiting
+One gateway keeps one ``python3`` (with ``--docker`` one ``python_docker``, with ``--k8s`` one
+``python_kubernetes`` pod, in a namespace of its own on eg-k8s's test cluster) kernel waiting
 (``EG_KERNEL_POOLS``). Each round times, in alternating order, POST /api/kernels until a
 kernel_info_reply is in hand over the websocket for:
 
@@ -12,7 +13,7 @@ kernel_info_reply is in hand over the websocket for:
   pool never serves.
 
 Kernels are shut down between starts (not timed); one warm-up round is not counted.
-Target: pool-hit p50 <= 30 ms (local and Docker).
+Target: pool-hit p50 <= 30 ms (local, Docker and Kubernetes pods).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from eg_core.testing import GatewayProcess, KernelSocket  # noqa: E402
 TARGET_MS = 30.0
 POST_TIMES: dict[bool, list[float]] = {}  # from_pool -> seconds until the POST answered
 SETUP = ROOT / "plugins" / "eg_docker" / "ci" / "setup.sh"
+K8S_SETUP = ROOT / "plugins" / "eg_k8s" / "ci" / "setup.sh"
 
 
 async def timed_start(gw, http, name: str, env: dict) -> tuple[float, str, bool]:
@@ -89,30 +91,55 @@ async def _rounds(gw, http, names: list[str], rounds: int, workdir: str) -> dict
     return times
 
 
-def engine() -> str:
-    proc = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True)
+def setup(script: Path) -> dict[str, str]:
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"setup.sh failed:\n{proc.stderr[-3000:]}")
-    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)["DOCKER_HOST"]
+        raise SystemExit(f"{script} failed:\n{proc.stderr[-3000:]}")
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+
+
+def k8s_args(namespace: str) -> list[str]:
+    """eg-k8s on the test cluster, as its tests run it (k8s_helpers.gateway_args)."""
+    sys.path.insert(0, str(ROOT / "plugins" / "eg_k8s" / "tests"))
+    from k8s_helpers import gateway_args
+
+    return gateway_args(setup(K8S_SETUP), namespace, "eg-bench-pools")
+
+
+def namespace_api():
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=setup(K8S_SETUP)["KUBECONFIG"], client_configuration=configuration)
+    return client.CoreV1Api(client.ApiClient(configuration))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--docker", action="store_true", help="also python_docker kernels (runs eg_docker's ci/setup.sh)")
+    parser.add_argument("--k8s", action="store_true", help="also python_kubernetes pods (runs eg_k8s's ci/setup.sh)")
     args = parser.parse_args()
-    names = ["python3"] + (["python_docker"] if args.docker else [])
+    names = ["python3"] + (["python_docker"] if args.docker else []) + (["python_kubernetes"] if args.k8s else [])
     env = {"EG_KERNEL_POOLS": json.dumps({n: 1 for n in names}), "EG_RESPONSE_ADDRESS": "127.0.0.1:0"}
-    specs = []
+    specs, extra, core, namespace = [], [], None, f"eg-bench-pools-{uuid.uuid4().hex[:6]}"
     if args.docker:
-        env["DOCKER_HOST"] = engine()
+        env["DOCKER_HOST"] = setup(SETUP)["DOCKER_HOST"]
         specs.append(str(ROOT / "plugins" / "eg_docker" / "tests" / "kernelspecs"))
-    with tempfile.TemporaryDirectory() as tmp:
-        gw = GatewayProcess(Path(tmp), "--log-level=WARN", "--DockerSettings.gateway_id=eg-bench-pools", env=env, kernel_spec_dirs=specs)
-        try:
-            times = asyncio.run(run(gw, names, args.rounds, tmp))
-        finally:
-            gw.stop()
+    if args.k8s:
+        core = namespace_api()
+        core.create_namespace({"metadata": {"name": namespace}})
+        extra = k8s_args(namespace)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            gw = GatewayProcess(Path(tmp), "--log-level=WARN", "--DockerSettings.gateway_id=eg-bench-pools", *extra, env=env, kernel_spec_dirs=specs)
+            try:
+                times = asyncio.run(run(gw, names, args.rounds, tmp))
+            finally:
+                gw.stop()
+    finally:
+        if core is not None:
+            core.delete_namespace(namespace)
     print(f"kernel start -> kernel_info_reply over the websocket, {args.rounds} rounds (ms)")
     print(f"{'':16}{'p50':>9}{'p90':>9}{'min':>9}{'max':>9}")
     for name in names:

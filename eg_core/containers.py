@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from . import argv, remote
@@ -119,4 +120,16 @@ def working_dir(value: Any) -> str | None:
     return path
 
 
-__all__ = ["kernel_id_number", "working_dir", "MAX_ID", "uses_image_command", "argument", "container_command", "container_env", "EG_CONTAINER_LAUNCHERS"]
+def pool_differences(resolve: Callable[[KernelContext], Any], pooled: KernelContext, request: KernelContext,
+                     settings: Iterable[str]) -> tuple[Any, Any, list[str]]:
+    """For a container resource manager's ``eg_pool_fit``: ``resolve`` (the plugin's checked
+    settings of a kernel) of the request and of the waiting kernel ``pooled``, each on a copy,
+    and the names among ``settings`` (attributes of what ``resolve`` returns, applied only when
+    a container or pod is created) whose values differ. Raises what ``resolve`` raises: an
+    :class:`eg_core.EGError` is a miss, whose launch then answers the request with it."""
+    wanted = resolve(replace(request, env=dict(request.env)))
+    have = resolve(replace(pooled, env=dict(pooled.env)))
+    return wanted, have, [name for name in settings if getattr(wanted, name) != getattr(have, name)]
+
+
+__all__ = ["pool_differences", "kernel_id_number", "working_dir", "MAX_ID", "uses_image_command", "argument", "container_command", "container_env", "EG_CONTAINER_LAUNCHERS"]

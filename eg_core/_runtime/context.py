@@ -42,6 +42,8 @@ class KernelContext:
       ``user``, ``env`` and ``cwd`` are the gateway's defaults until a request claims it).
     - ``restarting``: True while the kernel is being restarted (the launch is a relaunch).
     - ``notify``: set by the gateway; use :meth:`progress` rather than calling it.
+    - ``deadline``: the launch under way's, set by the gateway; use
+      :meth:`pause_launch_deadline` and :meth:`resume_launch_deadline`.
     - ``survives_gateway``: True when the session store records the kernel, so a later gateway
       process adopts or removes it; False when nothing would, and the kernel should end with
       this gateway process (the local resource manager sets a parent-death signal).
@@ -67,6 +69,7 @@ class KernelContext:
     notify: Callable[[str, dict[str, Any]], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
     survives_gateway: bool = True
     _checkpoint: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
+    deadline: Any = field(default=None, repr=False, compare=False)  # the launch's, set by the core
 
     def progress(self, step: str, **details: Any) -> None:
         """Report a step of a slow launch (``scheduled``, ``pulling``, ``started``...): a log line,
@@ -76,6 +79,18 @@ class KernelContext:
         if self.notify is not None:
             asyncio.ensure_future(self.notify("progress", {"step": step, **details}))
 
+
+    def pause_launch_deadline(self) -> None:
+        """Stop the launch timeout's clock, for a wait that has a limit of its own which the
+        resource manager enforces (eg-k8s: an image pull and ``image_pull_timeout``); the
+        phase under way then waits without a timeout. Callable from sync code on the loop."""
+        if self.deadline is not None:
+            self.deadline.pause()
+
+    def resume_launch_deadline(self) -> None:
+        """Start the launch timeout's clock again with the time it had left when paused."""
+        if self.deadline is not None:
+            self.deadline.resume()
 
     async def checkpoint(self) -> None:
         """Save ``state`` to the session store now (a no-op without one).
@@ -120,7 +135,7 @@ class KernelContext:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "KernelContext":
         """Rebuild a context saved by :meth:`to_json`."""
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("handles", "_checkpoint")}
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("handles", "_checkpoint", "deadline")}
         fields["groups"] = frozenset(fields.get("groups") or ())
         return cls(**fields)
 

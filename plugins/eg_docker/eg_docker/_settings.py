@@ -19,7 +19,7 @@ import fnmatch
 import json
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -475,11 +475,9 @@ def pool_misfit(pooled: KernelContext, request: KernelContext) -> str | None:
     miss too (its launch then answers the request with the error). The container's working
     directory is its own (or the mirrored one compared here), so ``request.cwd`` is cleared."""
     try:
-        wanted = resolve(replace(request, env=dict(request.env)))
-        have = resolve(replace(pooled, env=dict(pooled.env)))
+        wanted, have, differ = containers.pool_differences(resolve, pooled, request, _CREATION_SETTINGS)
     except EGError as exc:
         return f"the request's container settings are not accepted: {exc.message}"
-    differ = [name for name in _CREATION_SETTINGS if getattr(wanted, name) != getattr(have, name)]
     own = set(_kernel_labels(request, settings()))
     if {k: v for k, v in wanted.labels.items() if k not in own} != {k: v for k, v in have.labels.items() if k not in own}:
         differ.append("labels")

@@ -72,12 +72,14 @@ install_packages() {
     command -v openssl >/dev/null || missing+=(openssl)
     command -v curl >/dev/null || missing+=(curl)
     missing+=($(pod_network_packages))
+    # a registry the image-pull tests run on 127.0.0.1 (it must not start as a system service either)
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
     # kubectl: use the one on the machine; Debian's kubernetes-client conflicts with it (infra.md §3).
     command -v kubectl >/dev/null || die "kubectl is required (it is preinstalled here; do not install kubernetes-client)"
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
-        # etcd-server must not start a system etcd: the cluster runs its own.
+        # etcd-server (and docker-registry) must not start a system service: the cluster runs its own.
         exec 7>/var/lock/eg-apt.lock; flock 7  # one apt at a time (scripts/test.sh runs eg-k8s's setup beside the others)
         local guard=""
         if [ ! -e /usr/sbin/policy-rc.d ]; then

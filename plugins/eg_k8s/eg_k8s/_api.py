@@ -13,7 +13,7 @@ import functools
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from ._settings import settings
 
@@ -119,6 +119,41 @@ async def ignore_missing(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> b
         raise
 
 
+WATCH_SECONDS = 240  # the server ends a watch after this; a feed resumes from its resourceVersion
+
+
+async def list_and_watch(namespaced: Callable[..., Any], everywhere: Callable[..., Any], namespace: str | None,
+                         **selectors: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """One list, then watch events from its resourceVersion, of the objects ``namespaced`` lists
+    in ``namespace`` (``everywhere`` in all namespaces when None), with ``selectors``
+    (``label_selector``, ``field_selector``): first ``("LISTED", listing)``, then ``(type,
+    object)`` per event (bookmarks only move the resourceVersion). Ends when the server says the
+    version is too old (410): a :class:`eg_core.watch.SharedWatch` feed then lists anew."""
+    from kubernetes.watch.watch import iter_resp_lines
+
+    from eg_core.watch import iterate_in_thread
+
+    list_call = functools.partial(namespaced, namespace) if namespace else everywhere
+    listing = await call_raw(list_call, **selectors)
+    yield "LISTED", listing
+    version = listing["metadata"]["resourceVersion"]
+    while True:
+        response = await call(list_call, watch=True, resource_version=version, allow_watch_bookmarks=True,
+                              timeout_seconds=WATCH_SECONDS, _preload_content=False, _request_timeout=(10, WATCH_SECONDS + 30), **selectors)
+        async for line in iterate_in_thread(lambda: iter_resp_lines(response), name="eg-k8s-watch", close=response.close):
+            if not line:
+                continue
+            event = json.loads(line)
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                if obj.get("code") == 410:
+                    return
+                raise RuntimeError(f"watch error {obj.get('code')}: {obj.get('message')}")
+            version = obj.get("metadata", {}).get("resourceVersion", version)
+            if kind != "BOOKMARK":
+                yield kind, obj
+
+
 def close() -> None:
     global _api, _executor
     if _api is not None:
@@ -132,4 +167,4 @@ def close() -> None:
         _executor = None
 
 
-__all__ = ["missing_configuration", "api_client", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "close"]
+__all__ = ["missing_configuration", "api_client", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "list_and_watch", "close"]

@@ -1,5 +1,6 @@
 """``eg-gateway doctor`` for Kubernetes: the API server answers, each kernelspec's values are
-valid, and the gateway holds every RBAC permission its launches need (named when missing)."""
+valid, the gateway holds every RBAC permission its launches need (named when missing), and
+which nodes lack which of the kernelspecs' images (``node.status.images``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from eg_core.doctor import Check, each_kernelspec
 
 from . import _access as access
 from . import _api as api
+from . import _prepull as prepull
 from ._namespaces import creates_namespace
 from ._request import resolve
 from ._settings import settings
@@ -35,4 +37,24 @@ async def checks(kernels) -> list[Check]:
             found.append(Check(what, False, "the gateway may not " + "; ".join(lacking), "grant them in the gateway's Role or ClusterRole"))
         else:
             found.append(Check(what, True, detail))
+    images = {kp.image: kp for _, _, kp in each_kernelspec(kernels, lambda kernel: resolve(kernel, settings()), [])}
+    if images:
+        found.append(await _images_on_nodes(images))
     return found
+
+
+async def _images_on_nodes(images: dict) -> Check:
+    """Which nodes lack which kernel images, and the command that pulls them there."""
+    try:
+        lacking = await prepull.lacking(images)
+    except Exception as exc:
+        return Check("images on nodes", False, f"cannot read the nodes' images: {exc}", "let the gateway list nodes (a ClusterRole)")
+    if not lacking:
+        return Check("images on nodes", True, f"every node has {', '.join(sorted(images))}")
+    missing = sorted({image for missing in lacking.values() for image in missing})
+    kp = images[missing[0]]
+    secrets = "".join(f" --pull-secret {name}" for name in kp.pull_secrets)
+    return Check(
+        "images on nodes", False, "; ".join(f"node {node} lacks {', '.join(missing)}" for node, missing in sorted(lacking.items())),
+        f"eg-k8s-prepull --namespace {kp.namespace}{secrets} {' '.join(missing)} (or let the first launches pull them)",
+    )

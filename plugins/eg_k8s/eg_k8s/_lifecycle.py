@@ -25,6 +25,9 @@ from . import _access as access
 from . import _api as api
 from . import _namespaces as namespaces
 from . import _pods as pods
+from . import _pool as pool
+from . import _pulls as pulls
+from . import _store as store
 from ._manifest import LABEL_KERNEL_ID, build, launch_secret, owned_by, selector
 from ._request import KernelPod, resolve
 from ._store import ANNOTATION
@@ -96,7 +99,7 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     kernel.state.update(
         pod=kp.name, namespace=kp.namespace, namespace_mode=kp.namespace_mode, secret=secret, scope=scope_of(kp),
         gateway_id=kp.gateway_id, host=kp.kernel_host, log_tail_lines=kp.log_tail_lines, confirmed=False,
-        fail_unschedulable=kp.fail_unschedulable, kinds=sorted(k for k in objects if k != "Pod"), direct=direct,
+        fail_unschedulable=kp.fail_unschedulable, image=kp.image, image_pull_timeout=kp.image_pull_timeout, kinds=sorted(k for k in objects if k != "Pod"), direct=direct,
         **({"created_namespace": True} if creates_ns else {}),
     )
     # Recorded before anything is created: a gateway that dies from here on leaves a launching
@@ -122,6 +125,7 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
 
 
 async def _create_secret(core: client.CoreV1Api, body: dict[str, Any]) -> None:
+    store.secret_made(body["metadata"]["namespace"], body["metadata"]["name"])
     try:
         await api.call(core.create_namespaced_secret, body["metadata"]["namespace"], body)
     except ApiException as exc:
@@ -197,18 +201,27 @@ async def confirm_startup(kernel: KernelContext) -> None:
     """Wait for the launcher's callback, failing fast on what the pod's state says
     (unschedulable, image not pullable, container ended); then learn the pod's address."""
     watch = watch_of(kernel)
-    decide = pods.LaunchWatch(kernel.state["pod_uid"], kernel.state.get("fail_unschedulable", True))
+    uid = kernel.state["pod_uid"]
+    decide = pods.LaunchWatch(uid, kernel.state.get("fail_unschedulable", True))
     failure = asyncio.ensure_future(watch.wait(kernel.kernel_id, decide))
+    pull = asyncio.ensure_future(pulls.follow(kernel, uid, kernel.state.get("image", "?"), float(kernel.state.get("image_pull_timeout") or 0)))
     if kernel.state.get("direct"):  # the kernel reads the gateway's connection file: it is up once it runs
-        callback = asyncio.ensure_future(watch.wait(kernel.kernel_id, pods.running(kernel.state["pod_uid"])))
+        callback = asyncio.ensure_future(watch.wait(kernel.kernel_id, pods.running(uid)))
     else:
         callback = asyncio.ensure_future(remote.wait_for_callback(kernel, host=kernel.state.get("host") or None))
+    pending = {failure, callback, pull}
     try:
-        done, _ = await asyncio.wait({failure, callback}, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if pull in done:
+                pull.result()  # a pull past its limit fails the launch; a finished one goes on waiting
+            if done - {pull}:
+                break
     finally:
-        for task in (failure, callback):
+        for task in (failure, callback, pull):
             if not task.done():
                 task.cancel()
+        kernel.resume_launch_deadline()
     if callback not in done:
         why = failure.result()  # raises the named failure
         raise LaunchFailed("confirm_startup", f"the kernel launcher did not call back: {why}")
@@ -341,6 +354,7 @@ async def cleanup(kernel: KernelContext, restart: bool) -> None:
     owning = kernel.handles.pop("owning", None)
     if owning is not None:
         owning.cancel()
+    await pool.claimed(kernel)
     stop = kernel.handles.pop("progress", None)
     if stop:
         stop()
@@ -378,6 +392,23 @@ async def delete_owned(state: dict[str, Any], kernel_id: str) -> None:
         listing = await api.call_raw(getattr(core, list_name), namespace, label_selector=found)
         for item in listing.get("items") or []:
             await api.ignore_missing(getattr(core, delete_name), item["metadata"]["name"], namespace)
+
+
+async def patch_objects(state: dict[str, Any], kernel_id: str, patch: dict[str, Any], pod: dict[str, Any]) -> None:
+    """Patch the kernel's pod with ``pod``, and its launch Secret and template objects with
+    ``patch`` (a warm pool's claim rewrites their metadata)."""
+    core = api.core()
+    namespace = state["namespace"]
+    await api.call(core.patch_namespaced_pod, state["pod"], namespace, pod, _preload_content=False)
+    if state.get("secret"):
+        await api.ignore_missing(core.patch_namespaced_secret, state["secret"], namespace, patch, _preload_content=False)
+    found = selector(state.get("gateway_id", "eg"), kernel_id)
+    for kind in state.get("kinds") or []:
+        list_name, _ = _KIND_CALLS[kind]
+        listing = await api.call_raw(getattr(core, list_name), namespace, label_selector=found)
+        patch_name = list_name.replace("list_", "patch_", 1)
+        for item in listing.get("items") or []:
+            await api.ignore_missing(getattr(core, patch_name), item["metadata"]["name"], namespace, patch)
 
 
 async def describe_exit(kernel: KernelContext) -> str | None:
@@ -431,6 +462,11 @@ async def backend_log(kernel: KernelContext, lines: int) -> list[str] | None:
     return await pods.log_tail(name, namespace, lines)
 
 
+def pool_fit(kernel: KernelContext, request: KernelContext) -> str | None:
+    """``eg_pool_fit``: whether a waiting pod serves ``request`` (:func:`eg_k8s._pool.misfit`)."""
+    return pool.misfit(kernel, request)
+
+
 async def load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None:
     """Re-attach to a kernel pod launched by an earlier gateway process."""
     kernel.state = dict(info)
@@ -441,4 +477,5 @@ async def load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None
         kernel.log.warning("its pod %s is gone; it will be reported dead", kernel.state.get("pod"))
 
 
-__all__ = ["launch_process", "confirm_startup", "poll", "wait", "send_signal", "terminate", "kill", "cleanup", "describe_exit", "load_process_info", "delete_owned"]
+__all__ = ["launch_process", "confirm_startup", "poll", "wait", "send_signal", "terminate", "kill", "cleanup", "describe_exit", "load_process_info", "delete_owned",
+           "pool_fit", "patch_objects"]

@@ -31,6 +31,7 @@ import yaml
 
 from eg_core import BadRequest, KernelContext
 
+from . import _pool as pool
 from ._request import KernelPod
 
 LABEL_KERNEL_ID = "kernel_id"
@@ -53,7 +54,9 @@ def selector(gateway_id: str, kernel_id: str | None = None) -> str:
 
 
 def labels(kernel: KernelContext, kp: KernelPod) -> dict[str, str]:
-    return {LABEL_KERNEL_ID: kernel.kernel_id, LABEL_APP: APP, LABEL_COMPONENT: COMPONENT, LABEL_GATEWAY: kp.gateway_id}
+    """The labels of every object of the kernel's launch (a warm pool's adds its own)."""
+    return {LABEL_KERNEL_ID: kernel.kernel_id, LABEL_APP: APP, LABEL_COMPONENT: COMPONENT, LABEL_GATEWAY: kp.gateway_id,
+            **pool.labels(kernel)}
 
 
 # -- merging -----------------------------------------------------------------------------------
@@ -239,7 +242,7 @@ def build(kernel: KernelContext, kp: KernelPod, command: list[str] | None, env: 
     metadata["name"] = kp.name
     metadata["namespace"] = kp.namespace
     metadata["labels"] = {**(metadata.get("labels") or {}), **labels(kernel, kp)}
-    metadata["annotations"] = {**(metadata.get("annotations") or {}), ANNOTATION_USER: kernel.user}
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), ANNOTATION_USER: kernel.user, **pool.annotations(kernel)}
     spec = pod.setdefault("spec", {})
     spec["restartPolicy"] = "Never"
     spec.setdefault("automountServiceAccountToken", kp.mount_token)

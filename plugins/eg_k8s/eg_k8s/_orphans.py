@@ -5,6 +5,9 @@ A kernel pod carries ``component=kernel``, ``app=enterprise-gateway``, ``kernel_
 does not manage after adopting its stored sessions are orphans: left by a gateway that was killed
 without a session store, or by a failed cleanup. ``eg_reconcile`` logs or removes them (with
 their launch Secret, template objects and a per-kernel namespace) per ``orphans_at_startup``.
+Warm pools' waiting pods are judged by :func:`eg_k8s._pool.waiting_verdict`: this process's
+own and those of another live gateway on this host are no orphans, those of a dead gateway of
+this host are removed under ``log`` too (they hold nobody's work).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from . import _api as api
+from . import _pool as pool
 from ._manifest import LABEL_KERNEL_ID, selector
 from ._settings import settings
 
@@ -24,6 +28,12 @@ class OrphanPod:
     kernel_id: str
     phase: str
     namespace_is_kernels: bool
+    waiting: str | None = None  # a warm pool's pod: "dead" or "elsewhere" (its holder)
+
+    @property
+    def removable_when_logged(self) -> bool:
+        """Whether ``orphans_at_startup=log`` removes it too: a dead gateway's waiting pod."""
+        return self.waiting == "dead"
 
 
 async def find(known_kernel_ids: Iterable[str], gateway_id: str | None = None) -> list[OrphanPod]:
@@ -41,10 +51,13 @@ async def find(known_kernel_ids: Iterable[str], gateway_id: str | None = None) -
         kernel_id = meta["labels"][LABEL_KERNEL_ID]
         if kernel_id in known:
             continue
+        waiting = pool.waiting_verdict(pod)
+        if waiting in ("ours", "live"):
+            continue
         namespace = await api.call_raw(core.read_namespace, meta["namespace"])
         orphans.append(OrphanPod(
             meta["namespace"], meta["name"], kernel_id, (pod.get("status") or {}).get("phase", "?"),
-            (namespace["metadata"].get("labels") or {}).get(LABEL_KERNEL_ID) == kernel_id,
+            (namespace["metadata"].get("labels") or {}).get(LABEL_KERNEL_ID) == kernel_id, waiting,
         ))
     return orphans
 

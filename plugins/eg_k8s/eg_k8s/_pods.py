@@ -8,16 +8,14 @@ whatever the number of kernels. Pods are kept as the API's JSON (dicts), keyed b
 
 from __future__ import annotations
 
-import json
 from typing import Any, AsyncIterator, Callable
 
 from eg_core import LaunchFailed
-from eg_core.watch import Change, SharedWatch, Snapshot, iterate_in_thread
+from eg_core.watch import Change, SharedWatch, Snapshot
 
 from . import _api as api
 from ._manifest import LABEL_KERNEL_ID, selector
 
-WATCH_SECONDS = 240  # the server ends a watch after this; the feed resumes from its resourceVersion
 IMAGE_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable"}
 CONTAINER_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError"}
 
@@ -49,52 +47,30 @@ def _kernel_id(pod: dict[str, Any]) -> str | None:
 
 
 async def _feed(namespace: str | None, label_selector: str) -> AsyncIterator[Snapshot | Change]:
-    from kubernetes.watch.watch import iter_resp_lines
-
     core = api.core()
-    if namespace:
-        listing = await api.call_raw(core.list_namespaced_pod, namespace, label_selector=label_selector)
-    else:
-        listing = await api.call_raw(core.list_pod_for_all_namespaces, label_selector=label_selector)
     uids: dict[str, str] = {}
-    current: dict[str, Any] = {}
-    for pod in listing.get("items") or []:
-        kernel_id = _kernel_id(pod)
-        if kernel_id:
-            current[kernel_id] = pod
-            uids[kernel_id] = pod["metadata"]["uid"]
-    yield Snapshot(current)
-    version = listing["metadata"]["resourceVersion"]
-    while True:
-        kwargs = dict(label_selector=label_selector, watch=True, resource_version=version, allow_watch_bookmarks=True,
-                      timeout_seconds=WATCH_SECONDS, _preload_content=False, _request_timeout=(10, WATCH_SECONDS + 30))
-        if namespace:
-            response = await api.call(core.list_namespaced_pod, namespace, **kwargs)
+    async for kind, obj in api.list_and_watch(core.list_namespaced_pod, core.list_pod_for_all_namespaces, namespace,
+                                              label_selector=label_selector):
+        if kind == "LISTED":
+            current: dict[str, Any] = {}
+            for pod in obj.get("items") or []:
+                kernel_id = _kernel_id(pod)
+                if kernel_id:
+                    current[kernel_id] = pod
+                    uids[kernel_id] = pod["metadata"]["uid"]
+            yield Snapshot(current)
+            continue
+        kernel_id = _kernel_id(obj)
+        if not kernel_id:
+            continue
+        uid = obj["metadata"]["uid"]
+        if kind == "DELETED":
+            if uids.get(kernel_id) == uid:  # not a relaunched pod's predecessor
+                uids.pop(kernel_id, None)
+                yield Change(kernel_id, None)
         else:
-            response = await api.call(core.list_pod_for_all_namespaces, **kwargs)
-        async for line in iterate_in_thread(lambda: iter_resp_lines(response), name="eg-k8s-watch", close=response.close):
-            if not line:
-                continue
-            event = json.loads(line)
-            kind, pod = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                if pod.get("code") == 410:  # too old: list again (the SharedWatch calls the feed anew)
-                    return
-                raise RuntimeError(f"watch error {pod.get('code')}: {pod.get('message')}")
-            version = pod.get("metadata", {}).get("resourceVersion", version)
-            if kind == "BOOKMARK":
-                continue
-            kernel_id = _kernel_id(pod)
-            if not kernel_id:
-                continue
-            uid = pod["metadata"]["uid"]
-            if kind == "DELETED":
-                if uids.get(kernel_id) == uid:  # not a relaunched pod's predecessor
-                    uids.pop(kernel_id, None)
-                    yield Change(kernel_id, None)
-            else:
-                uids[kernel_id] = uid
-                yield Change(kernel_id, pod)
+            uids[kernel_id] = uid
+            yield Change(kernel_id, obj)
 
 
 # -- what a pod's state means ------------------------------------------------------------------
@@ -183,8 +159,9 @@ class LaunchWatch:
 
 
 class Progress:
-    """Reports a launch's slow steps once each (``scheduled``, ``pulling``, ``started``) through
-    ``kernel.progress``; a change callback of the shared watch."""
+    """Reports a launch's slow steps once each (``scheduled``, ``creating``: the kubelet makes
+    the container, pulling its image first if need be, which :mod:`._pulls` reports, and
+    ``started``) through ``kernel.progress``; a change callback of the shared watch."""
 
     def __init__(self, kernel: Any, uid: str):
         self.kernel = kernel
@@ -205,7 +182,7 @@ class Progress:
                 self.step("scheduled", node=spec.get("nodeName", "?"))
         state = container_status(pod).get("state") or {}
         if (state.get("waiting") or {}).get("reason") == "ContainerCreating" or (spec.get("nodeName") and not state):
-            self.step("pulling", image=(spec.get("containers") or [{}])[0].get("image", "?"))
+            self.step("creating", image=(spec.get("containers") or [{}])[0].get("image", "?"))
         if state.get("running"):
             self.step("started")
 

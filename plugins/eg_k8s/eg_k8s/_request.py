@@ -79,6 +79,7 @@ class KernelPod:
     pull_secrets: list[str]
     kernel_cluster_role: str
     fail_unschedulable: bool
+    image_pull_timeout: float
     log_tail_lines: int
     legacy_launcher: bool
     mount_token: bool = False
@@ -176,6 +177,7 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         kernel_cluster_role=kernel_cluster_role,
         mount_token=token == "mount" or (token == "auto" and bool(kernel_cluster_role) and _creates_namespace(kernel, mode)),
         fail_unschedulable=_truthy(layers.cfg("fail_unschedulable", True)),
+        image_pull_timeout=_seconds("image_pull_timeout", layers.cfg("image_pull_timeout", 600.0)),
         log_tail_lines=int(layers.cfg("log_tail_lines", 25)),
         legacy_launcher=remote.legacy_launcher(kernel),
     )
@@ -188,6 +190,16 @@ def creates_namespace(kernel: KernelContext, kp: KernelPod) -> bool:
 
 def _creates_namespace(kernel: KernelContext, mode: str) -> bool:
     return mode != "shared" and not kernel.env.get("KERNEL_NAMESPACE") and "namespace" not in kernel.config
+
+
+def _seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:
+        raise BadRequest(f"{name} must be a number of seconds (0: no limit), not {str(value)[:40]!r}")
+    return seconds
 
 
 def _id_number(layers: _Layers, setting: str, default: str, variable: str) -> int | None:

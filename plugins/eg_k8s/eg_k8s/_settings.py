@@ -116,6 +116,12 @@ class KubernetesSettings(EnvDefaults, SingletonConfigurable):
         help="Keep kernel sessions in the cluster (pod annotations and a per-kernel Secret) instead of the "
         "gateway's session store, so any gateway replica or a restarted gateway finds them.",
     )
+    image_pull_timeout = Float(
+        600.0, config=True,
+        help="Seconds a kernel image's pull may take (from the kubelet's Pulling event to Pulled; 0: no limit). The "
+        "launch timeout does not run meanwhile: it resumes with the time it had left, so a large image is not failed "
+        "by it. Kernelspecs may set their own `image_pull_timeout`.",
+    )
     fail_unschedulable = Bool(True, config=True, help="Fail a launch as soon as the scheduler says the pod cannot be scheduled.")
     log_tail_lines = Integer(25, config=True, help="Container log lines quoted when a kernel fails or dies.")
     api_threads = Integer(16, config=True, help="Threads running Kubernetes API calls (the client is synchronous).")

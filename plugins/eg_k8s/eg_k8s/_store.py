@@ -30,6 +30,7 @@ from ._settings import settings
 
 ANNOTATION = "eg.jupyter.org/session"
 KEY_FIELD = "connection-key"
+_written: dict[tuple[str, str], str] = {}  # (namespace, Secret) -> the connection key this process wrote there
 
 
 def _is_k8s(record: dict[str, Any]) -> bool:
@@ -90,14 +91,22 @@ async def _save(record: dict[str, Any]) -> bool | None:
     public, key = _split_key(record)
     core = api.core()
     try:
-        if secret and key is not None:
-            await api.call(core.patch_namespaced_secret, secret, namespace, {"stringData": {KEY_FIELD: key}})
-        await api.call(core.patch_namespaced_pod, name, namespace, {"metadata": {"annotations": {ANNOTATION: json.dumps(public)}}})
+        if secret and key is not None and _written.get((namespace, secret)) != key:  # once per key: a claim writes no Secret
+            await api.call(core.patch_namespaced_secret, secret, namespace, {"stringData": {KEY_FIELD: key}}, _preload_content=False)
+            _written[(namespace, secret)] = key
+        # the answer is not read: the client's models of a pod cost more CPU than the call
+        await api.call(core.patch_namespaced_pod, name, namespace, {"metadata": {"annotations": {ANNOTATION: json.dumps(public)}}},
+                       _preload_content=False)
     except ApiException as exc:
         if exc.status != 404:
             raise
         return None  # the pod is gone (a restart between pods): the next store keeps it
     return True
+
+
+def secret_made(namespace: str, secret: str) -> None:
+    """Called when a launch (re)creates a kernel's Secret: it holds no connection key yet."""
+    _written.pop((namespace, secret), None)
 
 
 async def _record(pod: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,6 +19,8 @@ from . import _access as access
 from . import _api as api
 from . import _orphans
 from . import _pods as pods
+from . import _pool as pool
+from . import _pulls as pulls
 from . import _store as store
 from ._settings import KubernetesSettings, settings
 
@@ -129,15 +131,24 @@ async def eg_reconcile(known_kernel_ids):
     try:
         found = await _orphans.find(known_kernel_ids)
         for orphan in found:
-            if policy == "remove":
+            removing = policy == "remove" or orphan.removable_when_logged
+            if removing:
                 await _orphans.remove(orphan)
             log.warning(
-                "%s kernel pod %s/%s (kernel %s, %s) of gateway %r, unknown to this gateway",
-                "Removed" if policy == "remove" else "Found", orphan.namespace, orphan.name, orphan.kernel_id,
-                orphan.phase, settings().gateway_id,
+                "%s kernel pod %s/%s (kernel %s, %s) of gateway %r, unknown to this gateway%s",
+                "Removed" if removing else "Found", orphan.namespace, orphan.name, orphan.kernel_id,
+                orphan.phase, settings().gateway_id, f" (waiting in a warm pool; its gateway: {orphan.waiting})" if orphan.waiting else "",
             )
     except Exception as exc:
         orphans.unreachable("k8s", exc)
+
+
+@hookimpl
+def eg_kernel_event(kernel, event, details):
+    """Called on each lifecycle event: a pod kernel claimed from a warm pool has its pod's
+    metadata made its claimant's (:func:`eg_k8s._pool.claim`, in the background)."""
+    if event == "pool_claimed" and kernel.resource_manager == "k8s":
+        pool.claim(kernel)
 
 
 @hookimpl
@@ -148,6 +159,7 @@ async def eg_shutdown():
         _startup.cancel()
         _startup = None
     await pods.close()
+    await pulls.close()
     api.close()
 
 
