@@ -32,8 +32,9 @@ HOLD_SECONDS = 12.0  # each registry connection waits this long: longer than the
 LAUNCH_TIMEOUT = 8
 
 
-def docker(cluster, *args: str) -> str:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": cluster["DOCKER_HOST"]}, timeout=600)
+def docker(cluster, *args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True,
+                          env={**os.environ, "DOCKER_HOST": cluster["DOCKER_HOST"]}, timeout=600)
     assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr}"
     return proc.stdout
 
@@ -67,14 +68,17 @@ def registry(cluster, tmp_path_factory):
 
 @pytest.fixture
 def image(cluster, registry):
-    """A new tag of the kernel image in the registry, not on the node: the kubelet must pull it."""
+    """A new image in the registry, not on the node: the kubelet must pull it. It is the kernel
+    image plus a label, an image of its own: the node's status lists at most 5 names per image,
+    and the kernel image's own names would crowd a new tag of it out."""
     tags = []
 
     def push() -> str:
-        tag = f"{registry}/eg/kernel-py:pull-{uuid.uuid4().hex[:8]}"
-        docker(cluster, "tag", cluster["EG_K8S_IMAGE"], tag)
+        mark = uuid.uuid4().hex[:8]
+        tag = f"{registry}/eg/kernel-py:pull-{mark}"
+        docker(cluster, "build", "-q", "-t", tag, "-", stdin=f"FROM {cluster['EG_K8S_IMAGE']}\nLABEL eg.pull-test={mark}\n")
         docker(cluster, "push", tag)
-        docker(cluster, "rmi", tag)  # only the tag: the image stays as EG_K8S_IMAGE
+        docker(cluster, "rmi", tag)  # the layers stay, as the kernel image's
         tags.append(tag)
         return tag
 
