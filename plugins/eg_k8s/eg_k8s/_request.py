@@ -23,6 +23,8 @@ from eg_core import containers, remote
 from eg_core.config import RequestOverrides
 
 from ._settings import KubernetesSettings, settings
+from ._spark import SPARK_VARIABLES, SparkDriver
+from ._spark import resolve as resolve_spark
 
 # setting -> the request variable that may override it (Enterprise Gateway's names)
 REQUEST_VARIABLES = {
@@ -41,6 +43,7 @@ REQUEST_VARIABLES = {
     "gpus_limit": "KERNEL_GPUS_LIMIT",
     "volumes": "KERNEL_VOLUMES",
     "volume_mounts": "KERNEL_VOLUME_MOUNTS",
+    **SPARK_VARIABLES,
 }
 _PATTERN_LISTS = {"image": "allowed_images", "namespace": "allowed_namespaces", "service_account": "allowed_service_accounts"}
 
@@ -81,6 +84,7 @@ class KernelPod:
     fail_unschedulable: bool
     log_tail_lines: int
     legacy_launcher: bool
+    spark: SparkDriver | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,8 +136,14 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         raise BadRequest(f"namespace_mode must be shared, per-user or per-kernel, not {mode!r}")
     name = _pod_name(kernel, layers)
     namespace = _namespace(kernel, layers, mode, name)
-    service_account = _dns("service account name (KERNEL_SERVICE_ACCOUNT_NAME)", layers.get("service_account", "service_account_name", gateway.service_account_name)[0], subdomain=True)
+    account, account_requested = layers.get("service_account", "service_account_name", gateway.service_account_name)
     image = _image(kernel, layers)
+    spark = resolve_spark(kernel, layers, image, configured_image(kernel, layers))
+    if spark and (account_requested or kernel.config.get("service_account_name")):
+        spark.service_account = ""  # the operator's or the request's account, as it is
+    elif spark and spark.service_account:
+        account = spark.service_account
+    service_account = _dns("service account name (KERNEL_SERVICE_ACCOUNT_NAME)", account, subdomain=True)
     uid = _id_number(layers, "uid", gateway.default_uid, "EG_PROHIBITED_UIDS")
     gid = _id_number(layers, "gid", gateway.default_gid, "EG_PROHIBITED_GIDS")
     working_dir = containers.working_dir(layers.get("working_dir", "working_dir")[0])
@@ -171,7 +181,8 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         kernel_cluster_role=str(layers.cfg("kernel_cluster_role", "")),
         fail_unschedulable=_truthy(layers.cfg("fail_unschedulable", True)),
         log_tail_lines=int(layers.cfg("log_tail_lines", 25)),
-        legacy_launcher=remote.legacy_launcher(kernel),
+        legacy_launcher=remote.legacy_launcher(kernel) and not (spark and kernel.config.get("legacy_launcher") in (None, "")),
+        spark=spark,
     )
 
 
