@@ -134,7 +134,7 @@ def resolve(kernel: KernelContext, layers: Any, image: str, configured_image: st
         executor_image=executor_image,
         master=str(layers.cfg("spark_master")),
         service_account=str(layers.cfg("spark_service_account", "")),
-        executors=_count(layers, "executors", 2, gateway.max_executors, 0),
+        executors=_count(layers, "executors", 2, gateway.max_executors, 1),
         executor_memory=_memory(layers),
         executor_cores=_count(layers, "executor_cores", 1, gateway.max_executor_cores, 1),
         conf=_conf(gateway.spark_conf, kernel.config.get("spark_conf")),

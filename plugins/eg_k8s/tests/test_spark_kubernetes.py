@@ -126,7 +126,7 @@ async def test_a_spark_job_runs_on_labelled_executor_pods_and_an_interrupt_cance
         while (msg := await ks.recv(timeout=60))["parent_header"].get("msg_id") != msg_id or msg["header"]["msg_type"] != "execute_reply":
             pass
         assert msg["content"]["ename"] == "KeyboardInterrupt", msg["content"]
-        out = await ks.execute("print(sc.statusTracker().getActiveJobIds(), sc.parallelize(range(10), 2).sum())", timeout=120)
+        out = await ks.execute("print(sc.statusTracker().getActiveJobsIds(), sc.parallelize(range(10), 2).sum())", timeout=120)
         assert out["stdout"] == "[] 45\n", out
     finally:
         await ks.close()
