@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from kubernetes import client
 
@@ -22,6 +23,20 @@ def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconf
         "--KubernetesSettings.image_pull_policy=IfNotPresent",
         "--Gateway.launch_timeout=90",
         *extra,
+    ]
+
+
+def spark_args(cluster) -> list[str]:
+    """The Spark settings of the test gateway: the API server as the pods reach it (the node's
+    network), executors requesting a tenth of a core (two cores are shared by every test)."""
+    return [
+        f"--KubernetesSettings.spark_master=k8s://https://127.0.0.1:{cluster['EG_K8S_APISERVER_PORT']}",
+        "--KubernetesSettings.spark_conf=" + json.dumps({"spark.kubernetes.executor.request.cores": "100m", "spark.ui.enabled": "false"}),
+        "--KubernetesSettings.executor_memory=512m",
+        "--KubernetesSettings.request_overrides=" + json.dumps(["executors", "executor_memory", "executor_cores", "image"]),
+        "--KubernetesSettings.allowed_images=" + json.dumps(["eg/*"]),
+        "--KubernetesSettings.max_executors=3", "--KubernetesSettings.max_executor_memory=1g",
+        "--KubernetesSettings.max_executor_cores=2",
     ]
 
 

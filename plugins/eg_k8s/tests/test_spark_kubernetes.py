@@ -8,32 +8,17 @@ two cores); pods stay on the node's network (``k8s_helpers.gateway_args``).
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 
 import pytest
 
 from eg_core.testing import GatewayProcess, KernelSocket
 
-from k8s_helpers import gateway_args, left_behind, pod_of
+from k8s_helpers import gateway_args, left_behind, pod_of, spark_args
 
 pytestmark = pytest.mark.timeout(600)
 KERNELSPEC = "spark_python_kubernetes"
 SUM = sum(range(10**7))
-
-
-def spark_args(cluster) -> list[str]:
-    """The Spark settings of the test gateway: the API server as the pods reach it (the node's
-    network), executors requesting a tenth of a core (two cores are shared by every test)."""
-    return [
-        f"--KubernetesSettings.spark_master=k8s://https://127.0.0.1:{cluster['EG_K8S_APISERVER_PORT']}",
-        "--KubernetesSettings.spark_conf=" + json.dumps({"spark.kubernetes.executor.request.cores": "100m", "spark.ui.enabled": "false"}),
-        "--KubernetesSettings.executor_memory=512m",
-        "--KubernetesSettings.request_overrides=" + json.dumps(["executors", "executor_memory", "executor_cores", "image"]),
-        "--KubernetesSettings.allowed_images=" + json.dumps(["eg/*"]),
-        "--KubernetesSettings.max_executors=3", "--KubernetesSettings.max_executor_memory=1g",
-        "--KubernetesSettings.max_executor_cores=2",
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +170,8 @@ async def test_a_gateway_sigkill_leaves_the_orphans_driver_and_executors_to_the_
     gateway_id = f"eg-spark-{uuid.uuid4().hex[:8]}"
     args = [*gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), "--KubernetesSettings.store_sessions=False",
             "--KubernetesSettings.orphans_at_startup=remove"]
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
     gw = GatewayProcess(tmp_path / "first", *args, kernel_spec_dirs=kernel_spec_dirs)
     try:
         async with gw.client() as http:
@@ -207,3 +194,26 @@ async def test_a_gateway_sigkill_leaves_the_orphans_driver_and_executors_to_the_
         assert await left_behind(core, namespace, kid) == {}
     finally:
         second.stop()
+
+
+async def test_enterprise_gateways_spark_python_kubernetes_kernelspec_works_as_a_drop_in(spark_gateway, core, namespace):
+    """EG's kernel.json as it ships (process_proxy, ``bin/run.sh`` argv, SPARK_OPTS for its
+    cluster mode), only the image names changed: the pod runs eg's launcher with run.sh's
+    arguments, the driver in client mode; EG's SPARK_HOME and SPARK_OPTS are not the pod's."""
+    async with spark_gateway.client() as http:
+        r = await http.post("/api/kernels", json={"name": "eg_spark_python_kubernetes", "env": {"KERNEL_EXECUTORS": "1"}})
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+    try:
+        pod = await pod_of(core, namespace, kid)
+        assert pod.spec.containers[0].command[:2] == ["python", "/usr/local/share/eg/launch_ipykernel.py"]
+        ks = await KernelSocket.connect(spark_gateway, kid)
+        try:
+            assert (await ks.execute("print(spark.range(5).count())", timeout=300))["stdout"] == "5\n"
+        finally:
+            await ks.close()
+        assert len(await executors(core, namespace, kid)) == 1
+    finally:
+        async with spark_gateway.client() as http:
+            assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, namespace, kid) == {}
