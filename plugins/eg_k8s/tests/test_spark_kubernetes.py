@@ -196,24 +196,31 @@ async def test_a_gateway_sigkill_leaves_the_orphans_driver_and_executors_to_the_
         second.stop()
 
 
-async def test_enterprise_gateways_spark_python_kubernetes_kernelspec_works_as_a_drop_in(spark_gateway, core, namespace):
+async def test_enterprise_gateways_spark_kernelspec_works_as_a_drop_in_and_culling_leaves_nothing(
+        tmp_path, kernel_spec_dirs, cluster, namespace, gateway_id, core):
     """EG's kernel.json as it ships (process_proxy, ``bin/run.sh`` argv, SPARK_OPTS for its
     cluster mode), only the image names changed: the pod runs eg's launcher with run.sh's
-    arguments, the driver in client mode; EG's SPARK_HOME and SPARK_OPTS are not the pod's."""
-    async with spark_gateway.client() as http:
-        r = await http.post("/api/kernels", json={"name": "eg_spark_python_kubernetes", "env": {"KERNEL_EXECUTORS": "1"}})
-        assert r.status_code == 201, r.text
-        kid = r.json()["id"]
+    arguments, the driver in client mode; EG's SPARK_HOME and SPARK_OPTS are not the pod's.
+    Once idle with no client, the culler shuts it down: no driver, no executor is left."""
+    culling = ["--KernelCuller.cull_idle_timeout=5", "--KernelCuller.cull_interval=1"]
+    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), *culling,
+                        kernel_spec_dirs=kernel_spec_dirs)
     try:
+        async with gw.client() as http:
+            r = await http.post("/api/kernels", json={"name": "eg_spark_python_kubernetes", "env": {"KERNEL_EXECUTORS": "1"}})
+            assert r.status_code == 201, r.text
+            kid = r.json()["id"]
         pod = await pod_of(core, namespace, kid)
         assert pod.spec.containers[0].command[:2] == ["python", "/usr/local/share/eg/launch_ipykernel.py"]
-        ks = await KernelSocket.connect(spark_gateway, kid)
+        assert not {"SPARK_HOME", "SPARK_OPTS"} & {e.name for e in pod.spec.containers[0].env}
+        ks = await KernelSocket.connect(gw, kid)
         try:
             assert (await ks.execute("print(spark.range(5).count())", timeout=300))["stdout"] == "5\n"
         finally:
             await ks.close()
         assert len(await executors(core, namespace, kid)) == 1
+        await gw.wait_for_output(f'"event":"shut_down","kernel_id":"{kid}"', timeout=120)
+        assert f"[kernel {kid}] culled" in gw.output()
+        assert await left_behind(core, namespace, kid) == {}
     finally:
-        async with spark_gateway.client() as http:
-            assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
-    assert await left_behind(core, namespace, kid) == {}
+        gw.stop()
