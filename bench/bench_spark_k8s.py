@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "plugins" / "eg_k8s" / "tests"))
 from eg_core.testing import GatewayProcess, KernelSocket  # noqa: E402
-from k8s_helpers import gateway_args, spark_args  # noqa: E402
+from k8s_helpers import gateway_args, interrupt_a_running_job, spark_args  # noqa: E402
 from bench_k8s import cluster  # noqa: E402
 
 JOB = 'print(spark.range(10**6).selectExpr("sum(id)").collect()[0][0])'
@@ -46,25 +46,13 @@ async def run(gw: GatewayProcess, kid: str, code: str = JOB, expect: str = SUM) 
 
 
 async def interrupt_a_job(gw: GatewayProcess, kid: str) -> None:
-    """Interrupt a job once its task runs on the executor (it calls this process first)."""
-    arrived = asyncio.Event()
-    server = await asyncio.start_server(lambda r, w: (arrived.set(), w.close()), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    code = (f"import socket, time\nsc.parallelize(range(1), 1).map(lambda x: (socket.create_connection(('127.0.0.1', {port})).close(), "
-            "time.sleep(600))).collect()")
     ks = await KernelSocket.connect(gw, kid)
     try:
-        msg_id = await ks.request("execute_request", {"code": code})
-        async with server:
-            await asyncio.wait_for(arrived.wait(), 300)
-        async with gw.client() as http:
-            assert (await http.post(f"/api/kernels/{kid}/interrupt")).status_code == 204
-        while (msg := await ks.recv(timeout=120))["parent_header"].get("msg_id") != msg_id or msg["header"]["msg_type"] != "execute_reply":
-            pass
-        if msg["content"].get("ename") != "KeyboardInterrupt":
-            raise RuntimeError(f"interrupt gave {msg['content']}")
+        reply = await interrupt_a_running_job(gw, ks, kid, 1)
     finally:
         await ks.close()
+    if reply.get("ename") != "KeyboardInterrupt":
+        raise RuntimeError(f"interrupt gave {reply}")
 
 
 async def start(gw: GatewayProcess) -> str:

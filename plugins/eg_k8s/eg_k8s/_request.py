@@ -261,6 +261,18 @@ def quantity(value: Any) -> float:
     return number * _UNITS[unit]
 
 
+def checked_amount(variable: str, text: str, parse: Any, example: str) -> float:
+    """``text`` parsed by ``parse`` (which raises ValueError when malformed): a 400 naming
+    ``variable`` when it is malformed or not positive."""
+    try:
+        amount = parse(text)
+    except ValueError:
+        raise BadRequest(f"{variable} must be {example}, not {text[:40]!r}") from None
+    if amount <= 0:
+        raise BadRequest(f"{variable} must be positive")
+    return amount
+
+
 def requested_resources(kp: KernelPod) -> dict[str, float]:
     """What the pod requests of the cluster, for resource quotas (``eg_requested_resources``):
     CPUs, memory in bytes, GPUs (``nvidia.com/gpu``)."""
@@ -279,12 +291,7 @@ def _resources(layers: _Layers, gateway: KubernetesSettings) -> tuple[dict[str, 
         if value in (None, ""):
             continue
         text = str(value).strip()
-        try:
-            amount = quantity(text)
-        except ValueError:
-            raise BadRequest(f"{REQUEST_VARIABLES[setting]} must be a Kubernetes quantity such as 500m, 2 or 4Gi, not {text[:40]!r}") from None
-        if amount <= 0:
-            raise BadRequest(f"{REQUEST_VARIABLES[setting]} must be positive")
+        amount = checked_amount(REQUEST_VARIABLES[setting], text, quantity, "a Kubernetes quantity such as 500m, 2 or 4Gi")
         if resource == "nvidia.com/gpu" and amount != int(amount):
             raise BadRequest(f"{REQUEST_VARIABLES[setting]} must be a whole number of GPUs")
         if from_request:

@@ -96,13 +96,10 @@ def _count(layers: Any, setting: str, default: int, cap: int, minimum: int) -> i
 
 def _memory(layers: Any) -> str:
     value, from_request = layers.get("executor_memory", "executor_memory", layers.gateway.executor_memory)
+    from ._request import checked_amount  # _request imports this module
+
     text = str(value).strip()
-    try:
-        amount = memory_bytes(text)
-    except ValueError:
-        raise BadRequest(f"KERNEL_EXECUTOR_MEMORY must be a Spark memory amount such as 512m or 2g, not {text[:40]!r}") from None
-    if amount <= 0:
-        raise BadRequest("KERNEL_EXECUTOR_MEMORY must be positive")
+    amount = checked_amount("KERNEL_EXECUTOR_MEMORY", text, memory_bytes, "a Spark memory amount such as 512m or 2g")
     cap = layers.gateway.max_executor_memory
     if from_request and cap and amount > memory_bytes(cap):
         raise LaunchRefused(f"KERNEL_EXECUTOR_MEMORY={text} exceeds the per-kernel limit of {cap}")

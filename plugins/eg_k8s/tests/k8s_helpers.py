@@ -59,3 +59,31 @@ async def left_behind(core: client.CoreV1Api, namespace: str, kernel_id: str) ->
 async def pod_of(core: client.CoreV1Api, namespace: str, kernel_id: str):
     pods = await asyncio.to_thread(core.list_namespaced_pod, namespace, label_selector=f"kernel_id={kernel_id}")
     return pods.items[0] if pods.items else None
+
+
+async def interrupt_a_running_job(gw, ks, kernel_id: str, partitions: int) -> dict:
+    """Start a Spark job in the kernel of ``ks`` whose tasks, once they run on the executors (on
+    the node's network), call this process and then sleep; interrupt the kernel through ``gw``
+    once every task called. Returns the cell's execute_reply content."""
+    called = 0
+    arrived = asyncio.Event()
+
+    def connected(reader, writer) -> None:
+        nonlocal called
+        called += 1
+        writer.close()
+        if called == partitions:
+            arrived.set()
+
+    server = await asyncio.start_server(connected, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    code = (f"import socket, time\nsc.parallelize(range({partitions}), {partitions}).map(lambda x: "
+            f"(socket.create_connection(('127.0.0.1', {port})).close(), time.sleep(600))).collect()")
+    msg_id = await ks.request("execute_request", {"code": code})
+    async with server:
+        await asyncio.wait_for(arrived.wait(), 300)
+    async with gw.client() as http:
+        assert (await http.post(f"/api/kernels/{kernel_id}/interrupt")).status_code == 204
+    while (msg := await ks.recv(timeout=120))["parent_header"].get("msg_id") != msg_id or msg["header"]["msg_type"] != "execute_reply":
+        pass
+    return msg["content"]

@@ -14,7 +14,7 @@ import pytest
 
 from eg_core.testing import GatewayProcess, KernelSocket
 
-from k8s_helpers import gateway_args, left_behind, pod_of, spark_args
+from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, spark_args
 
 pytestmark = pytest.mark.timeout(600)
 KERNELSPEC = "spark_python_kubernetes"
@@ -97,20 +97,8 @@ async def test_a_spark_job_runs_on_labelled_executor_pods_and_an_interrupt_cance
                 out.append(msg["content"]["text"])
         assert msg["content"]["status"] == "ok" and "".join(out) == f"{SUM}\n", (msg["content"], out)
 
-        # a job whose tasks call this test when they run on the executors, then sleep
-        arrived = asyncio.Event()
-        server = await asyncio.start_server(lambda r, w: (arrived.set(), w.close()), "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        code = (f"import socket, time\nsc.parallelize(range(2), 2).map(lambda x: (socket.create_connection(('127.0.0.1', {port})).close(), "
-                "time.sleep(600))).collect()")
-        msg_id = await ks.request("execute_request", {"code": code})
-        async with server:
-            await asyncio.wait_for(arrived.wait(), 120)
-        async with spark_gateway.client() as http:
-            assert (await http.post(f"/api/kernels/{kid}/interrupt")).status_code == 204
-        while (msg := await ks.recv(timeout=60))["parent_header"].get("msg_id") != msg_id or msg["header"]["msg_type"] != "execute_reply":
-            pass
-        assert msg["content"]["ename"] == "KeyboardInterrupt", msg["content"]
+        reply = await interrupt_a_running_job(spark_gateway, ks, kid, 2)
+        assert reply["ename"] == "KeyboardInterrupt", reply
         out = await ks.execute("print(sc.statusTracker().getActiveJobsIds(), sc.parallelize(range(10), 2).sum())", timeout=120)
         assert out["stdout"] == "[] 45\n", out
     finally:
