@@ -25,7 +25,7 @@ KERNEL_NAMESPACE = [
 CREATED_NAMESPACE = [("create", "namespaces", ""), ("delete", "namespaces", ""), ("create", "rolebindings", "")]
 ALL_NAMESPACES = [("list", "pods", ""), ("watch", "pods", "")]
 KIND_RESOURCES = {"Service": "services", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims", "Secret": "secrets"}
-_GROUPS = {"rolebindings": "rbac.authorization.k8s.io"}
+_GROUPS = {"rolebindings": "rbac.authorization.k8s.io", "roles": "rbac.authorization.k8s.io"}
 
 _cache: dict[tuple[str, str, str, str], tuple[float, bool]] = {}
 
@@ -74,9 +74,11 @@ def launch_needs(kinds: Iterable[str], creates_namespace: bool) -> list[tuple[st
     return needs
 
 
-async def require(namespace: str, kinds: Iterable[str], creates_namespace: bool, all_namespaces: bool) -> None:
-    """Refuse the launch (403) naming every permission the gateway lacks for it."""
-    lacking = await missing(launch_needs(kinds, creates_namespace), namespace)
+async def require(namespace: str, kinds: Iterable[str], creates_namespace: bool, all_namespaces: bool,
+                  extra: Iterable[tuple[str, str, str]] = ()) -> None:
+    """Refuse the launch (403) naming every permission the gateway lacks for it (``extra``: what
+    else this launch needs in its namespace, e.g. a Spark driver's account)."""
+    lacking = await missing([*launch_needs(kinds, creates_namespace), *extra], namespace)
     if creates_namespace:
         lacking += await missing([n for n in CREATED_NAMESPACE if n[1] == "namespaces"], "")
     if all_namespaces:

@@ -28,6 +28,8 @@ from . import _pods as pods
 from . import _pool as pool
 from . import _pulls as pulls
 from . import _store as store
+from . import _spark as spark
+from . import _spark_cluster as spark_cluster
 from ._manifest import LABEL_KERNEL_ID, build, launch_secret, owned_by, selector
 from ._request import KernelPod, resolve
 from ._store import ANNOTATION
@@ -91,15 +93,22 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     if not kp.working_dir:
         env.pop("KERNEL_WORKING_DIR", None)
     command = container_command(kernel, pod_argv(kernel, cmd) if direct else cmd, kp.bind_ip)
+    if kp.spark:
+        conf = spark.spark_conf(kernel, kp.spark, kp.name, kp.namespace, kp.gateway_id, kp.pull_policy)
+        env.update(spark.driver_env(conf))
+        command = spark.driver_command(command)
     objects = build(kernel, kp, command, env, secret)
     if direct:
         mount_connection_file(objects["Pod"], secret)
-    await access.require(kp.namespace, objects, creates_ns, scope_of(kp) is None)
+    if kp.spark:
+        spark.add_to_pod(objects["Pod"], secret)
+    await access.require(kp.namespace, objects, creates_ns, scope_of(kp) is None,
+                         spark_cluster.GATEWAY_NEEDS if kp.spark and kp.spark.service_account else ())
     kernel.state.pop("pod_uid", None)  # a relaunch's pod is not its predecessor
     kernel.state.update(
         pod=kp.name, namespace=kp.namespace, namespace_mode=kp.namespace_mode, secret=secret, scope=scope_of(kp),
         gateway_id=kp.gateway_id, host=kp.kernel_host, log_tail_lines=kp.log_tail_lines, confirmed=False,
-        fail_unschedulable=kp.fail_unschedulable, image=kp.image, image_pull_timeout=kp.image_pull_timeout, kinds=sorted(k for k in objects if k != "Pod"), direct=direct,
+        fail_unschedulable=kp.fail_unschedulable, image=kp.image, image_pull_timeout=kp.image_pull_timeout, kinds=sorted(k for k in objects if k != "Pod"), direct=direct, spark=bool(kp.spark),
         **({"created_namespace": True} if creates_ns else {}),
     )
     # Recorded before anything is created: a gateway that dies from here on leaves a launching
@@ -111,9 +120,14 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     body = launch_secret(kernel, kp, secret, launch_key)
     if direct:
         body["stringData"]["connection.json"] = json.dumps({**kernel.connection_info, "ip": kp.bind_ip})
+    if kp.spark:
+        body["stringData"][spark.EXECUTOR_TEMPLATE_KEY] = spark.executor_template(kp.host_network)
     async with namespaces.in_use(kernel, kp, kernel.launch_timeout) if creates_ns else contextlib.nullcontext():
+        if kp.spark and kp.spark.service_account:
+            await _spark_account(kp)
         await _create_secret(core, body)
-        pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns)
+        # a service account just made gets its token a moment later: admission retries until then
+        pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns or bool(kp.spark))
     kernel.state["pod_uid"] = pod["metadata"]["uid"]
     kernel.handles["progress"] = watch.watch(kernel.kernel_id, pods.Progress(kernel, kernel.state["pod_uid"]))
     # The Secret's owner (for the garbage collector) is set while the pod starts, off the launch's path.
@@ -122,6 +136,13 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
         if kind != "Pod":
             await _create_owned(kind, owned_by(obj, pod))
     kernel.log.info("created pod %s in namespace %s from image %s in %.3fs", kp.name, kp.namespace, kp.image, time.monotonic() - start)
+
+
+async def _spark_account(kp: KernelPod) -> None:
+    try:
+        await spark_cluster.ensure_driver_account(kp.namespace, kp.spark.service_account, kp.gateway_id)
+    except ApiException as exc:
+        raise _failed(f"the Spark driver's service account {kp.spark.service_account}", exc) from exc
 
 
 async def _create_secret(core: client.CoreV1Api, body: dict[str, Any]) -> None:
@@ -367,6 +388,8 @@ async def cleanup(kernel: KernelContext, restart: bool) -> None:
         await asyncio.wait_for(watch_of(kernel).wait(kernel.kernel_id, lambda p: True if pods.ours(uid)(p) is None else None), 30)
     except asyncio.TimeoutError:
         kernel.log.warning("pod %s still listed 30s after its deletion", name)
+    if kernel.state.get("spark"):
+        await spark_cluster.delete_executors(namespace, kernel.state.get("gateway_id", "eg"), kernel.kernel_id)
     await delete_owned(kernel.state, kernel.kernel_id)
     if not restart:
         await namespaces.release(kernel)

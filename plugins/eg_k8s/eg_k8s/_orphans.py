@@ -66,6 +66,7 @@ async def remove(orphan: OrphanPod, gateway_id: str | None = None) -> None:
     from kubernetes import client
 
     from ._lifecycle import delete_owned
+    from ._spark_cluster import delete_executors
 
     core = api.core()
     options = client.V1DeleteOptions(grace_period_seconds=0, propagation_policy="Background")
@@ -73,5 +74,6 @@ async def remove(orphan: OrphanPod, gateway_id: str | None = None) -> None:
     state = {"namespace": orphan.namespace, "secret": f"{orphan.name}-eg", "gateway_id": gateway_id or settings().gateway_id,
              "kinds": ["Service", "ConfigMap", "PersistentVolumeClaim"]}
     await delete_owned(state, orphan.kernel_id)
+    await delete_executors(orphan.namespace, state["gateway_id"], orphan.kernel_id)
     if orphan.namespace_is_kernels:
         await api.ignore_missing(core.delete_namespace, orphan.namespace, body=client.V1DeleteOptions(propagation_policy="Background"))

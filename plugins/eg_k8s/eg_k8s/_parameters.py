@@ -12,6 +12,7 @@ from eg_core.config import launch_parameter, pattern_facets
 
 from ._request import _PATTERN_LISTS, _Layers, _as_list, configured_image, quantity
 from ._settings import settings
+from ._spark import is_spark, memory_bytes
 
 _DNS = {"pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"}
 
@@ -38,6 +39,23 @@ def _patterned(layers: _Layers, setting: str, description: str, default: Any) ->
                             **(pattern_facets(patterns, str(default or "")) if patterns else ({} if setting == "image" else _DNS)))
 
 
+def _spark_parameters(layers: _Layers) -> dict[str, dict[str, Any]]:
+    """The executors' count, memory (Spark's units) and cores, with the gateway's caps."""
+    gateway = layers.gateway
+    memory_cap = gateway.max_executor_memory
+    return {
+        "executors": launch_parameter("integer", "Spark executors (spark.executor.instances)", minimum=1,
+                                      maximum=gateway.max_executors or None, default=int(layers.get("executors", "executors", gateway.executors)[0])),
+        "executor_memory": launch_parameter(
+            "string", "Memory of each Spark executor (spark.executor.memory: 512m, 2g)"
+            + (f"; at most {memory_cap} ({memory_bytes(memory_cap)} bytes)" if memory_cap else ""),
+            pattern=r"^[0-9]+[kKmMgGtT]?[bB]?$", default=str(layers.get("executor_memory", "executor_memory", gateway.executor_memory)[0])),
+        "executor_cores": launch_parameter("integer", "Cores of each Spark executor (spark.executor.cores)", minimum=1,
+                                           maximum=gateway.max_executor_cores or None,
+                                           default=int(layers.get("executor_cores", "executor_cores", gateway.executor_cores)[0])),
+    }
+
+
 def launch_parameters(kernel: KernelContext) -> dict[str, dict[str, Any]]:
     """JSON Schema properties, by request variable, of the pod settings a request may set."""
     gateway = settings()
@@ -62,5 +80,7 @@ def launch_parameters(kernel: KernelContext) -> dict[str, dict[str, Any]]:
                                                 memory_cap, layers.get("memory" + suffix, "memory" + suffix)[0])
         properties["gpus" + suffix] = _amount("integer", f"GPUs (nvidia.com/gpu, the container's {what})", gateway.max_gpus,
                                               layers.get("gpus" + suffix, "gpus" + suffix)[0])
+    if is_spark(kernel):
+        properties.update(_spark_parameters(layers))
     opened = [setting for setting, name in _PATTERN_LISTS.items() if _as_list(layers.cfg(name, []))]
     return layers.parameters(properties, patterns=opened)

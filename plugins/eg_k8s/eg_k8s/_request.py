@@ -23,6 +23,8 @@ from eg_core import containers, remote
 from eg_core.config import RequestOverrides
 
 from ._settings import TOKEN_CHOICES, KubernetesSettings, settings
+from ._spark import SPARK_VARIABLES, SparkDriver
+from ._spark import resolve as resolve_spark
 
 # setting -> the request variable that may override it (Enterprise Gateway's names)
 REQUEST_VARIABLES = {
@@ -41,6 +43,7 @@ REQUEST_VARIABLES = {
     "gpus_limit": "KERNEL_GPUS_LIMIT",
     "volumes": "KERNEL_VOLUMES",
     "volume_mounts": "KERNEL_VOLUME_MOUNTS",
+    **SPARK_VARIABLES,
 }
 _PATTERN_LISTS = {"image": "allowed_images", "namespace": "allowed_namespaces", "service_account": "allowed_service_accounts"}
 
@@ -83,6 +86,7 @@ class KernelPod:
     log_tail_lines: int
     legacy_launcher: bool
     mount_token: bool = False
+    spark: SparkDriver | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -134,8 +138,14 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         raise BadRequest(f"namespace_mode must be shared, per-user or per-kernel, not {mode!r}")
     name = _pod_name(kernel, layers)
     namespace = _namespace(kernel, layers, mode, name)
-    service_account = _dns("service account name (KERNEL_SERVICE_ACCOUNT_NAME)", layers.get("service_account", "service_account_name", gateway.service_account_name)[0], subdomain=True)
+    account, account_requested = layers.get("service_account", "service_account_name", gateway.service_account_name)
     image = _image(kernel, layers)
+    spark = resolve_spark(kernel, layers, image, configured_image(kernel, layers))
+    if spark and (account_requested or kernel.config.get("service_account_name")):
+        spark.service_account = ""  # the operator's or the request's account, as it is
+    elif spark and spark.service_account:
+        account = spark.service_account
+    service_account = _dns("service account name (KERNEL_SERVICE_ACCOUNT_NAME)", account, subdomain=True)
     uid = _id_number(layers, "uid", gateway.default_uid, "EG_PROHIBITED_UIDS")
     gid = _id_number(layers, "gid", gateway.default_gid, "EG_PROHIBITED_GIDS")
     working_dir = containers.working_dir(layers.get("working_dir", "working_dir")[0])
@@ -175,11 +185,13 @@ def resolve(kernel: KernelContext, gateway: KubernetesSettings | None = None) ->
         overlay=overlay,
         pull_secrets=_as_list(layers.cfg("image_pull_secrets", [])),
         kernel_cluster_role=kernel_cluster_role,
-        mount_token=token == "mount" or (token == "auto" and bool(kernel_cluster_role) and _creates_namespace(kernel, mode)),
+        mount_token=token == "mount" or (token == "auto" and (
+            spark is not None or (bool(kernel_cluster_role) and _creates_namespace(kernel, mode)))),
         fail_unschedulable=_truthy(layers.cfg("fail_unschedulable", True)),
         image_pull_timeout=_seconds("image_pull_timeout", layers.cfg("image_pull_timeout", 600.0)),
         log_tail_lines=int(layers.cfg("log_tail_lines", 25)),
-        legacy_launcher=remote.legacy_launcher(kernel),
+        legacy_launcher=remote.legacy_launcher(kernel) and not (spark and kernel.config.get("legacy_launcher") in (None, "")),
+        spark=spark,
     )
 
 
@@ -277,6 +289,18 @@ def quantity(value: Any) -> float:
     return number * _UNITS[unit]
 
 
+def checked_amount(variable: str, text: str, parse: Any, example: str) -> float:
+    """``text`` parsed by ``parse`` (which raises ValueError when malformed): a 400 naming
+    ``variable`` when it is malformed or not positive."""
+    try:
+        amount = parse(text)
+    except ValueError:
+        raise BadRequest(f"{variable} must be {example}, not {text[:40]!r}") from None
+    if amount <= 0:
+        raise BadRequest(f"{variable} must be positive")
+    return amount
+
+
 def requested_resources(kp: KernelPod) -> dict[str, float]:
     """What the pod requests of the cluster, for resource quotas (``eg_requested_resources``):
     CPUs, memory in bytes, GPUs (``nvidia.com/gpu``)."""
@@ -295,12 +319,7 @@ def _resources(layers: _Layers, gateway: KubernetesSettings) -> tuple[dict[str, 
         if value in (None, ""):
             continue
         text = str(value).strip()
-        try:
-            amount = quantity(text)
-        except ValueError:
-            raise BadRequest(f"{REQUEST_VARIABLES[setting]} must be a Kubernetes quantity such as 500m, 2 or 4Gi, not {text[:40]!r}") from None
-        if amount <= 0:
-            raise BadRequest(f"{REQUEST_VARIABLES[setting]} must be positive")
+        amount = checked_amount(REQUEST_VARIABLES[setting], text, quantity, "a Kubernetes quantity such as 500m, 2 or 4Gi")
         if resource == "nvidia.com/gpu" and amount != int(amount):
             raise BadRequest(f"{REQUEST_VARIABLES[setting]} must be a whole number of GPUs")
         if from_request:

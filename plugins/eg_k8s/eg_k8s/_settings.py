@@ -52,7 +52,7 @@ class KubernetesSettings(EnvDefaults, SingletonConfigurable):
         "auto", config=True,
         help="Whether a kernel pod gets its service account's token (automountServiceAccountToken): 'auto' only "
         "in a namespace the launch creates and binds kernel_cluster_role in (per-user, per-kernel), where the "
-        "kernel is meant to use the API; 'mount' always; 'none' never. A pod template or pod_overlay that sets "
+        "kernel is meant to use the API, and for Spark drivers (their service account manages executor pods); 'mount' always; 'none' never. A pod template or pod_overlay that sets "
         "automountServiceAccountToken itself wins.",
     )
     image_name = Unicode("", config=True, help="Image for kernelspecs that name none.").tag(env=("EG_KERNEL_IMAGE",))
@@ -97,6 +97,23 @@ class KubernetesSettings(EnvDefaults, SingletonConfigurable):
     max_cpus = Float(0.0, config=True, help="Most CPUs a request may ask for (0: no limit).")
     max_memory = Unicode("", config=True, help="Most memory a request may ask for, e.g. '8Gi' (empty: no limit).")
     max_gpus = Integer(0, config=True, help="Most GPUs a request may ask for (0: no limit).")
+    spark_master = Unicode(
+        "k8s://https://kubernetes.default.svc:443", config=True,
+        help="Spark master of Spark kernels' drivers (the kernel pod), as the pod reaches the API server.",
+    )
+    spark_service_account = Unicode(
+        "eg-spark-driver", config=True,
+        help="Service account of Spark kernel pods, which eg-k8s makes in the kernel's namespace with a Role "
+        "allowing only what Spark's driver does with executor pods; empty: the kernel's own service account, "
+        "as the operator set it up. A service account the kernelspec or request names is used as it is.",
+    )
+    executors = Integer(2, config=True, help="Spark executors per Spark kernel (spark.executor.instances).")
+    executor_memory = Unicode("1g", config=True, help="Memory of each Spark executor (spark.executor.memory: 512m, 2g).")
+    executor_cores = Integer(1, config=True, help="Cores of each Spark executor (spark.executor.cores).")
+    max_executors = Integer(0, config=True, help="Most executors a request may ask for (KERNEL_EXECUTORS; 0: no limit).")
+    max_executor_memory = Unicode("", config=True, help="Most memory per executor a request may ask for, e.g. '4g' (empty: no limit).")
+    max_executor_cores = Integer(0, config=True, help="Most cores per executor a request may ask for (0: no limit).")
+    spark_conf = Dict(config=True, help="Spark settings of every Spark kernel's session (kernelspecs add their own `spark_conf`).")
     default_uid = Unicode("", config=True, help="runAsUser when neither kernelspec nor request sets one (empty: the image's).").tag(
         env=("EG_DEFAULT_KERNEL_UID",)
     )

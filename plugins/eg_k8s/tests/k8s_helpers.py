@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from kubernetes import client
 
@@ -55,6 +56,21 @@ def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconf
     ]
 
 
+def spark_args(cluster) -> list[str]:
+    """The Spark settings of the test gateway: the API server as the pods reach it (on the bridge's
+    address, from either network; there is no cluster DNS here for kubernetes.default.svc),
+    executors requesting a tenth of a core (two cores are shared by every test)."""
+    return [
+        f"--KubernetesSettings.spark_master=k8s://https://{cluster['EG_K8S_HOST_IP']}:{cluster['EG_K8S_APISERVER_PORT']}",
+        "--KubernetesSettings.spark_conf=" + json.dumps({"spark.kubernetes.executor.request.cores": "100m", "spark.ui.enabled": "false"}),
+        "--KubernetesSettings.executor_memory=512m",
+        "--KubernetesSettings.request_overrides=" + json.dumps(["executors", "executor_memory", "executor_cores", "image"]),
+        "--KubernetesSettings.allowed_images=" + json.dumps(["eg/*"]),
+        "--KubernetesSettings.max_executors=3", "--KubernetesSettings.max_executor_memory=1g",
+        "--KubernetesSettings.max_executor_cores=2",
+    ]
+
+
 async def left_behind(core: client.CoreV1Api, namespace: str, kernel_id: str) -> dict[str, list[str]]:
     """What exists in ``namespace`` (and as namespaces) labelled with the kernel id."""
     selector = f"kernel_id={kernel_id}"
@@ -85,3 +101,31 @@ async def run(gw, kernel_id: str, code: str) -> str:
         return out["stdout"]
     finally:
         await ks.close()
+
+
+async def interrupt_a_running_job(gw, ks, kernel_id: str, partitions: int, host: str) -> dict:
+    """Start a Spark job in the kernel of ``ks`` whose tasks, once they run on the executors, call
+    this process on ``host`` (EG_K8S_HOST_IP: the pods reach it on either network) and then sleep;
+    interrupt the kernel through ``gw`` once every task called. Returns the cell's execute_reply content."""
+    called = 0
+    arrived = asyncio.Event()
+
+    def connected(reader, writer) -> None:
+        nonlocal called
+        called += 1
+        writer.close()
+        if called == partitions:
+            arrived.set()
+
+    server = await asyncio.start_server(connected, host, 0)
+    port = server.sockets[0].getsockname()[1]
+    code = (f"import socket, time\nsc.parallelize(range({partitions}), {partitions}).map(lambda x: "
+            f"(socket.create_connection(({host!r}, {port})).close(), time.sleep(600))).collect()")
+    msg_id = await ks.request("execute_request", {"code": code})
+    async with server:
+        await asyncio.wait_for(arrived.wait(), 300)
+    async with gw.client() as http:
+        assert (await http.post(f"/api/kernels/{kernel_id}/interrupt")).status_code == 204
+    while (msg := await ks.recv(timeout=120))["parent_header"].get("msg_id") != msg_id or msg["header"]["msg_type"] != "execute_reply":
+        pass
+    return msg["content"]

@@ -7,7 +7,7 @@ import pytest
 
 from eg_core.testing import ResourceManagerConformance
 
-from k8s_helpers import gateway_args
+from k8s_helpers import gateway_args, spark_args
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -72,3 +72,22 @@ class TestPerKernelNamespaceConformance(TestKubernetesConformance):
                     + [f"namespace {n.metadata.name}" for n in namespaces.items if n.status.phase != "Terminating"])
 
         return objects_of_kernel
+
+
+class TestSparkKubernetesConformance(TestKubernetesConformance):
+    """The same checks with ``spark_python_kubernetes``: the kernel pod is a Spark driver (its
+    context lazy, so the checks that run no Spark start no executor; test_spark_kubernetes.py
+    runs jobs on executors)."""
+
+    kernelspec = "spark_python_kubernetes"
+
+    @pytest.fixture
+    def eg_gateway_factory(self, gateway_factory, cluster, namespace, kernel_spec_dirs):
+        gateway_id = f"eg-conformance-{uuid.uuid4().hex[:8]}"
+        module_dirs = list(kernel_spec_dirs)
+
+        def start(*args, env=None, kernel_spec_dirs=()):
+            return gateway_factory(*gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), *args, env=env,
+                                   kernel_spec_dirs=[*module_dirs, *kernel_spec_dirs])
+
+        return start

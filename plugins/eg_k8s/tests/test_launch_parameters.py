@@ -52,3 +52,16 @@ async def test_every_published_value_is_accepted_and_every_value_outside_refused
     assert props["KERNEL_UID"]["not"] == {"enum": [0, 7]}
     assert props["KERNEL_NAMESPACE"]["enum"] == ["team-a", "team-b"]
     assert "KERNEL_IMAGE" in props and "KERNEL_POD_NAME" not in props  # patterns open it; pod_name is not allowed
+
+
+async def test_spark_executor_parameters_are_what_validation_accepts(unreachable_cluster):
+    gw = unreachable_cluster(
+        "--KubernetesSettings.request_overrides=" + json.dumps(["executors", "executor_memory", "executor_cores"]),
+        "--KubernetesSettings.max_executors=4", "--KubernetesSettings.max_executor_memory=2g", "--KubernetesSettings.max_executor_cores=2",
+    )
+    async with gw.client() as http:
+        schema = await check_launch_parameters(http, "spark_python_kubernetes", accept=passed_validation)
+    props = schema["properties"]
+    assert props["KERNEL_EXECUTORS"] == {"type": "integer", "description": props["KERNEL_EXECUTORS"]["description"],
+                                         "minimum": 1, "maximum": 4, "default": 2}
+    assert props["KERNEL_EXECUTOR_CORES"]["maximum"] == 2 and props["KERNEL_EXECUTOR_MEMORY"]["default"] == "1g"

@@ -1,0 +1,214 @@
+"""Spark kernels on the real cluster (issue 21, point 2): ``spark_python_kubernetes`` runs the kernel
+pod as the Spark driver (client mode, eg's launcher with a lazy ``spark``/``sc``), executors are
+pods of eg's Spark image labelled with the kernel's and the gateway's labels, owned by the driver
+pod. One gateway and one Spark kernel are shared by the module's checks (Spark JVMs are slow on
+two cores); pods stay on the node's network (``k8s_helpers.gateway_args``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from eg_core.testing import GatewayProcess, KernelSocket
+
+from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, spark_args
+
+pytestmark = pytest.mark.timeout(600)
+KERNELSPEC = "spark_python_kubernetes"
+SUM = sum(range(10**7))
+
+
+@pytest.fixture(scope="module")
+def spark_gateway(tmp_path_factory, kernel_spec_dirs, cluster, namespace, gateway_id):
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster),
+                        kernel_spec_dirs=kernel_spec_dirs)
+    yield gw
+    gw.stop()
+
+
+async def executors(core, namespace: str, kernel_id: str) -> list:
+    pods = await asyncio.to_thread(core.list_namespaced_pod, namespace, label_selector=f"kernel_id={kernel_id},spark-role=executor")
+    return [p for p in pods.items if not p.metadata.deletion_timestamp]
+
+
+async def running_executors(core, namespace: str, kernel_id: str, count: int) -> list:
+    """The kernel's executor pods once ``count`` of them run, seen through the API's watch."""
+    from kubernetes import watch
+
+    def wait() -> list:
+        stream = watch.Watch()
+        for _ in stream.stream(core.list_namespaced_pod, namespace, label_selector=f"kernel_id={kernel_id},spark-role=executor",
+                               timeout_seconds=300):
+            pods = [p for p in core.list_namespaced_pod(namespace, label_selector=f"kernel_id={kernel_id},spark-role=executor").items
+                    if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+            if len(pods) >= count:
+                stream.stop()
+                return pods
+        return []
+
+    return await asyncio.to_thread(wait)
+
+
+@pytest.fixture(scope="module")
+def spark_kernel(spark_gateway):
+    """One Spark kernel shared by the checks (started and deleted in loops of their own)."""
+
+    async def start() -> str:
+        async with spark_gateway.client() as http:
+            r = await http.post("/api/kernels", json={"name": KERNELSPEC, "env": {"KERNEL_EXECUTORS": "2", "KERNEL_EXECUTOR_MEMORY": "512m"}})
+            assert r.status_code == 201, f"{r.text}\n{spark_gateway.output()[-4000:]}"
+            return r.json()["id"]
+
+    async def delete(kid: str) -> None:
+        async with spark_gateway.client() as http:
+            await http.delete(f"/api/kernels/{kid}")
+
+    kid = asyncio.run(start())
+    yield kid
+    asyncio.run(delete(kid))
+
+
+async def test_a_spark_job_runs_on_labelled_executor_pods_and_an_interrupt_cancels_it(
+        spark_gateway, spark_kernel, core, namespace, gateway_id, cluster):
+    kid = spark_kernel
+    driver = await pod_of(core, namespace, kid)
+    assert driver.spec.service_account_name == "eg-spark-driver" and driver.spec.host_network
+    role = await asyncio.to_thread(__import__("kubernetes").client.RbacAuthorizationV1Api(core.api_client).read_namespaced_role,
+                                   "eg-spark-driver", namespace)
+    assert [(r.resources, sorted(r.verbs)) for r in role.rules] == [
+        (["pods"], ["create", "delete", "deletecollection", "get", "list", "watch"])]
+    assert await executors(core, namespace, kid) == [], "the context is lazy: no executor before spark is used"
+    ks = await KernelSocket.connect(spark_gateway, kid)
+    try:
+        msg_id = await ks.request("execute_request", {"code": 'print(spark.range(10**7).selectExpr("sum(id)").collect()[0][0])'})
+        pods = await running_executors(core, namespace, kid, 2)  # while the cell runs
+        assert len(pods) == 2
+        for pod in pods:
+            labels = pod.metadata.labels
+            assert labels["kernel_id"] == kid and labels["eg.jupyter.org/gateway"] == gateway_id
+            assert labels["app"] == "enterprise-gateway" and labels["component"] == "worker"
+            assert [o.uid for o in pod.metadata.owner_references] == [driver.metadata.uid]
+        out = []
+        while (msg := await ks.recv(timeout=300))["parent_header"].get("msg_id") != msg_id or msg["header"]["msg_type"] != "execute_reply":
+            if msg["header"]["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                out.append(msg["content"]["text"])
+        assert msg["content"]["status"] == "ok" and "".join(out) == f"{SUM}\n", (msg["content"], out)
+
+        reply = await interrupt_a_running_job(spark_gateway, ks, kid, 2, cluster["EG_K8S_HOST_IP"])
+        assert reply["ename"] == "KeyboardInterrupt", reply
+        out = await ks.execute("print(sc.statusTracker().getActiveJobsIds(), sc.parallelize(range(10), 2).sum())", timeout=120)
+        assert out["stdout"] == "[] 45\n", out
+    finally:
+        await ks.close()
+
+
+async def test_restart_gives_a_new_driver_and_leaves_no_executor(spark_gateway, spark_kernel, core, namespace):
+    kid = spark_kernel
+    before = await pod_of(core, namespace, kid)
+    old = {p.metadata.name for p in await executors(core, namespace, kid)}
+    assert old, "the previous check left the kernel with executors"
+    async with spark_gateway.client() as http:
+        r = await http.post(f"/api/kernels/{kid}/restart")
+        assert r.status_code == 200, r.text
+    after = await pod_of(core, namespace, kid)
+    assert after.metadata.uid != before.metadata.uid
+    assert await executors(core, namespace, kid) == []
+    ks = await KernelSocket.connect(spark_gateway, kid)
+    try:
+        assert (await ks.execute("print(spark.range(100).count())", timeout=300))["stdout"] == "100\n"
+    finally:
+        await ks.close()
+    new = {p.metadata.name for p in await executors(core, namespace, kid)}
+    assert new and not new & old
+    async with spark_gateway.client() as http:
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, namespace, kid) == {}
+
+
+@pytest.mark.parametrize("env, status, words", [
+    ({"KERNEL_EXECUTORS": "4"}, 403, "KERNEL_EXECUTORS=4 exceeds"),
+    ({"KERNEL_EXECUTORS": "many"}, 400, "KERNEL_EXECUTORS must be a whole number"),
+    ({"KERNEL_EXECUTOR_MEMORY": "2g"}, 403, "KERNEL_EXECUTOR_MEMORY=2g exceeds"),
+    ({"KERNEL_EXECUTOR_MEMORY": "lots"}, 400, "Spark memory amount"),
+    ({"KERNEL_EXECUTOR_CORES": "0"}, 400, "KERNEL_EXECUTOR_CORES must be at least 1"),
+], ids=["executors-cap", "executors-malformed", "memory-cap", "memory-malformed", "cores-zero"])
+async def test_executor_overrides_are_checked_before_anything_is_created(spark_gateway, core, namespace, env, status, words):
+    kid = str(uuid.uuid4())
+    async with spark_gateway.client() as http:
+        r = await http.post("/api/kernels", json={"name": KERNELSPEC, "env": {"KERNEL_ID": kid, **env}})
+        assert r.status_code == status and words in r.json()["message"], r.text
+        props = (await http.get(f"/api/kernelspecs/{KERNELSPEC}")).json()["spec"]["metadata"]["parameters"]["properties"]
+    assert props["KERNEL_EXECUTORS"]["maximum"] == 3 and props["KERNEL_EXECUTOR_CORES"]["maximum"] == 2
+    assert await left_behind(core, namespace, kid) == {}
+
+
+async def test_a_bad_image_fails_in_image_pull_and_leaves_nothing(spark_gateway, core, namespace):
+    kid = str(uuid.uuid4())
+    async with spark_gateway.client() as http:
+        r = await http.post("/api/kernels", json={"name": KERNELSPEC, "env": {"KERNEL_ID": kid, "KERNEL_IMAGE": "eg/no-such-spark:none"}})
+    assert r.status_code in (502, 504) and r.json()["message"].startswith("image_pull:"), r.text
+    assert await left_behind(core, namespace, kid) == {}
+
+
+async def test_a_gateway_sigkill_leaves_the_orphans_driver_and_executors_to_the_sweep(
+        tmp_path, kernel_spec_dirs, cluster, namespace, core):
+    gateway_id = f"eg-spark-{uuid.uuid4().hex[:8]}"
+    args = [*gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), "--KubernetesSettings.store_sessions=False",
+            "--KubernetesSettings.orphans_at_startup=remove"]
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    gw = GatewayProcess(tmp_path / "first", *args, kernel_spec_dirs=kernel_spec_dirs)
+    try:
+        async with gw.client() as http:
+            r = await http.post("/api/kernels", json={"name": KERNELSPEC})
+            assert r.status_code == 201, r.text
+            kid = r.json()["id"]
+        ks = await KernelSocket.connect(gw, kid)
+        try:
+            assert (await ks.execute("print(spark.range(10).count())", timeout=300))["stdout"] == "10\n"
+        finally:
+            await ks.close()
+        assert len(await executors(core, namespace, kid)) == 2
+    finally:
+        gw.proc.kill()
+        gw.proc.wait()
+        gw.stop()
+    second = GatewayProcess(tmp_path / "second", *args, kernel_spec_dirs=kernel_spec_dirs)
+    try:
+        await second.wait_for_output(f"Removed kernel pod {namespace}/", timeout=120)
+        assert await left_behind(core, namespace, kid) == {}
+    finally:
+        second.stop()
+
+
+async def test_enterprise_gateways_spark_kernelspec_works_as_a_drop_in_and_culling_leaves_nothing(
+        tmp_path, kernel_spec_dirs, cluster, namespace, gateway_id, core):
+    """EG's kernel.json as it ships (process_proxy, ``bin/run.sh`` argv, SPARK_OPTS for its
+    cluster mode), only the image names changed: the pod runs eg's launcher with run.sh's
+    arguments, the driver in client mode; EG's SPARK_HOME and SPARK_OPTS are not the pod's.
+    Once idle with no client, the culler shuts it down: no driver, no executor is left."""
+    culling = ["--KernelCuller.cull_idle_timeout=5", "--KernelCuller.cull_interval=1"]
+    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), *culling,
+                        kernel_spec_dirs=kernel_spec_dirs)
+    try:
+        async with gw.client() as http:
+            r = await http.post("/api/kernels", json={"name": "eg_spark_python_kubernetes", "env": {"KERNEL_EXECUTORS": "1"}})
+            assert r.status_code == 201, r.text
+            kid = r.json()["id"]
+        pod = await pod_of(core, namespace, kid)
+        assert pod.spec.containers[0].command[:2] == ["python", "/usr/local/share/eg/launch_ipykernel.py"]
+        assert not {"SPARK_HOME", "SPARK_OPTS"} & {e.name for e in pod.spec.containers[0].env}
+        ks = await KernelSocket.connect(gw, kid)
+        try:
+            assert (await ks.execute("print(spark.range(5).count())", timeout=300))["stdout"] == "5\n"
+        finally:
+            await ks.close()
+        assert len(await executors(core, namespace, kid)) == 1
+        await gw.wait_for_output(f'"event":"shut_down","kernel_id":"{kid}"', timeout=120)
+        assert f"[kernel {kid}] culled" in gw.output()
+        assert await left_behind(core, namespace, kid) == {}
+    finally:
+        gw.stop()
