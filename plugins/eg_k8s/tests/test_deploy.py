@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,10 @@ import websockets
 
 from eg_core.testing import KernelSocket
 
-from k8s_helpers import cluster_access_code, left_behind, run
+from k8s_helpers import cluster_access_code, left_behind, pod_of, run
+
+sys.path.append(str(Path(__file__).parents[3] / "tests"))
+from e2e_servers import JupyterProcess  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[3]
@@ -50,6 +54,7 @@ class Endpoint:
 
     def __init__(self, host: str, port: int, token: str):
         self.url, self.ws_url = f"http://{host}:{port}", f"ws://{host}:{port}"
+        self.token = token
         self.headers = {"Authorization": f"token {token}"}
 
     def client(self) -> httpx.AsyncClient:
@@ -85,6 +90,21 @@ def kubectl(cluster, *args: str, check: bool = True) -> subprocess.CompletedProc
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
     return proc
+
+
+async def reconnect_and_run(deployed: Deployment, ks: KernelSocket, kid: str, first: dict, code: str) -> str:
+    """``ks`` was cut off (its replica went): reconnect through the Service with the same session
+    id, run ``code`` as the session's next execution (after ``first``), return its stdout."""
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await ks.recv(timeout=120)
+    ks = await KernelSocket.connect(deployed.service, kid, session_id=ks.session)
+    try:
+        again = await ks.execute(code)
+        assert again["reply"]["execution_count"] == first["reply"]["execution_count"] + 1, again
+        return again["stdout"]
+    finally:
+        await ks.close()
 
 
 @pytest.fixture(scope="module")
@@ -161,18 +181,56 @@ async def test_a_kernel_outlives_the_replica_that_launched_it(deployed, cluster,
     first = await ks.execute("y = x + 1")
     assert first["reply"]["status"] == "ok"
     await asyncio.to_thread(kubectl, cluster, "-n", ns, "delete", "pod", launcher, "--wait=true", "--timeout=120s")
-    with pytest.raises(websockets.ConnectionClosed):
-        while True:
-            await ks.recv(timeout=120)
-
-    ks = await KernelSocket.connect(deployed.service, kid, session_id=ks.session)
-    try:
-        again = await ks.execute("print(x, y)")
-        assert again["stdout"] == "42 43\n", again
-        assert again["reply"]["execution_count"] == first["reply"]["execution_count"] + 1
-    finally:
-        await ks.close()
+    assert await reconnect_and_run(deployed, ks, kid, first, "print(x, y)") == "42 43\n"
     assert await run(deployed.service, kid, "print(x == 42)") == "True\n"
+    async with deployed.service.client() as http:
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, ns, kid) == {}
+
+
+async def test_jupyter_server_runs_a_cell_through_the_service(deployed, core, tmp_path):
+    js = JupyterProcess(tmp_path, deployed.service)  # --gateway-url=http://<ClusterIP>:8888
+    try:
+        async with js.client() as http:
+            body = {"path": "analysis.ipynb", "type": "notebook", "name": "analysis.ipynb", "kernel": {"name": "python_kubernetes"}}
+            r = await http.post("/api/sessions", json=body)
+            assert r.status_code == 201, f"{r.text}\n{js.output()[-3000:]}"
+            session, kid = r.json()["id"], r.json()["kernel"]["id"]
+            assert (await pod_of(core, deployed.namespace, kid)).status.phase == "Running"
+            ks = await KernelSocket.connect(js, kid)
+            try:
+                assert (await ks.execute("x = 6 * 7; print(x)"))["stdout"] == "42\n"
+            finally:
+                await ks.close()
+            assert (await http.delete(f"/api/sessions/{session}")).status_code == 204
+    finally:
+        js.stop()
+    assert await left_behind(core, deployed.namespace, kid) == {}
+
+
+async def test_a_rolling_update_of_the_gateway_loses_no_kernel(deployed, cluster, core):
+    """``kubectl rollout restart``: every gateway pod is replaced; the kernel keeps its pod and its
+    state, and a client cut off reconnects through the Service and continues its session."""
+    ns = deployed.namespace
+    before = set(await asyncio.to_thread(deployed.pods))
+    async with deployed.service.client() as http:
+        r = await http.post("/api/kernels", json={"name": "python_kubernetes"})
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+    kernel_pod = await pod_of(core, ns, kid)
+    ks = await KernelSocket.connect(deployed.service, kid)
+    first = await ks.execute("x = 42")
+    assert first["reply"]["status"] == "ok"
+
+    await asyncio.to_thread(kubectl, cluster, "-n", ns, "rollout", "restart", "deployment/eg-gateway")
+    await asyncio.to_thread(deployed.rollout)
+    after = await asyncio.to_thread(deployed.pods)
+    assert len(after) == 2 and not set(after) & before, (before, after)
+    assert await reconnect_and_run(deployed, ks, kid, first, "print(x == 42)") == "True\n"
+    assert (await pod_of(core, ns, kid)).metadata.uid == kernel_pod.metadata.uid
+    for endpoint in [deployed.service, *after.values()]:  # every replica lists it
+        async with endpoint.client() as http:
+            assert [k["id"] for k in (await http.get("/api/kernels")).json()] == [kid]
     async with deployed.service.client() as http:
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
     assert await left_behind(core, ns, kid) == {}
