@@ -154,6 +154,9 @@ async def test_replication_adopts_no_kernel_for_another_user(users_gateway, tmp_
         kid = (await alice.post("/api/kernels", json={"name": "python3"})).json()["id"]
     async with client(second, "alice-secret") as alice, client(second, "bob-secret") as bob:
         assert (await bob.get(f"/api/kernels/{kid}")).status_code == 404
-        assert f"[kernel {kid}] adopted" not in second.output()  # bob's request took nothing over
+        assert (await bob.get("/api/kernels")).json() == []
+        assert f"[kernel {kid}] adopted" not in second.output()  # bob's requests took nothing over
+        # alice lists her kernel through either gateway (a balancing Service may send her to any)
+        assert [k["id"] for k in (await alice.get("/api/kernels")).json()] == [kid]
         assert (await alice.get(f"/api/kernels/{kid}")).status_code == 200  # hers, through either gateway
         assert (await alice.delete(f"/api/kernels/{kid}")).status_code == 204

@@ -11,10 +11,17 @@ ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/plugins"
 cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/eg_core" "$REPO/kernelspecs" "$ctx/"
-cp -r "$REPO/plugins/eg_k8s" "$ctx/plugins/"
-# Not copied: caches, and a local install's build/ (setuptools would take its stale copies of the
-# sources, as new as the fresh ones after cp); the new-plugin template keeps its tests.
-find "$ctx" \( -name __pycache__ -o -name '*.egg-info' -o -path "$ctx/plugins/eg_k8s/build" -o \( -name tests ! -path '*/plugin_template/*' \) \) -prune -exec rm -rf {} +
+# Every plugin, as a package (its pyproject.toml, README.md and package directory): one image, the
+# operator's kernelspecs choose the backends.
+for plugin in "$REPO"/plugins/*/; do
+    name="$(basename "$plugin")"
+    mkdir -p "$ctx/plugins/$name"
+    cp -r "$plugin/pyproject.toml" "$plugin/README.md" "$plugin/$name" "$ctx/plugins/$name/"
+done
+# Not copied: caches, a local install's build/ (setuptools would take its stale copies of the
+# sources, as new as the fresh ones after cp) and the plugins' tests and CI scripts; the new-plugin
+# template keeps its tests.
+find "$ctx" \( -name __pycache__ -o -name '*.egg-info' -o \( -name tests ! -path '*/plugin_template/*' \) \) -prune -exec rm -rf {} +
 : > "$ctx/pip-ca.crt"
 [ -n "${PIP_CA_BUNDLE:-}" ] && cp "$PIP_CA_BUNDLE" "$ctx/pip-ca.crt"
 hash="$( (cd "$ctx" && find . -type f ! -name pip-ca.crt | sort | xargs cat; echo "$BASE"; cat "$REPO/deploy/kubernetes/Dockerfile") | sha256sum | cut -c1-16)"

@@ -9,6 +9,8 @@ c.KubernetesSettings.image_name = "eg/kernel-py:local"
 c.Gateway.availability_mode = "replication"
 c.KubernetesSettings.store_sessions = True
 c.Gateway.default_kernel_name = "python_kubernetes"
+# The image holds every plugin and so every plugin's kernelspecs; this gateway serves its pod ones.
+c.Gateway.allowed_kernelspecs = {"python_kubernetes", "r_kubernetes"}
 # No local kernels: in a pod they would run with the gateway's service account. The image has no
 # local kernelspec, jupyter_client adds no python3 of its own (ensure_native_kernel), and the
 # gateway refuses the local resource manager in a pod unless LocalResourceManager.allow_in_pod is

@@ -363,6 +363,13 @@ class KernelRegistry:
             except Exception as exc:
                 log.error("[kernel %s] could not save its session: %s", managed.kernel_id, exc)
 
+    async def adopt_listed(self, viewer: str | None = None) -> None:
+        """Called before a listing: in replication mode, adopt the shared store's kernels ``viewer``
+        may see that this gateway does not know yet (launched through another gateway)."""
+        if self.persistence is not None and self.persistence.mode == "replication":
+            for kernel in await self.persistence.adopt_visible(viewer):
+                kernel.owner = False
+
     def models(self, viewer: str | None = None) -> list[dict[str, Any]]:
         """The models of the kernels ``viewer`` may see (:func:`eg_core._runtime.context.may_see`)."""
         return [k.model() for k in list(self.kernels.values()) if may_see(viewer, k.kernel.owner)]

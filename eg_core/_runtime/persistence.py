@@ -144,6 +144,16 @@ class SessionPersistence:
             return None
         return await self._adopt_once(record)
 
+    async def adopt_visible(self, viewer: str | None = None) -> "list[ManagedKernel]":
+        """Replication mode, before a listing: adopt every launched kernel of the shared store that
+        ``viewer`` may see and this gateway does not know yet, so that every replica lists the same
+        kernels (a client behind a balancing Service asks any). Returns the kernels adopted."""
+        records = [r for r in _merged(await acall(self.hook.eg_store_load_all)) if isinstance(r, dict)
+                   and r.get("kernel_id") not in self.registry.kernels and r.get("status") != LAUNCHING
+                   and may_see(viewer, _stored_owner(r))]
+        adopted = await asyncio.gather(*(self._adopt_once(r) for r in records))
+        return [k for k in adopted if k is not None]
+
     async def _remove_unfinished(self, record: dict[str, Any]) -> bool:
         """Remove what an unfinished launch created (its client never learned of the kernel)."""
         kernel_id = record.get("kernel_id")

@@ -366,9 +366,10 @@ class KernelSpecResourceHandler(APIHandler):
 
 
 class KernelsHandler(APIHandler):
-    def get(self) -> None:
+    async def get(self) -> None:
         if not self.gateway.list_kernels:
             raise EGError("listing kernels is disabled (list_kernels=False)", status=403, reason="Forbidden")
+        await self.gateway.kernels.adopt_listed(self.viewer)
         self.write_json(self.gateway.kernels.models(self.viewer))
 
     async def post(self) -> None:
