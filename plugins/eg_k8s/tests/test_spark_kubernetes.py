@@ -2,7 +2,7 @@
 pod as the Spark driver (client mode, eg's launcher with a lazy ``spark``/``sc``), executors are
 pods of eg's Spark image labelled with the kernel's and the gateway's labels, owned by the driver
 pod. One gateway and one Spark kernel are shared by the module's checks (Spark JVMs are slow on
-two cores); pods stay on the node's network (``k8s_helpers.gateway_args``).
+two cores); driver and executors are on the pod network (``k8s_helpers.gateway_args``).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ async def test_a_spark_job_runs_on_labelled_executor_pods_and_an_interrupt_cance
         spark_gateway, spark_kernel, core, namespace, gateway_id, cluster):
     kid = spark_kernel
     driver = await pod_of(core, namespace, kid)
-    assert driver.spec.service_account_name == "eg-spark-driver" and driver.spec.host_network
+    assert driver.spec.service_account_name == "eg-spark-driver" and not driver.spec.host_network  # the pod network
     role = await asyncio.to_thread(__import__("kubernetes").client.RbacAuthorizationV1Api(core.api_client).read_namespaced_role,
                                    "eg-spark-driver", namespace)
     assert [(r.resources, sorted(r.verbs)) for r in role.rules] == [
