@@ -2,7 +2,7 @@
 pod as the Spark driver (client mode, eg's launcher with a lazy ``spark``/``sc``), executors are
 pods of eg's Spark image labelled with the kernel's and the gateway's labels, owned by the driver
 pod. One gateway and one Spark kernel are shared by the module's checks (Spark JVMs are slow on
-two cores); driver and executors are on the pod network (``k8s_helpers.gateway_args``).
+two cores); pods stay on the node's network (``gateway_args(host_network=True)``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SUM = sum(range(10**7))
 
 @pytest.fixture(scope="module")
 def spark_gateway(tmp_path_factory, kernel_spec_dirs, cluster, namespace, gateway_id):
-    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster),
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), *gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster),
                         kernel_spec_dirs=kernel_spec_dirs)
     yield gw
     gw.stop()
@@ -72,10 +72,10 @@ def spark_kernel(spark_gateway):
 
 
 async def test_a_spark_job_runs_on_labelled_executor_pods_and_an_interrupt_cancels_it(
-        spark_gateway, spark_kernel, core, namespace, gateway_id, cluster):
+        spark_gateway, spark_kernel, core, namespace, gateway_id):
     kid = spark_kernel
     driver = await pod_of(core, namespace, kid)
-    assert driver.spec.service_account_name == "eg-spark-driver" and not driver.spec.host_network  # the pod network
+    assert driver.spec.service_account_name == "eg-spark-driver" and driver.spec.host_network
     role = await asyncio.to_thread(__import__("kubernetes").client.RbacAuthorizationV1Api(core.api_client).read_namespaced_role,
                                    "eg-spark-driver", namespace)
     assert [(r.resources, sorted(r.verbs)) for r in role.rules] == [
@@ -97,7 +97,7 @@ async def test_a_spark_job_runs_on_labelled_executor_pods_and_an_interrupt_cance
                 out.append(msg["content"]["text"])
         assert msg["content"]["status"] == "ok" and "".join(out) == f"{SUM}\n", (msg["content"], out)
 
-        reply = await interrupt_a_running_job(spark_gateway, ks, kid, 2, cluster["EG_K8S_HOST_IP"])
+        reply = await interrupt_a_running_job(spark_gateway, ks, kid, 2)
         assert reply["ename"] == "KeyboardInterrupt", reply
         out = await ks.execute("print(sc.statusTracker().getActiveJobsIds(), sc.parallelize(range(10), 2).sum())", timeout=120)
         assert out["stdout"] == "[] 45\n", out
@@ -156,7 +156,7 @@ async def test_a_bad_image_fails_in_image_pull_and_leaves_nothing(spark_gateway,
 async def test_a_gateway_sigkill_leaves_the_orphans_driver_and_executors_to_the_sweep(
         tmp_path, kernel_spec_dirs, cluster, namespace, core):
     gateway_id = f"eg-spark-{uuid.uuid4().hex[:8]}"
-    args = [*gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), "--KubernetesSettings.store_sessions=False",
+    args = [*gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster), "--KubernetesSettings.store_sessions=False",
             "--KubernetesSettings.orphans_at_startup=remove"]
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
@@ -191,7 +191,7 @@ async def test_enterprise_gateways_spark_kernelspec_works_as_a_drop_in_and_culli
     arguments, the driver in client mode; EG's SPARK_HOME and SPARK_OPTS are not the pod's.
     Once idle with no client, the culler shuts it down: no driver, no executor is left."""
     culling = ["--KernelCuller.cull_idle_timeout=5", "--KernelCuller.cull_interval=1"]
-    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), *culling,
+    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster), *culling,
                         kernel_spec_dirs=kernel_spec_dirs)
     try:
         async with gw.client() as http:
