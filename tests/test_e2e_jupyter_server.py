@@ -215,6 +215,10 @@ async def test_two_clients_share_a_kernel_through_js(js, js_kernel, logs):
     a = await KernelSocket.connect(js, js_kernel["id"])
     b = await KernelSocket.connect(js, js_kernel["id"])
     try:
+        # b's upstream connection (Jupyter Server to eg) is up once b has had an answer: before
+        # that, a's output could pass before b listens (a browser tab also asks kernel_info first)
+        info_id = await b.request("kernel_info_request", {})
+        await wait_for(b, lambda m: m["header"]["msg_type"] == "kernel_info_reply" and m["parent_header"].get("msg_id") == info_id)
         msg_id = await a.request("execute_request", {"code": "print('from a')", "silent": False})
         seen = await wait_for(b, lambda m: m["header"]["msg_type"] == "stream" and m["parent_header"].get("msg_id") == msg_id)
         assert seen["content"]["text"] == "from a\n"

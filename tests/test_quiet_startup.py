@@ -79,6 +79,9 @@ async def test_startup_imports_no_backend_sdk_and_names_unreachable_backends_in_
         "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
         "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
         "KUBERNETES_SERVICE_HOST": "",
+        # a Slurm cluster the service tests run beside this one holds their jobs, which this
+        # gateway's sweep would report: Slurm is not what this test looks at
+        "EG_DISABLED_PLUGINS": "slurm",
     }
     # a gateway id of its own: kernels other tests' killed gateways left are not its orphans
     gw = gateway_factory(f"--LocalResourceManager.gateway_id=eg-quiet-{tmp_path.name[-12:]}", env=env)
