@@ -197,7 +197,10 @@ async def test_kernel_runs_interrupts_and_shuts_down_through_the_launcher(listen
     client.load_connection_info(info)
     client.start_channels()
     try:
-        reply = await client.kernel_info(reply=True, timeout=30)
+        try:  # the kernel imports ipykernel first: on a loaded machine that takes a while
+            reply = await client.kernel_info(reply=True, timeout=90)
+        except TimeoutError:
+            pytest.fail(f"no kernel_info reply; the launcher's output:\n{launched.output}")
         assert reply["content"]["status"] == "ok"
         await client.wait_for_ready(timeout=30)  # until iopub delivers too
 
