@@ -6,11 +6,12 @@ import asyncio
 import json
 import os
 import signal
+import time
 
 import psutil
 import pytest
 
-from eg_core.testing import KernelSocket
+from eg_core.testing import KernelSocket, on_host
 
 
 @pytest.fixture(autouse=True)
@@ -205,3 +206,63 @@ async def test_connection_files_live_as_long_as_their_kernels(gateway_factory, t
     async with second.client() as http:
         assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
     assert not connection_file.exists()
+
+
+async def until(condition, within: float = 60.0):
+    """``condition()``'s first true value, checked every 0.1 s (the store's files give no signal)."""
+    deadline = time.monotonic() + within
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "the session store did not reach the expected state"
+        await asyncio.sleep(0.1)
+    return value
+
+
+def backdate(store, kernel_id: str, seconds: float) -> None:
+    """Make the kernel's stored record look saved ``seconds`` earlier (time passing, without waiting)."""
+    path = store / f"{kernel_id}.json"
+    record = json.loads(path.read_text())
+    record["saved_at"] -= seconds
+    path.with_suffix(".tmp").write_text(json.dumps(record))
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def pooled_ids(store) -> list[str]:
+    return [kid for kid, record in stored(store).items() if record.get("status") == "pooled"]
+
+
+async def test_a_replica_on_another_host_leaves_a_live_pool_and_removes_an_ended_ones(gateway_factory, tmp_path):
+    """Replicas on two hosts (each gateway under a host name of its own) share a store. A warm
+    pool's waiting kernel is recorded ``pooled`` and refreshed while its gateway lives, so a
+    replica starting on another host long after the kernel's launch leaves it, and it serves a
+    claim; once its gateway is gone and its record stale, the next replica removes it, while
+    the claimed kernel (now ``running``) stays reachable through that replica."""
+    store = tmp_path / "store"
+    pool_env = {"EG_KERNEL_POOLS": json.dumps({"python3": 1}), "EG_POOLED_RECORD_REFRESH": "0.5"}
+    a = gateway_factory(*ha_args(store, "replication"), env=pool_env, prefix=on_host("eg-host-a"))
+    waiting = (await until(lambda: pooled_ids(store)))[0]
+    backdate(store, waiting, 3600)  # as if launched an hour ago: the live pool's refresh makes it fresh again
+    await until(lambda: stored(store)[waiting]["saved_at"] > time.time() - 30)
+
+    b = gateway_factory(*ha_args(store, "replication"), prefix=on_host("eg-host-b"))
+    assert "removed 0 unfinished launch(es)" in await b.wait_for_output("Session store:")
+    async with a.client() as http:
+        r = await http.post("/api/kernels", json={"name": "python3", "env": {"KERNEL_USERNAME": "alice"}})
+        assert r.status_code == 201, r.text
+        assert r.json()["id"] == waiting and r.json()["from_pool"] is True
+    assert await run(a, waiting, "x = 6 * 7; print(x)") == "42\n"
+    assert stored(store)[waiting]["status"] == "running"
+
+    refill = (await until(lambda: [k for k in pooled_ids(store) if k != waiting]))[0]
+    refill_pids = kernel_processes([refill])
+    assert refill_pids
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait()
+    backdate(store, refill, 120)  # its gateway has not refreshed it for two minutes
+    c = gateway_factory(*ha_args(store, "replication"), prefix=on_host("eg-host-b"))
+    output = await c.wait_for_output("Session store:")
+    assert f"[kernel {refill}] removed: it waited in the warm pool of a gateway that ended" in output
+    assert "removed 1 unfinished launch(es)" in output
+    assert refill not in stored(store)
+    psutil.wait_procs(refill_pids, timeout=10)
+    assert not any(p.is_running() for p in refill_pids)
+    assert await run(c, waiting, "print(x)") == "42\n"

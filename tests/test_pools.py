@@ -32,6 +32,12 @@ async def metric(http, name: str, kernelspec: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def kernel_children(pid: int) -> list[psutil.Process]:
+    """The gateway's kernel processes (not the commands its plugins run meanwhile, e.g. a
+    scheduler plugin's startup sweep)."""
+    return [p for p in psutil.Process(pid).children() if "KERNEL_ID" in p.environ()]
+
+
 async def wait_pool(http, kernelspec: str, size: int, within: float = 90) -> None:
     deadline = time.monotonic() + within
     while await metric(http, "eg_pool_kernels", kernelspec) != size:
@@ -166,7 +172,7 @@ async def test_gateway_stop_drops_waiting_kernels(gateway_factory):
     gw = gateway_factory(env={"EG_KERNEL_POOLS": json.dumps({"tiny": 2})})
     async with gw.client() as http:
         await wait_pool(http, "tiny", 2)
-    kernels = psutil.Process(gw.proc.pid).children()
+    kernels = kernel_children(gw.proc.pid)
     assert len(kernels) == 2
     gw.stop()
     gone, alive = psutil.wait_procs(kernels, timeout=30)
@@ -200,7 +206,7 @@ async def test_killed_gateway_leaves_no_waiting_kernels(tmp_path, monkeypatch):
     try:
         async with first.client() as http:
             await wait_pool(http, "tiny", 2)
-        left = psutil.Process(first.proc.pid).children()
+        left = kernel_children(first.proc.pid)
         assert len(left) == 2
         first.proc.kill()
         first.proc.wait()

@@ -582,6 +582,11 @@ class KernelRegistry:
             await prepare(managed)
         if kernel.pooled:
             self.unlisted[kernel.kernel_id] = managed
+            if self.persistence is not None:
+                try:
+                    await self.persistence.pooled(managed)
+                except Exception as exc:
+                    log.error("[kernel %s] could not save its session: %s", kernel.kernel_id, exc)
         else:
             self.kernels[kernel.kernel_id] = managed
             await self.persist(managed)

@@ -3,9 +3,12 @@
 Every kernel is recorded before its resource manager creates anything: a ``launching`` record
 (with what the resource manager needs to find or remove it, checkpointed again once it exists)
 becomes ``running`` when the launch completes, and is deleted when the kernel is shut down. A
-gateway that crashes therefore leaves nothing unknown: at startup the next one removes every
-kernel whose launch was unfinished (its client never got an answer) and, in standalone mode,
-adopts every running one. Records name their owner (host, pid, start time); records of a live
+warm pool's kernel is ``pooled`` from its launch's end until a claim makes it ``running``; its
+gateway saves it again every ``POOLED_REFRESH`` seconds, so that a gateway on another host can
+tell a live pool's kernel from one its ended gateway left. A gateway that crashes therefore
+leaves nothing unknown: at startup the next one removes every kernel whose launch was unfinished
+(its client never got an answer) or that waited in its pool, and, in standalone mode, adopts
+every running one. Records name their owner (host, pid, start time); records of a live
 gateway on this host are left to it, so two gateways sharing a store by mistake do not take
 each other's kernels.
 
@@ -39,10 +42,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eg")
 RECORD_VERSION = 1
-LAUNCHING, RUNNING = "launching", "running"
+LAUNCHING, RUNNING, POOLED = "launching", "running", "pooled"
+UNCLAIMED = (LAUNCHING, POOLED)  # nobody's kernel yet: removed, never adopted, when its gateway ended
 # A launching record of a gateway on another host is judged abandoned this long after its
-# launch timeout (this host's gateways are known alive or dead by their pid).
+# launch timeout, a pooled one this long after its last refresh (this host's gateways are known
+# alive or dead by their pid).
 ABANDONED_AFTER = 60.0
+POOLED_REFRESH = float(os.environ.get("EG_POOLED_RECORD_REFRESH") or 20.0)
 
 
 def _stored_owner(record: dict[str, Any]) -> str:
@@ -71,6 +77,7 @@ class SessionPersistence:
         self.mode = mode
         self.hook = registry.pm.hook
         self._adopting: dict[str, asyncio.Future] = {}
+        self._refresher: asyncio.Task | None = None
         self.owner = procinfo.identity()
 
     async def save(self, managed: "ManagedKernel", status: str = RUNNING) -> None:
@@ -91,6 +98,36 @@ class SessionPersistence:
         # resource manager's store before its backend could hold the record) forgets it.
         await call_plugins(self.hook.eg_store_delete, not_asked, kernel_id=managed.kernel_id)
 
+    async def pooled(self, managed: "ManagedKernel") -> None:
+        """Called when a warm pool's launch completed: record the kernel as ``pooled``, and keep
+        refreshing the records of this gateway's waiting kernels while there are any."""
+        await self.save(managed, POOLED)
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.ensure_future(self._refresh_pooled())
+
+    async def _refresh_pooled(self) -> None:
+        """Every ``POOLED_REFRESH`` seconds, save the waiting pooled kernels' records again (their
+        ``saved_at`` says the pool's gateway lives); ends when none waits."""
+        while True:
+            await asyncio.sleep(POOLED_REFRESH)
+            waiting = [m for m in list(self.registry.unlisted.values())
+                       if m.kernel.pooled and "claimed_by" not in m.kernel.handles and not m.stopping]
+            if not waiting:
+                return
+            for managed in waiting:
+                try:
+                    await self.save(managed, POOLED)
+                    if not managed.kernel.pooled:  # claimed meanwhile: its record is running
+                        await self.save(managed)
+                except Exception as exc:
+                    log.warning("[kernel %s] could not refresh its pooled session record: %s", managed.kernel_id, exc)
+
+    def close(self) -> None:
+        """Called when the gateway stops serving: no more refreshes (a stopping gateway shuts its
+        pools' kernels down, deleting their records)."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+
     def track(self, managed: "ManagedKernel") -> None:
         """Record the kernel's launches: each launch (and relaunch) checkpoints a ``launching``
         record through ``kernel.checkpoint()``."""
@@ -103,14 +140,15 @@ class SessionPersistence:
         return await acall_first(self.hook.eg_store_load, kernel_id=kernel_id)
 
     async def recover(self) -> tuple[int, int]:
-        """At startup: remove every kernel whose launch a dead gateway left unfinished and, in
-        standalone mode, adopt every running one. Returns (adopted, removed)."""
+        """At startup: remove every kernel whose launch a dead gateway left unfinished, or that
+        waited in its pool, and, in standalone mode, adopt every running one. Returns (adopted,
+        removed)."""
         records = [r for r in _merged(await acall(self.hook.eg_store_load_all)) if self._ours_to_judge(r)]
-        unfinished = [r for r in records if r.get("status") == LAUNCHING]
+        unfinished = [r for r in records if r.get("status") in UNCLAIMED]
         removed = await asyncio.gather(*(self._remove_unfinished(r) for r in unfinished))
         adopted: list = []
         if self.mode == "standalone":
-            adopted = await asyncio.gather(*(self._adopt_once(r) for r in records if r.get("status") != LAUNCHING))
+            adopted = await asyncio.gather(*(self._adopt_once(r) for r in records if r.get("status") not in UNCLAIMED))
         return sum(1 for m in adopted if m is not None), sum(removed)
 
     async def stored_kernel_ids(self) -> set[str]:
@@ -128,8 +166,9 @@ class SessionPersistence:
         owner = record.get("owner")
         if procinfo.is_running_here(owner):
             return False
-        if record.get("status") == LAUNCHING and isinstance(owner, dict) and owner.get("host") != self.owner["host"]:
-            timeout = (record.get("provisioner") or {}).get("eg", {}).get("launch_timeout") or 0
+        status = record.get("status")
+        if status in UNCLAIMED and isinstance(owner, dict) and owner.get("host") != self.owner["host"]:
+            timeout = ((record.get("provisioner") or {}).get("eg", {}).get("launch_timeout") or 0) if status == LAUNCHING else 0
             saved = record.get("saved_at") or 0
             return isinstance(timeout, (int, float)) and isinstance(saved, (int, float)) and time.time() > saved + timeout + ABANDONED_AFTER
         return True
@@ -138,7 +177,7 @@ class SessionPersistence:
         """Adopt one kernel from the store, if it is there, launched and alive (replication
         mode), and ``viewer`` may see it: another user's kernel is left as it is."""
         record = await self.load(kernel_id)
-        if not record or record.get("status") == LAUNCHING:
+        if not record or record.get("status") in UNCLAIMED:
             return None
         if not may_see(viewer, _stored_owner(record)):
             return None
@@ -149,13 +188,14 @@ class SessionPersistence:
         ``viewer`` may see and this gateway does not know yet, so that every replica lists the same
         kernels (a client behind a balancing Service asks any). Returns the kernels adopted."""
         records = [r for r in _merged(await acall(self.hook.eg_store_load_all)) if isinstance(r, dict)
-                   and r.get("kernel_id") not in self.registry.kernels and r.get("status") != LAUNCHING
+                   and r.get("kernel_id") not in self.registry.kernels and r.get("status") not in UNCLAIMED
                    and may_see(viewer, _stored_owner(r))]
         adopted = await asyncio.gather(*(self._adopt_once(r) for r in records))
         return [k for k in adopted if k is not None]
 
     async def _remove_unfinished(self, record: dict[str, Any]) -> bool:
-        """Remove what an unfinished launch created (its client never learned of the kernel)."""
+        """Remove what an unfinished launch created (its client never learned of the kernel), or
+        a kernel that waited in an ended gateway's warm pool."""
         kernel_id = record.get("kernel_id")
         restored = self._restore(record)
         if restored is None:
@@ -171,7 +211,10 @@ class SessionPersistence:
             return False
         managed.km.cleanup_connection_file()
         await self.delete(kernel_id)
-        log.warning("[kernel %s] removed: a gateway that ended during its launch left it unfinished", kernel_id)
+        if record.get("status") == POOLED:
+            log.warning("[kernel %s] removed: it waited in the warm pool of a gateway that ended", kernel_id)
+        else:
+            log.warning("[kernel %s] removed: a gateway that ended during its launch left it unfinished", kernel_id)
         return True
 
     def _restore(self, record: dict[str, Any]) -> "tuple[ManagedKernel, dict] | None":

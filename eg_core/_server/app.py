@@ -620,6 +620,8 @@ class Gateway(JupyterApp):
         await stop.wait()
         watcher.cancel()
         sweep.cancel()
+        if self.kernels.persistence is not None:
+            self.kernels.persistence.close()
         self.log.info("Stopping: %d kernel(s) running", len(self.kernels.kernels))
         server.stop()
         if self.shutdown_kernels_on_exit:

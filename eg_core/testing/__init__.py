@@ -69,7 +69,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pytest
 
@@ -268,15 +268,23 @@ def _proc_lines(path: str) -> list[str]:
         return []
 
 
+def on_host(name: str) -> list[str]:
+    """A :class:`GatewayProcess` ``prefix`` running the gateway under the host name ``name`` (a
+    UTS namespace of its own; needs root), as a replica on another machine would."""
+    return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', name]
+
+
 class GatewayProcess:
     """An ``eg-gateway`` subprocess on a free port."""
 
     def __init__(
         self, tmp: Path, *args: str, env: dict | None = None, token: str | None = TOKEN, kernel_spec_dirs: list[str] = (),
-        response_address: str | None = "127.0.0.1:0",
+        response_address: str | None = "127.0.0.1:0", prefix: Sequence[str] = (),
     ):
         """``response_address`` None leaves the response listener's address to the gateway's
-        defaults and ``env`` (by default a free port is used)."""
+        defaults and ``env`` (by default a free port is used). ``prefix`` runs the gateway
+        through a command that ends by exec'ing its arguments (the process keeps its pid), such
+        as :func:`on_host`'s."""
         self.token = token
         args = list(args)
         if token:  # None: --no-auth; "": neither, so the gateway generates one
@@ -295,7 +303,7 @@ class GatewayProcess:
             self.url = f"http://127.0.0.1:{self.port}"
             self.ws_url = f"ws://127.0.0.1:{self.port}"
             self.log_path = tmp / f"gateway-{self.port}.log"
-            cmd = [sys.executable, "-m", "eg_core", f"--port={self.port}",
+            cmd = [*prefix, sys.executable, "-m", "eg_core", f"--port={self.port}",
                    f"--Gateway.kernel_spec_dirs={json.dumps(list(kernel_spec_dirs))}", *args]
             self.log = open(self.log_path, "wb")
             self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
