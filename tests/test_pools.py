@@ -13,7 +13,6 @@ import re
 import time
 
 import psutil
-import pytest
 
 from eg_core.testing import KernelSocket
 
