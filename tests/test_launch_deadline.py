@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from eg_core import KernelContext
-from eg_core._runtime.launch import Deadline, run_phase
+from eg_core._runtime.deadline import Deadline
+from eg_core._runtime.launch import run_phase
 from eg_core._runtime.errors import LaunchFailed
 
 

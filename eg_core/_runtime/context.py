@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .logs import KernelLog
+
+if TYPE_CHECKING:
+    from .deadline import Deadline
 
 
 @dataclass
@@ -69,7 +72,7 @@ class KernelContext:
     notify: Callable[[str, dict[str, Any]], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
     survives_gateway: bool = True
     _checkpoint: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
-    deadline: Any = field(default=None, repr=False, compare=False)  # the launch's, set by the core
+    deadline: Deadline | None = field(default=None, repr=False, compare=False)  # the launch's, set by the core
 
     def progress(self, step: str, **details: Any) -> None:
         """Report a step of a slow launch (``scheduled``, ``pulling``, ``started``...): a log line,

@@ -29,7 +29,8 @@ from .history import EventHistory
 from ..identity import Identity
 from .catalog import KernelSpecCatalog
 from ..config import finite_number
-from .launch import Deadline, KernelLaunch, run_phase
+from .deadline import Deadline
+from .launch import KernelLaunch, run_phase
 from .logs import KernelManagerLog, one_line
 from .plugins import ResourceManagerHooks, resource_manager_hooks
 from .provisioner import EGKernelManager
