@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from eg_core.testing import GatewayProcess
 
@@ -24,7 +24,7 @@ HERE = Path(__file__).parent
 SETUP = HERE.parent / "ci" / "setup.sh"
 sys.path.append(str(HERE.parents[2] / "tests"))
 sys.path.insert(0, str(HERE))
-from k8s_helpers import gateway_args  # noqa: E402
+from k8s_helpers import api_client_of, gateway_args, scratch_namespace  # noqa: E402
 
 def _running_cluster(env: dict[str, str], run: str):
     """Start (or reuse) a cluster with ci/setup.sh in ``env``; yields its printed values, and tears
@@ -55,9 +55,7 @@ def cluster2() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def api(cluster) -> client.ApiClient:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=cluster["KUBECONFIG"], client_configuration=configuration)
-    return client.ApiClient(configuration)
+    return api_client_of(cluster["KUBECONFIG"])
 
 
 @pytest.fixture(scope="session")
@@ -68,10 +66,7 @@ def core(api) -> client.CoreV1Api:
 @pytest.fixture(scope="module")
 def namespace(core) -> str:
     """A namespace of this test module's kernels (deleted afterwards)."""
-    name = f"eg-test-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
+    yield from scratch_namespace(core, "eg-test")
 
 
 @pytest.fixture(scope="module")

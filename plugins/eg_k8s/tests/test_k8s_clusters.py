@@ -17,11 +17,11 @@ import subprocess
 import uuid
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from eg_core.testing import GatewayProcess
+from eg_core.testing import GatewayProcess, run_doctor
 
-from k8s_helpers import gateway_args, left_behind, run
+from k8s_helpers import api_client_of, gateway_args, left_behind, run, scratch_namespace
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,18 +30,13 @@ ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 @pytest.fixture(scope="module")
 def core2(cluster2) -> client.CoreV1Api:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=cluster2["KUBECONFIG"], client_configuration=configuration)
-    return client.CoreV1Api(client.ApiClient(configuration))
+    return client.CoreV1Api(api_client_of(cluster2["KUBECONFIG"]))
 
 
 @pytest.fixture(scope="module")
 def namespace2(core2) -> str:
     """A namespace of this module's kernels on the second cluster (deleted afterwards)."""
-    name = f"eg-test2-{uuid.uuid4().hex[:8]}"
-    core2.create_namespace({"metadata": {"name": name}})
-    yield name
-    core2.delete_namespace(name)
+    yield from scratch_namespace(core2, "eg-test2")
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +173,16 @@ async def test_a_kernelspecs_unusable_cluster_fails_its_launch_naming_it(tmp_pat
             assert (await http.delete(f"/api/kernels/{r.json()['id']}")).status_code == 204
     finally:
         gw.stop()
+
+
+def test_doctor_checks_each_cluster(cluster, cluster2, namespace, kernel_spec_dirs):
+    result = run_doctor(f"--KubernetesSettings.kubeconfig={cluster['KUBECONFIG']}", f"--KubernetesSettings.namespace={namespace}",
+                        kernel_spec_dirs=kernel_spec_dirs)
+    lines = result.stdout.splitlines()
+    servers = [line for line in lines if ": API server of " in line]
+    for where in (cluster["KUBECONFIG"], f"{cluster2['KUBECONFIG']} (context eg2)"):
+        assert any(line.startswith("ok") and f"API server of {where}: Kubernetes v1.20" in line for line in servers), result.stdout
+    failed = [line for line in servers if line.startswith("FAIL")]
+    assert len(failed) == 2 and any("missing-kubeconfig" in line for line in failed) and any("'nowhere'" in line for line in failed), result.stdout
+    assert any(line.startswith("ok") and "kernelspec there: " in line and f"of {cluster2['KUBECONFIG']}" in line for line in lines), result.stdout
+    assert result.returncode == 1  # the two kernelspecs whose cluster cannot be configured
