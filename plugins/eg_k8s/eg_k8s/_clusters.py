@@ -114,10 +114,14 @@ def _in_cluster(choose: Callable[[Any], Cluster]) -> Callable[[Callable[..., Awa
     return decorate
 
 
-of_kernel = _in_cluster(lambda kernel: of_state(kernel.state))
-of_kernel.__doc__ = "Decorator of a kernel's async hook: it runs in the cluster ``kernel.state`` records."
-launching = _in_cluster(lambda kernel: of_config(kernel.config))
-launching.__doc__ = "Decorator of ``launch_process``: it runs in the cluster the kernelspec names."
+def of_kernel(hook: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Decorator of a kernel's async hook: it runs in the cluster ``kernel.state`` records."""
+    return _in_cluster(lambda kernel: of_state(kernel.state))(hook)
+
+
+def launching(hook: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Decorator of ``launch_process``: it runs in the cluster the kernelspec names."""
+    return _in_cluster(lambda kernel: of_config(kernel.config))(hook)
 
 
 def configure(targets: Iterable[Target]) -> None:
