@@ -18,7 +18,7 @@ pytest_plugins = [] if _loaded_by_entry_point else ["eg_core.testing"]
 SERVICE_FIXTURES = {
     "plugins/eg_ssh/": {"sshd"},
     "plugins/eg_docker/": {"docker_engine"},
-    "plugins/eg_k8s/": {"cluster"},
+    "plugins/eg_k8s/": {"cluster", "cluster2"},
     "plugins/eg_slurm/": {"slurm_cluster"},
     "plugins/eg_jupyterhub/": {"hub"},
     "tests/test_e2e_jupyterlab.py": {"chromium"},
@@ -29,7 +29,7 @@ SERVICE_FIXTURES = {
 # in a pytest of their own beside the other services' tests: the cluster shares nothing with the
 # other backends, and on a fresh machine its setup builds Kubernetes (about 12 minutes) while the
 # other backends' tests run.
-KUBERNETES_FIXTURES = {"plugins/eg_k8s/": {"cluster"}}
+KUBERNETES_FIXTURES = {"plugins/eg_k8s/": {"cluster", "cluster2"}}
 
 
 def pytest_configure(config):

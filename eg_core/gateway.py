@@ -11,6 +11,7 @@
         await gateway.emit(kernel_id, "quota_exceeded", {"limit": 3})
         gateway.settings["launch_timeout"]   # the gateway's settings (no secrets)
         await gateway.start_pooled("python3")  # a warm-pool kernel, for eg_claim_kernel (bind_pooled)
+        gateway.kernelspecs("k8s")           # the kernelspecs a resource manager runs (name, spec, config)
         MySettings.instance()                # a plugin's own settings class (see eg_configurables)
 """
 
@@ -126,6 +127,17 @@ class GatewayAPI:
         except BaseException:
             managed.kernel.handles.pop("claimed_by", None)
             raise
+
+    def kernelspecs(self, resource_manager: str | None = None) -> list[KernelContext]:
+        """A context per kernelspec the gateway offers (``kernel_name``, ``spec`` and ``config``
+        set, ``kernel_id`` empty, as ``eg_doctor`` gets them), only ``resource_manager``'s when
+        given: e.g. for a resource manager to learn at startup which backends its kernelspecs name."""
+        return [
+            KernelContext(kernel_id="", kernel_name=name, resource_manager=entry.resource_manager,
+                          spec=entry.spec.to_dict(), config=dict(entry.config))
+            for name, entry in sorted(self._app.catalog.available().items())
+            if resource_manager is None or entry.resource_manager == resource_manager
+        ]
 
     @property
     def launching(self) -> int:

@@ -56,6 +56,7 @@ done
 if [ -n "$newest" ] || [ -n "$chosen" ]; then
   # Chosen tests, or the newest versions: every service up first, then one pytest.
   for setup in "${setups[@]}"; do bash "$setup"; done
+  EG_K8S_INSTANCE=2 bash "$kubernetes_setup"  # the second cluster (tests/test_k8s_clusters.py)
 fi
 # pytest exits 5 when it collected no test: that fails this script like any other failure.
 if [ -n "$chosen" ] && [ -z "$newest" ]; then
@@ -64,14 +65,23 @@ fi
 if [ -z "$newest" ]; then
   # The whole suite, in three pytest processes side by side (conftest.py marks the tests):
   #   - the tests that need no service, started at once;
-  #   - the Kubernetes cluster's tests, after its setup (on a fresh machine that setup builds
-  #     Kubernetes, about 12 minutes, while the other parts run);
+  #   - the Kubernetes clusters' tests, after their setups (the cluster, and the second one
+  #     beside it for the tests of several clusters, started side by side; on a fresh machine
+  #     the first builds Kubernetes, about 12 minutes, while the other parts run, and the second
+  #     waits for that build);
   #   - the other services' tests, after their setups, in the foreground.
   # Each part must collect tests and pass; the other two parts' reports follow the foreground's.
   logs=$(mktemp -d)
   "$venv/bin/python" -m pytest -m "not service" "$@" > "$logs/core" 2>&1 &
   core_pid=$!
-  { bash "$kubernetes_setup" > /dev/null && "$venv/bin/python" -m pytest -m "service and kubernetes" "$@"; } > "$logs/kubernetes" 2>&1 &
+  kubernetes_tests() {
+    EG_K8S_INSTANCE=2 bash "$kubernetes_setup" > /dev/null &
+    local second=$!
+    bash "$kubernetes_setup" > /dev/null || { wait "$second"; return 1; }
+    wait "$second" || return 1
+    "$venv/bin/python" -m pytest -m "service and kubernetes" "$@"
+  }
+  kubernetes_tests "$@" > "$logs/kubernetes" 2>&1 &
   kubernetes_pid=$!
   other_services() {
     for setup in "${setups[@]}"; do

@@ -1,5 +1,5 @@
 """The gateway object policies get in ``eg_startup``: kernels with activity and connections,
-shutdown with a reason, events, settings without secrets. In-process, with a real kernel."""
+shutdown with a reason, events, settings without secrets, the kernelspecs of a resource manager. In-process, with a real kernel."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ async def test_gateway_api(tmp_path, monkeypatch, kernel_spec_dirs):
         assert summary.connections == 0 and summary.last_activity > 0 and not summary.changing
         assert gateway.kernel(managed.kernel_id) == summary and gateway.launching == 0
         assert "auth_token" not in gateway.settings and gateway.settings["default_kernel_name"] == "python3"
+        specs = {k.kernel_name: k for k in gateway.kernelspecs("local")}
+        assert "tiny" in specs and specs["tiny"].kernel_id == "" and specs["tiny"].spec["argv"], sorted(specs)
+        assert {k.resource_manager for k in gateway.kernelspecs("local")} == {"local"}
+        assert gateway.kernelspecs("no-such-manager") == [] and len(gateway.kernelspecs()) >= len(specs)
         await gateway.emit(managed.kernel_id, "quota_exceeded", {"limit": 3})
         assert await recorder.wait("quota_exceeded", managed.kernel_id) == {"limit": 3}
         await gateway.shutdown_kernel(managed.kernel_id, reason="over quota")

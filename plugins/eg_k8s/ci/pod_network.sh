@@ -12,6 +12,8 @@
 # port answers only on loopback and the bridge), and three sysctls whose values before are kept in
 # RUN/sysctl.orig: net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables (pod to Service to
 # pod on one bridge), net.ipv4.conf.all.route_localnet (kube-proxy sets it).
+# A second instance (EG_K8S_INSTANCE=2, no kube-proxy) touches no sysctl and no KUBE-* chain: its
+# guard chain is EG-K8S2-INPUT, the only chain its teardown removes.
 
 POD_CIDR="${EG_K8S_POD_CIDR:-10.244.0.0/24}"
 POD_GATEWAY="${POD_CIDR%.*}.1"
@@ -21,6 +23,11 @@ SERVICE_IP="${SERVICE_CIDR%.*}.1"
 CNI_BIN=/usr/lib/cni
 CNI_CONF="$RUN/cni/net.d"
 SYSCTLS="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.ipv4.conf.all.route_localnet"
+GUARD_CHAIN=EG-K8S-INPUT
+OWN_CHAINS='KUBE-|EG-K8S-'  # the iptables chains teardown removes
+if [ "${INSTANCE:-1}" != 1 ]; then
+    SYSCTLS="" GUARD_CHAIN="EG-K8S$INSTANCE-INPUT" OWN_CHAINS="EG-K8S$INSTANCE-"
+fi
 
 pod_network_packages() {
     # The names of the Debian packages the pod network needs and the machine lacks.
@@ -32,12 +39,14 @@ pod_network_packages() {
 pod_network_up() {
     # Idempotent: the sysctls, the bridge with its gateway address, the CNI config, the API port's guard.
     local name
-    if [ ! -s "$RUN/sysctl.orig" ]; then
-        for name in $SYSCTLS; do echo "$name=$(sysctl -n "$name")"; done > "$RUN/sysctl.orig.part"
-        mv "$RUN/sysctl.orig.part" "$RUN/sysctl.orig"
+    if [ -n "$SYSCTLS" ]; then
+        if [ ! -s "$RUN/sysctl.orig" ]; then
+            for name in $SYSCTLS; do echo "$name=$(sysctl -n "$name")"; done > "$RUN/sysctl.orig.part"
+            mv "$RUN/sysctl.orig.part" "$RUN/sysctl.orig"
+        fi
+        sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 \
+            || die "cannot set net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables"
     fi
-    sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 \
-        || die "cannot set net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables"
     ip link show "$POD_BRIDGE" >/dev/null 2>&1 || ip link add "$POD_BRIDGE" type bridge
     ip -4 addr show dev "$POD_BRIDGE" | grep -q "inet $POD_GATEWAY/" || ip addr add "$POD_GATEWAY/${POD_CIDR#*/}" dev "$POD_BRIDGE"
     ip link set "$POD_BRIDGE" up
@@ -62,11 +71,11 @@ CONF
 guard_apiserver_port() {
     # The API server listens on every address (pods reach it on the bridge); it answers only
     # on loopback and the bridge.
-    iptables -w -N EG-K8S-INPUT 2>/dev/null || iptables -w -F EG-K8S-INPUT
-    iptables -w -A EG-K8S-INPUT -i lo -j RETURN
-    iptables -w -A EG-K8S-INPUT -i "$POD_BRIDGE" -j RETURN
-    iptables -w -A EG-K8S-INPUT -p tcp --dport "$APISERVER_PORT" -j REJECT
-    iptables -w -C INPUT -j EG-K8S-INPUT 2>/dev/null || iptables -w -I INPUT -j EG-K8S-INPUT
+    iptables -w -N "$GUARD_CHAIN" 2>/dev/null || iptables -w -F "$GUARD_CHAIN"
+    iptables -w -A "$GUARD_CHAIN" -i lo -j RETURN
+    iptables -w -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -j RETURN
+    iptables -w -A "$GUARD_CHAIN" -p tcp --dport "$APISERVER_PORT" -j REJECT
+    iptables -w -C INPUT -j "$GUARD_CHAIN" 2>/dev/null || iptables -w -I INPUT -j "$GUARD_CHAIN"
 }
 
 apiserver_certificate() {
@@ -93,17 +102,18 @@ apiserver_certificate() {
 }
 
 remove_iptables_chains() {
-    # Every KUBE-* and EG-K8S-* chain (iptables and ip6tables, every table) and the rules that jump to them.
+    # Every chain OWN_CHAINS matches (KUBE-* and EG-K8S-*; instance 2: EG-K8S2-*), in iptables and
+    # ip6tables, every table, and the rules that jump to them.
     local tool table rule chain
     for tool in iptables ip6tables; do
         command -v "$tool-save" >/dev/null || continue
         for table in filter nat mangle; do
-            "$tool-save" -t "$table" 2>/dev/null | grep -E '^-A .* -j (KUBE-|EG-K8S-)' | grep -vE '^-A (KUBE-|EG-K8S-)' \
+            "$tool-save" -t "$table" 2>/dev/null | grep -E "^-A .* -j ($OWN_CHAINS)" | grep -vE "^-A ($OWN_CHAINS)" \
                 | while read -r rule; do eval "$tool -w -t $table -D ${rule#-A }" || true; done || true
-            for chain in $("$tool-save" -t "$table" 2>/dev/null | awk '/^:(KUBE-|EG-K8S-)/ {print substr($1, 2)}'); do
+            for chain in $("$tool-save" -t "$table" 2>/dev/null | awk -v own="^:($OWN_CHAINS)" '$0 ~ own {print substr($1, 2)}'); do
                 "$tool" -w -t "$table" -F "$chain" 2>/dev/null || true
             done
-            for chain in $("$tool-save" -t "$table" 2>/dev/null | awk '/^:(KUBE-|EG-K8S-)/ {print substr($1, 2)}'); do
+            for chain in $("$tool-save" -t "$table" 2>/dev/null | awk -v own="^:($OWN_CHAINS)" '$0 ~ own {print substr($1, 2)}'); do
                 "$tool" -w -t "$table" -X "$chain" 2>/dev/null || say "cannot remove the $tool chain $table/$chain"
             done
         done

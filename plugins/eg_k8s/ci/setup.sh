@@ -4,6 +4,8 @@
 #   plugins/eg_k8s/ci/setup.sh              build (or reuse) the binaries, start (or reuse) the cluster
 #   plugins/eg_k8s/ci/setup.sh --build      only build (or reuse) the binaries
 #   plugins/eg_k8s/ci/setup.sh --teardown   stop every daemon this script started, remove its run dir
+#   EG_K8S_INSTANCE=2 plugins/eg_k8s/ci/setup.sh [--teardown]   the same for a second cluster beside the
+#                                           first (eg-k8s's tests of several clusters; see below)
 #
 # Idempotent. On stdout it prints only shell assignments (progress goes to stderr):
 #   KUBECONFIG=/tmp/eg-k8s/kubeconfig
@@ -26,6 +28,22 @@
 #                 <source version>/bin (/var/cache/eg-k8s); a binary missing there is built alone
 #   EG_K8S_POD_CIDR, EG_K8S_SERVICE_CIDR, EG_K8S_POD_BRIDGE   the networks and the bridge's name
 #                 (10.244.0.0/24, 10.96.0.0/24, eg-k8s0)
+#   EG_K8S_INSTANCE  1 (the default) or 2: which of two clusters this machine can run side by side.
+#                 Instance 2 has its own run dir (/tmp/eg-k8s2), ports (API server 16444, etcd
+#                 23791, kubelet 20350...), node (eg-k8s-node2) and its engine, kubelet root, pod
+#                 bridge eg-k8s1 on 10.245.0.0/24, Service CIDR 10.97.0.0/24 and kubeconfig context
+#                 eg2; binaries and images come from the same caches (it builds nothing, and loads no
+#                 Spark image: EG_K8S_SPARK_IMAGE is not printed).
+#                 It runs WITHOUT kube-proxy: two kube-proxies in iptables mode would each rewrite the
+#                 KUBE-* chains the other fills, so ClusterIP Services (the `kubernetes` Service
+#                 included) do not work in pods there; kernels are dialled on their pod IPs, which
+#                 works. Its kubelet makes no KUBE-* chains (--make-iptables-util-chains=false), so its
+#                 teardown removes only its own chain (EG-K8S2-INPUT) and no sysctl is touched. Its
+#                 kubelet runs in a mount namespace of its own whose /var/log/pods, /var/log/containers
+#                 and /var/lib/kubelet/device-plugins are under its run dir (those paths are fixed in
+#                 kubelet 1.20, and each kubelet removes the log directories of pods it does not know),
+#                 its kubelet root a shared mount, so the volumes it mounts reach its engine; its CRI
+#                 socket is under its run dir too. Teardown of one instance leaves the other alone.
 #
 # How and why (infra.md §3): nothing ships a kube-apiserver binary that can be installed here, but
 # Debian's `kubernetes` source package holds the whole upstream tree with vendor/, which builds
@@ -49,14 +67,25 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
-RUN="${EG_K8S_RUN:-/tmp/eg-k8s}"
+INSTANCE="${EG_K8S_INSTANCE:-1}"
+case "$INSTANCE" in
+    1) ;;
+    2) export EG_K8S_POD_CIDR="${EG_K8S_POD_CIDR:-10.245.0.0/24}" EG_K8S_SERVICE_CIDR="${EG_K8S_SERVICE_CIDR:-10.97.0.0/24}" \
+              EG_K8S_POD_BRIDGE="${EG_K8S_POD_BRIDGE:-eg-k8s1}" EG_K8S_NODE="${EG_K8S_NODE:-eg-k8s-node2}" ;;
+    *) echo "eg-k8s setup: ERROR: EG_K8S_INSTANCE must be 1 or 2, not $INSTANCE" >&2; exit 1 ;;
+esac
+RUN="${EG_K8S_RUN:-/tmp/eg-k8s$([ "$INSTANCE" = 1 ] || echo "$INSTANCE")}"
 CACHE="${EG_K8S_CACHE:-/var/cache/eg-k8s}"
 BINARIES="kube-apiserver kubelet kube-scheduler kube-controller-manager kube-proxy"
 
 say() { echo "eg-k8s setup: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 ETCD_PORT=23790; APISERVER_PORT=16443; SCHEDULER_PORT=20259; CM_PORT=20257; KUBELET_PORT=20250; KUBELET_HEALTHZ=20248
-PROXY_HEALTHZ=20256; PROXY_METRICS=20249
+PROXY_HEALTHZ=20256; PROXY_METRICS=20249; ETCD_PEER_PORT=23800; ETCD_METRICS_PORT=23810; CONTEXT=eg
+if [ "$INSTANCE" = 2 ]; then
+    ETCD_PORT=23791; APISERVER_PORT=16444; SCHEDULER_PORT=20359; CM_PORT=20357; KUBELET_PORT=20350; KUBELET_HEALTHZ=20348
+    ETCD_PEER_PORT=23801; ETCD_METRICS_PORT=23811; CONTEXT=eg2
+fi
 # shellcheck source=pod_network.sh
 . "$HERE/pod_network.sh"
 
@@ -270,7 +299,8 @@ daemon() {
         say "restarting $name: its command line changed"
         stop "$name"
     fi
-    setsid "$@" >"$RUN/$name.log" 2>&1 </dev/null 9>&- &
+    # shellcheck disable=SC2086  # a wrapper is words without spaces
+    setsid ${WRAPPER[$name]:-} "$@" >"$RUN/$name.log" 2>&1 </dev/null 9>&- &
     echo $! > "$RUN/$name.pid"
     say "started $name (pid $!)"
 }
@@ -304,11 +334,11 @@ write_kubeconfig() {
     local token kc="$RUN/kubeconfig"
     token="$(cut -d, -f1 "$RUN/tokens.csv")"
     rm -f "$kc.part"
-    kubectl config --kubeconfig="$kc.part" set-cluster eg --server="https://127.0.0.1:$APISERVER_PORT" \
+    kubectl config --kubeconfig="$kc.part" set-cluster "$CONTEXT" --server="https://127.0.0.1:$APISERVER_PORT" \
         --certificate-authority="$RUN/certs/apiserver.crt" --embed-certs=true >/dev/null
     kubectl config --kubeconfig="$kc.part" set-credentials admin --token="$token" >/dev/null
-    kubectl config --kubeconfig="$kc.part" set-context eg --cluster=eg --user=admin >/dev/null
-    kubectl config --kubeconfig="$kc.part" use-context eg >/dev/null
+    kubectl config --kubeconfig="$kc.part" set-context "$CONTEXT" --cluster="$CONTEXT" --user=admin >/dev/null
+    kubectl config --kubeconfig="$kc.part" use-context "$CONTEXT" >/dev/null
     chmod 600 "$kc.part"; mv "$kc.part" "$kc"
 }
 
@@ -322,8 +352,8 @@ start_cluster() {
     mkdir -p "$RUN/etcd" "$RUN/certs" "$RUN/kubelet" "$RUN/kubelet-pki" "$RUN/dockershim"
     daemon etcd etcd --name eg --data-dir "$RUN/etcd" \
         --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-        --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
-        --initial-cluster eg=http://127.0.0.1:23800 --listen-metrics-urls http://127.0.0.1:23810
+        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+        --initial-cluster "eg=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "http://127.0.0.1:$ETCD_METRICS_PORT"
     apiserver_certificate
     daemon kube-apiserver "$B/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
         --bind-address=0.0.0.0 --advertise-address="$POD_GATEWAY" --secure-port="$APISERVER_PORT" --insecure-port=0 \
@@ -345,14 +375,48 @@ start_cluster() {
         --cgroup-driver=cgroupfs --fail-swap-on=false --address=127.0.0.1 --port="$KUBELET_PORT" --read-only-port=0 \
         --healthz-bind-address=127.0.0.1 --healthz-port="$KUBELET_HEALTHZ" --cgroups-per-qos=false \
         --enforce-node-allocatable="" --eviction-hard="" --image-gc-high-threshold=100 --image-gc-low-threshold=99 \
-        --network-plugin=cni --cni-bin-dir="$CNI_BIN" --cni-conf-dir="$CNI_CONF" --cni-cache-dir="$RUN/cni/cache"
+        --network-plugin=cni --cni-bin-dir="$CNI_BIN" --cni-conf-dir="$CNI_CONF" --cni-cache-dir="$RUN/cni/cache" \
+        ${KUBELET_EXTRA[@]+"${KUBELET_EXTRA[@]}"}
+    if [ "$INSTANCE" = 1 ]; then
+        start_kube_proxy
+    fi
+    wait_for "node $NODE" 180 kubectl --kubeconfig="$kc" wait --for=condition=Ready "node/$NODE" --timeout=5s
+    wait_for "the default service account" 60 kubectl --kubeconfig="$kc" -n default get serviceaccount default
+}
+
+start_kube_proxy() {
+    local B="$CACHE/$VERSION/bin" kc="$RUN/kubeconfig"
     daemon kube-proxy "$B/kube-proxy" --kubeconfig="$kc" --hostname-override="$NODE" --proxy-mode=iptables \
         --cluster-cidr="$POD_CIDR" --healthz-bind-address="127.0.0.1:$PROXY_HEALTHZ" \
         --metrics-bind-address="127.0.0.1:$PROXY_METRICS" --oom-score-adj=0 --conntrack-max-per-core=0 \
         --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0
     wait_for "kube-proxy" 60 curl -sf "http://127.0.0.1:$PROXY_HEALTHZ/healthz"
-    wait_for "node $NODE" 180 kubectl --kubeconfig="$kc" wait --for=condition=Ready "node/$NODE" --timeout=5s
-    wait_for "the default service account" 60 kubectl --kubeconfig="$kc" -n default get serviceaccount default
+}
+
+KUBELET_EXTRA=()
+declare -A WRAPPER=()  # daemon name -> the command that starts it (its command line stays the daemon's own)
+
+second_kubelet() {
+    # Instance 2's kubelet (see the header): its own CRI socket and no KUBE-* chains; started by a
+    # wrapper that gives it a mount namespace with this instance's /var/log/pods,
+    # /var/log/containers and /var/lib/kubelet/device-plugins. Its root is made a shared mount
+    # here first, so what the kubelet mounts under it (Secret volumes) reaches the node's engine.
+    KUBELET_EXTRA=(--container-runtime-endpoint="unix://$RUN/dockershim.sock" --image-service-endpoint="unix://$RUN/dockershim.sock"
+                   --make-iptables-util-chains=false)
+    mkdir -p "$RUN/kubelet" "$RUN/log/pods" "$RUN/log/containers" "$RUN/device-plugins" \
+        /var/log/pods /var/log/containers /var/lib/kubelet/device-plugins
+    mountpoint -q "$RUN/kubelet" || mount --bind "$RUN/kubelet" "$RUN/kubelet"
+    mount --make-shared "$RUN/kubelet"
+    cat > "$RUN/kubelet-ns.part" <<'WRAP'
+#!/bin/sh
+# kubelet-ns RUN KUBELET ARGS...: the kubelet in a mount namespace of its own (eg-k8s setup.sh, instance 2)
+run="$1"; shift
+exec unshare --mount --propagation unchanged /bin/sh -c '
+  mount --bind "$0/log/pods" /var/log/pods && mount --bind "$0/log/containers" /var/log/containers &&
+  mount --bind "$0/device-plugins" /var/lib/kubelet/device-plugins && exec "$@"' "$run" "$@"
+WRAP
+    chmod 755 "$RUN/kubelet-ns.part"; mv "$RUN/kubelet-ns.part" "$RUN/kubelet-ns"
+    WRAPPER[kubelet]="$RUN/kubelet-ns $RUN"
 }
 
 # --- teardown ---------------------------------------------------------------------------------
@@ -395,7 +459,7 @@ flock 9
 write_runc_clamp
 start_docker
 pause_image
-spark_image
+if [ "$INSTANCE" = 1 ]; then spark_image; else second_kubelet; fi
 credentials
 pod_network_up
 start_cluster
@@ -403,7 +467,7 @@ say "cluster ready in $((SECONDS - T0)) s"
 echo "KUBECONFIG=$RUN/kubeconfig"
 echo "DOCKER_HOST=$DOCKER_HOST"
 echo "EG_K8S_IMAGE=$KERNEL_IMAGE"
-echo "EG_K8S_SPARK_IMAGE=$SPARK_IMAGE"
+[ "$INSTANCE" != 1 ] || echo "EG_K8S_SPARK_IMAGE=$SPARK_IMAGE"
 echo "EG_K8S_NODE=$NODE"
 echo "EG_K8S_APISERVER_PORT=$APISERVER_PORT"
 echo "EG_K8S_CA=$RUN/certs/apiserver.crt"

@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 
 
 async def list_orphans(known_kernel_ids: Iterable[str], *, gateway_id: str | None = None) -> list[OrphanPod]:
-    """Kernel pods of ``gateway_id`` whose kernel id is not in ``known_kernel_ids``."""
+    """Kernel pods of ``gateway_id`` whose kernel id is not in ``known_kernel_ids``, in every
+    cluster the gateway's kernelspecs name (the gateway's own cluster outside a running gateway)."""
     return await find(known_kernel_ids, gateway_id)
 
 

@@ -2,7 +2,7 @@
 
 A missing permission is named exactly (verb, resource, namespace), at startup in the log and at
 launch as a 403, before anything is created, instead of surfacing later as a half-done launch.
-Answers are cached for :data:`CACHE_SECONDS` per namespace.
+Answers are cached for :data:`CACHE_SECONDS` per namespace and cluster.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Iterable
 from eg_core import LaunchRefused
 
 from . import _api as api
+from . import _clusters as clusters
 
 CACHE_SECONDS = 60.0
 # (verb, resource, subresource) the gateway needs in a kernel's namespace
@@ -27,11 +28,11 @@ ALL_NAMESPACES = [("list", "pods", ""), ("watch", "pods", "")]
 KIND_RESOURCES = {"Service": "services", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims", "Secret": "secrets"}
 _GROUPS = {"rolebindings": "rbac.authorization.k8s.io", "roles": "rbac.authorization.k8s.io"}
 
-_cache: dict[tuple[str, str, str, str], tuple[float, bool]] = {}
+_cache: dict[tuple[object, str, str, str, str], tuple[float, bool]] = {}
 
 
 async def allowed(verb: str, resource: str, subresource: str = "", namespace: str = "") -> bool:
-    key = (verb, resource, subresource, namespace)
+    key = (clusters.current(), verb, resource, subresource, namespace)
     hit = _cache.get(key)
     if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]

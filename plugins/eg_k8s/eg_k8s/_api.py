@@ -1,9 +1,10 @@
 """The Kubernetes API, from the event loop: the synchronous ``kubernetes`` client run in a
 thread pool of its own, and its errors turned into readable ones.
 
-One API client per gateway process (its connection pool is shared by every kernel); the watch on
-kernel pods (:mod:`._pods`) reads in a thread of its own, so API calls never wait behind it. The
-``kubernetes`` package is imported with the client: a gateway with no cluster never loads it.
+One API client and one thread pool per cluster (:mod:`._clusters`; the current cluster's are
+used), its connection pool shared by every kernel there; the watch on kernel pods (:mod:`._pods`)
+reads in a thread of its own, so API calls never wait behind it. The ``kubernetes`` package is
+imported with the first client: a gateway with no cluster never loads it.
 """
 
 from __future__ import annotations
@@ -15,54 +16,84 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
+from eg_core import BadRequest
+
+from . import _clusters as clusters
+from ._clusters import Cluster
 from ._settings import settings
 
 if TYPE_CHECKING:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
-_api: client.ApiClient | None = None
-_executor: ThreadPoolExecutor | None = None
+_clients: dict[Cluster, client.ApiClient] = {}
+_executors: dict[Cluster, ThreadPoolExecutor] = {}
 
 
-def missing_configuration() -> str | None:
-    """Why :func:`api_client` has no configuration to load (None when it may have one): no
-    kubeconfig file (the ``kubeconfig`` setting or KUBECONFIG, else ~/.kube/config) and not in
-    a pod. Answered without importing the client."""
-    s = settings()
-    if not s.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+def _in_cluster(cluster: Cluster) -> bool:
+    return not cluster.kubeconfig and not cluster.context and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def missing_configuration(cluster: Cluster | None = None) -> str | None:
+    """Why :func:`api_client` has no configuration to load for ``cluster`` (the current one; None
+    when it may have one): no kubeconfig file (its ``kubeconfig`` or KUBECONFIG, else
+    ~/.kube/config) and not in a pod. Answered without importing the client."""
+    cluster = cluster or clusters.current()
+    if _in_cluster(cluster):
         return None
-    files = (s.kubeconfig or "~/.kube/config").split(os.pathsep)  # KUBECONFIG may list several
+    files = (cluster.kubeconfig or "~/.kube/config").split(os.pathsep)  # KUBECONFIG may list several
     if any(os.path.exists(os.path.expanduser(f)) for f in files if f):
         return None
-    if s.kubeconfig:
-        return f"no kubeconfig file at {s.kubeconfig}"
+    if cluster.kubeconfig:
+        return f"no kubeconfig file at {cluster.kubeconfig}"
     return "no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster)"
 
 
-def api_client() -> client.ApiClient:
-    """The process's API client: in-cluster config inside a pod, else the kubeconfig."""
-    global _api
-    if _api is None:
-        from kubernetes import client, config
+def api_client(cluster: Cluster | None = None) -> client.ApiClient:
+    """The API client of ``cluster`` (the current one): in-cluster config inside a pod, else its
+    kubeconfig and context. Raises :class:`eg_core.BadRequest` naming the file or context when
+    the configuration is missing or has no such context (a kernelspec's mistake, or the gateway's)."""
+    cluster = cluster or clusters.current()
+    api = _clients.get(cluster)
+    if api is None:
+        from kubernetes import client
 
-        s = settings()
         configuration = client.Configuration()
-        if not s.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            config.load_kube_config(
-                config_file=s.kubeconfig or None, context=s.context or None, client_configuration=configuration
-            )
-        configuration.connection_pool_maxsize = max(s.api_threads, 4) + 2
-        _api = client.ApiClient(configuration)
-    return _api
+        _load(cluster, configuration)
+        configuration.connection_pool_maxsize = max(settings().api_threads, 4) + 2
+        api = _clients[cluster] = client.ApiClient(configuration)
+    return api
 
 
-def core() -> client.CoreV1Api:
+def _load(cluster: Cluster, configuration: Any) -> None:
+    from kubernetes import config
+
+    if _in_cluster(cluster):
+        config.load_incluster_config(client_configuration=configuration)
+        return
+    fix = "fix the kernelspec's kubeconfig/context, or KubernetesSettings.kubeconfig/context (KUBECONFIG)"
+    missing = missing_configuration(cluster)
+    if missing:
+        raise BadRequest(f"Kubernetes cluster {cluster}: {missing}: {fix}", reason="Kubernetes Configuration Invalid")
+    try:
+        if cluster.context:
+            contexts, _ = config.list_kube_config_contexts(config_file=cluster.kubeconfig or None)
+            names = sorted(c["name"] for c in contexts or [])
+            if cluster.context not in names:
+                raise BadRequest(
+                    f"Kubernetes cluster {cluster}: the kubeconfig has no context {cluster.context!r} "
+                    f"(it has: {', '.join(names) or 'none'}): {fix}", reason="Kubernetes Configuration Invalid",
+                )
+        config.load_kube_config(config_file=cluster.kubeconfig or None, context=cluster.context or None,
+                                client_configuration=configuration)
+    except config.ConfigException as exc:
+        raise BadRequest(f"Kubernetes cluster {cluster}: {exc}: {fix}", reason="Kubernetes Configuration Invalid") from None
+
+
+def core(cluster: Cluster | None = None) -> client.CoreV1Api:
     from kubernetes import client
 
-    return client.CoreV1Api(api_client())
+    return client.CoreV1Api(api_client(cluster))
 
 
 def rbac() -> client.RbacAuthorizationV1Api:
@@ -78,11 +109,12 @@ def authz() -> client.AuthorizationV1Api:
 
 
 async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run one blocking client call in the API thread pool."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=max(settings().api_threads, 1), thread_name_prefix="eg-k8s-api")
-    return await asyncio.get_running_loop().run_in_executor(_executor, functools.partial(fn, *args, **kwargs))
+    """Run one blocking client call in the current cluster's API thread pool."""
+    cluster = clusters.current()
+    executor = _executors.get(cluster)
+    if executor is None:
+        executor = _executors[cluster] = ThreadPoolExecutor(max_workers=max(settings().api_threads, 1), thread_name_prefix="eg-k8s-api")
+    return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args, **kwargs))
 
 
 async def call_raw(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -154,17 +186,22 @@ async def list_and_watch(namespaced: Callable[..., Any], everywhere: Callable[..
                 yield kind, obj
 
 
+def connected() -> list[Cluster]:
+    """The clusters that have an API client now."""
+    return sorted(_clients)
+
+
 def close() -> None:
-    global _api, _executor
-    if _api is not None:
+    """Close every cluster's client and thread pool (at shutdown)."""
+    for api in list(_clients.values()):
         try:
-            _api.close()
+            api.close()
         except Exception:
             pass
-        _api = None
-    if _executor is not None:
-        _executor.shutdown(wait=False)
-        _executor = None
+    _clients.clear()
+    for executor in list(_executors.values()):
+        executor.shutdown(wait=False)
+    _executors.clear()
 
 
-__all__ = ["missing_configuration", "api_client", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "list_and_watch", "close"]
+__all__ = ["missing_configuration", "api_client", "connected", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "list_and_watch", "close"]

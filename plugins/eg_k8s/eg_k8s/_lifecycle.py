@@ -2,7 +2,8 @@
 
 What later steps (and a gateway adopting the kernel) need is in ``kernel.state``: ``pod``,
 ``namespace``, ``pod_uid``, ``secret``, ``scope`` (the namespace the shared watch covers, or None
-for all), ``gateway_id``, ``host`` (the address the gateway dials, if fixed).
+for all), ``gateway_id``, ``host`` (the address the gateway dials, if fixed), ``cluster`` (the
+kubeconfig and context of the kernel's cluster, :mod:`._clusters`: every hook runs in it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from eg_core.remote import LauncherRequestRejected
 
 from . import _access as access
 from . import _api as api
+from . import _clusters as clusters
 from . import _namespaces as namespaces
 from . import _pods as pods
 from . import _pool as pool
@@ -64,7 +66,7 @@ def mount_connection_file(pod: dict[str, Any], secret: str) -> None:
 
 
 def watch_of(kernel: KernelContext):
-    return pods.pods(kernel.state.get("scope"), kernel.state.get("gateway_id", "eg"))
+    return pods.pods(kernel.state.get("scope"), kernel.state.get("gateway_id", "eg"), clusters.of_state(kernel.state))
 
 
 def scope_of(kp: KernelPod) -> str | None:
@@ -75,11 +77,14 @@ def scope_of(kp: KernelPod) -> str | None:
 # -- launch --------------------------------------------------------------------------------------
 
 
+@clusters.launching
 async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
-    """Check every value and permission (400/403 before anything exists), create the namespace
-    if the mode says so, then the launch Secret, the Pod, and what the pod template adds."""
+    """Check every value and permission (400/403 before anything exists; 400 naming the file or
+    context when the kernelspec's cluster cannot be configured), create the namespace if the mode
+    says so, then the launch Secret, the Pod, and what the pod template adds."""
     start = time.monotonic()
     kp = resolve(kernel)
+    api.api_client()  # the kernelspec's cluster is configured
     creates_ns = namespaces.creates_namespace(kernel, kp)
     secret = f"{kp.name}-eg"
     direct = uses_connection_file(kernel)
@@ -106,7 +111,7 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
                          spark_cluster.GATEWAY_NEEDS if kp.spark and kp.spark.service_account else ())
     kernel.state.pop("pod_uid", None)  # a relaunch's pod is not its predecessor
     kernel.state.update(
-        pod=kp.name, namespace=kp.namespace, namespace_mode=kp.namespace_mode, secret=secret, scope=scope_of(kp),
+        cluster=clusters.current().state(), pod=kp.name, namespace=kp.namespace, namespace_mode=kp.namespace_mode, secret=secret, scope=scope_of(kp),
         gateway_id=kp.gateway_id, host=kp.kernel_host, log_tail_lines=kp.log_tail_lines, confirmed=False,
         fail_unschedulable=kp.fail_unschedulable, image=kp.image, image_pull_timeout=kp.image_pull_timeout, kinds=sorted(k for k in objects if k != "Pod"), direct=direct, spark=bool(kp.spark),
         **({"created_namespace": True} if creates_ns else {}),
@@ -218,6 +223,7 @@ def _failed(what: str, exc: ApiException) -> Exception:
 # -- startup -------------------------------------------------------------------------------------
 
 
+@clusters.of_kernel
 async def confirm_startup(kernel: KernelContext) -> None:
     """Wait for the launcher's callback, failing fast on what the pod's state says
     (unschedulable, image not pullable, container ended); then learn the pod's address."""
@@ -283,6 +289,7 @@ async def current_pod(kernel: KernelContext) -> dict[str, Any] | None:
     return pods.ours(uid)(pod)
 
 
+@clusters.of_kernel
 async def poll(kernel: KernelContext) -> int | None:
     if not kernel.state.get("pod"):
         return 0
@@ -293,6 +300,7 @@ async def poll(kernel: KernelContext) -> int | None:
         return None  # the API is unreachable: that says nothing about the kernel
 
 
+@clusters.of_kernel
 async def wait(kernel: KernelContext) -> int:
     """Wait on the shared watch until the kernel's pod ends or is deleted."""
     if not kernel.state.get("pod"):
@@ -307,6 +315,7 @@ async def wait(kernel: KernelContext) -> int:
     return await watch_of(kernel).wait(kernel.kernel_id, ended)
 
 
+@clusters.of_kernel
 async def send_signal(kernel: KernelContext, signum: int) -> None:
     """Signals go through the launcher's comm port; SIGTERM/SIGKILL fall back to deleting the pod."""
     if signum == 0:
@@ -321,6 +330,7 @@ async def send_signal(kernel: KernelContext, signum: int) -> None:
         await kill(kernel)
 
 
+@clusters.of_kernel
 async def terminate(kernel: KernelContext) -> None:
     if remote.has_comm_port(kernel):
         await remote.shutdown_launcher(kernel)
@@ -328,6 +338,7 @@ async def terminate(kernel: KernelContext) -> None:
         await _delete_pod(api.core(), kernel.state["namespace"], kernel.state["pod"], grace=None)
 
 
+@clusters.of_kernel
 async def kill(kernel: KernelContext) -> None:
     if await _removable(kernel):
         await _delete_pod(api.core(), kernel.state["namespace"], kernel.state["pod"], grace=0, uid=kernel.state.get("pod_uid"))
@@ -368,6 +379,7 @@ async def _delete_pod(core: client.CoreV1Api, namespace: str, name: str, grace: 
             raise
 
 
+@clusters.of_kernel
 async def cleanup(kernel: KernelContext, restart: bool) -> None:
     """Delete everything the launch created: the pod (waiting until it is gone, so a relaunch
     can reuse its name), its Secret and template objects, and a namespace the launch created
@@ -434,6 +446,7 @@ async def patch_objects(state: dict[str, Any], kernel_id: str, patch: dict[str, 
             await api.ignore_missing(getattr(core, patch_name), item["metadata"]["name"], namespace, patch)
 
 
+@clusters.of_kernel
 async def describe_exit(kernel: KernelContext) -> str | None:
     """How the pod ended (phase, reason, exit status) and its last log lines."""
     name, namespace = kernel.state.get("pod"), kernel.state.get("namespace")
@@ -476,6 +489,7 @@ async def describe_exit(kernel: KernelContext) -> str | None:
     return text
 
 
+@clusters.of_kernel
 async def backend_log(kernel: KernelContext, lines: int) -> list[str] | None:
     """``eg_backend_log``: the pod's events and its container's last log lines
     (:func:`eg_k8s._pods.log_tail`), None before the pod was made."""
@@ -494,10 +508,11 @@ async def load_process_info(kernel: KernelContext, info: dict[str, Any]) -> None
     """Re-attach to a kernel pod launched by an earlier gateway process."""
     kernel.state = dict(info)
     kernel.handles.clear()
-    watch = watch_of(kernel)
-    watch.start()
-    if await current_pod(kernel) is None:
-        kernel.log.warning("its pod %s is gone; it will be reported dead", kernel.state.get("pod"))
+    with clusters.using(clusters.of_state(kernel.state)):
+        watch = watch_of(kernel)
+        watch.start()
+        if await current_pod(kernel) is None:
+            kernel.log.warning("its pod %s is gone; it will be reported dead", kernel.state.get("pod"))
 
 
 __all__ = ["launch_process", "confirm_startup", "poll", "wait", "send_signal", "terminate", "kill", "cleanup", "describe_exit", "load_process_info", "delete_owned",

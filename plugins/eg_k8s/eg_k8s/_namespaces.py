@@ -26,6 +26,7 @@ from eg_core import KernelContext, LaunchFailed
 from eg_core.watch import iterate_in_thread
 
 from . import _api as api
+from . import _clusters as clusters
 from ._manifest import APP, COMPONENT, LABEL_APP, LABEL_COMPONENT, LABEL_GATEWAY, LABEL_KERNEL_ID
 from ._request import KernelPod, creates_namespace, dns_name
 
@@ -33,12 +34,13 @@ ROLE_BINDING = "eg-kernel"
 LABEL_USER = "eg.jupyter.org/user"
 # Per namespace this process creates: launches between ensuring it and creating their pod (a
 # per-user namespace is not deleted under them), and the lock that orders those with deletions.
-_launching: dict[str, int] = {}
-_locks: dict[str, asyncio.Lock] = {}
+# Both are per namespace of the current cluster.
+_launching: dict[tuple[object, str], int] = {}
+_locks: dict[tuple[object, str], asyncio.Lock] = {}
 
 
 def _lock(namespace: str) -> asyncio.Lock:
-    return _locks.setdefault(namespace, asyncio.Lock())
+    return _locks.setdefault((clusters.current(), namespace), asyncio.Lock())
 
 
 @contextlib.asynccontextmanager
@@ -46,15 +48,16 @@ async def in_use(kernel: KernelContext, kp: KernelPod, timeout: float) -> AsyncI
     """Around creating the kernel's objects: the namespace exists (see :func:`ensure`) and a
     release of the user's last kernel (:func:`release`) leaves it alone until the pod exists."""
     namespace = kp.namespace
+    key = (clusters.current(), namespace)
     async with _lock(namespace):
         await ensure(kernel, kp, timeout)
-        _launching[namespace] = _launching.get(namespace, 0) + 1
+        _launching[key] = _launching.get(key, 0) + 1
     try:
         yield
     finally:
-        _launching[namespace] -= 1
-        if not _launching[namespace]:
-            del _launching[namespace]
+        _launching[key] -= 1
+        if not _launching[key]:
+            del _launching[key]
 
 
 def _labels(kernel: KernelContext, kp: KernelPod) -> dict[str, str]:
@@ -134,7 +137,7 @@ async def release(kernel: KernelContext) -> None:
         await _delete(core, namespace)
     else:
         async with _lock(namespace):
-            if _launching.get(namespace):
+            if _launching.get((clusters.current(), namespace)):
                 return  # a launch of this user's is creating its pod there
             left = await api.call_raw(core.list_namespaced_pod, namespace, label_selector=f"{LABEL_COMPONENT}={COMPONENT}")
             if any(p["metadata"].get("labels", {}).get(LABEL_KERNEL_ID) != kernel.kernel_id for p in left.get("items") or []):

@@ -2,8 +2,9 @@
 
 Every kernel's ``eg_confirm_startup``, ``eg_wait`` and ``eg_poll`` read one
 :class:`eg_core.watch.SharedWatch` per scope (the shared namespace, or all namespaces when kernels
-get namespaces of their own): one list, then one watch connection from its resourceVersion,
-whatever the number of kernels. Pods are kept as the API's JSON (dicts), keyed by kernel id.
+get namespaces of their own) and cluster (:mod:`._clusters`): one list, then one watch
+connection from its resourceVersion, whatever the number of kernels. Pods are kept as the API's
+JSON (dicts), keyed by kernel id.
 """
 
 from __future__ import annotations
@@ -14,26 +15,39 @@ from eg_core import LaunchFailed
 from eg_core.watch import Change, SharedWatch, Snapshot
 
 from . import _api as api
+from . import _clusters as clusters
+from ._clusters import Cluster
 from ._manifest import LABEL_KERNEL_ID, selector
 
 IMAGE_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable"}
 CONTAINER_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError"}
 
-_watches: dict[tuple[str | None, str], SharedWatch] = {}
+_watches: dict[tuple[Cluster, str | None, str], SharedWatch] = {}
 
 
-def pods(namespace: str | None, gateway_id: str) -> SharedWatch:
-    """The shared watch on ``gateway_id``'s kernel pods in ``namespace`` (None: all namespaces)."""
-    key = (namespace, gateway_id)
+def pods(namespace: str | None, gateway_id: str, cluster: Cluster | None = None) -> SharedWatch:
+    """The shared watch on ``gateway_id``'s kernel pods in ``namespace`` (None: all namespaces)
+    of ``cluster`` (the current one)."""
+    cluster = cluster or clusters.current()
+    key = (cluster, namespace, gateway_id)
     watch = _watches.get(key)
     if watch is None:
         where = f"namespace {namespace}" if namespace else "all namespaces"
-        watch = _watches[key] = SharedWatch(f"kernel pods in {where}", lambda: _feed(namespace, selector(gateway_id)))
+        watch = _watches[key] = SharedWatch(f"kernel pods in {where} of {cluster}", lambda: _feed(cluster, namespace, selector(gateway_id)))
     return watch
 
 
 def watches() -> list[SharedWatch]:
     return list(_watches.values())
+
+
+def find(kernel_id: str) -> tuple[Cluster, dict[str, Any]] | None:
+    """The pod of ``kernel_id`` in any watch, and its cluster."""
+    for (cluster, _, _), watch in list(_watches.items()):
+        pod = watch.get(kernel_id)
+        if pod is not None:
+            return cluster, pod
+    return None
 
 
 async def close() -> None:
@@ -46,7 +60,8 @@ def _kernel_id(pod: dict[str, Any]) -> str | None:
     return ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_KERNEL_ID)
 
 
-async def _feed(namespace: str | None, label_selector: str) -> AsyncIterator[Snapshot | Change]:
+async def _feed(cluster: Cluster, namespace: str | None, label_selector: str) -> AsyncIterator[Snapshot | Change]:
+    clusters.enter(cluster)  # the watch's own task
     core = api.core()
     uids: dict[str, str] = {}
     async for kind, obj in api.list_and_watch(core.list_namespaced_pod, core.list_pod_for_all_namespaces, namespace,

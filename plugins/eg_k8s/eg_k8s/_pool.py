@@ -82,8 +82,11 @@ def claim(kernel: KernelContext) -> None:
     """Called on ``pool_claimed``: rewrite the pod's and its objects' metadata for the claimant,
     in the background, :data:`CLAIM_DELAY` later (the claim is answered at once, and the
     client's first requests do not compete with these API calls); :func:`claimed` ends it."""
+    from . import _clusters as clusters
+
     if kernel.state.get("pod"):
-        kernel.handles["claiming"] = asyncio.ensure_future(_claim(kernel))
+        with clusters.using(clusters.of_state(kernel.state)):  # the task's calls go to the kernel's cluster
+            kernel.handles["claiming"] = asyncio.ensure_future(_claim(kernel))
 
 
 async def claimed(kernel: KernelContext) -> None:

@@ -1,6 +1,6 @@
 """The image pull of a kernel pod as a launch phase of its own, from the kubelet's pod events.
 
-One :class:`eg_core.watch.SharedWatch` per scope (as for pods, :mod:`._pods`) follows the pull
+One :class:`eg_core.watch.SharedWatch` per scope and cluster (as for pods, :mod:`._pods`) follows the pull
 events of pods (``Pulling``, ``Pulled``, ``Failed``, ``BackOff``), keyed by the pod's uid, the
 value being the pod's latest such event. While a launch waits for its pod, :func:`follow` sees
 ``Pulling``: it reports the ``pulling`` step (as eg-docker names it), stops the launch deadline's clock
@@ -21,18 +21,21 @@ from eg_core import KernelContext, LaunchFailed
 from eg_core.watch import Change, SharedWatch, Snapshot
 
 from . import _api as api
+from . import _clusters as clusters
+from ._clusters import Cluster
 
 PULL_REASONS = {"Pulling", "Pulled", "Failed", "BackOff", "ErrImageNeverPull"}
 
-_watches: dict[str | None, SharedWatch] = {}
+_watches: dict[tuple[Cluster, str | None], SharedWatch] = {}
 
 
 def events(namespace: str | None) -> SharedWatch:
-    """The shared watch on pull events of pods in ``namespace`` (None: all namespaces)."""
-    watch = _watches.get(namespace)
+    """The shared watch on pull events of pods in ``namespace`` (None: all namespaces) of the current cluster."""
+    cluster = clusters.current()
+    watch = _watches.get((cluster, namespace))
     if watch is None:
         where = f"namespace {namespace}" if namespace else "all namespaces"
-        watch = _watches[namespace] = SharedWatch(f"pod image pulls in {where}", lambda: _feed(namespace))
+        watch = _watches[cluster, namespace] = SharedWatch(f"pod image pulls in {where} of {cluster}", lambda: _feed(cluster, namespace))
     return watch
 
 
@@ -53,7 +56,8 @@ def _when(event: dict[str, Any]) -> str:
     return event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
 
 
-async def _feed(namespace: str | None) -> AsyncIterator[Snapshot | Change]:
+async def _feed(cluster: Cluster, namespace: str | None) -> AsyncIterator[Snapshot | Change]:
+    clusters.enter(cluster)  # the watch's own task
     core = api.core()
     async for kind, obj in api.list_and_watch(core.list_namespaced_event, core.list_event_for_all_namespaces, namespace,
                                               field_selector="involvedObject.kind=Pod"):

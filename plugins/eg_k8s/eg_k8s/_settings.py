@@ -21,10 +21,12 @@ PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 class KubernetesSettings(EnvDefaults, SingletonConfigurable):
     """Where and how kernel pods run."""
 
-    kubeconfig = Unicode("", config=True, help="kubeconfig file; empty: in-cluster config inside a pod, else ~/.kube/config.").tag(
-        env=("KUBECONFIG",)
-    )
-    context = Unicode("", config=True, help="kubeconfig context (empty: its current context).")
+    kubeconfig = Unicode(
+        "", config=True,
+        help="kubeconfig file of the gateway's cluster; empty: in-cluster config inside a pod, else ~/.kube/config. "
+        "A kernelspec may name another cluster with `kubeconfig` and/or `context` in its config.",
+    ).tag(env=("KUBECONFIG",))
+    context = Unicode("", config=True, help="kubeconfig context of the gateway's cluster (empty: its current context).")
     namespace = Unicode("default", config=True, help="Namespace of kernel pods in the 'shared' namespace mode.").tag(
         env=("EG_NAMESPACE",)
     )

@@ -7,7 +7,9 @@ gateway, or any replica, finds every pod kernel in the cluster with no shared fi
 
 The ``eg_store_*`` hooks answer for pod kernels only, and decline (return None) for any other
 kernel, so the gateway's own store keeps those. Which kernel ids are pod kernels is known from
-the shared pod watches, synced at startup.
+the shared pod watches, synced at startup. A record is kept in the kernel's own cluster (its
+state names it, :mod:`._clusters`), and :func:`load_all` reads every cluster the gateway's
+kernelspecs name.
 
 A launch is recorded before anything is created, when there is no pod to hold the record: such
 a record (and one of a restart between pods) is declined, so the gateway's own store keeps it,
@@ -21,28 +23,25 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 from typing import Any, Awaitable
 
 from . import _api as api
+from . import _clusters as clusters
 from . import _pods as pods
+from ._clusters import Cluster, Target
 from ._manifest import selector
 from ._settings import settings
 
+log = logging.getLogger("eg.k8s")
+
 ANNOTATION = "eg.jupyter.org/session"
 KEY_FIELD = "connection-key"
-_written: dict[tuple[str, str], str] = {}  # (namespace, Secret) -> the connection key this process wrote there
+_written: dict[tuple[Cluster, str, str], str] = {}  # (cluster, namespace, Secret) -> the connection key this process wrote there
 
 
 def _is_k8s(record: dict[str, Any]) -> bool:
     return ((record.get("provisioner") or {}).get("eg") or {}).get("resource_manager") == "k8s"
-
-
-def _known_pod(kernel_id: str) -> dict[str, Any] | None:
-    for watch in pods.watches():
-        pod = watch.get(kernel_id)
-        if pod is not None:
-            return pod
-    return None
 
 
 def _secret_places(record: dict[str, Any]) -> list[tuple[dict, str]]:
@@ -89,11 +88,19 @@ async def _save(record: dict[str, Any]) -> bool | None:
     if not name or not namespace or not state.get("pod_uid"):
         return None  # no pod yet: the next store keeps it
     public, key = _split_key(record)
+    cluster = clusters.of_state(state)
+    with clusters.using(cluster):
+        return await _write(cluster, public, key, name, namespace, secret)
+
+
+async def _write(cluster: Cluster, public: dict[str, Any], key: str | None, name: str, namespace: str, secret: str | None) -> bool | None:
+    from kubernetes.client.rest import ApiException
+
     core = api.core()
     try:
-        if secret and key is not None and _written.get((namespace, secret)) != key:  # once per key: a claim writes no Secret
+        if secret and key is not None and _written.get((cluster, namespace, secret)) != key:  # once per key: a claim writes no Secret
             await api.call(core.patch_namespaced_secret, secret, namespace, {"stringData": {KEY_FIELD: key}}, _preload_content=False)
-            _written[(namespace, secret)] = key
+            _written[(cluster, namespace, secret)] = key
         # the answer is not read: the client's models of a pod cost more CPU than the call
         await api.call(core.patch_namespaced_pod, name, namespace, {"metadata": {"annotations": {ANNOTATION: json.dumps(public)}}},
                        _preload_content=False)
@@ -105,11 +112,13 @@ async def _save(record: dict[str, Any]) -> bool | None:
 
 
 def secret_made(namespace: str, secret: str) -> None:
-    """Called when a launch (re)creates a kernel's Secret: it holds no connection key yet."""
-    _written.pop((namespace, secret), None)
+    """Called when a launch (re)creates a kernel's Secret (in the current cluster): it holds no connection key yet."""
+    _written.pop((clusters.current(), namespace, secret), None)
 
 
-async def _record(pod: dict[str, Any]) -> dict[str, Any] | None:
+async def _record(pod: dict[str, Any], cluster: Cluster) -> dict[str, Any] | None:
+    """The session record on ``pod`` of ``cluster`` (the current one), with its keys from the
+    kernel's Secret; a record that names no cluster (written before eg-k8s had several) gets ``cluster``."""
     from kubernetes.client.rest import ApiException
 
     text = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
@@ -119,7 +128,11 @@ async def _record(pod: dict[str, Any]) -> dict[str, Any] | None:
         record = json.loads(text)
     except ValueError:
         return None
-    state = ((record.get("provisioner") or {}).get("eg") or {}).get("state") or {}
+    eg = (record.get("provisioner") or {}).get("eg") or {}
+    for held in (eg.get("state"), eg.get("process_info")):
+        if isinstance(held, dict):
+            held.setdefault("cluster", cluster.state())
+    state = eg.get("state") or {}
     data: dict[str, str] = {}
     if state.get("secret"):
         try:
@@ -134,15 +147,20 @@ async def _record(pod: dict[str, Any]) -> dict[str, Any] | None:
 def load(kernel_id: str) -> Awaitable[dict[str, Any] | None] | None:
     if not settings().store_sessions:
         return None
-    pod = _known_pod(kernel_id)
-    return _record(pod) if pod is not None else None
+    found = pods.find(kernel_id)
+    return _in(found[0], _record(found[1], found[0])) if found is not None else None
 
 
 def delete(kernel_id: str) -> Awaitable[bool] | None:
     if not settings().store_sessions:
         return None
-    pod = _known_pod(kernel_id)
-    return _delete(pod) if pod is not None else None
+    found = pods.find(kernel_id)
+    return _in(found[0], _delete(found[1])) if found is not None else None
+
+
+async def _in(cluster: Cluster, call: Awaitable[Any]) -> Any:
+    with clusters.using(cluster):
+        return await call
 
 
 async def _delete(pod: dict[str, Any]) -> None:
@@ -158,21 +176,40 @@ async def _delete(pod: dict[str, Any]) -> None:
 
 
 async def load_all() -> list[dict[str, Any]] | None:
-    """Every pod kernel of this gateway id that carries a session record."""
-    s = settings()
-    if not s.store_sessions:
+    """Every pod kernel that carries a session record, in each place the gateway's kernelspecs
+    name (:func:`eg_k8s._clusters.targets`). A cluster that cannot be read is logged and skipped
+    (its kernels are not adopted; when none can, the error is raised); with no Kubernetes
+    configuration at all there are none."""
+    if not settings().store_sessions:
         return None
-    if api.missing_configuration():  # no cluster: no pod kernels
-        return []
+    records: dict[str, dict[str, Any]] = {}
+    read, failed = 0, None
+    for target in clusters.targets():
+        if target.cluster == clusters.default() and api.missing_configuration(target.cluster):
+            continue  # no cluster: no pod kernels
+        try:
+            with clusters.using(target.cluster):
+                for record in await _records(target):
+                    records.setdefault(str(record.get("kernel_id")), record)
+            read += 1
+        except Exception as exc:
+            log.warning("cannot read kernel sessions from Kubernetes cluster %s: %s", target.cluster, exc)
+            failed = exc
+    if failed is not None and not read:
+        raise failed
+    return list(records.values())
+
+
+async def _records(target: Target) -> list[dict[str, Any]]:
     core = api.core()
-    found = selector(s.gateway_id)
-    if s.namespace_mode == "shared":
-        listing = await api.call_raw(core.list_namespaced_pod, s.namespace, label_selector=found)
+    found = selector(target.gateway_id)
+    if target.scope is not None:
+        listing = await api.call_raw(core.list_namespaced_pod, target.scope, label_selector=found)
     else:
         listing = await api.call_raw(core.list_pod_for_all_namespaces, label_selector=found)
     records = []
     for pod in listing.get("items") or []:
-        record = await _record(pod)
+        record = await _record(pod, target.cluster)
         if record is not None:
             records.append(record)
     return records

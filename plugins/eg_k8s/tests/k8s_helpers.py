@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 from kubernetes import client
 
@@ -27,6 +28,24 @@ except urllib.error.HTTPError as exc:
     answer["secrets"] = exc.code
 print(json.dumps(answer))
 """
+
+
+def api_client_of(kubeconfig: str) -> client.ApiClient:
+    """A client of the cluster ``kubeconfig`` names (its current context)."""
+    from kubernetes import config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def scratch_namespace(core: client.CoreV1Api, prefix: str):
+    """For a fixture: a new namespace ``<prefix>-<random>`` of the cluster ``core`` talks to,
+    yielded, then deleted."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
 
 
 def cluster_access_code(cluster, namespace: str) -> str:

@@ -15,7 +15,7 @@ from eg_core import orphans
 from eg_k8s import plugin
 
 async def main():
-    await plugin.eg_startup()
+    await plugin.eg_startup(None)
     checking = plugin._startup is not None and not plugin._startup.done()  # eg_startup did not wait for it
     one = plugin.eg_store_load("k1")  # while a cluster check runs: answered once it is done
     deferred = one is not None
