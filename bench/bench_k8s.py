@@ -72,7 +72,7 @@ def kernel_info(conn: dict) -> None:
     kc.load_connection_info(conn)
     kc.start_channels(hb=False)  # the heartbeat would call a kernel still starting dead
     try:
-        kc.wait_for_ready(timeout=120)
+        kc.wait_for_ready(timeout=60)
     finally:
         kc.stop_channels()
 
@@ -168,11 +168,21 @@ class Direct:
         self.core = client.CoreV1Api(client.ApiClient(configuration))
         self.namespace, self.image, self.workdir, self.host_network = namespace, image, workdir, host_network
         self.observer = observer
+        self.used: set[int] = set()
         self.threads = ThreadPoolExecutor(max_workers=32)  # as many as the concurrent starts: no queueing
+
+    def port(self) -> int:
+        """A free port no other floor pod of this run was given (the OS hands a released
+        port out again)."""
+        while True:
+            port = free_port()
+            if port not in self.used:
+                self.used.add(port)
+                return port
 
     async def start(self, way: str) -> tuple[float, str, dict[str, float]]:
         name = f"{way}-{uuid.uuid4().hex[:10]}"
-        ports = {f"{p}_port": free_port() if self.host_network else KERNEL_PORT + n
+        ports = {f"{p}_port": self.port() if self.host_network else KERNEL_PORT + n
                  for n, p in enumerate(("shell", "iopub", "stdin", "hb", "control"))}
         conn = {"ip": "127.0.0.1" if self.host_network else "0.0.0.0", "transport": "tcp", "signature_scheme": "hmac-sha256",
                 "key": uuid.uuid4().hex, "kernel_name": "python3", **ports}
@@ -198,7 +208,12 @@ class Direct:
         await loop.run_in_executor(self.threads, lambda: self.core.create_namespaced_pod(self.namespace, pod, _preload_content=False))
         if address is not None:
             conn["ip"] = await address
-        await loop.run_in_executor(self.threads, kernel_info, conn)
+        try:
+            await loop.run_in_executor(self.threads, kernel_info, conn)
+        except RuntimeError as exc:
+            status = await loop.run_in_executor(self.threads, lambda: self.core.read_namespaced_pod(name, self.namespace).status)
+            logs = await loop.run_in_executor(self.threads, lambda: self.core.read_namespaced_pod_log(name, self.namespace, tail_lines=20))
+            raise RuntimeError(f"{name} ({conn}): {exc}; its status: {status}; its log:\n{logs}") from None
         answered = time.time()
         return answered - t0, name, {"t0": t0, "answered": answered}
 

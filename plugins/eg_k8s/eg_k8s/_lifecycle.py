@@ -118,14 +118,16 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     watch.start()
     core = api.core()
     body = launch_secret(kernel, kp, secret, launch_key)
-    if direct:
+    if direct:  # the file the kernel reads, and the session store's copy of its key (no later write)
         body["stringData"]["connection.json"] = json.dumps({**kernel.connection_info, "ip": kp.bind_ip})
+        body["stringData"][store.KEY_FIELD] = store.text(kernel.connection_info["key"])
     if kp.spark:
         body["stringData"][spark.EXECUTOR_TEMPLATE_KEY] = spark.executor_template(kp.host_network)
     async with namespaces.in_use(kernel, kp, kernel.launch_timeout) if creates_ns else contextlib.nullcontext():
         if kp.spark and kp.spark.service_account:
             await _spark_account(kp)
         await _create_secret(core, body)
+        store.secret_made(kp.namespace, secret, body["stringData"].get(store.KEY_FIELD))
         # a service account just made gets its token a moment later: admission retries until then
         pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns or bool(kp.spark))
     kernel.state["pod_uid"] = pod["metadata"]["uid"]
