@@ -10,7 +10,8 @@ The floors, run in the same session as eg and alternated with it:
 - ``secret``: fed as eg feeds its pods: a Secret holding the connection file is created first,
   then the pod mounting it (two API calls, the kubelet fetches and mounts the Secret).
 
-Each start is timed from the request (eg: ``POST /api/kernels``; direct: the first API call) until
+Each start is timed from the request (eg: ``POST /api/kernels`` through one open HTTP client; direct: the first
+API call, through one open API client) until
 a kernel_info_reply (eg: over its websocket; direct: from jupyter_client on the pod's address).
 One start: alternated rounds, one warm-up round not counted, medians. Then ``--concurrent`` starts
 at once, each way, alternated over ``--concurrent-rounds`` rounds (wall time until every kernel
@@ -169,6 +170,7 @@ class Direct:
         self.namespace, self.image, self.workdir, self.host_network = namespace, image, workdir, host_network
         self.observer = observer
         self.used: set[int] = set()
+        self.http = None  # eg's HTTP client, opened by measure()
         self.threads = ThreadPoolExecutor(max_workers=32)  # as many as the concurrent starts: no queueing
 
     def port(self) -> int:
@@ -229,7 +231,7 @@ async def start(way: str, gw, direct: Direct) -> tuple[float, str, dict[str, flo
     if way != "eg":
         return await direct.start(way)
     t0 = time.time()
-    elapsed, kid = await start_to_kernel_info(gw, "python_kubernetes")
+    elapsed, kid = await start_to_kernel_info(gw, "python_kubernetes", http=direct.http)
     return elapsed, kid, {"t0": t0, "answered": t0 + elapsed}
 
 
@@ -242,6 +244,12 @@ def pod_of(way: str, name: str, observer: Observer) -> str:
 
 
 async def measure(gw, direct: Direct, observer: Observer, rounds: int, concurrent: int, concurrent_rounds: int) -> dict:
+    async with gw.client() as http:  # one client, opened once, as the floors' API client is
+        direct.http = http
+        return await _measure(gw, direct, observer, rounds, concurrent, concurrent_rounds)
+
+
+async def _measure(gw, direct: Direct, observer: Observer, rounds: int, concurrent: int, concurrent_rounds: int) -> dict:
     one: dict[str, list[float]] = {w: [] for w in WAYS}
     one_steps: dict[str, list[dict[str, float]]] = {w: [] for w in WAYS}
     for round_no in range(rounds + 1):
