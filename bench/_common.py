@@ -3,6 +3,7 @@ rounds of starts of several kernelspecs (so machine noise hits each alike)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import statistics
 import time
@@ -10,11 +11,13 @@ import time
 from eg_core.testing import KernelSocket
 
 
-async def start_to_kernel_info(gw, name: str, v1: bool = False) -> tuple[float, str]:
-    """Seconds from POST /api/kernels to a kernel_info_reply over the kernel's websocket."""
+async def start_to_kernel_info(gw, name: str, v1: bool = False, http=None) -> tuple[float, str]:
+    """Seconds from POST /api/kernels to a kernel_info_reply over the kernel's websocket; with
+    ``http``, through that open client (as Jupyter Server's is), else a new one (its TLS setup
+    is timed too)."""
     t0 = time.perf_counter()
-    async with gw.client() as http:
-        r = await http.post("/api/kernels", json={"name": name})
+    async with contextlib.nullcontext(http) if http is not None else gw.client() as client:
+        r = await client.post("/api/kernels", json={"name": name})
         if r.status_code != 201:
             raise RuntimeError(f"{name}: {r.status_code} {r.text}")
         kid = r.json()["id"]

@@ -19,8 +19,10 @@ The per-kernel launch key is never put on a command line nor in the container's 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -132,4 +134,40 @@ def pool_differences(resolve: Callable[[KernelContext], Any], pooled: KernelCont
     return wanted, have, [name for name in settings if getattr(wanted, name) != getattr(have, name)]
 
 
-__all__ = ["pool_differences", "kernel_id_number", "working_dir", "MAX_ID", "uses_image_command", "argument", "container_command", "container_env", "EG_CONTAINER_LAUNCHERS"]
+async def kernel_answers(connection_info: dict[str, Any], ip: str | None = None) -> dict[str, Any]:
+    """Wait until the kernel at ``connection_info`` (dialled on ``ip`` when given) answers a
+    ``kernel_info_request`` on its shell port, and return the reply's content. Bounded by the
+    caller (cancel it or wrap it in a timeout); a kernel not listening yet is dialled again
+    until it is (ZeroMQ reconnects), so no polling.
+
+    For a resource manager whose kernel runs on the gateway's connection file (no launcher
+    calling back) and whose backend reports the kernel running late (a pod's Running status
+    trails the kernel by seconds when the kubelet writes many statuses): its
+    ``eg_confirm_startup`` races this with the backend's word and returns at the first.
+    """
+    import zmq
+    import zmq.asyncio
+
+    from ._runtime.channels import DELIM, Signer
+
+    key = connection_info.get("key") or b""
+    signer = Signer(key.encode() if isinstance(key, str) else key, connection_info.get("signature_scheme") or "hmac-sha256")
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "msg_type": "kernel_info_request", "username": "eg", "session": f"eg-probe-{msg_id}",
+              "date": "1970-01-01T00:00:00+00:00", "version": "5.3"}
+    sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+    try:
+        sock.connect(f"{connection_info.get('transport') or 'tcp'}://{ip or connection_info['ip']}:{connection_info['shell_port']}")
+        await sock.send_multipart(signer.frames([json.dumps(header).encode(), b"{}", b"{}", b"{}"]))
+        while True:
+            frames = await sock.recv_multipart()
+            if DELIM not in frames:
+                continue
+            parts = frames[frames.index(DELIM) + 2:]
+            if len(parts) >= 4 and json.loads(parts[1] or b"{}").get("msg_id") == msg_id:
+                return json.loads(parts[3])
+    finally:
+        sock.close(linger=0)
+
+
+__all__ = ["kernel_answers", "pool_differences", "kernel_id_number", "working_dir", "MAX_ID", "uses_image_command", "argument", "container_command", "container_env", "EG_CONTAINER_LAUNCHERS"]

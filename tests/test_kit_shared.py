@@ -392,3 +392,29 @@ def test_a_scheduler_missing_a_command_is_refused_when_made():
 
     with pytest.raises(TypeError, match="cancel_job"):
         NoCancel()
+
+
+async def test_kernel_answers_once_a_kernel_started_after_the_probe_listens(tmp_path):
+    """``containers.kernel_answers`` dials a kernel that is not listening yet and returns its
+    kernel_info reply once it is (a real ipykernel); a kernel of another key never answers it."""
+    import json
+
+    from eg_core.testing import free_port
+
+    conn = {"ip": "127.0.0.1", "transport": "tcp", "signature_scheme": "hmac-sha256", "key": uuid.uuid4().hex,
+            **{f"{p}_port": free_port() for p in ("shell", "iopub", "stdin", "hb", "control")}}
+    path = tmp_path / "kernel.json"
+    path.write_text(json.dumps(conn))
+    probe = asyncio.ensure_future(containers.kernel_answers(conn))
+    wrong_key = asyncio.ensure_future(containers.kernel_answers({**conn, "key": uuid.uuid4().hex}))
+    await asyncio.sleep(0)  # both sockets dial before the kernel exists
+    kernel = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", "-f", str(path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        reply = await asyncio.wait_for(probe, 120)
+        assert reply["status"] == "ok" and reply["implementation"] == "ipython"
+        assert not wrong_key.done()  # the kernel drops a request it cannot verify
+    finally:
+        wrong_key.cancel()
+        kernel.kill()
+        kernel.wait()

@@ -108,6 +108,7 @@ class ManagedKernel:
         self.restarting = False
         self.owner = True  # launched here (or adopted at startup): restarts it when it dies
         self.from_pool = False  # claimed from a warm pool
+        self.claim_saved = False  # a warm pool's binding saved its session record
         self._watcher: asyncio.Task | None = None
 
     @property
@@ -516,7 +517,8 @@ class KernelRegistry:
         managed.kernel.pooled = False
         managed.from_pool = True
         self.kernels[managed.kernel_id] = managed
-        await self.persist(managed)
+        if not managed.claim_saved:  # the binding saved it already
+            await self.persist(managed)
         duration = round(time.monotonic() - start, 4)
         managed.kernel.log.info("claimed from the warm pool of %s by %s in %.3fs (request %s)", managed.kernel.kernel_name, managed.kernel.user, duration, request.kernel_id)
         details = {"request_id": request.kernel_id, "duration": duration, "bind": managed.kernel.state.pop("pool_bind_seconds", None)}

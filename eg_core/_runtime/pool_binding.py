@@ -118,18 +118,21 @@ async def warm_up(managed: Any) -> None:
 
 
 async def bind(managed: Any, request: KernelContext) -> None:
-    """Give the pooled kernel of ``managed`` the request's user, env and working directory."""
+    """Give the pooled kernel of ``managed`` the request's user, env and working directory.
+
+    The kernel's context takes the request's values first, so its session record (which a
+    backend's store may take an API call to write) is saved while the kernel runs the binding
+    code; the registry's claim then has nothing left to save (``managed.claim_saved``). A kernel
+    whose binding fails is shut down, which deletes that record."""
     started = time.monotonic()
     pooled = managed.kernel
     changes = env_changes(pooled, request)
+    content = None
     if changes or request.cwd:
         content = {
             "code": BINDERS[_language(pooled)](changes, request.cwd), "silent": _language(pooled) not in LOUD_BINDING, "store_history": False,
             "user_expressions": {}, "allow_stdin": False, "stop_on_error": False,
         }
-        reply = await asyncio.wait_for(managed.bridge.request("execute_request", content), BIND_TIMEOUT)
-        if reply.get("status") != "ok":
-            raise BindFailed(f"{reply.get('ename', 'error')}: {reply.get('evalue', '')}".strip())
     pooled.env.update(changes)
     pooled.user = request.user
     pooled.user_from_request = request.user_from_request
@@ -137,4 +140,13 @@ async def bind(managed: Any, request: KernelContext) -> None:
     pooled.groups = request.groups
     pooled.cwd = request.cwd
     pooled.launch_timeout = request.launch_timeout
+    saving = asyncio.ensure_future(managed.registry.persist(managed))
+    try:
+        if content is not None:
+            reply = await asyncio.wait_for(managed.bridge.request("execute_request", content), BIND_TIMEOUT)
+            if reply.get("status") != "ok":
+                raise BindFailed(f"{reply.get('ename', 'error')}: {reply.get('evalue', '')}".strip())
+    finally:
+        await saving
+    managed.claim_saved = True
     pooled.state["pool_bind_seconds"] = round(time.monotonic() - started, 4)

@@ -2,7 +2,9 @@
 
 A missing permission is named exactly (verb, resource, namespace), at startup in the log and at
 launch as a 403, before anything is created, instead of surfacing later as a half-done launch.
-Answers are cached for :data:`CACHE_SECONDS` per namespace and cluster.
+Answers are cached for :data:`CACHE_SECONDS` per namespace and cluster, and a question already
+asked and not answered yet is not asked again (ten concurrent launches make one set of reviews,
+not ten).
 """
 
 from __future__ import annotations
@@ -28,14 +30,29 @@ ALL_NAMESPACES = [("list", "pods", ""), ("watch", "pods", "")]
 KIND_RESOURCES = {"Service": "services", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims", "Secret": "secrets"}
 _GROUPS = {"rolebindings": "rbac.authorization.k8s.io", "roles": "rbac.authorization.k8s.io"}
 
-_cache: dict[tuple[object, str, str, str, str], tuple[float, bool]] = {}
+_cache: dict[tuple[object, str, str, str, str], tuple[float, asyncio.Future]] = {}
 
 
 async def allowed(verb: str, resource: str, subresource: str = "", namespace: str = "") -> bool:
+    """Whether the gateway may do this in the current cluster; concurrent launches asking the
+    same share one review."""
     key = (clusters.current(), verb, resource, subresource, namespace)
     hit = _cache.get(key)
-    if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
-        return hit[1]
+    if hit and time.monotonic() - hit[0] < CACHE_SECONDS and _usable(hit[1]):
+        return await asyncio.shield(hit[1])
+    answer = asyncio.ensure_future(_review(verb, resource, subresource, namespace))
+    _cache[key] = (time.monotonic(), answer)
+    return await asyncio.shield(answer)
+
+
+def _usable(answer: asyncio.Future) -> bool:
+    """A review under way or answered in this event loop; a failed one is asked again."""
+    if answer.get_loop() is not asyncio.get_running_loop():
+        return False
+    return not answer.done() or (not answer.cancelled() and answer.exception() is None)
+
+
+async def _review(verb: str, resource: str, subresource: str, namespace: str) -> bool:
     from kubernetes import client
 
     review = client.V1SelfSubjectAccessReview(
@@ -47,9 +64,7 @@ async def allowed(verb: str, resource: str, subresource: str = "", namespace: st
         )
     )
     answer = await api.call(api.authz().create_self_subject_access_review, review)
-    result = bool(answer.status.allowed)
-    _cache[key] = (time.monotonic(), result)
-    return result
+    return bool(answer.status.allowed)
 
 
 def describe(verb: str, resource: str, subresource: str, namespace: str) -> str:

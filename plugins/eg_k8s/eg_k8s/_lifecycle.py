@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from eg_core import BadRequest, KernelContext, LaunchFailed, LaunchRefused, remote
+from eg_core import BadRequest, KernelContext, LaunchFailed, LaunchRefused, containers, remote
 from eg_core.containers import container_command, container_env
 from eg_core.remote import LauncherRequestRejected
 
@@ -123,14 +123,16 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     watch.start()
     core = api.core()
     body = launch_secret(kernel, kp, secret, launch_key)
-    if direct:
+    if direct:  # the file the kernel reads, and the session store's copy of its key (no later write)
         body["stringData"]["connection.json"] = json.dumps({**kernel.connection_info, "ip": kp.bind_ip})
+        body["stringData"][store.KEY_FIELD] = store.text(kernel.connection_info["key"])
     if kp.spark:
         body["stringData"][spark.EXECUTOR_TEMPLATE_KEY] = spark.executor_template(kp.host_network)
     async with namespaces.in_use(kernel, kp, kernel.launch_timeout) if creates_ns else contextlib.nullcontext():
         if kp.spark and kp.spark.service_account:
             await _spark_account(kp)
         await _create_secret(core, body)
+        store.secret_made(kp.namespace, secret, body["stringData"].get(store.KEY_FIELD))
         # a service account just made gets its token a moment later: admission retries until then
         pod = await _create_pod(kernel, core, objects["Pod"], retry_admission=creates_ns or bool(kp.spark))
     kernel.state["pod_uid"] = pod["metadata"]["uid"]
@@ -232,8 +234,8 @@ async def confirm_startup(kernel: KernelContext) -> None:
     decide = pods.LaunchWatch(uid, kernel.state.get("fail_unschedulable", True))
     failure = asyncio.ensure_future(watch.wait(kernel.kernel_id, decide))
     pull = asyncio.ensure_future(pulls.follow(kernel, uid, kernel.state.get("image", "?"), float(kernel.state.get("image_pull_timeout") or 0)))
-    if kernel.state.get("direct"):  # the kernel reads the gateway's connection file: it is up once it runs
-        callback = asyncio.ensure_future(watch.wait(kernel.kernel_id, pods.running(uid)))
+    if kernel.state.get("direct"):  # the kernel reads the gateway's connection file: it is up once it answers
+        callback = asyncio.ensure_future(_answers(kernel, watch, uid))
     else:
         callback = asyncio.ensure_future(remote.wait_for_callback(kernel, host=kernel.state.get("host") or None))
     pending = {failure, callback, pull}
@@ -269,6 +271,28 @@ async def confirm_startup(kernel: KernelContext) -> None:
             kernel.state["comm_ip"] = address
     kernel.state["confirmed"] = True
     remote.forget(kernel)
+
+
+async def _answers(kernel: KernelContext, watch, uid: str) -> None:
+    """Until the pod is reported Running or, first, its kernel answers kernel_info on the pod's
+    address (the fixed ``host``, else the pod's IP once the API shows it): the kubelet writes the
+    Running status seconds after the kernel is up when it has many pods to report."""
+    running = asyncio.ensure_future(watch.wait(kernel.kernel_id, pods.running(uid)))
+    probe = asyncio.ensure_future(_probe(kernel, watch, uid))
+    try:
+        done, _ = await asyncio.wait({running, probe}, return_when=asyncio.FIRST_COMPLETED)
+        if running in done:
+            running.result()
+        else:
+            probe.result()
+    finally:
+        running.cancel()
+        probe.cancel()
+
+
+async def _probe(kernel: KernelContext, watch, uid: str) -> None:
+    host = kernel.state.get("host") or await watch.wait(kernel.kernel_id, pods.address(uid))
+    await containers.kernel_answers(kernel.connection_info, host)
 
 
 # -- running -------------------------------------------------------------------------------------

@@ -125,6 +125,15 @@ def running(uid: str) -> Callable[[dict[str, Any] | None], bool | None]:
     return decide
 
 
+def address(uid: str) -> Callable[[dict[str, Any] | None], str | None]:
+    """Decide: the pod ``uid``'s IP once the API shows it."""
+    def decide(pod: dict[str, Any] | None) -> str | None:
+        if pod is None or pod["metadata"]["uid"] != uid:
+            return None
+        return (pod.get("status") or {}).get("podIP") or None
+    return decide
+
+
 def unschedulable(pod: dict[str, Any]) -> str | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and condition.get("reason") == "Unschedulable":

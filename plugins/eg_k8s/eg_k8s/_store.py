@@ -62,7 +62,7 @@ def _split_key(record: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         if name in holder:
             value = holder.pop(name)
             if name == "key":
-                key = value.decode() if isinstance(value, bytes) else value
+                key = text(value)
     return record, key
 
 
@@ -111,9 +111,19 @@ async def _write(cluster: Cluster, public: dict[str, Any], key: str | None, name
     return True
 
 
-def secret_made(namespace: str, secret: str) -> None:
-    """Called when a launch (re)creates a kernel's Secret (in the current cluster): it holds no connection key yet."""
-    _written.pop((clusters.current(), namespace, secret), None)
+def text(key: str | bytes) -> str:
+    """A connection key as the Secret holds it."""
+    return key.decode() if isinstance(key, bytes) else key
+
+
+def secret_made(namespace: str, secret: str, key: str | None = None) -> None:
+    """Called when a launch (re)creates a kernel's Secret (in the current cluster), holding the
+    connection ``key`` under :data:`KEY_FIELD` already (a kernel run on the gateway's connection
+    file: its record's save then writes no Secret) or none yet."""
+    if key is None:
+        _written.pop((clusters.current(), namespace, secret), None)
+    else:
+        _written[(clusters.current(), namespace, secret)] = key
 
 
 async def _record(pod: dict[str, Any], cluster: Cluster) -> dict[str, Any] | None:
