@@ -81,8 +81,6 @@ def save(record: dict[str, Any]) -> Awaitable[bool] | None:
 
 
 async def _save(record: dict[str, Any]) -> bool | None:
-    from kubernetes.client.rest import ApiException
-
     state = record["provisioner"]["eg"].get("state") or {}
     name, namespace, secret = state.get("pod"), state.get("namespace"), state.get("secret")
     if not name or not namespace or not state.get("pod_uid"):
