@@ -44,10 +44,10 @@ async def run(gw: GatewayProcess, kid: str, code: str = JOB, expect: str = SUM) 
         raise RuntimeError(f"kernel {kid}: {code!r} gave {out}")
 
 
-async def interrupt_a_job(gw: GatewayProcess, kid: str) -> None:
+async def interrupt_a_job(gw: GatewayProcess, kid: str, host: str) -> None:
     ks = await KernelSocket.connect(gw, kid)
     try:
-        reply = await interrupt_a_running_job(gw, ks, kid, 1)
+        reply = await interrupt_a_running_job(gw, ks, kid, 1, host)
     finally:
         await ks.close()
     if reply.get("ename") != "KeyboardInterrupt":
@@ -89,7 +89,7 @@ def wait_all_gone(core, namespace: str, gateway_id: str, timeout: int = 120) -> 
 
 
 async def lifecycles(values: dict, tmp: Path, namespace: str, gateway_id: str, count: int) -> dict[str, float]:
-    args = [*gateway_args(values, namespace, gateway_id, host_network=True), *spark_args(values)]
+    args = [*gateway_args(values, namespace, gateway_id), *spark_args(values)]
     gw = GatewayProcess(tmp, *args)
     counts = {"lifecycles": 0, "jobs": 0, "interrupts": 0, "restarts": 0, "adopted": 0}
     t0 = time.perf_counter()
@@ -107,7 +107,7 @@ async def lifecycles(values: dict, tmp: Path, namespace: str, gateway_id: str, c
                 counts["adopted"] += 1
                 counts["jobs"] += 1
             elif n % 3 == 1:
-                await interrupt_a_job(gw, kid)
+                await interrupt_a_job(gw, kid, values["EG_K8S_HOST_IP"])
                 await run(gw, kid)
                 counts["interrupts"] += 1
                 counts["jobs"] += 1
