@@ -8,7 +8,8 @@ Each lifecycle starts a Spark kernel through eg on the cluster plugins/eg_k8s/ci
 by turn: nothing more, an interrupt during a running job (then another job), a restart (then a
 job on the new driver's executor). The middle lifecycle SIGKILLs the gateway while its kernel
 runs a job's executor, starts a new gateway on the same store, which adopts the kernel, and
-runs a job through it. Every kernel is then deleted. At the end: the pods of the run's
+runs a job through it. Every kernel is then deleted. Driver and executors are on the pod
+network, the master the in-cluster `kubernetes` Service. At the end: the pods of the run's
 namespace (drivers and executors, by the run's gateway label) not being deleted, then once the
 deletions finished; the target is 0. Needs root (setup.sh).
 """
