@@ -100,11 +100,11 @@ async def pod_of(core: client.CoreV1Api, namespace: str, kernel_id: str):
     return pods.items[0] if pods.items else None
 
 
-async def run(gw, kernel_id: str, code: str) -> str:
+async def run(gw, kernel_id: str, code: str, timeout: float = 60) -> str:
     """The stdout of ``code`` run in the kernel through the gateway's websocket (it must succeed)."""
     ks = await KernelSocket.connect(gw, kernel_id)
     try:
-        out = await ks.execute(code)
+        out = await ks.execute(code, timeout=timeout)
         assert out["reply"]["status"] == "ok", out
         return out["stdout"]
     finally:

@@ -16,7 +16,7 @@ import pytest
 
 from eg_core.testing import GatewayProcess, KernelSocket
 
-from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, spark_args
+from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, run, spark_args
 from eg_k8s._request import quantity
 from eg_k8s._spark import SparkDriver, executor_requests
 
@@ -31,6 +31,14 @@ def spark_gateway(tmp_path_factory, kernel_spec_dirs, cluster, namespace, gatewa
                         kernel_spec_dirs=kernel_spec_dirs)
     yield gw
     gw.stop()
+
+
+async def started(gw, env: dict | None = None, name: str = KERNELSPEC) -> str:
+    """The id of a kernel of ``name`` started through ``gw`` (it must start)."""
+    async with gw.client() as http:
+        r = await http.post("/api/kernels", json={"name": name, "env": env or {}})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
 
 
 async def executors(core, namespace: str, kernel_id: str) -> list:
@@ -170,15 +178,8 @@ async def test_a_gateway_sigkill_leaves_the_orphans_driver_and_executors_to_the_
         (tmp_path / name).mkdir()
     gw = GatewayProcess(tmp_path / "first", *args, kernel_spec_dirs=kernel_spec_dirs)
     try:
-        async with gw.client() as http:
-            r = await http.post("/api/kernels", json={"name": KERNELSPEC})
-            assert r.status_code == 201, r.text
-            kid = r.json()["id"]
-        ks = await KernelSocket.connect(gw, kid)
-        try:
-            assert (await ks.execute("print(spark.range(10).count())", timeout=300))["stdout"] == "10\n"
-        finally:
-            await ks.close()
+        kid = await started(gw)
+        assert await run(gw, kid, "print(spark.range(10).count())", timeout=300) == "10\n"
         assert len(await executors(core, namespace, kid)) == 2
     finally:
         gw.proc.kill()
@@ -202,18 +203,11 @@ async def test_enterprise_gateways_spark_kernelspec_works_as_a_drop_in_and_culli
     gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), *culling,
                         kernel_spec_dirs=kernel_spec_dirs)
     try:
-        async with gw.client() as http:
-            r = await http.post("/api/kernels", json={"name": "eg_spark_python_kubernetes", "env": {"KERNEL_EXECUTORS": "1"}})
-            assert r.status_code == 201, r.text
-            kid = r.json()["id"]
+        kid = await started(gw, {"KERNEL_EXECUTORS": "1"}, "eg_spark_python_kubernetes")
         pod = await pod_of(core, namespace, kid)
         assert pod.spec.containers[0].command[:2] == ["python", "/usr/local/share/eg/launch_ipykernel.py"]
         assert not {"SPARK_HOME", "SPARK_OPTS"} & {e.name for e in pod.spec.containers[0].env}
-        ks = await KernelSocket.connect(gw, kid)
-        try:
-            assert (await ks.execute("print(spark.range(5).count())", timeout=300))["stdout"] == "5\n"
-        finally:
-            await ks.close()
+        assert await run(gw, kid, "print(spark.range(5).count())", timeout=300) == "5\n"
         assert len(await executors(core, namespace, kid)) == 1
         await gw.wait_for_output(f'"event":"shut_down","kernel_id":"{kid}"', timeout=120)
         assert f"[kernel {kid}] culled" in gw.output()
@@ -237,10 +231,7 @@ async def test_executors_that_cannot_be_scheduled_leave_the_driver_waiting_until
     """Executors no node takes (a node selector no node matches, in the kernelspec's spark_conf):
     the kernel runs, a job waits for executors, its pods stay Pending (Unschedulable), an
     interrupt cancels the job and the kernel goes on; deleting it leaves no executor pod."""
-    async with spark_gateway.client() as http:
-        r = await http.post("/api/kernels", json={"name": "spark_unschedulable_executors", "env": {"KERNEL_EXECUTORS": "1"}})
-        assert r.status_code == 201, r.text
-        kid = r.json()["id"]
+    kid = await started(spark_gateway, {"KERNEL_EXECUTORS": "1"}, "spark_unschedulable_executors")
     ks = await KernelSocket.connect(spark_gateway, kid)
     try:
         msg_id = await ks.request("execute_request", {"code": "sc.parallelize(range(4), 2).count()"})
@@ -278,15 +269,8 @@ async def test_driver_and_executors_on_the_nodes_network(tmp_path, kernel_spec_d
     gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster),
                         kernel_spec_dirs=kernel_spec_dirs)
     try:
-        async with gw.client() as http:
-            r = await http.post("/api/kernels", json={"name": KERNELSPEC, "env": {"KERNEL_EXECUTORS": "1"}})
-            assert r.status_code == 201, r.text
-            kid = r.json()["id"]
-        ks = await KernelSocket.connect(gw, kid)
-        try:
-            assert (await ks.execute("print(spark.range(100).count())", timeout=300))["stdout"] == "100\n"
-        finally:
-            await ks.close()
+        kid = await started(gw, {"KERNEL_EXECUTORS": "1"})
+        assert await run(gw, kid, "print(spark.range(100).count())", timeout=300) == "100\n"
         driver = await pod_of(core, namespace, kid)
         pods = await executors(core, namespace, kid)
         assert driver.spec.host_network and len(pods) == 1 and pods[0].spec.host_network
