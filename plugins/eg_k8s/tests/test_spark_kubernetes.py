@@ -279,3 +279,23 @@ async def test_driver_and_executors_on_the_nodes_network(tmp_path, kernel_spec_d
         assert await left_behind(core, namespace, kid) == {}
     finally:
         gw.stop()
+
+
+async def test_quotas_count_a_spark_kernels_executors(tmp_path, kernel_spec_dirs, cluster, namespace, core):
+    """The quotas policy sees the driver plus KERNEL_EXECUTORS executor pods (512m + 384m of
+    overhead each): three do not fit a 2 GiB quota, refused before anything is created; one does."""
+    gateway_id = f"eg-spark-{uuid.uuid4().hex[:8]}"
+    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster),
+                        '--ResourceQuotas.per_user={"memory": "2Gi"}', kernel_spec_dirs=kernel_spec_dirs)
+    try:
+        kid = str(uuid.uuid4())
+        async with gw.client() as http:
+            r = await http.post("/api/kernels", json={"name": KERNELSPEC, "env": {"KERNEL_ID": kid, "KERNEL_EXECUTORS": "3"}})
+        assert r.status_code == 403, r.text
+        assert "this kernel asks for 2.625 GiB of memory; the limit per user is 2 GiB" in r.json()["message"], r.text
+        assert await left_behind(core, namespace, kid) == {}
+        kid = await started(gw, {"KERNEL_EXECUTORS": "1"})
+        async with gw.client() as http:
+            assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    finally:
+        gw.stop()
