@@ -8,7 +8,8 @@ Each lifecycle starts a Spark kernel through eg on the cluster plugins/eg_k8s/ci
 by turn: nothing more, an interrupt during a running job (then another job), a restart (then a
 job on the new driver's executor). The middle lifecycle SIGKILLs the gateway while its kernel
 runs a job's executor, starts a new gateway on the same store, which adopts the kernel, and
-runs a job through it. Every kernel is then deleted. At the end: the pods of the run's
+runs a job through it. Every kernel is then deleted. Driver and executors are on the pod
+network, the master the in-cluster `kubernetes` Service. At the end: the pods of the run's
 namespace (drivers and executors, by the run's gateway label) not being deleted, then once the
 deletions finished; the target is 0. Needs root (setup.sh).
 """
@@ -44,10 +45,10 @@ async def run(gw: GatewayProcess, kid: str, code: str = JOB, expect: str = SUM) 
         raise RuntimeError(f"kernel {kid}: {code!r} gave {out}")
 
 
-async def interrupt_a_job(gw: GatewayProcess, kid: str) -> None:
+async def interrupt_a_job(gw: GatewayProcess, kid: str, host: str) -> None:
     ks = await KernelSocket.connect(gw, kid)
     try:
-        reply = await interrupt_a_running_job(gw, ks, kid, 1)
+        reply = await interrupt_a_running_job(gw, ks, kid, 1, host)
     finally:
         await ks.close()
     if reply.get("ename") != "KeyboardInterrupt":
@@ -89,7 +90,7 @@ def wait_all_gone(core, namespace: str, gateway_id: str, timeout: int = 120) -> 
 
 
 async def lifecycles(values: dict, tmp: Path, namespace: str, gateway_id: str, count: int) -> dict[str, float]:
-    args = [*gateway_args(values, namespace, gateway_id, host_network=True), *spark_args(values)]
+    args = [*gateway_args(values, namespace, gateway_id), *spark_args(values)]
     gw = GatewayProcess(tmp, *args)
     counts = {"lifecycles": 0, "jobs": 0, "interrupts": 0, "restarts": 0, "adopted": 0}
     t0 = time.perf_counter()
@@ -107,7 +108,7 @@ async def lifecycles(values: dict, tmp: Path, namespace: str, gateway_id: str, c
                 counts["adopted"] += 1
                 counts["jobs"] += 1
             elif n % 3 == 1:
-                await interrupt_a_job(gw, kid)
+                await interrupt_a_job(gw, kid, values["EG_K8S_HOST_IP"])
                 await run(gw, kid)
                 counts["interrupts"] += 1
                 counts["jobs"] += 1

@@ -23,7 +23,7 @@ from eg_core import containers, remote
 from eg_core.config import RequestOverrides
 
 from ._settings import TOKEN_CHOICES, KubernetesSettings, settings
-from ._spark import SPARK_VARIABLES, SparkDriver
+from ._spark import SPARK_VARIABLES, SparkDriver, executor_requests
 from ._spark import resolve as resolve_spark
 
 # setting -> the request variable that may override it (Enterprise Gateway's names)
@@ -302,10 +302,15 @@ def checked_amount(variable: str, text: str, parse: Any, example: str) -> float:
 
 
 def requested_resources(kp: KernelPod) -> dict[str, float]:
-    """What the pod requests of the cluster, for resource quotas (``eg_requested_resources``):
-    CPUs, memory in bytes, GPUs (``nvidia.com/gpu``)."""
+    """What the kernel requests of the cluster, for resource quotas (``eg_requested_resources``):
+    CPUs, memory in bytes, GPUs (``nvidia.com/gpu``) of its pod, and for a Spark kernel its
+    executors' too (the count as capped, times :func:`executor_requests`)."""
     amounts = {"cpus": "cpu", "memory": "memory", "gpus": "nvidia.com/gpu"}
-    return {kind: quantity(kp.requests[resource]) for kind, resource in amounts.items() if resource in kp.requests}
+    result = {kind: quantity(kp.requests[resource]) for kind, resource in amounts.items() if resource in kp.requests}
+    if kp.spark:
+        for kind, amount in executor_requests(kp.spark).items():
+            result[kind] = result.get(kind, 0.0) + kp.spark.executors * amount
+    return result
 
 
 def _resources(layers: _Layers, gateway: KubernetesSettings) -> tuple[dict[str, str], dict[str, str]]:

@@ -9,7 +9,9 @@ the garbage collector removes them with it), the executors' labels (the kernel's
 gateway's: ``kernel_id``, ``app``, ``component=worker``, ``eg.jupyter.org/gateway``), count,
 memory and cores, and the operator's ``spark_conf``. Spark 4 in cluster mode reaches its driver
 through a Service's DNS name; in client mode the driver's address is the pod's IP
-(``SPARK_LOCAL_IP`` from the downward API), so no cluster DNS is needed.
+(``SPARK_LOCAL_IP`` and ``SPARK_LOCAL_HOSTNAME`` from the downward API, so
+``spark.driver.host`` is that IP, not the pod's hostname), so executors need no cluster DNS,
+on the pod network as on the node's.
 
 The driver authenticates as the pod's service account. Unless the operator names one
 (``spark_service_account`` empty), eg-k8s makes ``eg-spark-driver`` in the kernel's namespace
@@ -36,13 +38,17 @@ SPARK_DIR = "/var/run/eg-spark"
 EXECUTOR_TEMPLATE_KEY = "executor-pod.yaml"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 LAUNCHER = "/usr/local/share/eg/launch_ipykernel.py"
+# the driver's address, from the downward API: SPARK_LOCAL_IP is the address it binds,
+# SPARK_LOCAL_HOSTNAME the one it gives executors (spark.driver.host's default); without the
+# latter Spark names the pod's hostname, which nothing resolves on a cluster without DNS for pods
+ADDRESS_VARIABLES = ("SPARK_LOCAL_IP", "SPARK_LOCAL_HOSTNAME")
 DRIVER_RULES = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete", "deletecollection"]},
 ]
 # what eg sets for every Spark kernel, before the operator's spark_conf
 BASE_CONF = {
     "spark.submit.deployMode": "client",
-    "spark.blockManager.port": "0",  # executors on the node's network: a fixed port fits one per node
+    "spark.blockManager.port": "0",  # with host_network, executors share the node's ports: a fixed one fits one per node
     "spark.shuffle.readHostLocalDisk": "false",  # another executor's disk is in its own pod
     "spark.kubernetes.executor.disableConfigMap": "true",  # the driver needs no ConfigMap rights
     "spark.kubernetes.driver.ownPersistentVolumeClaim": "false",
@@ -138,6 +144,32 @@ def resolve(kernel: KernelContext, layers: Any, image: str, configured_image: st
     )
 
 
+def executor_requests(driver: SparkDriver) -> dict[str, float]:
+    """What one executor pod of ``driver`` requests of the cluster, as Spark sets it: ``cpus``
+    (``spark.kubernetes.executor.request.cores``, else ``spark.executor.cores``) and ``memory`` in
+    bytes (``spark.executor.memory`` plus its overhead, ``spark.executor.memoryOverhead`` or else
+    the larger of ``spark.executor.memoryOverheadFactor`` (0.1) of it and
+    ``spark.executor.minMemoryOverhead`` (384m), plus ``spark.executor.pyspark.memory``), whole
+    MiB. Read for resource quotas (``eg_requested_resources``); BadRequest for a setting that is
+    no amount."""
+    from ._request import quantity  # _request imports this module
+
+    conf = driver.conf
+    try:
+        cores = conf.get("spark.kubernetes.executor.request.cores")
+        cpus = quantity(cores) if cores else float(driver.executor_cores)
+        mib = memory_bytes(driver.executor_memory) // 2**20
+        if "spark.executor.memoryOverhead" in conf:
+            overhead = memory_bytes(conf["spark.executor.memoryOverhead"]) // 2**20
+        else:
+            factor = float(conf.get("spark.executor.memoryOverheadFactor", conf.get("spark.kubernetes.memoryOverheadFactor", "0.1")))
+            overhead = max(int(factor * mib), memory_bytes(conf.get("spark.executor.minMemoryOverhead", "384m")) // 2**20)
+        pyspark = memory_bytes(conf["spark.executor.pyspark.memory"]) // 2**20 if "spark.executor.pyspark.memory" in conf else 0
+    except ValueError as exc:
+        raise BadRequest(f"spark_conf: an executor amount is malformed ({exc})") from None
+    return {"cpus": cpus, "memory": float((mib + overhead + pyspark) * 2**20)}
+
+
 def executor_template(host_network: bool) -> str:
     """Spark's executor pod template: on the node's network when the kernel pod is."""
     spec = "  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n" if host_network else "  {}\n"
@@ -191,8 +223,8 @@ def add_to_pod(pod: dict[str, Any], secret: str) -> None:
         {"name": "eg-spark", "secret": {"secretName": secret, "items": [{"key": EXECUTOR_TEMPLATE_KEY, "path": EXECUTOR_TEMPLATE_KEY}]}}
     )
     container.setdefault("volumeMounts", []).append({"name": "eg-spark", "mountPath": SPARK_DIR, "readOnly": True})
-    container["env"] = [e for e in container.get("env") or [] if e.get("name") not in ("SPARK_HOME", "SPARK_OPTS", "SPARK_LOCAL_IP")]
-    container["env"].append({"name": "SPARK_LOCAL_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
+    container["env"] = [e for e in container.get("env") or [] if e.get("name") not in ("SPARK_HOME", "SPARK_OPTS", *ADDRESS_VARIABLES)]
+    container["env"] += [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} for name in ADDRESS_VARIABLES]
 
 
 def executor_selector(gateway_id: str, kernel_id: str) -> str:
@@ -200,5 +232,5 @@ def executor_selector(gateway_id: str, kernel_id: str) -> str:
             f"{manifest.LABEL_COMPONENT}={EXECUTOR_COMPONENT},{EXECUTOR_ROLE_LABEL}")
 
 
-__all__ = ["SparkDriver", "is_spark", "resolve", "spark_conf", "driver_env", "driver_command", "add_to_pod", "executor_template",
+__all__ = ["SparkDriver", "is_spark", "resolve", "executor_requests", "spark_conf", "driver_env", "driver_command", "add_to_pod", "executor_template",
            "executor_selector", "memory_bytes", "DRIVER_RULES", "SPARK_VARIABLES"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import uuid
 
@@ -75,15 +76,22 @@ def gateway_args(cluster, namespace: str, gateway_id: str, *extra: str, kubeconf
     ]
 
 
+def kubernetes_service(cluster) -> str:
+    """The in-cluster address of the API server: the ``kubernetes`` Service (the first address of
+    the Service range), as pods reach it on either network (kube-proxy); there is no cluster DNS
+    here for ``kubernetes.default.svc``."""
+    return f"{ipaddress.ip_network(cluster['EG_K8S_SERVICE_CIDR'])[1]}:443"
+
+
 def spark_args(cluster) -> list[str]:
-    """The Spark settings of the test gateway, whose kernels run on the node's network (pass
-    ``host_network=True`` to :func:`gateway_args`): the API server as those pods reach it,
-    executors requesting a tenth of a core (two cores are shared by every test)."""
+    """The Spark settings of the test gateway: the master is the in-cluster ``kubernetes``
+    Service, executors request a tenth of a core (two cores are shared by every test); the
+    request may also override the driver's CPUs (to ask for more than the node has)."""
     return [
-        f"--KubernetesSettings.spark_master=k8s://https://127.0.0.1:{cluster['EG_K8S_APISERVER_PORT']}",
+        f"--KubernetesSettings.spark_master=k8s://https://{kubernetes_service(cluster)}",
         "--KubernetesSettings.spark_conf=" + json.dumps({"spark.kubernetes.executor.request.cores": "100m", "spark.ui.enabled": "false"}),
         "--KubernetesSettings.executor_memory=512m",
-        "--KubernetesSettings.request_overrides=" + json.dumps(["executors", "executor_memory", "executor_cores", "image"]),
+        "--KubernetesSettings.request_overrides=" + json.dumps(["executors", "executor_memory", "executor_cores", "image", "cpus"]),
         "--KubernetesSettings.allowed_images=" + json.dumps(["eg/*"]),
         "--KubernetesSettings.max_executors=3", "--KubernetesSettings.max_executor_memory=1g",
         "--KubernetesSettings.max_executor_cores=2",
@@ -111,21 +119,21 @@ async def pod_of(core: client.CoreV1Api, namespace: str, kernel_id: str):
     return pods.items[0] if pods.items else None
 
 
-async def run(gw, kernel_id: str, code: str) -> str:
+async def run(gw, kernel_id: str, code: str, timeout: float = 60) -> str:
     """The stdout of ``code`` run in the kernel through the gateway's websocket (it must succeed)."""
     ks = await KernelSocket.connect(gw, kernel_id)
     try:
-        out = await ks.execute(code)
+        out = await ks.execute(code, timeout=timeout)
         assert out["reply"]["status"] == "ok", out
         return out["stdout"]
     finally:
         await ks.close()
 
 
-async def interrupt_a_running_job(gw, ks, kernel_id: str, partitions: int) -> dict:
-    """Start a Spark job in the kernel of ``ks`` whose tasks, once they run on the executors (on
-    the node's network), call this process and then sleep; interrupt the kernel through ``gw``
-    once every task called. Returns the cell's execute_reply content."""
+async def interrupt_a_running_job(gw, ks, kernel_id: str, partitions: int, host: str) -> dict:
+    """Start a Spark job in the kernel of ``ks`` whose tasks, once they run on the executors, call
+    this process on ``host`` (EG_K8S_HOST_IP: pods reach it on either network) and then sleep;
+    interrupt the kernel through ``gw`` once every task called. Returns the cell's execute_reply content."""
     called = 0
     arrived = asyncio.Event()
 
@@ -136,10 +144,10 @@ async def interrupt_a_running_job(gw, ks, kernel_id: str, partitions: int) -> di
         if called == partitions:
             arrived.set()
 
-    server = await asyncio.start_server(connected, "127.0.0.1", 0)
+    server = await asyncio.start_server(connected, host, 0)
     port = server.sockets[0].getsockname()[1]
     code = (f"import socket, time\nsc.parallelize(range({partitions}), {partitions}).map(lambda x: "
-            f"(socket.create_connection(('127.0.0.1', {port})).close(), time.sleep(600))).collect()")
+            f"(socket.create_connection(({host!r}, {port})).close(), time.sleep(600))).collect()")
     msg_id = await ks.request("execute_request", {"code": code})
     async with server:
         await asyncio.wait_for(arrived.wait(), 300)

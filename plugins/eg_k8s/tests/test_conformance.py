@@ -87,7 +87,7 @@ class TestSparkKubernetesConformance(TestKubernetesConformance):
         module_dirs = list(kernel_spec_dirs)
 
         def start(*args, env=None, kernel_spec_dirs=()):
-            return gateway_factory(*gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster), *args, env=env,
+            return gateway_factory(*gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), *args, env=env,
                                    kernel_spec_dirs=[*module_dirs, *kernel_spec_dirs])
 
         return start

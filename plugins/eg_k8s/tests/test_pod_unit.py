@@ -170,3 +170,22 @@ def test_requested_resources_are_what_the_pod_will_request():
     kp = resolve(kernel(config={"image_name": "eg/kernel-py:local", "cpus": "500m", "memory": "2Gi"}, env={"KERNEL_GPUS": "1"}), settings())
     assert requested_resources(kp) == {"cpus": 0.5, "memory": 2 * 1024**3, "gpus": 1.0}
     assert requested_resources(resolve(kernel(), settings())) == {}
+
+
+def test_a_spark_kernels_requested_resources_count_its_executors_as_capped():
+    """The driver pod's requests plus KERNEL_EXECUTORS executor pods, each as Spark sizes it:
+    its cores (or spark.kubernetes.executor.request.cores) and its memory plus overhead."""
+    from eg_k8s._request import requested_resources
+
+    spark = {"image_name": "eg/kernel-spark:local", "executor_image_name": "eg/kernel-spark:local", "cpus": "500m", "memory": "1Gi"}
+    overrides = ["executors", "executor_memory", "executor_cores"]
+    gw = settings(request_overrides=overrides, max_executors=3)
+    asked = requested_resources(resolve(kernel(config=spark, env={"KERNEL_EXECUTORS": "3", "KERNEL_EXECUTOR_MEMORY": "512m"}), gw))
+    assert asked == {"cpus": 0.5 + 3 * 1, "memory": 2**30 + 3 * (512 + 384) * 2**20}
+    asked = requested_resources(resolve(kernel(config={**spark, "spark_conf": {"spark.kubernetes.executor.request.cores": "100m"}},
+                                               env={"KERNEL_EXECUTORS": "2", "KERNEL_EXECUTOR_MEMORY": "8g"}), gw))
+    assert asked == {"cpus": 0.5 + 2 * 0.1, "memory": 2**30 + 2 * (8192 + 819) * 2**20}
+    with pytest.raises(LaunchRefused, match="KERNEL_EXECUTORS=4 exceeds"):
+        requested_resources(resolve(kernel(config=spark, env={"KERNEL_EXECUTORS": "4"}), gw))
+    with pytest.raises(BadRequest, match="spark_conf"):
+        requested_resources(resolve(kernel(config={**spark, "spark_conf": {"spark.executor.memoryOverhead": "lots"}}), gw))

@@ -2,12 +2,12 @@
 
 A real pyspark driver (this machine's Python, client mode, ``k8s://`` master) asks the real
 Kubernetes 1.20 control plane for two executor pods of ``EG_K8S_SPARK_IMAGE`` (built by
-ci/setup.sh from ../spark_image), with host networking through an executor pod template (the
-cluster has no pod network) and ``spark.blockManager.port=0`` (a fixed port would be a host port
-that only one executor per node could take), and ``spark.shuffle.readHostLocalDisk=false``
-(on one host, Spark would read another executor's shuffle files from its disk, which is in the
-other pod's filesystem: FetchFailedException). A job runs on them; stopping the session removes
-them. What eg-k8s does not do yet: start the driver itself as the kernel (``spark_python_kubernetes``).
+ci/setup.sh from ../spark_image), on the pod network: the driver binds and advertises the host's
+address on the pod network's bridge (EG_K8S_HOST_IP), which executor pods reach, and
+``spark.shuffle.readHostLocalDisk=false`` (on one node, Spark would read another executor's
+shuffle files from its disk, which is in the other pod's filesystem: FetchFailedException). A job
+runs on them; stopping the session removes them. ``spark_python_kubernetes`` (test_spark_kubernetes.py)
+runs the driver as the kernel pod instead.
 """
 
 from __future__ import annotations
@@ -22,20 +22,18 @@ from kubernetes import watch
 DRIVER = textwrap.dedent("""
     import sys, time
     from pyspark.sql import SparkSession
-    master, image, namespace, label, template = sys.argv[1:]
+    master, image, namespace, label, host = sys.argv[1:]
     spark = (SparkSession.builder.master(master)
              .config("spark.kubernetes.container.image", image)
              .config("spark.kubernetes.container.image.pullPolicy", "Never")
              .config("spark.kubernetes.namespace", namespace)
              .config("spark.kubernetes.executor.label.eg-spark-test", label)
-             .config("spark.kubernetes.executor.podTemplateFile", template)
              .config("spark.kubernetes.executor.request.cores", "100m")
              .config("spark.executor.instances", "2")
              .config("spark.executor.memory", "512m")
-             .config("spark.blockManager.port", "0")
              .config("spark.shuffle.readHostLocalDisk", "false")
-             .config("spark.driver.host", "127.0.0.1")
-             .config("spark.driver.bindAddress", "127.0.0.1")
+             .config("spark.driver.host", host)
+             .config("spark.driver.bindAddress", host)
              .getOrCreate())
     tracker = spark.sparkContext.statusTracker()
     while len(tracker.getExecutorInfos()) < 3:  # the driver and two executors
@@ -46,12 +44,9 @@ DRIVER = textwrap.dedent("""
     spark.stop()
 """)
 
-TEMPLATE = "apiVersion: v1\nkind: Pod\nspec:\n  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n"
-
 
 def test_spark_job_runs_on_executor_pods_that_stopping_removes(tmp_path, cluster, core, namespace, spark_runtime):
     (tmp_path / "driver.py").write_text(DRIVER)
-    (tmp_path / "executor.yaml").write_text(TEMPLATE)
     label = uuid.uuid4().hex[:12]
     selector = f"eg-spark-test={label}"
     master = f"k8s://https://127.0.0.1:{cluster['EG_K8S_APISERVER_PORT']}"
@@ -59,13 +54,13 @@ def test_spark_job_runs_on_executor_pods_that_stopping_removes(tmp_path, cluster
     with open(tmp_path / "driver.log", "wb") as log:
         driver = subprocess.Popen(
             [sys.executable, str(tmp_path / "driver.py"), master, cluster["EG_K8S_SPARK_IMAGE"], namespace, label,
-             str(tmp_path / "executor.yaml")],
+             cluster["EG_K8S_HOST_IP"]],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
         )
     try:
         assert driver.stdout.readline() == "READY\n", (tmp_path / "driver.log").read_text()[-3000:]
         pods = core.list_namespaced_pod(namespace, label_selector=selector).items
-        assert len(pods) == 2 and all(p.status.phase == "Running" and p.spec.host_network for p in pods)
+        assert len(pods) == 2 and all(p.status.phase == "Running" and not p.spec.host_network for p in pods)
         assert all(p.metadata.labels["spark-role"] == "executor" for p in pods)
         driver.stdin.write("go\n")
         driver.stdin.flush()

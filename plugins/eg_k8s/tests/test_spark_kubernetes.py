@@ -2,19 +2,23 @@
 pod as the Spark driver (client mode, eg's launcher with a lazy ``spark``/``sc``), executors are
 pods of eg's Spark image labelled with the kernel's and the gateway's labels, owned by the driver
 pod. One gateway and one Spark kernel are shared by the module's checks (Spark JVMs are slow on
-two cores); pods stay on the node's network (``gateway_args(host_network=True)``).
+two cores). Driver and executors are on the pod network (``k8s_helpers.gateway_args``), the
+master is the in-cluster ``kubernetes`` Service; one check runs them on the node's network.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import uuid
 
 import pytest
 
 from eg_core.testing import GatewayProcess, KernelSocket
 
-from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, spark_args
+from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, run, spark_args
+from eg_k8s._request import quantity
+from eg_k8s._spark import SparkDriver, executor_requests
 
 pytestmark = pytest.mark.timeout(600)
 KERNELSPEC = "spark_python_kubernetes"
@@ -23,10 +27,18 @@ SUM = sum(range(10**7))
 
 @pytest.fixture(scope="module")
 def spark_gateway(tmp_path_factory, kernel_spec_dirs, cluster, namespace, gateway_id):
-    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), *gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster),
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster),
                         kernel_spec_dirs=kernel_spec_dirs)
     yield gw
     gw.stop()
+
+
+async def started(gw, env: dict | None = None, name: str = KERNELSPEC) -> str:
+    """The id of a kernel of ``name`` started through ``gw`` (it must start)."""
+    async with gw.client() as http:
+        r = await http.post("/api/kernels", json={"name": name, "env": env or {}})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
 
 
 async def executors(core, namespace: str, kernel_id: str) -> list:
@@ -72,10 +84,10 @@ def spark_kernel(spark_gateway):
 
 
 async def test_a_spark_job_runs_on_labelled_executor_pods_and_an_interrupt_cancels_it(
-        spark_gateway, spark_kernel, core, namespace, gateway_id):
+        spark_gateway, spark_kernel, core, namespace, gateway_id, cluster):
     kid = spark_kernel
     driver = await pod_of(core, namespace, kid)
-    assert driver.spec.service_account_name == "eg-spark-driver" and driver.spec.host_network
+    assert driver.spec.service_account_name == "eg-spark-driver" and not driver.spec.host_network
     role = await asyncio.to_thread(__import__("kubernetes").client.RbacAuthorizationV1Api(core.api_client).read_namespaced_role,
                                    "eg-spark-driver", namespace)
     assert [(r.resources, sorted(r.verbs)) for r in role.rules] == [
@@ -91,13 +103,17 @@ async def test_a_spark_job_runs_on_labelled_executor_pods_and_an_interrupt_cance
             assert labels["kernel_id"] == kid and labels["eg.jupyter.org/gateway"] == gateway_id
             assert labels["app"] == "enterprise-gateway" and labels["component"] == "worker"
             assert [o.uid for o in pod.metadata.owner_references] == [driver.metadata.uid]
+            requests = pod.spec.containers[0].resources.requests  # what quotas count for it (eg_requested_resources)
+            assert {"cpus": quantity(requests["cpu"]), "memory": quantity(requests["memory"])} == executor_requests(
+                SparkDriver("", "", "", 2, "512m", 1, {"spark.kubernetes.executor.request.cores": "100m"}))
+            assert not pod.spec.host_network and ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(cluster["EG_K8S_POD_CIDR"])
         out = []
         while (msg := await ks.recv(timeout=300))["parent_header"].get("msg_id") != msg_id or msg["header"]["msg_type"] != "execute_reply":
             if msg["header"]["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
                 out.append(msg["content"]["text"])
         assert msg["content"]["status"] == "ok" and "".join(out) == f"{SUM}\n", (msg["content"], out)
 
-        reply = await interrupt_a_running_job(spark_gateway, ks, kid, 2)
+        reply = await interrupt_a_running_job(spark_gateway, ks, kid, 2, cluster["EG_K8S_HOST_IP"])
         assert reply["ename"] == "KeyboardInterrupt", reply
         out = await ks.execute("print(sc.statusTracker().getActiveJobsIds(), sc.parallelize(range(10), 2).sum())", timeout=120)
         assert out["stdout"] == "[] 45\n", out
@@ -156,21 +172,14 @@ async def test_a_bad_image_fails_in_image_pull_and_leaves_nothing(spark_gateway,
 async def test_a_gateway_sigkill_leaves_the_orphans_driver_and_executors_to_the_sweep(
         tmp_path, kernel_spec_dirs, cluster, namespace, core):
     gateway_id = f"eg-spark-{uuid.uuid4().hex[:8]}"
-    args = [*gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster), "--KubernetesSettings.store_sessions=False",
+    args = [*gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), "--KubernetesSettings.store_sessions=False",
             "--KubernetesSettings.orphans_at_startup=remove"]
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
     gw = GatewayProcess(tmp_path / "first", *args, kernel_spec_dirs=kernel_spec_dirs)
     try:
-        async with gw.client() as http:
-            r = await http.post("/api/kernels", json={"name": KERNELSPEC})
-            assert r.status_code == 201, r.text
-            kid = r.json()["id"]
-        ks = await KernelSocket.connect(gw, kid)
-        try:
-            assert (await ks.execute("print(spark.range(10).count())", timeout=300))["stdout"] == "10\n"
-        finally:
-            await ks.close()
+        kid = await started(gw)
+        assert await run(gw, kid, "print(spark.range(10).count())", timeout=300) == "10\n"
         assert len(await executors(core, namespace, kid)) == 2
     finally:
         gw.proc.kill()
@@ -191,24 +200,102 @@ async def test_enterprise_gateways_spark_kernelspec_works_as_a_drop_in_and_culli
     arguments, the driver in client mode; EG's SPARK_HOME and SPARK_OPTS are not the pod's.
     Once idle with no client, the culler shuts it down: no driver, no executor is left."""
     culling = ["--KernelCuller.cull_idle_timeout=5", "--KernelCuller.cull_interval=1"]
-    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster), *culling,
+    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster), *culling,
                         kernel_spec_dirs=kernel_spec_dirs)
     try:
-        async with gw.client() as http:
-            r = await http.post("/api/kernels", json={"name": "eg_spark_python_kubernetes", "env": {"KERNEL_EXECUTORS": "1"}})
-            assert r.status_code == 201, r.text
-            kid = r.json()["id"]
+        kid = await started(gw, {"KERNEL_EXECUTORS": "1"}, "eg_spark_python_kubernetes")
         pod = await pod_of(core, namespace, kid)
         assert pod.spec.containers[0].command[:2] == ["python", "/usr/local/share/eg/launch_ipykernel.py"]
         assert not {"SPARK_HOME", "SPARK_OPTS"} & {e.name for e in pod.spec.containers[0].env}
-        ks = await KernelSocket.connect(gw, kid)
-        try:
-            assert (await ks.execute("print(spark.range(5).count())", timeout=300))["stdout"] == "5\n"
-        finally:
-            await ks.close()
+        assert await run(gw, kid, "print(spark.range(5).count())", timeout=300) == "5\n"
         assert len(await executors(core, namespace, kid)) == 1
         await gw.wait_for_output(f'"event":"shut_down","kernel_id":"{kid}"', timeout=120)
         assert f"[kernel {kid}] culled" in gw.output()
         assert await left_behind(core, namespace, kid) == {}
+    finally:
+        gw.stop()
+
+
+async def test_a_driver_that_cannot_be_scheduled_fails_in_schedule_and_leaves_no_pod(spark_gateway, core, namespace):
+    """More CPUs than the node has (a request override): the launch fails at once naming the
+    phase and the scheduler's reason; no driver pod (so no executor) and no Secret is left."""
+    kid = str(uuid.uuid4())
+    async with spark_gateway.client() as http:
+        r = await http.post("/api/kernels", json={"name": KERNELSPEC, "env": {"KERNEL_ID": kid, "KERNEL_CPUS": "64"}})
+    assert r.status_code == 502, r.text
+    assert r.json()["message"].startswith("schedule:") and "Insufficient cpu" in r.json()["message"], r.text
+    assert await left_behind(core, namespace, kid) == {}
+
+
+async def test_executors_that_cannot_be_scheduled_leave_the_driver_waiting_until_interrupted(spark_gateway, core, namespace, cluster):
+    """Executors no node takes (a node selector no node matches, in the kernelspec's spark_conf):
+    the kernel runs, a job waits for executors, its pods stay Pending (Unschedulable), an
+    interrupt cancels the job and the kernel goes on; deleting it leaves no executor pod."""
+    kid = await started(spark_gateway, {"KERNEL_EXECUTORS": "1"}, "spark_unschedulable_executors")
+    ks = await KernelSocket.connect(spark_gateway, kid)
+    try:
+        msg_id = await ks.request("execute_request", {"code": "sc.parallelize(range(4), 2).count()"})
+        from kubernetes import watch
+
+        def pending() -> list:
+            stream = watch.Watch()
+            for event in stream.stream(core.list_namespaced_pod, namespace, label_selector=f"kernel_id={kid},spark-role=executor",
+                                       timeout_seconds=300):
+                conditions = event["object"].status.conditions or []
+                if any(c.type == "PodScheduled" and c.reason == "Unschedulable" for c in conditions):
+                    stream.stop()
+                    return [event["object"]]
+            return []
+
+        stuck = await asyncio.to_thread(pending)
+        assert stuck and stuck[0].status.phase == "Pending"
+        async with spark_gateway.client() as http:
+            assert (await http.post(f"/api/kernels/{kid}/interrupt")).status_code == 204
+        while (msg := await ks.recv(timeout=120))["parent_header"].get("msg_id") != msg_id or msg["header"]["msg_type"] != "execute_reply":
+            pass
+        assert msg["content"]["ename"] == "KeyboardInterrupt", msg["content"]
+        assert (await ks.execute("print(1 + 1)", timeout=60))["stdout"] == "2\n"
+    finally:
+        await ks.close()
+    async with spark_gateway.client() as http:
+        assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, namespace, kid) == {}
+
+
+async def test_driver_and_executors_on_the_nodes_network(tmp_path, kernel_spec_dirs, cluster, namespace, core):
+    """With ``host_network`` the driver pod and (through the executor pod template) its executors
+    run on the node's network; the driver gives executors the node's address."""
+    gateway_id = f"eg-spark-{uuid.uuid4().hex[:8]}"
+    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id, host_network=True), *spark_args(cluster),
+                        kernel_spec_dirs=kernel_spec_dirs)
+    try:
+        kid = await started(gw, {"KERNEL_EXECUTORS": "1"})
+        assert await run(gw, kid, "print(spark.range(100).count())", timeout=300) == "100\n"
+        driver = await pod_of(core, namespace, kid)
+        pods = await executors(core, namespace, kid)
+        assert driver.spec.host_network and len(pods) == 1 and pods[0].spec.host_network
+        async with gw.client() as http:
+            assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+        assert await left_behind(core, namespace, kid) == {}
+    finally:
+        gw.stop()
+
+
+async def test_quotas_count_a_spark_kernels_executors(tmp_path, kernel_spec_dirs, cluster, namespace, core):
+    """The quotas policy sees the driver plus KERNEL_EXECUTORS executor pods (512m + 384m of
+    overhead each): three do not fit a 2 GiB quota, refused before anything is created; one does."""
+    gateway_id = f"eg-spark-{uuid.uuid4().hex[:8]}"
+    gw = GatewayProcess(tmp_path, *gateway_args(cluster, namespace, gateway_id), *spark_args(cluster),
+                        '--ResourceQuotas.per_user={"memory": "2Gi"}', kernel_spec_dirs=kernel_spec_dirs)
+    try:
+        kid = str(uuid.uuid4())
+        async with gw.client() as http:
+            r = await http.post("/api/kernels", json={"name": KERNELSPEC, "env": {"KERNEL_ID": kid, "KERNEL_EXECUTORS": "3"}})
+        assert r.status_code == 403, r.text
+        assert "this kernel asks for 2.625 GiB of memory; the limit per user is 2 GiB" in r.json()["message"], r.text
+        assert await left_behind(core, namespace, kid) == {}
+        kid = await started(gw, {"KERNEL_EXECUTORS": "1"})
+        async with gw.client() as http:
+            assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
     finally:
         gw.stop()
