@@ -30,7 +30,8 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+import weakref
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import procinfo
 from .calling import acall, acall_first, acall_first_answering, call_plugins
@@ -78,11 +79,25 @@ class SessionPersistence:
         self.hook = registry.pm.hook
         self._adopting: dict[str, asyncio.Future] = {}
         self._refresher: asyncio.Task | None = None
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.owner = procinfo.identity()
 
-    async def save(self, managed: "ManagedKernel", status: str = RUNNING) -> None:
+    def _lock(self, kernel_id: str) -> asyncio.Lock:
+        """The kernel's record lock: its writes land in the order they were asked for."""
+        lock = self._locks.get(kernel_id)
+        if lock is None:
+            lock = self._locks[kernel_id] = asyncio.Lock()
+        return lock
+
+    async def save(self, managed: "ManagedKernel", status: str = RUNNING, only_if: Callable[[], bool] | None = None) -> None:
         """Store what another gateway process needs to take the kernel over (``running``), or
-        to find and remove what its launch created so far (``launching``)."""
+        to find and remove what its launch created so far (``launching``); with ``only_if``,
+        only if it still holds once the kernel's earlier writes are done."""
+        async with self._lock(managed.kernel_id):
+            if only_if is None or only_if():
+                await self._write(managed, status)
+
+    async def _write(self, managed: "ManagedKernel", status: str) -> None:
         record = {
             "version": RECORD_VERSION,
             "kernel_id": managed.kernel_id,
@@ -101,7 +116,7 @@ class SessionPersistence:
     async def pooled(self, managed: "ManagedKernel") -> None:
         """Called when a warm pool's launch completed: record the kernel as ``pooled``, and keep
         refreshing the records of this gateway's waiting kernels while there are any."""
-        await self.save(managed, POOLED)
+        await self.save(managed, POOLED, only_if=lambda: self._waiting(managed))
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.ensure_future(self._refresh_pooled())
 
@@ -110,17 +125,20 @@ class SessionPersistence:
         ``saved_at`` says the pool's gateway lives); ends when none waits."""
         while True:
             await asyncio.sleep(POOLED_REFRESH)
-            waiting = [m for m in list(self.registry.unlisted.values())
-                       if m.kernel.pooled and "claimed_by" not in m.kernel.handles and not m.stopping]
+            waiting = [m for m in list(self.registry.unlisted.values()) if self._waiting(m)]
             if not waiting:
                 return
             for managed in waiting:
                 try:
-                    await self.save(managed, POOLED)
-                    if not managed.kernel.pooled:  # claimed meanwhile: its record is running
-                        await self.save(managed)
+                    await self.save(managed, POOLED, only_if=lambda m=managed: self._waiting(m))
                 except Exception as exc:
                     log.warning("[kernel %s] could not refresh its pooled session record: %s", managed.kernel_id, exc)
+
+    def _waiting(self, managed: "ManagedKernel") -> bool:
+        """Whether the kernel still waits in its pool: not claimed (nor being bound), not stopping."""
+        kernel = managed.kernel
+        return (kernel.pooled and "claimed_by" not in kernel.handles and not managed.stopping
+                and self.registry.unlisted.get(managed.kernel_id) is managed)
 
     def close(self) -> None:
         """Called when the gateway stops serving: no more refreshes (a stopping gateway shuts its
@@ -134,7 +152,8 @@ class SessionPersistence:
         managed.kernel._checkpoint = lambda: self.save(managed, LAUNCHING)
 
     async def delete(self, kernel_id: str) -> None:
-        await acall_first(self.hook.eg_store_delete, kernel_id=kernel_id)
+        async with self._lock(kernel_id):
+            await acall_first(self.hook.eg_store_delete, kernel_id=kernel_id)
 
     async def load(self, kernel_id: str) -> dict[str, Any] | None:
         return await acall_first(self.hook.eg_store_load, kernel_id=kernel_id)
