@@ -160,9 +160,17 @@ async def test_a_pull_longer_than_the_launch_timeout_is_its_own_phase(tmp_path, 
             gw.stop()
 
 
-def node_holds(core, node: str, image: str) -> bool:
-    status = core.read_node(node).status
-    return any(image in (entry.names or []) for entry in status.images or [])
+def wait_until_node_holds(core, node: str, image: str, timeout: int = 120) -> None:
+    """Until the node's status lists ``image`` (a watch on the node: the kubelet reports its
+    images with its status, every few seconds)."""
+    from kubernetes import watch
+
+    stream = watch.Watch()
+    for event in stream.stream(core.list_node, field_selector=f"metadata.name={node}", timeout_seconds=timeout):
+        if any(image in (entry.names or []) for entry in event["object"].status.images or []):
+            stream.stop()
+            return
+    raise AssertionError(f"the node never listed the pulled image within {timeout} s")
 
 
 async def test_prepull_pulls_on_every_node_through_the_kubelet_and_doctor_names_what_lacks(tmp_path, cluster, core, namespace, image):
@@ -183,9 +191,6 @@ async def test_prepull_pulls_on_every_node_through_the_kubelet_and_doctor_names_
     assert proc.returncode == 0 and proc.stdout == f"pulled\t{node}\t{tag}\n", proc.stdout + proc.stderr
     pods = await asyncio.to_thread(core.list_namespaced_pod, namespace, label_selector="eg.jupyter.org/prepull")
     assert [p.metadata.name for p in pods.items if not p.metadata.deletion_timestamp] == []
-    deadline = time.monotonic() + 120
-    while not await asyncio.to_thread(node_holds, core, node, tag):  # the kubelet reports its images every few seconds
-        assert time.monotonic() < deadline, "the node never listed the pulled image"
-        await asyncio.sleep(1)
+    await asyncio.to_thread(wait_until_node_holds, core, node, tag)
     result = run_doctor(env=env, kernel_spec_dirs=[str(tmp_path / "specs")])
     assert f"ok    k8s: images on nodes: every node has {tag}" in result.stdout, result.stdout
