@@ -16,7 +16,7 @@ import pytest
 
 from eg_core.testing import GatewayProcess, KernelSocket
 
-from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, run, spark_args
+from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, run, scala_job, spark_args
 from eg_k8s._request import quantity
 from eg_k8s._spark import SparkDriver, executor_requests
 
@@ -327,6 +327,34 @@ async def test_a_scala_kernel_runs_its_job_on_executor_pods_and_leaves_nothing(s
             assert pod.spec.containers[0].image == "eg/kernel-toree:local"
             assert [o.uid for o in pod.metadata.owner_references] == [driver.metadata.uid]
         assert len(await executors(core, namespace, kid)) == 2
+    finally:
+        async with spark_gateway.client() as http:
+            assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, namespace, kid) == {}
+
+
+async def test_a_scala_kernels_interrupt_cancels_its_job_and_restart_gives_a_new_driver(spark_gateway, core, namespace, cluster):
+    """Toree under eg's launcher: an interrupt (SIGINT through the launcher) during a job whose
+    tasks sleep on the executors ends the cell and cancels the job, the kernel goes on; a restart
+    gives a new driver pod and none of the old executors; delete leaves nothing."""
+    kid = await started(spark_gateway, {"KERNEL_EXECUTORS": "1", "KERNEL_EXECUTOR_MEMORY": "512m"}, SCALA_KERNELSPEC)
+    try:
+        ks = await KernelSocket.connect(spark_gateway, kid)
+        try:
+            reply = await interrupt_a_running_job(spark_gateway, ks, kid, 1, cluster["EG_K8S_HOST_IP"], scala_job)
+            assert reply["status"] != "ok", reply
+            out = await ks.execute("println(sc.statusTracker.getActiveJobIds.length + \" \" + sc.parallelize(1 to 10, 2).sum.toLong)", timeout=120)
+            assert out["stdout"] == "0 55\n", out
+        finally:
+            await ks.close()
+        before = await pod_of(core, namespace, kid)
+        old = {p.metadata.name for p in await executors(core, namespace, kid)}
+        assert old
+        async with spark_gateway.client() as http:
+            assert (await http.post(f"/api/kernels/{kid}/restart")).status_code == 200
+        assert (await pod_of(core, namespace, kid)).metadata.uid != before.metadata.uid
+        assert not old & {p.metadata.name for p in await executors(core, namespace, kid)}
+        assert await run(spark_gateway, kid, "println(sc.parallelize(1 to 100, 2).count)", timeout=300) == "100\n"
     finally:
         async with spark_gateway.client() as http:
             assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
