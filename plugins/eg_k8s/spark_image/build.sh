@@ -28,15 +28,13 @@ if [ -n "$toree" ]; then
     cp "$HERE/Dockerfile.toree" "$ctx/Dockerfile"
     cp "$HERE/spark-entrypoint.sh" "$ctx/"
     python3 -m pip wheel -q --no-deps -r "$HERE/toree-requirements.txt" -w "$ctx/wheels" >&2
-    DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE" -t "$TAG" "$@" "$ctx"
-    echo "build.sh: built $TAG" >&2
-    exit 0
+else
+    TAG="${positional[0]:-eg/kernel-spark:local}"
+    BASE="${positional[1]:-eg/kernel-py:local}"
+    cp "$HERE/Dockerfile" "$HERE/spark-entrypoint.sh" "$REPO/kernelspecs/launcher/launch_ipykernel.py" \
+       "$REPO/kernelspecs/launcher/eg_spark_context.py" "$ctx/"
+    cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
+    python3 -m pip wheel -q --no-deps -c "$REPO/constraints.txt" -w "$ctx/wheels" pyspark py4j >&2
 fi
-TAG="${positional[0]:-eg/kernel-spark:local}"
-BASE="${positional[1]:-eg/kernel-py:local}"
-cp "$HERE/Dockerfile" "$HERE/spark-entrypoint.sh" "$REPO/kernelspecs/launcher/launch_ipykernel.py" \
-   "$REPO/kernelspecs/launcher/eg_spark_context.py" "$ctx/"
-cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
-python3 -m pip wheel -q --no-deps -c "$REPO/constraints.txt" -w "$ctx/wheels" pyspark py4j >&2
 DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE" -t "$TAG" "$@" "$ctx"
 echo "build.sh: built $TAG" >&2
