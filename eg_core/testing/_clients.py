@@ -76,8 +76,10 @@ class KernelSocket:
         return msg["header"]["msg_id"]
 
     async def execute(self, code: str, timeout: float = 60, stdin_reply: str | None = None) -> dict:
-        """Run code; return the reply, stdout text, results and errors of that request."""
-        msg_id = await self.request("execute_request", {"code": code, "silent": False, "allow_stdin": stdin_reply is not None})
+        """Run code (an execute_request with every field of the protocol's: Toree refuses one
+        without them); return the reply, stdout text, results and errors of that request."""
+        msg_id = await self.request("execute_request", {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                                                         "allow_stdin": stdin_reply is not None, "stop_on_error": True})
         out = {"stdout": "", "results": [], "errors": [], "reply": None, "idle": False}
         stdout: list[str] = []  # joined at the end: += on a dict item copies the whole text each time
         deadline = time.monotonic() + timeout

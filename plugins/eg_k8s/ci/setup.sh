@@ -11,6 +11,7 @@
 #   KUBECONFIG=/tmp/eg-k8s/kubeconfig
 #   EG_K8S_IMAGE=eg/kernel-py:local       (eg/kernel-r:local, for R_kubernetes, is in the node's engine too)
 #   EG_K8S_SPARK_IMAGE=eg/kernel-spark:local   (JRE + pyspark + eg's launcher: ../spark_image)
+#   EG_K8S_TOREE_IMAGE=eg/kernel-toree:local   (the Spark image + Spark 3.5 + Apache Toree: ../spark_image)
 #   EG_K8S_NODE=eg-k8s-node
 #   EG_K8S_APISERVER_PORT=16443
 #   EG_K8S_CA=/tmp/eg-k8s/certs/apiserver.crt      (the API server's certificate, to verify it)
@@ -33,7 +34,7 @@
 #                 23791, kubelet 20350...), node (eg-k8s-node2) and its engine, kubelet root, pod
 #                 bridge eg-k8s1 on 10.245.0.0/24, Service CIDR 10.97.0.0/24 and kubeconfig context
 #                 eg2; binaries and images come from the same caches (it builds nothing, and loads no
-#                 Spark image: EG_K8S_SPARK_IMAGE is not printed).
+#                 Spark or Toree image: EG_K8S_SPARK_IMAGE and EG_K8S_TOREE_IMAGE are not printed).
 #                 It runs WITHOUT kube-proxy: two kube-proxies in iptables mode would each rewrite the
 #                 KUBE-* chains the other fills, so ClusterIP Services (the `kubernetes` Service
 #                 included) do not work in pods there; kernels are dialled on their pod IPs, which
@@ -251,31 +252,40 @@ pause_image() {
     say "built the pause image $tag"
 }
 
-spark_image() {
-    # eg's Spark kernel image (../spark_image), FROM the kernel image, built once per machine and
-    # inputs (its files, the launcher and its Spark extension, the pyspark/py4j pins, the base
+cached_image() {
+    # cached_image NAME BASE FLAG INPUT...: eg/kernel-NAME:local, built by ../spark_image/build.sh
+    # FLAG (none or --toree) FROM BASE once per machine and inputs (the INPUT files and the base
     # image's id); saved under $CACHE so a restarted engine loads it instead of building again.
-    local key saved tag
-    key="$( (cat "$HERE/../spark_image/Dockerfile" "$HERE/../spark_image/spark-entrypoint.sh" "$HERE/../spark_image/build.sh" \
-                 "$REPO/kernelspecs/launcher/launch_ipykernel.py" "$REPO/kernelspecs/launcher/eg_spark_context.py"
-             grep -E '^(pyspark|py4j)==' "$REPO/constraints.txt"
-             docker image inspect --format '{{.Id}}' "$KERNEL_IMAGE") | sha256sum | cut -c1-16)"
-    tag="eg/kernel-spark:$key"
-    saved="$CACHE/kernel-spark-$key.tar"
+    # Prints the image's name.
+    local name=$1 base=$2 flag=$3 key saved tag
+    shift 3
+    key="$( (cat "$@"; docker image inspect --format '{{.Id}}' "$base") | sha256sum | cut -c1-16)"
+    tag="eg/kernel-$name:$key"
+    saved="$CACHE/kernel-$name-$key.tar"
     if ! docker image inspect "$tag" >/dev/null 2>&1; then
         if [ -s "$saved" ]; then
-            say "loading the cached Spark image $tag"
+            say "loading the cached $name image $tag"
             docker load -i "$saved" >/dev/null
         else
-            say "building $tag (JRE + pyspark, a few minutes once per machine and inputs)"
-            bash "$HERE/../spark_image/build.sh" "$tag" "$KERNEL_IMAGE" -- -q --network host >&2 \
-                || die "docker build of the Spark image failed"
+            say "building $tag (a few minutes once per machine and inputs)"
+            bash "$HERE/../spark_image/build.sh" ${flag:+"$flag"} "$tag" "$base" -- -q --network host >&2 \
+                || die "docker build of the $name image failed"
             docker save -o "$saved.part" "$tag" && mv "$saved.part" "$saved"
-            find "$CACHE" -maxdepth 1 -name 'kernel-spark-*.tar' ! -name "kernel-spark-$key.tar" -delete
+            find "$CACHE" -maxdepth 1 -name "kernel-$name-*.tar" ! -name "kernel-$name-$key.tar" -delete
         fi
     fi
-    docker tag "$tag" eg/kernel-spark:local
-    SPARK_IMAGE=eg/kernel-spark:local
+    docker tag "$tag" "eg/kernel-$name:local"
+    echo "eg/kernel-$name:local"
+}
+
+spark_image() {
+    # eg's Spark kernel image (JRE + pyspark 4 + eg's launcher and its Spark extension), FROM the
+    # kernel image, and the Toree image (Spark 3.5 + Apache Toree), FROM the Spark image.
+    local dir="$HERE/../spark_image"
+    SPARK_IMAGE="$(cached_image spark "$KERNEL_IMAGE" "" "$dir/Dockerfile" "$dir/spark-entrypoint.sh" "$dir/build.sh" \
+        "$REPO/kernelspecs/launcher/launch_ipykernel.py" "$REPO/kernelspecs/launcher/eg_spark_context.py" \
+        <(grep -E '^(pyspark|py4j)==' "$REPO/constraints.txt"))"
+    TOREE_IMAGE="$(cached_image toree "$SPARK_IMAGE" --toree "$dir/Dockerfile.toree" "$dir/toree-requirements.txt" "$dir/spark-entrypoint.sh" "$dir/build.sh")"
 }
 
 # --- the control plane and the node ---------------------------------------------------------------
@@ -473,6 +483,7 @@ echo "KUBECONFIG=$RUN/kubeconfig"
 echo "DOCKER_HOST=$DOCKER_HOST"
 echo "EG_K8S_IMAGE=$KERNEL_IMAGE"
 [ "$INSTANCE" != 1 ] || echo "EG_K8S_SPARK_IMAGE=$SPARK_IMAGE"
+[ "$INSTANCE" != 1 ] || echo "EG_K8S_TOREE_IMAGE=$TOREE_IMAGE"
 echo "EG_K8S_NODE=$NODE"
 echo "EG_K8S_APISERVER_PORT=$APISERVER_PORT"
 echo "EG_K8S_CA=$RUN/certs/apiserver.crt"

@@ -101,7 +101,7 @@ async def launch_process(kernel: KernelContext, cmd: list[str]) -> None:
     if kp.spark:
         conf = spark.spark_conf(kernel, kp.spark, kp.name, kp.namespace, kp.gateway_id, kp.pull_policy)
         env.update(spark.driver_env(conf))
-        command = spark.driver_command(command)
+        command = spark.driver_command(command, str(kernel.spec.get("language") or ""))
     objects = build(kernel, kp, command, env, secret)
     if direct:
         mount_connection_file(objects["Pod"], secret)

@@ -38,6 +38,9 @@ SPARK_DIR = "/var/run/eg-spark"
 EXECUTOR_TEMPLATE_KEY = "executor-pod.yaml"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 LAUNCHER = "/usr/local/share/eg/launch_ipykernel.py"
+# the kernel eg's launcher runs for a Scala kernelspec: Apache Toree in eg's Toree image, whose
+# run.sh runs $SPARK_HOME's spark-submit with __TOREE_SPARK_OPTS__ (Spark 3.5, Toree's Scala 2.12)
+TOREE_COMMAND = '["/opt/toree/bin/run.sh", "--profile", "{connection_file}"]'
 # the driver's address, from the downward API: SPARK_LOCAL_IP is the address it binds,
 # SPARK_LOCAL_HOSTNAME the one it gives executors (spark.driver.host's default); without the
 # latter Spark names the pod's hostname, which nothing resolves on a cluster without DNS for pods
@@ -201,16 +204,21 @@ def spark_conf(kernel: KernelContext, driver: SparkDriver, pod: str, namespace: 
 
 
 def driver_env(conf: dict[str, str]) -> dict[str, str]:
-    """The driver container's environment: the session's settings for pyspark's ``spark-submit``."""
+    """The driver container's environment: the session's settings for pyspark's ``spark-submit``
+    (Python kernels) and for Toree's ``run.sh`` (Scala kernels), which reads ``__TOREE_SPARK_OPTS__``."""
     args = " ".join(f"--conf {shlex.quote(f'{k}={v}')}" for k, v in conf.items())
-    return {"PYSPARK_SUBMIT_ARGS": f"{args} pyspark-shell"}
+    return {"PYSPARK_SUBMIT_ARGS": f"{args} pyspark-shell", "__TOREE_SPARK_OPTS__": args}
 
 
-def driver_command(cmd: list[str] | None) -> list[str] | None:
+def driver_command(cmd: list[str] | None, language: str = "") -> list[str] | None:
     """Enterprise Gateway's ``bin/run.sh`` (which runs spark-submit from the gateway's host) is,
-    in the pod, eg's launcher with the same arguments; other commands are kept."""
+    in the pod, eg's launcher with the same arguments; other commands are kept. The launcher of a
+    Scala kernelspec (``language`` ``scala``) runs Toree (:data:`TOREE_COMMAND`) unless the
+    kernelspec names its own ``--kernel-command``."""
     if cmd and cmd[0].endswith("/bin/run.sh"):
-        return ["python", LAUNCHER, *cmd[1:]]
+        cmd = ["python", LAUNCHER, *cmd[1:]]
+    if cmd and language.lower() == "scala" and LAUNCHER in cmd and "--kernel-command" not in cmd:
+        cmd = [*cmd, "--kernel-command", TOREE_COMMAND]
     return cmd
 
 

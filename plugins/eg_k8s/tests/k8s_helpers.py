@@ -130,10 +130,23 @@ async def run(gw, kernel_id: str, code: str, timeout: float = 60) -> str:
         await ks.close()
 
 
-async def interrupt_a_running_job(gw, ks, kernel_id: str, partitions: int, host: str) -> dict:
-    """Start a Spark job in the kernel of ``ks`` whose tasks, once they run on the executors, call
-    this process on ``host`` (EG_K8S_HOST_IP: pods reach it on either network) and then sleep;
-    interrupt the kernel through ``gw`` once every task called. Returns the cell's execute_reply content."""
+def python_job(partitions: int, host: str, port: int) -> str:
+    return (f"import socket, time\nsc.parallelize(range({partitions}), {partitions}).map(lambda x: "
+            f"(socket.create_connection(({host!r}, {port})).close(), time.sleep(600))).collect()")
+
+
+def scala_job(partitions: int, host: str, port: int) -> str:
+    # a JVM task is not thread-interrupted when its job is cancelled (Spark's default): it stops
+    # at its next check, as a task over records does at its next record
+    return (f"sc.parallelize(0 until {partitions}, {partitions}).map {{ x => new java.net.Socket({json.dumps(host)}, {port}).close(); "
+            f"while (!org.apache.spark.TaskContext.get.isInterrupted) Thread.sleep(100); x }}.collect()")
+
+
+async def interrupt_a_running_job(gw, ks, kernel_id: str, partitions: int, host: str, job=python_job) -> dict:
+    """Start a Spark job (``job``'s code: Python's or Scala's) in the kernel of ``ks`` whose tasks,
+    once they run on the executors, call this process on ``host`` (EG_K8S_HOST_IP: pods reach it
+    on either network) and then sleep; interrupt the kernel through ``gw`` once every task called.
+    Returns the cell's execute_reply content."""
     called = 0
     arrived = asyncio.Event()
 
@@ -146,9 +159,8 @@ async def interrupt_a_running_job(gw, ks, kernel_id: str, partitions: int, host:
 
     server = await asyncio.start_server(connected, host, 0)
     port = server.sockets[0].getsockname()[1]
-    code = (f"import socket, time\nsc.parallelize(range({partitions}), {partitions}).map(lambda x: "
-            f"(socket.create_connection(({host!r}, {port})).close(), time.sleep(600))).collect()")
-    msg_id = await ks.request("execute_request", {"code": code})
+    msg_id = await ks.request("execute_request", {"code": job(partitions, host, port), "silent": False, "store_history": True,
+                                                   "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
     async with server:
         await asyncio.wait_for(arrived.wait(), 300)
     async with gw.client() as http:

@@ -189,3 +189,21 @@ def test_a_spark_kernels_requested_resources_count_its_executors_as_capped():
         requested_resources(resolve(kernel(config=spark, env={"KERNEL_EXECUTORS": "4"}), gw))
     with pytest.raises(BadRequest, match="spark_conf"):
         requested_resources(resolve(kernel(config={**spark, "spark_conf": {"spark.executor.memoryOverhead": "lots"}}), gw))
+
+
+def test_a_scala_spark_kernel_runs_toree_under_eg_launcher():
+    """A Scala kernelspec running eg's launcher (or Enterprise Gateway's ``bin/run.sh``) gets
+    Toree as the launcher's kernel command, unless it names its own; Toree's run.sh reads the
+    session's settings from ``__TOREE_SPARK_OPTS__``, the same ``--conf`` pairs as pyspark's."""
+    from eg_k8s._spark import LAUNCHER, TOREE_COMMAND, driver_command, driver_env
+
+    launcher = ["python", LAUNCHER, "--kernel-id", "k"]
+    assert driver_command(launcher, "scala") == [*launcher, "--kernel-command", TOREE_COMMAND]
+    assert driver_command(["/opt/eg/bin/run.sh", "--kernel-id", "k"], "Scala") == [*launcher, "--kernel-command", TOREE_COMMAND]
+    own = [*launcher, "--kernel-command", '["my-scala", "{connection_file}"]']
+    assert driver_command(own, "scala") == own
+    assert driver_command(launcher, "python") == launcher
+    assert driver_command(["java", "-jar", "k.jar"], "scala") == ["java", "-jar", "k.jar"]
+    env = driver_env({"spark.master": "k8s://https://10.96.0.1:443", "spark.app.name": "a b"})
+    assert env["__TOREE_SPARK_OPTS__"] == "--conf spark.master=k8s://https://10.96.0.1:443 --conf 'spark.app.name=a b'"
+    assert env["PYSPARK_SUBMIT_ARGS"] == env["__TOREE_SPARK_OPTS__"] + " pyspark-shell"

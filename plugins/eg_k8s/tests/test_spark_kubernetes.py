@@ -16,12 +16,13 @@ import pytest
 
 from eg_core.testing import GatewayProcess, KernelSocket
 
-from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, run, spark_args
+from k8s_helpers import gateway_args, interrupt_a_running_job, left_behind, pod_of, run, scala_job, spark_args
 from eg_k8s._request import quantity
 from eg_k8s._spark import SparkDriver, executor_requests
 
 pytestmark = pytest.mark.timeout(600)
 KERNELSPEC = "spark_python_kubernetes"
+SCALA_KERNELSPEC = "spark_scala_kubernetes"
 SUM = sum(range(10**7))
 
 
@@ -299,3 +300,62 @@ async def test_quotas_count_a_spark_kernels_executors(tmp_path, kernel_spec_dirs
             assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
     finally:
         gw.stop()
+
+
+async def test_a_scala_kernel_runs_its_job_on_executor_pods_and_leaves_nothing(spark_gateway, core, namespace, gateway_id):
+    """``spark_scala_kubernetes`` (issue 21, point 3): Apache Toree 0.5.0 on Spark 3.5.9 in eg's
+    Toree image, run by eg's launcher in the driver pod (client mode, as for Python). A Scala
+    cell's job runs on two executor pods of the same image, labelled and owned like Python's, and
+    gets the right answer; deleting the kernel leaves no driver and no executor pod."""
+    kid = await started(spark_gateway, {"KERNEL_EXECUTORS": "2", "KERNEL_EXECUTOR_MEMORY": "512m"}, SCALA_KERNELSPEC)
+    try:
+        driver = await pod_of(core, namespace, kid)
+        container = driver.spec.containers[0]
+        assert container.image == "eg/kernel-toree:local" and container.command[:2] == ["python", "/usr/local/share/eg/launch_ipykernel.py"]
+        ks = await KernelSocket.connect(spark_gateway, kid)
+        try:
+            cell = asyncio.ensure_future(ks.execute("println(sc.parallelize(1 to 100000, 4).map(_ * 2).sum.toLong)", timeout=300))
+            pods = await running_executors(core, namespace, kid, 2)
+            out = await cell
+        finally:
+            await ks.close()
+        assert out["reply"]["status"] == "ok" and out["stdout"] == f"{sum(range(1, 100001)) * 2}\n", out
+        assert len(pods) == 2
+        for pod in pods:
+            labels = pod.metadata.labels
+            assert labels["kernel_id"] == kid and labels["eg.jupyter.org/gateway"] == gateway_id and labels["component"] == "worker"
+            assert pod.spec.containers[0].image == "eg/kernel-toree:local"
+            assert [o.uid for o in pod.metadata.owner_references] == [driver.metadata.uid]
+        assert len(await executors(core, namespace, kid)) == 2
+    finally:
+        async with spark_gateway.client() as http:
+            assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, namespace, kid) == {}
+
+
+async def test_a_scala_kernels_interrupt_cancels_its_job_and_restart_gives_a_new_driver(spark_gateway, core, namespace, cluster):
+    """Toree under eg's launcher: an interrupt (SIGINT through the launcher) during a job whose
+    tasks sleep on the executors ends the cell and cancels the job, the kernel goes on; a restart
+    gives a new driver pod and none of the old executors; delete leaves nothing."""
+    kid = await started(spark_gateway, {"KERNEL_EXECUTORS": "1", "KERNEL_EXECUTOR_MEMORY": "512m"}, SCALA_KERNELSPEC)
+    try:
+        ks = await KernelSocket.connect(spark_gateway, kid)
+        try:
+            reply = await interrupt_a_running_job(spark_gateway, ks, kid, 1, cluster["EG_K8S_HOST_IP"], scala_job)
+            assert reply["status"] != "ok", reply
+            out = await ks.execute("println(sc.statusTracker.getActiveJobIds.length + \" \" + sc.parallelize(1 to 10, 2).sum.toLong)", timeout=120)
+            assert out["stdout"] == "0 55\n", out
+        finally:
+            await ks.close()
+        before = await pod_of(core, namespace, kid)
+        old = {p.metadata.name for p in await executors(core, namespace, kid)}
+        assert old
+        async with spark_gateway.client() as http:
+            assert (await http.post(f"/api/kernels/{kid}/restart")).status_code == 200
+        assert (await pod_of(core, namespace, kid)).metadata.uid != before.metadata.uid
+        assert not old & {p.metadata.name for p in await executors(core, namespace, kid)}
+        assert await run(spark_gateway, kid, "println(sc.parallelize(1 to 100, 2).count)", timeout=300) == "100\n"
+    finally:
+        async with spark_gateway.client() as http:
+            assert (await http.delete(f"/api/kernels/{kid}")).status_code == 204
+    assert await left_behind(core, namespace, kid) == {}
