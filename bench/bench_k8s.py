@@ -35,6 +35,8 @@ import argparse
 import asyncio
 import json
 import os
+import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,7 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from eg_core.testing import GatewayProcess, free_port  # noqa: E402
+from eg_core.testing import GatewayProcess  # noqa: E402
 from _common import launch_phases, shutdown, start_to_kernel_info  # noqa: E402
 
 SETUP = ROOT / "plugins" / "eg_k8s" / "ci" / "setup.sh"
@@ -174,13 +176,21 @@ class Direct:
         self.threads = ThreadPoolExecutor(max_workers=32)  # as many as the concurrent starts: no queueing
 
     def port(self) -> int:
-        """A free port no other floor pod of this run was given (the OS hands a released
-        port out again)."""
+        """A free port below the kernel's ephemeral range (an outgoing connection of any process
+        may take a port of that range before the floor's kernel binds it) that no other floor pod
+        of this run was given."""
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
         while True:
-            port = free_port()
-            if port not in self.used:
-                self.used.add(port)
-                return port
+            port = random.randrange(max(low - 12000, 1024), low)
+            if port in self.used:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            self.used.add(port)
+            return port
 
     async def start(self, way: str) -> tuple[float, str, dict[str, float]]:
         name = f"{way}-{uuid.uuid4().hex[:10]}"
