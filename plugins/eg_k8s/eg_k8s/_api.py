@@ -186,11 +186,6 @@ async def list_and_watch(namespaced: Callable[..., Any], everywhere: Callable[..
                 yield kind, obj
 
 
-def connected() -> list[Cluster]:
-    """The clusters that have an API client now."""
-    return sorted(_clients)
-
-
 def close() -> None:
     """Close every cluster's client and thread pool (at shutdown)."""
     for api in list(_clients.values()):
@@ -204,4 +199,4 @@ def close() -> None:
     _executors.clear()
 
 
-__all__ = ["missing_configuration", "api_client", "connected", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "list_and_watch", "close"]
+__all__ = ["missing_configuration", "api_client", "core", "rbac", "authz", "call", "call_raw", "message", "is_status", "ignore_missing", "list_and_watch", "close"]
